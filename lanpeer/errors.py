@@ -1,0 +1,43 @@
+"""The daemon's error hierarchy. Other libraries' exceptions are translated at glue boundaries.
+
+Each error says what failed, why, and what to do, for the person at the terminal.
+``exit_code`` is the peer-cli exit code of SPEC §9 the error maps to.
+"""
+
+from __future__ import annotations
+
+
+class LanpeerError(Exception):
+    """Base of every daemon error; maps to peer-cli exit code 1 (operation failed)."""
+
+    exit_code = 1
+    code = "failed"
+
+
+class UnknownGameError(LanpeerError):
+    exit_code = 4
+    code = "unknown_game"
+
+
+class UnknownPeerError(LanpeerError):
+    exit_code = 4
+    code = "unknown_peer"
+
+
+class ConflictError(LanpeerError):
+    """An operation is already active for that game, or the game is busy."""
+
+    exit_code = 5
+    code = "conflict"
+
+
+class DiskFullError(LanpeerError):
+    code = "disk_full"
+
+
+class UnsafeArchiveError(LanpeerError):
+    code = "unsafe_archive"
+
+
+class TransactionAborted(LanpeerError):  # noqa: N818 - names the event the user sees
+    code = "transaction_aborted"

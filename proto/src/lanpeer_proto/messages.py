@@ -1,0 +1,260 @@
+"""Wire messages of the peer protocol: frozen pydantic models selected by ``type``.
+
+Owns field constraints (ids, paths, list and string caps). Never does I/O.
+Raw dicts never cross a module boundary: the codec turns bytes into these.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.paths import GAME_ID_RE, path_problem
+
+# Caps. A LAN party has at most a few thousand games; a 150 GB game at 4 MiB
+# chunks has ~38,000 chunks, at 1 MiB ~150,000.
+MAX_GAMES = 10_000
+MAX_FILES = 100_000
+MAX_CHUNKS_PER_FILE = 1_000_000
+MAX_NAME = 256
+MAX_TEXT = 4096
+MAX_FEATURES = 32
+MAX_FILE_SIZE = 1 << 42  # 4 TiB
+MAX_CHUNK_SIZE = 64 << 20  # the largest chunk size a peer may use
+HASH_SIZE = 32  # BLAKE3 digests
+U64 = (1 << 64) - 1
+
+
+def _check_path(value: str) -> str:
+    problem = path_problem(value)
+    if problem is not None:
+        raise ValueError(f"bad_path: {problem}")
+    return value
+
+
+GameId = Annotated[str, Field(pattern=GAME_ID_RE.pattern, max_length=64)]
+PeerId = Annotated[str, Field(pattern=r"^[A-Z2-7]{52}$")]
+RelPath = Annotated[str, Field(max_length=1024), AfterValidator(_check_path)]
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Digest = Annotated[bytes, Field(min_length=HASH_SIZE, max_length=HASH_SIZE)]
+Rev = Annotated[int, Field(ge=0, le=U64)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+Size = Annotated[int, Field(ge=0, le=MAX_FILE_SIZE)]
+ChunkSize = Annotated[int, Field(ge=1, le=MAX_CHUNK_SIZE)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+
+class Hello(_Message):
+    """Client -> server, first message on the control stream."""
+
+    type: Literal["hello"] = "hello"
+    peer_id: PeerId
+    public_key: Annotated[bytes, Field(min_length=32, max_length=32)]  # Ed25519 raw
+    name: Name
+    proto_major: Annotated[int, Field(ge=0, le=65535)]
+    proto_minor: Annotated[int, Field(ge=0, le=65535)]
+    listen_port: Port  # our QUIC listener; the host comes from the packet source
+    library_rev: Rev
+    library_digest: Digest
+    features: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=MAX_FEATURES)]
+
+
+class HelloAck(_Message):
+    """Server -> client: server facts plus the nonce the client must sign."""
+
+    type: Literal["hello_ack"] = "hello_ack"
+    peer_id: PeerId
+    name: Name
+    proto_major: Annotated[int, Field(ge=0, le=65535)]
+    proto_minor: Annotated[int, Field(ge=0, le=65535)]
+    listen_port: Port
+    library_rev: Rev
+    library_digest: Digest
+    features: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=MAX_FEATURES)]
+    nonce: Annotated[bytes, Field(min_length=32, max_length=32)]
+    bulk_port: Port | None = None  # TCP bulk path, when offered
+
+
+class AuthProof(_Message):
+    """Client -> server: Ed25519 signature over the nonce bound to both ids."""
+
+    type: Literal["auth_proof"] = "auth_proof"
+    signature: Annotated[bytes, Field(min_length=64, max_length=64)]
+    party_mac: Digest | None = None  # HMAC(party key, transcript) when a party key is set
+
+
+class AuthOk(_Message):
+    """Server -> client: the proof was accepted; the session is ready."""
+
+    type: Literal["auth_ok"] = "auth_ok"
+    party_mac: Digest | None = None  # the server's own party-key proof
+
+
+class GameSummary(_Message):
+    """One advertised game, as it appears in snapshots and deltas."""
+
+    id: GameId
+    name: Name
+    version: Name
+    manifest_hash: Digest | None = None  # None while the game is still being hashed
+    size: Size
+    description: Text | None = None
+    genre: Name | None = None
+    max_players: Annotated[int, Field(ge=0, le=65535)] | None = None
+
+
+class LibrarySummary(_Message):
+    """Pushed when our library changed: a hint to ask for a delta."""
+
+    type: Literal["library_summary"] = "library_summary"
+    library_rev: Rev
+    library_digest: Digest
+    game_count: Annotated[int, Field(ge=0, le=MAX_GAMES)]
+
+
+class LibrarySnapshotRequest(_Message):
+    type: Literal["library_snapshot_request"] = "library_snapshot_request"
+
+
+class LibrarySnapshot(_Message):
+    type: Literal["library_snapshot"] = "library_snapshot"
+    library_rev: Rev
+    library_digest: Digest
+    games: Annotated[list[GameSummary], Field(max_length=MAX_GAMES)]
+
+
+class LibraryDeltaRequest(_Message):
+    type: Literal["library_delta_request"] = "library_delta_request"
+    from_rev: Rev
+
+
+class LibraryDelta(_Message):
+    """Changes from ``from_rev`` to ``to_rev``; apply only if ``from_rev`` is what you hold."""
+
+    type: Literal["library_delta"] = "library_delta"
+    from_rev: Rev
+    to_rev: Rev
+    library_digest: Digest  # digest after applying
+    added: Annotated[list[GameSummary], Field(max_length=MAX_GAMES)]
+    updated: Annotated[list[GameSummary], Field(max_length=MAX_GAMES)]
+    removed: Annotated[list[GameId], Field(max_length=MAX_GAMES)]
+
+
+class GetManifest(_Message):
+    type: Literal["get_manifest"] = "get_manifest"
+    game_id: GameId
+
+
+class ManifestFile(_Message):
+    path: RelPath
+    size: Size
+    chunk_size: ChunkSize
+    chunk_hashes: Annotated[list[Digest], Field(max_length=MAX_CHUNKS_PER_FILE)]
+
+
+class Manifest(_Message):
+    type: Literal["manifest"] = "manifest"
+    game_id: GameId
+    version: Name
+    manifest_hash: Digest
+    files: Annotated[list[ManifestFile], Field(max_length=MAX_FILES)]
+
+
+class GetChunk(_Message):
+    """Read ``length`` bytes at ``offset`` of ``path`` in the game named by ``manifest_hash``."""
+
+    type: Literal["get_chunk"] = "get_chunk"
+    game_id: GameId
+    manifest_hash: Digest
+    path: RelPath
+    offset: Size
+    length: ChunkSize
+
+
+class ChunkHeader(_Message):
+    """Answer to GetChunk; exactly ``length`` raw bytes follow the frame."""
+
+    type: Literal["chunk_header"] = "chunk_header"
+    offset: Size
+    length: Annotated[int, Field(ge=0, le=MAX_CHUNK_SIZE)]
+
+
+class BulkTokenRequest(_Message):
+    type: Literal["bulk_token_request"] = "bulk_token_request"
+
+
+class BulkToken(_Message):
+    """Issued over QUIC; presented as the first frame of a bulk TCP connection."""
+
+    type: Literal["bulk_token"] = "bulk_token"
+    token: Annotated[bytes, Field(min_length=32, max_length=32)]
+    port: Port
+    ttl_seconds: Annotated[float, Field(gt=0, le=86400)]
+
+
+class BulkHello(_Message):
+    """First frame on a bulk TCP connection."""
+
+    type: Literal["bulk_hello"] = "bulk_hello"
+    peer_id: PeerId
+    token: Annotated[bytes, Field(min_length=32, max_length=32)]
+
+
+class Ping(_Message):
+    type: Literal["ping"] = "ping"
+    seq: Annotated[int, Field(ge=0, le=U64)]
+
+
+class Pong(_Message):
+    type: Literal["pong"] = "pong"
+    seq: Annotated[int, Field(ge=0, le=U64)]
+
+
+class Goodbye(_Message):
+    type: Literal["goodbye"] = "goodbye"
+    reason: Text = ""
+
+
+class Error(_Message):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: Text = ""
+
+
+Message = (
+    Hello
+    | HelloAck
+    | AuthProof
+    | AuthOk
+    | LibrarySummary
+    | LibrarySnapshotRequest
+    | LibrarySnapshot
+    | LibraryDeltaRequest
+    | LibraryDelta
+    | GetManifest
+    | Manifest
+    | GetChunk
+    | ChunkHeader
+    | BulkTokenRequest
+    | BulkToken
+    | BulkHello
+    | Ping
+    | Pong
+    | Goodbye
+    | Error
+)
+
+MESSAGE_TYPES: dict[str, type[_Message]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (
+        Hello, HelloAck, AuthProof, AuthOk, LibrarySummary, LibrarySnapshotRequest,
+        LibrarySnapshot, LibraryDeltaRequest, LibraryDelta, GetManifest, Manifest, GetChunk,
+        ChunkHeader, BulkTokenRequest, BulkToken, BulkHello, Ping, Pong, Goodbye, Error,
+    )
+}  # fmt: skip
