@@ -27,6 +27,10 @@ class ChunkRefused(LanpeerError):
         self.wire_code = wire_code
         self.message = message
 
+    @classmethod
+    def unexpected(cls, got: str) -> ChunkRefused:
+        return cls(ErrorCode.UNEXPECTED, f"the peer answered with {got}")
+
 
 class HandshakeRefused(LanpeerError):
     """The handshake failed: bad proof, party key, version. The connection is dropped."""

@@ -235,6 +235,16 @@ class QuicPeerConnection(QuicConnectionProtocol):
     async def wait_ended(self) -> None:
         await self._ended.wait()
 
+    def force_close(self) -> None:
+        """Drop a dialled connection's own UDP socket now (after close, or at shutdown)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._quic.configuration.is_client and self._transport is not None:
+            self._transport.close()
+        if not self._ended.is_set():
+            self._terminated("closed")
+
     def close_connection(self, reason: str = "") -> None:
         if not self.is_closed:
             self.close(reason_phrase=reason[:200])
@@ -284,7 +294,7 @@ class QuicPeerConnection(QuicConnectionProtocol):
 
     def transmit(self) -> None:
         self._transmit_task = None
-        if self._transport is None:
+        if self._transport is None or self._transport.is_closing():
             return
         for data, addr in self._quic.datagrams_to_send(now=time.monotonic()):
             self._transport.sendto(data, addr)
@@ -454,7 +464,6 @@ async def dial(host: str, port: int, settings: QuicSettings, timeout: float) -> 
         conn.close_connection("handshake failed")
         transport.close()
         raise
-    conn.on_ended = lambda _conn: transport.close()
     return conn
 
 
