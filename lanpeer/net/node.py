@@ -335,7 +335,10 @@ class PeerNode:
                                               self._party_key)  # fmt: skip
         except (HandshakeRefused, ConnectionError, TimeoutError) as exc:
             log.warning("refused peer at %s: %s", conn.remote_address[0], exc)
-            conn.close_connection("handshake refused")
+            with contextlib.suppress(TimeoutError):  # let the Error frame reach the peer
+                async with asyncio.timeout(1.0):
+                    await conn.wait_ended()
+            conn.close_connection(str(exc))
             return
         if facts.peer_id == self.identity.peer_id:
             conn.close_connection("connected to ourselves")

@@ -74,8 +74,7 @@ def open_chunk(library: LibraryView, request: GetChunk) -> OpenChunk:
     problem = path_problem(request.path)
     if problem is not None:
         raise ServeError(ErrorCode.BAD_PATH, problem)
-    if request.game_id not in _served_ids(library):
-        raise ServeError(ErrorCode.NOT_FOUND, f"game {request.game_id!r} is not served here")
+    # open_served_file enforces catalog, downloaded and not busy (BUSY / NOT_FOUND / STALE).
     fd = _open_served(library, request)
     try:
         size = os.fstat(fd).st_size

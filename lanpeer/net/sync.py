@@ -9,6 +9,7 @@ Never trusts a peer's games for identity: the table is keyed by the session's pr
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 from lanpeer_proto.messages import (
@@ -35,6 +36,8 @@ class LibrarySync:
         self._emit = emit
         self._wanted: dict[str, bytes] = {}
         self._running: set[str] = set()
+        #: How our copies were updated ("delta" / "snapshot"): for logs and tests.
+        self.applied: Counter[str] = Counter()
 
     async def wait_synced(self, session: PeerSession, rev: int, digest: bytes) -> None:
         """Bring our copy to the announced ``digest`` (or give up with a log line)."""
@@ -67,6 +70,7 @@ class LibrarySync:
         answer = await session.request(request)
         if isinstance(answer, LibraryDelta):
             if self._table.apply_delta(record.peer_id, answer):
+                self.applied["delta"] += 1
                 self._emit(PeerEventKind.LIBRARY, record.peer_id)
                 return
             log.info("%r: delta %d->%d does not follow our rev %s, asking a snapshot",
@@ -74,5 +78,6 @@ class LibrarySync:
             answer = await session.request(LibrarySnapshotRequest())
         if not isinstance(answer, LibrarySnapshot):
             raise ChunkRefused.unexpected(answer.type)
+        self.applied["snapshot"] += 1
         if self._table.apply_snapshot(record.peer_id, answer):
             self._emit(PeerEventKind.LIBRARY, record.peer_id)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.net.conftest import DirLibrary, running_node, wait_for
+from tests.net.conftest import running_node, wait_for
+from tests.net.dirlibrary import DirLibrary
 
 
 def _games(node_games: dict[str, object]) -> set[str]:
