@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
 import secrets
 import socket
 import time
@@ -193,12 +194,45 @@ class BulkServer:
         except ServeError as exc:
             await _send_message(conn, exc.to_message())
             return
-        with open(chunk.fd, "rb", buffering=0) as file:
+        try:
             if self._limiter is not None:
                 await self._limiter.wait_acquire(chunk.length)
             await _send_message(conn, ChunkHeader(offset=chunk.offset, length=chunk.length))
-            loop = asyncio.get_running_loop()
-            await loop.sock_sendfile(conn, file, chunk.offset, chunk.length)
+            await _sendfile(conn, chunk.fd, chunk.offset, chunk.length)
+        finally:
+            chunk.close()
+
+
+async def _sendfile(sock: socket.socket, fd: int, offset: int, count: int) -> None:
+    """Zero-copy os.sendfile on the non-blocking socket, waiting for writability in between.
+
+    Works on any loop (uvloop has no sock_sendfile). The file is expected in the page cache
+    (just hashed or just read); a cold read stalls the loop for that read only.
+    """
+    loop = asyncio.get_running_loop()
+    while count > 0:
+        try:
+            sent = os.sendfile(sock.fileno(), fd, offset, count)
+        except BlockingIOError:
+            await _wait_writable(loop, sock)
+            continue
+        if sent == 0:
+            raise ConnectionError("file ended or peer closed during sendfile")
+        offset += sent
+        count -= sent
+
+
+async def _wait_writable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(sock.fileno(), wake)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(sock.fileno())
 
 
 TokenSource = Callable[[], Awaitable[bytes]]
