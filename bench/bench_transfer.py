@@ -20,17 +20,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import blake3
-
-from lanpeer.net.identity import Identity
-from lanpeer.net.node import PeerNode
 from lanpeer_proto import codec
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import GameSummary, LibraryDelta, Manifest, ManifestFile
 
+from lanpeer.net.bulk import send_file_range
+from lanpeer.net.identity import Identity
+from lanpeer.net.node import PeerNode
+
+T = TypeVar("T")
 CHUNK = 4 << 20
 GAME = "bench"
 FILE = "data.bin"
@@ -55,14 +58,18 @@ class OneFileLibrary:
             while piece := f.read(CHUNK):
                 hashes.append(blake3.blake3(piece, max_threads=blake3.blake3.AUTO).digest())
         size = data_path.stat().st_size
-        body = Manifest(game_id=GAME, version="1", manifest_hash=bytes(32),
-                        files=[ManifestFile(path=FILE, size=size, chunk_size=CHUNK,
-                                            chunk_hashes=hashes)])  # fmt: skip
+        body = Manifest(
+            game_id=GAME,
+            version="1",
+            manifest_hash=bytes(32),
+            files=[ManifestFile(path=FILE, size=size, chunk_size=CHUNK, chunk_hashes=hashes)],
+        )
         self.manifest = body.model_copy(
             update={"manifest_hash": blake3.blake3(codec.encode(body)).digest()}
         )
-        self.summary = GameSummary(id=GAME, name="Bench", version="1", size=size,
-                                   manifest_hash=self.manifest.manifest_hash)  # fmt: skip
+        self.summary = GameSummary(
+            id=GAME, name="Bench", version="1", size=size, manifest_hash=self.manifest.manifest_hash
+        )
 
     def snapshot(self) -> list[GameSummary]:
         return [self.summary]
@@ -88,14 +95,15 @@ async def serve(root: Path, state: Path) -> None:
     raw = socket.create_server(("127.0.0.1", 0))
     raw.setblocking(False)
     loop = asyncio.get_running_loop()
-    node = PeerNode(Identity.load_or_create(state), library, name="server", bind="127.0.0.1",
-                    port=0, mdns=False)  # fmt: skip
+    node = PeerNode(
+        Identity.load_or_create(state), library, name="server", bind="127.0.0.1", port=0, mdns=False
+    )
     async with node:
         print(json.dumps({"quic": node.listen[1], "raw": raw.getsockname()[1]}), flush=True)
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(_raw_sendfile(raw, root / GAME / FILE))
+            tasks.create_task(_rawsend_file_range(raw, root / GAME / FILE))
             while line := await reader.readline():
                 if line.strip() == b"cpu":
                     print(json.dumps({"cpu": cpu()}), flush=True)
@@ -103,24 +111,30 @@ async def serve(root: Path, state: Path) -> None:
     raw.close()
 
 
-async def _raw_sendfile(listener: socket.socket, path: Path) -> None:
+async def _rawsend_file_range(listener: socket.socket, path: Path) -> None:
     """Baseline (c): the whole file down one TCP connection with os.sendfile."""
     loop = asyncio.get_running_loop()
-    while True:
-        conn, _ = await loop.sock_accept(listener)
-        with conn, open(path, "rb") as f:
-            await loop.sock_sendfile(conn, f)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while True:
+            conn, _ = await loop.sock_accept(listener)
+            with conn:
+                await send_file_range(conn, fd, 0, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
 
 
 # downloader (this process) -------------------------------------------------------------------
 class Server:
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.proc = proc
-        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stdin is not None
         self.ports = json.loads(proc.stdout.readline())
 
     def cpu(self) -> float:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write("cpu\n")
         self.proc.stdin.flush()
         value: float = json.loads(self.proc.stdout.readline())["cpu"]
@@ -137,8 +151,9 @@ async def fetch_all(node: PeerNode, peer_id: str, manifest: Manifest, lanes: int
         nonlocal total
         for index, offset in queue:
             length = min(file.chunk_size, file.size - offset)
-            data = await node.fetch_chunk(peer_id, GAME, manifest.manifest_hash, FILE, offset,
-                                          length)  # fmt: skip
+            data = await node.fetch_chunk(
+                peer_id, GAME, manifest.manifest_hash, FILE, offset, length
+            )
             if blake3.blake3(data).digest() != file.chunk_hashes[index]:
                 raise AssertionError(f"chunk {index} failed verification")
             total += len(data)
@@ -150,9 +165,16 @@ async def fetch_all(node: PeerNode, peer_id: str, manifest: Manifest, lanes: int
 
 
 async def run_node_mode(server: Server, tmp: Path, bulk: str, lanes: int) -> dict[str, float]:
-    node = PeerNode(Identity.load_or_create(tmp / f"client-{bulk}"), _EmptyLibrary(),
-                    name=f"client-{bulk}", bind="127.0.0.1", port=0, mdns=False, bulk=bulk,  # type: ignore[arg-type]
-                    static_peers=[("127.0.0.1", server.ports["quic"])])  # fmt: skip
+    node = PeerNode(
+        Identity.load_or_create(tmp / f"client-{bulk}"),
+        _EmptyLibrary(),
+        name=f"client-{bulk}",
+        bind="127.0.0.1",
+        port=0,
+        mdns=False,
+        bulk=bulk,  # type: ignore[arg-type]
+        static_peers=[("127.0.0.1", server.ports["quic"])],
+    )
     async with node:
         async with asyncio.timeout(30):
             while not any(GAME in p.games for p in node.peers()):
@@ -181,8 +203,13 @@ async def _measure(server: Server, work: object) -> dict[str, float]:
     moved: int = await work  # type: ignore[misc]
     elapsed, c1, s1 = time.perf_counter() - t0, cpu(), server.cpu()
     gib = moved / GIB
-    return {"bytes": moved, "seconds": elapsed, "mib_s": moved / (1 << 20) / elapsed,
-            "server_cpu_per_gib": (s1 - s0) / gib, "client_cpu_per_gib": (c1 - c0) / gib}
+    return {
+        "bytes": moved,
+        "seconds": elapsed,
+        "mib_s": moved / (1 << 20) / elapsed,
+        "server_cpu_per_gib": (s1 - s0) / gib,
+        "client_cpu_per_gib": (c1 - c0) / gib,
+    }
 
 
 class _EmptyLibrary(OneFileLibrary):
@@ -201,19 +228,28 @@ def main() -> None:
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    runner = _runner(args.loop)
     if args.serve:
-        runner(serve(Path(args.serve[0]), Path(args.serve[1])))
+        _run(args.loop, serve(Path(args.serve[0]), Path(args.serve[1])))
         return
     with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp_name:
         tmp = Path(tmp_name)
         _write_file(tmp / "root" / GAME / FILE, args.size << 20)
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--loop", args.loop, "--serve", str(tmp / "root"),
-             str(tmp / "server")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                __file__,
+                "--loop",
+                args.loop,
+                "--serve",
+                str(tmp / "root"),
+                str(tmp / "server"),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
-            results = runner(_run_all(Server(proc), tmp, args.lanes))
+            results = _run(args.loop, _run_all(Server(proc), tmp, args.lanes))
         finally:
             proc.terminate()
             proc.wait(10)
@@ -236,23 +272,28 @@ def _write_file(path: Path, size: int) -> None:
             f.write(piece[: size - offset])
 
 
-def _runner(loop: str) -> Callable[[object], object]:
+def _run(loop: str, coro: Coroutine[Any, Any, T]) -> T:
     if loop == "uvloop":
         import uvloop
 
-        return uvloop.run  # type: ignore[no-any-return]
-    return asyncio.run  # type: ignore[return-value]
+        result: T = uvloop.run(coro)
+        return result
+    return asyncio.run(coro)
 
 
 def _report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
     base = results["c_raw_sendfile"]["mib_s"]
-    print(f"\n{args.size} MiB on 127.0.0.1, {args.loop}, {args.lanes} lanes, {os.cpu_count()} CPUs "
-          "shared by both processes (and anything else running)")
+    print(
+        f"\n{args.size} MiB on 127.0.0.1, {args.loop}, {args.lanes} lanes, {os.cpu_count()} CPUs "
+        "shared by both processes (and anything else running)"
+    )
     print(f"{'path':<16}{'MiB/s':>10}{'vs (c)':>9}{'srv CPU-s/GiB':>15}{'cli CPU-s/GiB':>15}")
     for name in ("a_quic", "b_bulk", "c_raw_sendfile"):
         r = results[name]
-        print(f"{name:<16}{r['mib_s']:>10.1f}{r['mib_s'] / base:>9.3f}"
-              f"{r['server_cpu_per_gib']:>15.2f}{r['client_cpu_per_gib']:>15.2f}")
+        print(
+            f"{name:<16}{r['mib_s']:>10.1f}{r['mib_s'] / base:>9.3f}"
+            f"{r['server_cpu_per_gib']:>15.2f}{r['client_cpu_per_gib']:>15.2f}"
+        )
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "bench_transfer.json").write_text(json.dumps({"args": vars(args), **results}, indent=2))

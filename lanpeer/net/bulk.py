@@ -161,8 +161,10 @@ class BulkServer:
                     hello.peer_id, hello.token
                 ):
                     log.warning("bulk: refusing a connection without a valid token")
-                    await _send_message(conn, Error(code=ErrorCode.BAD_TOKEN,
-                                                    message="token unknown, used or expired"))  # fmt: skip
+                    await _send_message(
+                        conn,
+                        Error(code=ErrorCode.BAD_TOKEN, message="token unknown, used or expired"),
+                    )
                     return
                 await self._serve_requests(conn, hello.peer_id)
             except (ConnectionError, TimeoutError, ProtocolError) as exc:
@@ -175,8 +177,10 @@ class BulkServer:
             if request is None:
                 return
             if not isinstance(request, GetChunk):
-                await _send_message(conn, Error(code=ErrorCode.UNEXPECTED,
-                                                message="only get_chunk on the bulk path"))  # fmt: skip
+                await _send_message(
+                    conn,
+                    Error(code=ErrorCode.UNEXPECTED, message="only get_chunk on the bulk path"),
+                )
                 continue
             if not self._uploads.try_acquire(peer_id):
                 await _send_message(
@@ -198,12 +202,12 @@ class BulkServer:
             if self._limiter is not None:
                 await self._limiter.wait_acquire(chunk.length)
             await _send_message(conn, ChunkHeader(offset=chunk.offset, length=chunk.length))
-            await _sendfile(conn, chunk.fd, chunk.offset, chunk.length)
+            await send_file_range(conn, chunk.fd, chunk.offset, chunk.length)
         finally:
             chunk.close()
 
 
-async def _sendfile(sock: socket.socket, fd: int, offset: int, count: int) -> None:
+async def send_file_range(sock: socket.socket, fd: int, offset: int, count: int) -> None:
     """Zero-copy os.sendfile on the non-blocking socket, waiting for writability in between.
 
     Works on any loop (uvloop has no sock_sendfile). The file is expected in the page cache
@@ -224,6 +228,7 @@ async def _sendfile(sock: socket.socket, fd: int, offset: int, count: int) -> No
 
 async def _wait_writable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     ready: asyncio.Future[None] = loop.create_future()
+
     def wake() -> None:
         if not ready.done():
             ready.set_result(None)

@@ -105,8 +105,9 @@ async def serve_handshake(
     """Server side: check the client's Hello, send our nonce, verify its proof."""
     hello = _expect(await _read(stream), Hello)
     if not is_compatible(hello.proto_major):
-        raise await _refuse(stream, ErrorCode.UNSUPPORTED_VERSION,
-                            f"protocol {hello.proto_major}.x is not ours")  # fmt: skip
+        raise await _refuse(
+            stream, ErrorCode.UNSUPPORTED_VERSION, f"protocol {hello.proto_major}.x is not ours"
+        )
     if peer_id_of(hello.public_key) != hello.peer_id:
         raise await _refuse(stream, ErrorCode.AUTH_FAILED, "peer_id does not match public key")
     ack = make_ack(secrets.token_bytes(32))
@@ -116,8 +117,11 @@ async def serve_handshake(
     if not identity_proven(hello, proof, script):
         raise await _refuse(stream, ErrorCode.AUTH_FAILED, "signature over the nonce is wrong")
     if party_key is not None and not _mac_ok(party_key, _CLIENT_ROLE, script, proof.party_mac):
-        raise await _refuse(stream, ErrorCode.PARTY_KEY,
-                            "party key missing or different: use the party's --party-key")  # fmt: skip
+        raise await _refuse(
+            stream,
+            ErrorCode.PARTY_KEY,
+            "party key missing or different: use the party's --party-key",
+        )
     mac = party_mac(party_key, _SERVER_ROLE, script) if party_key else None
     await stream.write_frame(codec.encode(AuthOk(party_mac=mac)))
     return _facts(hello, None)
@@ -143,23 +147,24 @@ async def client_handshake(
     cert = conn.peer_certificate()
     cert_id = peer_id_of_certificate(cert) if cert is not None else None
     if cert_id is None or (expected_id is not None and cert_id != expected_id):
-        raise HandshakeRefused(ErrorCode.AUTH_FAILED,
-                               f"certificate proves {cert_id}, expected {expected_id}")  # fmt: skip
+        raise HandshakeRefused(
+            ErrorCode.AUTH_FAILED, f"certificate proves {cert_id}, expected {expected_id}"
+        )
     await stream.write_frame(codec.encode(hello))
     ack = _expect(await _read(stream), HelloAck)
     if ack.peer_id != cert_id:
         raise await _refuse(stream, ErrorCode.AUTH_FAILED, "HelloAck peer_id is not the TLS key")
     if not is_compatible(ack.proto_major):
-        raise await _refuse(stream, ErrorCode.UNSUPPORTED_VERSION,
-                            f"protocol {ack.proto_major}.x is not ours")  # fmt: skip
+        raise await _refuse(
+            stream, ErrorCode.UNSUPPORTED_VERSION, f"protocol {ack.proto_major}.x is not ours"
+        )
     script = transcript(hello, ack)
     mac = party_mac(party_key, _CLIENT_ROLE, script) if party_key else None
     signature = identity.sign(_CLIENT_ROLE + script)
     await stream.write_frame(codec.encode(AuthProof(signature=signature, party_mac=mac)))
     ok = _expect(await _read(stream), AuthOk)
     if party_key is not None and not _mac_ok(party_key, _SERVER_ROLE, script, ok.party_mac):
-        raise await _refuse(stream, ErrorCode.PARTY_KEY,
-                            "the peer does not know our party key")  # fmt: skip
+        raise await _refuse(stream, ErrorCode.PARTY_KEY, "the peer does not know our party key")
     if party_key is None and ok.party_mac is not None:
         raise await _refuse(stream, ErrorCode.PARTY_KEY, "the peer runs with a party key; we don't")
     return _facts(ack, ack.bulk_port)

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
+from lanpeer.errors import LanpeerError
+
 KEY_FILE = "peer_key.pem"
 CERT_FILE = "peer_cert.pem"
 #: The certificate only carries the key; TLS validity is not what proves the peer.
@@ -62,6 +64,12 @@ def party_mac(party_key: str, role: bytes, transcript: bytes) -> bytes:
     return hmac.new(party_key.encode(), role + transcript, hashlib.sha256).digest()
 
 
+class IdentityError(LanpeerError):
+    """The identity files in the state dir are unusable."""
+
+    code = "bad_identity"
+
+
 @dataclass(frozen=True)
 class Identity:
     private_key: ed25519.Ed25519PrivateKey
@@ -99,7 +107,7 @@ class Identity:
     def _load(cls, key_path: Path, cert_path: Path) -> Identity:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         if not isinstance(key, ed25519.Ed25519PrivateKey):
-            raise ValueError(f"{key_path} is not an Ed25519 key; move it away to make a new one")
+            raise IdentityError(f"{key_path} is not an Ed25519 key; move it away to make a new one")
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         if peer_id_of_certificate(cert) != peer_id_of(raw_public_key(key.public_key())):
             cert = _self_signed(key)  # a mismatched cert is regenerated, the key is the identity

@@ -133,12 +133,14 @@ class PeerNode:
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
         if self._tokens is not None:
-            self._bulk_server = BulkServer(self.library, self._tokens, self._uploads,
-                                           self._responder.limiter)  # fmt: skip
+            self._bulk_server = BulkServer(
+                self.library, self._tokens, self._uploads, self._responder.limiter
+            )
             self._responder.bulk_port = self._bulk_server.open(self._bind, 0)
             self._spawn(self._bulk_server.serve())
-        self._quic = await listen(self.identity, self._bind, self._port, self._quic_settings,
-                                  self._accepted)  # fmt: skip
+        self._quic = await listen(
+            self.identity, self._bind, self._port, self._quic_settings, self._accepted
+        )
         self.listen = self._quic.address
         self.library.add_listener(self._library_changed)
         self._spawn(self._sweep_stale())
@@ -146,8 +148,12 @@ class PeerNode:
             self._start_discovery()
         for host, port in self._static:
             self._spawn(self._keep_dialling(host, port))
-        log.info("peer %s (%s) listening on %s:%d", short_id(self.identity.peer_id), self.name,
-                 *self.listen)  # fmt: skip
+        log.info(
+            "peer %s (%s) listening on %s:%d",
+            short_id(self.identity.peer_id),
+            self.name,
+            *self.listen,
+        )
 
     async def aclose(self) -> None:
         """Goodbye to every peer, stop every task, close every socket."""
@@ -225,8 +231,13 @@ class PeerNode:
         """
         session = self._session(peer_id)
         try:
-            request = GetChunk(game_id=game_id, manifest_hash=manifest_hash, path=path,
-                               offset=offset, length=length)  # fmt: skip
+            request = GetChunk(
+                game_id=game_id,
+                manifest_hash=manifest_hash,
+                path=path,
+                offset=offset,
+                length=length,
+            )
         except ValidationError as exc:
             raise ChunkRefused(ErrorCode.BAD_MESSAGE, f"bad chunk request: {exc}") from exc
         if self._bulk_mode == "auto" and FEATURE_TCP_BULK in session.facts.features:
@@ -283,8 +294,9 @@ class PeerNode:
         if client is not None and client.host == session.address[0]:
             return client
         token = await self._bulk_token(session)
-        client = BulkClient(session.address[0], token.port, self.identity.peer_id,
-                            _TokenCache(session, token).get)  # fmt: skip
+        client = BulkClient(
+            session.address[0], token.port, self.identity.peer_id, _TokenCache(session, token).get
+        )
         old = self._bulk_clients.pop(session.peer_id, None)
         if old is not None:
             old.close()
@@ -300,19 +312,32 @@ class PeerNode:
 
     # connections ---------------------------------------------------------------
     def _hello(self) -> Hello:
-        return Hello(peer_id=self.identity.peer_id, public_key=self.identity.public_key,
-                     name=self.name, proto_major=PROTOCOL_MAJOR, proto_minor=PROTOCOL_MINOR,
-                     listen_port=self.listen[1], library_rev=self.library.library_rev,
-                     library_digest=self.library.library_digest,
-                     features=self._features())  # fmt: skip
+        return Hello(
+            peer_id=self.identity.peer_id,
+            public_key=self.identity.public_key,
+            name=self.name,
+            proto_major=PROTOCOL_MAJOR,
+            proto_minor=PROTOCOL_MINOR,
+            listen_port=self.listen[1],
+            library_rev=self.library.library_rev,
+            library_digest=self.library.library_digest,
+            features=self._features(),
+        )
 
     def _hello_ack(self, nonce: bytes) -> HelloAck:
         hello = self._hello()
-        return HelloAck(peer_id=hello.peer_id, name=hello.name, proto_major=hello.proto_major,
-                        proto_minor=hello.proto_minor, listen_port=hello.listen_port,
-                        library_rev=hello.library_rev, library_digest=hello.library_digest,
-                        features=hello.features, nonce=nonce,
-                        bulk_port=self._responder.bulk_port)  # fmt: skip
+        return HelloAck(
+            peer_id=hello.peer_id,
+            name=hello.name,
+            proto_major=hello.proto_major,
+            proto_minor=hello.proto_minor,
+            listen_port=hello.listen_port,
+            library_rev=hello.library_rev,
+            library_digest=hello.library_digest,
+            features=hello.features,
+            nonce=nonce,
+            bulk_port=self._responder.bulk_port,
+        )
 
     def _features(self) -> list[str]:
         return [FEATURE_DELTAS] + ([FEATURE_TCP_BULK] if self._tokens is not None else [])
@@ -331,8 +356,9 @@ class PeerNode:
     async def _serve_incoming(self, conn: QuicPeerConnection, control: QuicStream) -> None:
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                facts = await serve_handshake(control, self.identity, self._hello_ack,
-                                              self._party_key)  # fmt: skip
+                facts = await serve_handshake(
+                    control, self.identity, self._hello_ack, self._party_key
+                )
         except (HandshakeRefused, ConnectionError, TimeoutError) as exc:
             log.warning("refused peer at %s: %s", conn.remote_address[0], exc)
             with contextlib.suppress(TimeoutError):  # let the Error frame reach the peer
@@ -352,8 +378,9 @@ class PeerNode:
         try:
             control = conn.open_stream()
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                facts = await client_handshake(conn, control, self.identity, self._hello(),
-                                               self._party_key, expected_id)  # fmt: skip
+                facts = await client_handshake(
+                    conn, control, self.identity, self._hello(), self._party_key, expected_id
+                )
         except BaseException:
             conn.close_connection("handshake failed")
             raise
@@ -367,13 +394,22 @@ class PeerNode:
         conn.force_close()
 
     async def _run_session(
-        self, conn: QuicPeerConnection, control: QuicStream, facts: RemoteFacts,
+        self,
+        conn: QuicPeerConnection,
+        control: QuicStream,
+        facts: RemoteFacts,
         address: tuple[str, int],
-    ) -> None:  # fmt: skip
-        session = PeerSession(conn, control, facts, address, self._limits,
-                              self._responder.answer, self._control_message)  # fmt: skip
-        log.info("peer %s (%s) connected from %s:%d", short_id(facts.peer_id), facts.name,
-                 *address)  # fmt: skip
+    ) -> None:
+        session = PeerSession(
+            conn,
+            control,
+            facts,
+            address,
+            self._limits,
+            self._responder.answer,
+            self._control_message,
+        )
+        log.info("peer %s (%s) connected from %s:%d", short_id(facts.peer_id), facts.name, *address)
         if self._table.session_up(session, facts, address):
             self._emit(PeerEventKind.UP, facts.peer_id)
         self._spawn(self._sync.wait_synced(session, facts.library_rev, facts.library_digest))
@@ -390,8 +426,9 @@ class PeerNode:
     def _control_message(self, session: PeerSession, message: Message) -> None:
         self._table.touch(session.peer_id, session.last_seen)
         if isinstance(message, LibrarySummary):
-            self._spawn(self._sync.wait_synced(session, message.library_rev,
-                                               message.library_digest))  # fmt: skip
+            self._spawn(
+                self._sync.wait_synced(session, message.library_rev, message.library_digest)
+            )
         else:
             log.info("%r: ignoring %s on the control stream", session, message.type)
 
@@ -414,9 +451,13 @@ class PeerNode:
 
     def _start_discovery(self) -> None:
         addresses = self._advertise or ([] if self._bind == "0.0.0.0" else [self._bind])
-        self._discovery = Discovery(peer_id=self.identity.peer_id, name=self.name,
-                                    addresses=addresses or _lan_addresses(), port=self.listen[1],
-                                    on_advert=self._advert_seen)  # fmt: skip
+        self._discovery = Discovery(
+            peer_id=self.identity.peer_id,
+            name=self.name,
+            addresses=addresses or _lan_addresses(),
+            port=self.listen[1],
+            on_advert=self._advert_seen,
+        )
         self._spawn(self._discovery.run(self.library.library_rev))
 
     def _advert_seen(self, advert: Advert) -> None:
@@ -431,8 +472,13 @@ class PeerNode:
         try:
             await self._dial_and_run(advert.host, advert.port, advert.peer_id)
         except (HandshakeRefused, ConnectionError, OSError, TimeoutError) as exc:
-            log.warning("advert %s at %s:%d failed: %s", short_id(advert.peer_id), advert.host,
-                        advert.port, exc)  # fmt: skip
+            log.warning(
+                "advert %s at %s:%d failed: %s",
+                short_id(advert.peer_id),
+                advert.host,
+                advert.port,
+                exc,
+            )
         finally:
             self._dialling.discard(advert.peer_id)
 
@@ -445,9 +491,11 @@ class PeerNode:
     async def _push_summary(self) -> None:
         await asyncio.sleep(self.timings.push_debounce)  # coalesce a burst of changes
         self._push_pending = False
-        summary = LibrarySummary(library_rev=self.library.library_rev,
-                                 library_digest=self.library.library_digest,
-                                 game_count=min(len(self.library.snapshot()), 10_000))  # fmt: skip
+        summary = LibrarySummary(
+            library_rev=self.library.library_rev,
+            library_digest=self.library.library_digest,
+            game_count=min(len(self.library.snapshot()), 10_000),
+        )
         sessions = [s for r in self._table.records() for s in r.sessions if s.is_open]
         await asyncio.gather(*(s.push(summary) for s in sessions))
         if self._discovery is not None:
@@ -458,8 +506,11 @@ class PeerNode:
         while True:
             await asyncio.sleep(interval)
             for peer_id in self._table.expire(time.monotonic(), self.timings.stale_timeout):
-                log.info("peer %s removed: not seen for %.0f s", short_id(peer_id),
-                         self.timings.stale_timeout)  # fmt: skip
+                log.info(
+                    "peer %s removed: not seen for %.0f s",
+                    short_id(peer_id),
+                    self.timings.stale_timeout,
+                )
                 self._bulk_clients.pop(peer_id, None)
                 self._emit(PeerEventKind.REMOVED, peer_id)
 
@@ -474,8 +525,9 @@ class PeerChunkSource:
     async def fetch_chunk(
         self, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
     ) -> bytes:
-        return await self.node.fetch_chunk(self.peer_id, game_id, manifest_hash, path, offset,
-                                           length)  # fmt: skip
+        return await self.node.fetch_chunk(
+            self.peer_id, game_id, manifest_hash, path, offset, length
+        )
 
 
 class _TokenCache:

@@ -68,8 +68,16 @@ class PeerRecord:
 
     def info(self) -> PeerInfo:
         wall = time.time() - (time.monotonic() - self.last_seen)
-        return PeerInfo(self.peer_id, self.name, self.address, self.proto_ver,
-                        self.library_rev or 0, wall, dict(self.games), self.connected)  # fmt: skip
+        return PeerInfo(
+            self.peer_id,
+            self.name,
+            self.address,
+            self.proto_ver,
+            self.library_rev or 0,
+            wall,
+            dict(self.games),
+            self.connected,
+        )
 
 
 class PeerTable:

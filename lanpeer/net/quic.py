@@ -286,8 +286,9 @@ class QuicPeerConnection(QuicConnectionProtocol):
     def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
         if not self.remote_address[0]:
             self.remote_address = (_plain_host(str(addr[0])), int(addr[1]))
-        self._quic.receive_datagram(data if isinstance(data, bytes) else data.encode(), addr,
-                                    now=time.monotonic())  # fmt: skip
+        self._quic.receive_datagram(
+            data if isinstance(data, bytes) else data.encode(), addr, now=time.monotonic()
+        )
         self._process_events()
         self.transmit()
         self._wake_writers()
@@ -444,7 +445,7 @@ async def listen(
     return listener
 
 
-async def dial(host: str, port: int, settings: QuicSettings, timeout: float) -> QuicPeerConnection:
+async def dial(host: str, port: int, settings: QuicSettings, within: float) -> QuicPeerConnection:
     """Connect and finish the TLS handshake; the caller checks the certificate's peer_id."""
     config = _configuration(True, datagram_size_for(host, settings), settings)
     config.server_name = "lanpeer"
@@ -457,7 +458,7 @@ async def dial(host: str, port: int, settings: QuicSettings, timeout: float) -> 
     conn.settings = settings
     conn.remote_address = (host, port)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             conn.connect((host, port))
             await conn.wait_connected()
     except BaseException:

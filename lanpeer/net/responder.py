@@ -96,8 +96,9 @@ class Responder:
         try:
             chunk = open_chunk(self.library, req)
             try:
-                await stream.write_frame(codec.encode(ChunkHeader(offset=req.offset,
-                                                                  length=req.length)))  # fmt: skip
+                await stream.write_frame(
+                    codec.encode(ChunkHeader(offset=req.offset, length=req.length))
+                )
                 await self._stream_file(stream, chunk.fd, chunk.offset, chunk.length)
             finally:
                 chunk.close()

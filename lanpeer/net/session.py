@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from lanpeer_proto import codec
 from lanpeer_proto.codec import UnknownMessageType
@@ -65,6 +66,7 @@ class PeerSession:
         self._answer = answer
         self._on_message = on_message
         self._tasks: asyncio.TaskGroup | None = None
+        self._children: set[asyncio.Task[None]] = set()
         self._active_streams = 0
         self._ping_seq = 0
         self._send_lock = asyncio.Lock()
@@ -83,25 +85,32 @@ class PeerSession:
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                tasks.create_task(self._read_control())
-                tasks.create_task(self._keep_alive())
+                self._spawn(self._read_control())
+                self._spawn(self._keep_alive())
                 await self.conn.wait_ended()
-                raise _Ended
-        except* _Ended:
-            pass
+                for task in list(self._children):
+                    task.cancel()
         finally:
             self._tasks = None
             self.conn.on_stream = None
             self.conn.close_connection("session over")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._tasks is None:
+            coro.close()
+            return
+        task = self._tasks.create_task(coro)
+        self._children.add(task)
+        task.add_done_callback(self._children.discard)
 
     def _stream_opened(self, stream: QuicStream) -> None:
         if self._tasks is None:
             stream.abort("session not running")
             return
         if self._active_streams >= self._limits.max_streams:
-            self._tasks.create_task(_refuse(stream, ErrorCode.TOO_MANY, "too many open requests"))
+            self._spawn(_refuse(stream, ErrorCode.TOO_MANY, "too many open requests"))
             return
-        self._tasks.create_task(self._serve_stream(stream))
+        self._spawn(self._serve_stream(stream))
 
     async def _serve_stream(self, stream: QuicStream) -> None:
         self._active_streams += 1
@@ -219,10 +228,6 @@ class PeerSession:
             return self.conn.open_stream()
         except StreamClosed as exc:
             raise PeerUnavailable(f"{self!r} is not connected") from exc
-
-
-class _Ended(Exception):
-    """Raised inside run() to leave the task group when the connection ends."""
 
 
 async def _refuse(stream: QuicStream, code: ErrorCode, message: str) -> None:

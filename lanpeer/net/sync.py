@@ -73,8 +73,13 @@ class LibrarySync:
                 self.applied["delta"] += 1
                 self._emit(PeerEventKind.LIBRARY, record.peer_id)
                 return
-            log.info("%r: delta %d->%d does not follow our rev %s, asking a snapshot",
-                     session, answer.from_rev, answer.to_rev, record.library_rev)  # fmt: skip
+            log.info(
+                "%r: delta %d->%d does not follow our rev %s, asking a snapshot",
+                session,
+                answer.from_rev,
+                answer.to_rev,
+                record.library_rev,
+            )
             answer = await session.request(LibrarySnapshotRequest())
         if not isinstance(answer, LibrarySnapshot):
             raise ChunkRefused.unexpected(answer.type)

@@ -6,15 +6,20 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.net.dirlibrary import DirLibrary
 
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import NodeTimings, PeerNode
+from lanpeer.net.peers import PeerEvent, PeerEventKind
 from lanpeer.net.session import SessionLimits
+from tests.net.dirlibrary import DirLibrary
 
 FAST = NodeTimings(stale_timeout=30.0, redial_min=0.1, redial_max=0.5, push_debounce=0.05)
+
+
+LIMITS = SessionLimits(ping_interval=0.5, silence_timeout=3.0, request_timeout=10.0)
 
 
 @asynccontextmanager
@@ -24,33 +29,41 @@ async def running_node(
     *,
     static: list[tuple[str, int]] | None = None,
     library: DirLibrary | None = None,
-    **kwargs: object,
+    timings: NodeTimings = FAST,
+    **kwargs: Any,
 ) -> AsyncIterator[PeerNode]:
-    identity = Identity.load_or_create(tmp / name / "state")
+    """A node on 127.0.0.1 (ephemeral ports, mDNS off) whose identity lives in tmp/name."""
     node = PeerNode(
-        identity,
+        Identity.load_or_create(tmp / name / "state"),
         library or DirLibrary(tmp / name / "games"),
         name=name,
         bind="127.0.0.1",
         port=0,
         static_peers=static or [],
         mdns=False,
-        timings=kwargs.pop("timings", FAST),  # type: ignore[arg-type]
-        session_limits=kwargs.pop(
-            "session_limits",
-            SessionLimits(  # type: ignore[arg-type]
-                ping_interval=0.5, silence_timeout=3.0, request_timeout=10.0
-            ),
-        ),
+        timings=timings,
+        session_limits=LIMITS,
         **kwargs,
-    )  # type: ignore[arg-type]
+    )
     async with node:
         yield node
 
 
-async def wait_for(node: PeerNode, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+def event_flag(node: PeerNode, kind: PeerEventKind, peer_id: str) -> asyncio.Event:
+    """An event set when ``node`` reports ``kind`` for ``peer_id``."""
+    flag = asyncio.Event()
+
+    def seen(event: PeerEvent) -> None:
+        if event.kind is kind and event.peer_id == peer_id:
+            flag.set()
+
+    node.add_listener(seen)
+    return flag
+
+
+async def wait_for(node: PeerNode, predicate: Callable[[], bool], within: float = 10.0) -> None:
     """Wait for a condition on the node's peer table, woken by its peer events."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while not predicate():
             await node.wait_sources_changed(0.25)
 

@@ -33,10 +33,17 @@ async def main(args: argparse.Namespace) -> None:
     for game_id in args.game:
         library.add_game(game_id, {f"{game_id}.bin": game_id.encode() * 1000})
     static = [(h, int(p)) for h, p in (spec.rsplit(":", 1) for spec in args.peer)]
-    node = PeerNode(Identity.load_or_create(Path(args.state)), library, name=args.name,
-                    bind=args.bind, port=args.port, static_peers=static, mdns=args.mdns,
-                    timings=NodeTimings(stale_timeout=30, redial_min=0.1, redial_max=1.0),
-                    session_limits=SessionLimits(ping_interval=0.5, silence_timeout=3.0))
+    node = PeerNode(
+        Identity.load_or_create(Path(args.state)),
+        library,
+        name=args.name,
+        bind=args.bind,
+        port=args.port,
+        static_peers=static,
+        mdns=args.mdns,
+        timings=NodeTimings(stale_timeout=30, redial_min=0.1, redial_max=1.0),
+        session_limits=SessionLimits(ping_interval=0.5, silence_timeout=3.0),
+    )
 
     def report(event: PeerEvent) -> None:
         games = {p.peer_id: sorted(p.games) for p in node.peers()}

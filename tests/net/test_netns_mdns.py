@@ -83,12 +83,29 @@ def lab() -> Iterator[list[str]]:
 async def _peer(tmp: Path, ns: str, index: int, game: str) -> asyncio.subprocess.Process:
     name = f"peer{index}"
     return await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", ns, sys.executable, "-m", "tests.net.peer_main",
-        "--state", str(tmp / name / "state"), "--games", str(tmp / name / "games"),
-        "--name", "lanparty",  # same display name on both: unique names come from the peer_id
-        "--bind", f"{NET}.{10 + index}", "--port", "47600", "--mdns", "--game", game,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        sys.executable,
+        "-m",
+        "tests.net.peer_main",
+        "--state",
+        str(tmp / name / "state"),
+        "--games",
+        str(tmp / name / "games"),
+        "--name",
+        "lanparty",  # same display name on both: unique names come from the peer_id
+        "--bind",
+        f"{NET}.{10 + index}",
+        "--port",
+        "47600",
+        "--mdns",
+        "--game",
+        game,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
 
 
 async def _wait_sees(proc: asyncio.subprocess.Process, game: str) -> dict[str, object]:
@@ -97,16 +114,14 @@ async def _wait_sees(proc: asyncio.subprocess.Process, game: str) -> dict[str, o
         line = await proc.stdout.readline()
         if not line:
             raise AssertionError(f"peer exited (rc={await proc.wait()}) before seeing {game}")
-        report = json.loads(line)
-        if game in report.get("games", []):
+        report: dict[str, object] = json.loads(line)
+        if game in report.get("games", []):  # type: ignore[operator]
             return report
 
 
 @pytest.mark.netns
 @pytest.mark.asyncio
-async def test_two_namespaces_discover_over_mdns_and_sync(
-    lab: list[str], tmp_path: Path
-) -> None:
+async def test_two_namespaces_discover_over_mdns_and_sync(lab: list[str], tmp_path: Path) -> None:
     procs = [await _peer(tmp_path, lab[0], 1, "quake"), await _peer(tmp_path, lab[1], 2, "doom")]
     try:
         async with asyncio.timeout(30):
