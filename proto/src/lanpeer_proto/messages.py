@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.paths import GAME_ID_RE, path_problem
@@ -221,9 +221,19 @@ class Goodbye(_Message):
     reason: Text = ""
 
 
+def _error_code(value: object) -> object:
+    """Wire strings become ErrorCode; a code from a newer minor version becomes INTERNAL."""
+    if isinstance(value, str) and not isinstance(value, ErrorCode):
+        try:
+            return ErrorCode(value)
+        except ValueError:
+            return ErrorCode.INTERNAL if len(value) <= 64 else value
+    return value
+
+
 class Error(_Message):
     type: Literal["error"] = "error"
-    code: ErrorCode
+    code: Annotated[ErrorCode, BeforeValidator(_error_code)]
     message: Text = ""
 
 
