@@ -39,5 +39,5 @@ class UnsafeArchiveError(LanpeerError):
     code = "unsafe_archive"
 
 
-class TransactionAborted(LanpeerError):  # noqa: N818 - names the event the user sees
+class TransactionAborted(LanpeerError):
     code = "transaction_aborted"
