@@ -1,36 +1,46 @@
 """The peer session: handshake and liveness of one connection, as a transition table.
 
-Owns the handshake (Hello -> HelloAck -> AuthProof -> AuthOk), the party-key HMACs,
-the handshake deadline, idle pings and the stale timeout. Sans-IO: it never touches
-sockets, the clock or randomness it was not handed; time is always an argument.
-It never does Ed25519: signing and verifying are callables the glue injects.
+Owns the handshake (Hello -> HelloAck -> AuthProof -> AuthOk), the party-key check,
+the handshake deadline, idle pings and the stale timeout. Sans-IO: never touches
+sockets or the clock (time is an argument); never does Ed25519 (the glue injects it).
+Library, manifest and chunk messages only pass through: the glue owns their meaning.
 
 Use (glue side)::
 
-    session = PeerSession.server(local_hello, verify_client=..., party_key=...)
-    out = session.start(now)            # client: out.send == (Hello,); server: nothing
-    out = session.receive(message, now)  # for every decoded message on the control stream
-    out = session.handle_timer(now)      # when now >= session.get_timer()
-    out = session.send(message)          # library/manifest/chunk messages, READY only
-    out = session.close("shutting down", now)
-    out = session.connection_lost(now)   # the transport is gone
+    session = PeerSession.client(my_hello, sign=key.sign, verify_server=cert_matches,
+                                 party_key=key_or_None)
+    session = PeerSession.server(my_hello, verify_client=ed25519_ok, party_key=...,
+                                 bulk_port=port_or_None)
+    step = session.start(now)            # client: step.send == (Hello,); server: nothing
+    step = session.receive(message, now)  # every message decoded from the control stream
+    step = session.handle_timer(now)      # when now >= session.get_timer()
+    step = session.send(message)          # library/manifest/chunk messages, READY only
+    step = session.close("shutting down", now)  # Goodbye, then CLOSING
+    step = session.connection_lost(now)   # the transport is gone
 
-Every call returns a ``Step``: messages to encode and send, in order, and events for
-the glue (``HandshakeComplete``, ``MessageReceived``, ``SessionClosed``, ``SessionFailed``).
-Call ``get_timer()`` after every call and (re)arm one timer for it; None means no timer.
+Every call returns a ``Step``: ``send`` = messages to encode and send, in order;
+``events`` = ``HandshakeComplete`` (peer facts, shared features), ``MessageReceived``
+(a READY-state message the session does not own, including Error), ``SessionClosed``
+or ``SessionFailed`` (code, reason, by_peer). After every call, (re)arm one timer at
+``get_timer()``; None means none. ``session.last_seen`` is when anything last arrived.
 
-Decode failures on the control stream: ``UnknownMessageType`` -> log it and call
-``receive_unknown(now)`` (compatibility rule: ignored, but it proves the peer is alive);
+Injected callables (must return a bool, never raise on bad input):
+``sign(transcript) -> 64-byte Ed25519 signature``;
+``verify_client(hello, transcript, signature)``: Ed25519 verify with ``hello.public_key``
+(the session has already checked ``hello.peer_id == peer_id_for(hello.public_key)``);
+``verify_server(hello_ack)``: ``hello_ack.peer_id`` matches the server's TLS certificate.
+The server's nonce comes from ``secrets`` unless one is passed (tests).
+
+Decode failures on the control stream: ``codec.UnknownMessageType`` -> log it and call
+``receive_unknown(now)`` (compatibility rule: ignored, yet it proves the peer is alive);
 any other ``RemoteProtocolError`` -> ``fail(exc, now)``, which sends Error and ends the
-session. The injected callables must return a bool (never raise on a bad signature).
-A refusal sends ``Error(code, reason)`` and moves to ERROR, which is permanent; the glue
-closes the transport after sending it. The glue closes the transport in CLOSED too.
+session. A refusal (version, proof, party key, unexpected message, timeout) sends
+``Error(code, reason)`` and moves to ERROR, which is permanent; the glue then closes the
+transport, as it does on CLOSED.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Mapping
@@ -39,6 +49,7 @@ from enum import StrEnum
 from typing import Final
 
 from lanpeer_proto.errors import ErrorCode, LocalProtocolError, ProtocolError
+from lanpeer_proto.handshake import Role, handshake_transcript, party_mac, peer_id_for
 from lanpeer_proto.messages import (
     AuthOk,
     AuthProof,
@@ -51,11 +62,6 @@ from lanpeer_proto.messages import (
     Pong,
 )
 from lanpeer_proto.version import PROTOCOL_MAJOR, PROTOCOL_MINOR, is_compatible
-
-
-class Role(StrEnum):
-    CLIENT = "client"  # dialled the connection; proves its peer_id by signing
-    SERVER = "server"  # accepted it; proven by its TLS certificate, chooses the nonce
 
 
 class State(StrEnum):
@@ -180,35 +186,6 @@ class _Refusal(Exception):
 SignFn = Callable[[bytes], bytes]
 VerifyClientFn = Callable[[Hello, bytes, bytes], bool]
 VerifyServerFn = Callable[[HelloAck], bool]
-
-TRANSCRIPT_LABEL: Final = b"lanpeer-handshake-v1"
-_PARTY_LABEL: Final = b"lanpeer-party-v1"
-
-
-def handshake_transcript(nonce: bytes, client_peer_id: str, server_peer_id: str) -> bytes:
-    """The bytes the client signs: the server's nonce bound to both peer ids.
-
-    Each part is length-prefixed, so no two different inputs give the same bytes.
-    """
-    parts = (
-        TRANSCRIPT_LABEL,
-        str(PROTOCOL_MAJOR).encode(),
-        nonce,
-        client_peer_id.encode(),
-        server_peer_id.encode(),
-    )
-    return b"".join(len(part).to_bytes(2, "big") + part for part in parts)
-
-
-def party_mac(key: bytes, role: Role, transcript: bytes) -> bytes:
-    """HMAC-SHA256 proving knowledge of the party key; the role stops reflection."""
-    message = _PARTY_LABEL + b"\x00" + role.value.encode() + b"\x00" + transcript
-    return hmac.new(key, message, hashlib.sha256).digest()
-
-
-def peer_id_for(public_key: bytes) -> str:
-    """``peer_id`` of an Ed25519 public key: base32 of its SHA-256, unpadded (52 chars)."""
-    return base64.b32encode(hashlib.sha256(public_key).digest()).decode().rstrip("=")
 
 
 class PeerSession:
