@@ -11,12 +11,11 @@ import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from proto_corpus import all_messages
-
 from lanpeer_proto import codec
 from lanpeer_proto.errors import ProtocolError
 from lanpeer_proto.framing import FrameDecoder, encode_frame
 from lanpeer_proto.messages import Message
+from proto_corpus import all_messages
 
 ENCODED = [codec.encode(m) for m in all_messages()]
 MAX_FRAME = 64 << 10
@@ -74,7 +73,9 @@ def test_mutated_messages_decode_or_raise_protocol_error(payload: bytes) -> None
 
 @FUZZ
 @given(st.lists(st.one_of(mutated(), st.binary(max_size=64)), max_size=6), st.data())
-def test_random_streams_through_decoder_and_codec(payloads: list[bytes], data: st.DataObject) -> None:
+def test_random_streams_through_decoder_and_codec(
+    payloads: list[bytes], data: st.DataObject
+) -> None:
     stream = b"".join(encode_frame(p) for p in payloads)
     if data.draw(st.booleans(), label="corrupt a length"):
         at = data.draw(st.integers(0, max(len(stream) - 1, 0)))
