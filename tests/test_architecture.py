@@ -11,7 +11,8 @@ What is asserted, precisely:
    absent (the interpreter itself loads ``time``; pydantic loads ``socket`` and
    ``threading`` via email/importlib.metadata). An import hook in the fresh interpreter
    records the module whose code first imported each of them: it is never a
-   ``lanpeer_proto`` module.
+   ``lanpeer_proto`` module. (A later import of an already loaded module does not
+   reach the hook; point 3 covers that.)
 3. Source (AST of every ``lanpeer_proto`` file): no import statement, at any depth,
    names time, socket, asyncio, selectors, ssl, threading, subprocess, aioquic,
    zeroconf, watchdog, cryptography, lanpeer or lanpeer_cli (this also covers ``time``,
