@@ -13,6 +13,8 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lanpeer_proto import codec
 from lanpeer_proto.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from lanpeer_proto.framing import FrameDecoder, encode_frame
@@ -45,6 +47,7 @@ from lanpeer_proto.session import (
     peer_id_for,
 )
 from lanpeer_proto.version import PROTOCOL_MAJOR
+from proto_corpus import all_messages
 
 DIGEST = b"\x07" * 32
 
@@ -450,3 +453,36 @@ def test_every_role_state_and_message_type_has_a_row(role: Role, state: State) -
         assert any(
             (who, state, name) in keys for who in (role, None) for name in (type_name, "*")
         ), (role, state, type_name)
+
+
+def test_activity_on_other_streams_postpones_the_ping() -> None:
+    pair = make_pair()
+    pair.start(0.0)
+    pair.client.note_activity(14.0)
+    assert pair.client.get_timer() == 29.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(list(Role)),
+    st.lists(st.tuples(st.sampled_from(all_messages()), st.floats(0, 100)), max_size=12),
+)
+def test_any_message_sequence_never_raises_and_error_is_permanent(
+    role: Role, inputs: list[tuple[Message, float]]
+) -> None:
+    alice = Peer()
+    if role is Role.CLIENT:
+        session = PeerSession.client(alice.hello("alice"), sign=alice.key.sign)
+    else:
+        session = PeerSession.server(alice.hello("alice"), verify_client=ed25519_verify)
+    session.start(0.0)
+    seen_error = False
+    for message, now in inputs:
+        step = session.receive(message, now)
+        step = Step(step.send + session.handle_timer(now).send, step.events)
+        for sent in step.send:
+            assert codec.decode(codec.encode(sent)) == sent
+        if seen_error:
+            assert session.state is State.ERROR
+            assert step == Step()
+        seen_error = session.state is State.ERROR

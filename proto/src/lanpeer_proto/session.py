@@ -22,7 +22,8 @@ Every call returns a ``Step``: ``send`` = messages to encode and send, in order;
 ``events`` = ``HandshakeComplete`` (peer facts, shared features), ``MessageReceived``
 (a READY-state message the session does not own, including Error), ``SessionClosed``
 or ``SessionFailed`` (code, reason, by_peer). After every call, (re)arm one timer at
-``get_timer()``; None means none. ``session.last_seen`` is when anything last arrived.
+``get_timer()``; None means none. ``session.last_seen`` is when anything last arrived;
+call ``note_activity(now)`` for data on other streams of the same connection.
 
 Injected callables (must return a bool, never raise on bad input):
 ``sign(transcript) -> 64-byte Ed25519 signature``;
@@ -276,9 +277,7 @@ class PeerSession:
 
     def receive(self, message: Message, now: float) -> Step:
         """Feed one message decoded from the control stream."""
-        self._require_started()
-        if self.state in _LIVE:
-            self.last_seen = now
+        self.note_activity(now)
         transition = self._lookup(message.type)
         handler: Callable[[Message, float], Step] = getattr(self, f"_do_{transition.action}")
         try:
@@ -290,10 +289,14 @@ class PeerSession:
 
     def receive_unknown(self, now: float) -> Step:
         """A message of a type we do not know arrived: ignored, but the peer is alive."""
+        self.note_activity(now)
+        return Step()
+
+    def note_activity(self, now: float) -> None:
+        """Anything arrived from the peer (e.g. on a request stream): it is not idle."""
         self._require_started()
         if self.state in _LIVE:
             self.last_seen = now
-        return Step()
 
     def send(self, message: Message) -> Step:
         """Check that the glue may send ``message`` now (READY, not a session message)."""
