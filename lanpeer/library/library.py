@@ -311,8 +311,9 @@ class GameLibrary:
     # -- scanning ----------------------------------------------------------------------------
 
     async def rescan(self, game_id: str | None = None) -> None:
-        """Look at the disk again: one game (full walk) or every root (fingerprints)."""
+        """Look at the disk again: one game (full walk) or the catalog and every root."""
         if game_id is None:
+            await self._reload_catalog()
             await self._scan_all()
         else:
             await self._rescan_game(game_id)
