@@ -80,21 +80,18 @@ class LibraryWatcher(FileSystemEventHandler):
             return
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = os.fsdecode(raw)
-            if path:
-                found = self._classify(path)
-                if isinstance(found, ScanAll) and event.event_type not in ("deleted", "moved"):
-                    continue  # a root's own "modified" only echoes a child's event
-                if found is not None:
-                    self._from_thread(found)
+            found = self._classify(path, event.event_type) if path else None
+            if found is not None:
+                self._from_thread(found)
 
-    def _classify(self, path: str) -> LibraryEvent | None:
+    def _classify(self, path: str, kind: str) -> LibraryEvent | None:
         if path == self._catalog:
             return CatalogChanged()
         for root in self._roots:
-            if path == root:
-                return ScanAll(f"root {root} changed")
+            if path == root:  # its own "modified" only echoes a child's event
+                return ScanAll(f"root {root} changed") if kind in ("deleted", "moved") else None
             if path.startswith(root + os.sep):
-                return _game_event(path[len(root) + 1 :].split(os.sep))
+                return _game_event(path[len(root) + 1 :].split(os.sep), kind)
         return None
 
     def _from_thread(self, event: LibraryEvent) -> None:
@@ -104,10 +101,12 @@ class LibraryWatcher(FileSystemEventHandler):
             pass
 
 
-def _game_event(parts: list[str]) -> LibraryEvent | None:
+def _game_event(parts: list[str], kind: str) -> LibraryEvent | None:
     """A game id for a path inside a game dir, unless the change cannot alter served content."""
     if not is_game_id(parts[0]):
         return None
+    if kind == "modified" and parts[1:] in ([], [LOCAL_DIR]):
+        return None  # a directory's own mtime moving only echoes an event on its child
     # local/ itself appearing or going changes the state; what happens inside it does not.
     if len(parts) >= 2 and parts[1] in RESERVED_NAMES and parts[1:] != [LOCAL_DIR]:
         return None
