@@ -235,8 +235,9 @@ def finish_remove(paths: GamePaths) -> None:
 
 
 def drop_empty_game_dir(paths: GamePaths) -> bool:
-    if any(os.scandir(paths.game_dir)):
-        return False
+    with os.scandir(paths.game_dir) as entries:
+        if any(entries):
+            return False
     fsops.step("rmdir", paths.game_dir)
     paths.game_dir.rmdir()
     fsops.fsync_dir(paths.game_dir.parent)
