@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lanpeer_proto.paths import path_problem
 
-from lanpeer.errors import ConflictError
+from lanpeer.errors import ConflictError, TransactionAborted
 from lanpeer.install import fsops
 from lanpeer.install.intent import (
     GamePaths,
@@ -40,11 +40,20 @@ def commit_download(
     paths = GamePaths(game_dir)
     _check_request(paths, part_dir, files, removed)
     require_idle(paths)
-    for name in files:
-        fsops.fsync_file(part_dir / name)
+    _make_staged_files_durable(part_dir, files)
     record = IntentRecord(Intent.COMMITTING, tuple(files), tuple(removed), version_ini)
     with transaction(paths, record):
         roll_forward_commit(paths, record)
+
+
+def _make_staged_files_durable(part_dir: Path, files: Sequence[str]) -> None:
+    try:
+        for name in files:
+            fsops.fsync_file(part_dir / name)
+    except OSError as exc:
+        raise TransactionAborted(
+            f"commit aborted before it started: {exc}; the previous version is untouched"
+        ) from exc
 
 
 def _check_request(

@@ -31,7 +31,7 @@ from lanpeer.install.intent import (
     read_intent,
     write_intent,
 )
-from lanpeer.install.recovery import drop_empty_game_dir, finish_remove, recover_game_dir
+from lanpeer.install.recovery import drop_empty_game_dir, finish_remove, log, recover_game_dir
 
 PAYLOAD_SUFFIX = ".eti"
 
@@ -75,7 +75,10 @@ def remove_game(roots: Sequence[Path], game_dir: Path) -> None:
     _require_removable(roots, paths)
     with transaction(paths, IntentRecord(Intent.REMOVING)):
         finish_remove(paths)
-    drop_empty_game_dir(paths)
+    try:
+        drop_empty_game_dir(paths)
+    except OSError as exc:  # the game is already removed; an empty dir is not a game
+        log.warning("%s: removed, but the empty dir stays: %s", game_dir, exc)
 
 
 @contextmanager
