@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ def extract_archive(archive: Path, dest: Path, limits: ExtractLimits | None = No
     archive_fd = os.open(archive, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         stats = ExtractStats(archive_bytes=os.fstat(archive_fd).st_size)
+        _refuse_truncated_zip_names(archive_fd)
+        os.lseek(archive_fd, 0, os.SEEK_SET)  # the pre-scan moved the shared offset
         with _open_reader(archive_fd) as reader, _StagingDir(dest) as staging:
             run = _Extraction(reader, staging, limits, stats, budget, by_free_space)
             for entry in reader:
@@ -97,6 +100,19 @@ def extract_archive(archive: Path, dest: Path, limits: ExtractLimits | None = No
         raise _translate(archive, exc) from exc
     finally:
         os.close(archive_fd)
+
+
+def _refuse_truncated_zip_names(fd: int) -> None:
+    """libarchive cuts a zip name at a NUL byte (``a.dll\\0.txt`` becomes ``a.dll``), a silent
+    rewrite; zipfile keeps the raw name (``orig_filename``), so zips are pre-scanned with it."""
+    with open(os.dup(fd), "rb") as archive:
+        try:
+            names = [info.orig_filename for info in zipfile.ZipFile(archive).infolist()]
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            return  # not a zip (or a broken one): libarchive decides
+    bad = next((name for name in names if "\x00" in name), None)
+    if bad is not None:
+        raise UnsafeArchiveError(f"refused entry {bad!r}: NUL byte in name")
 
 
 def free_bytes(path: Path) -> int:
