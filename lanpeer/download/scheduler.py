@@ -50,6 +50,9 @@ class SchedulerSettings:
     max_failures: int = 4  # a 4th failure in a row after 1+2+4 s of backoff drops the peer
     stall_timeout: float = 600.0  # fail a download that had no usable source this long
     endgame_copies: int = 2  # at most this many requests for one chunk near the end
+    # An idle peer re-requests a chunk only once it has been outstanding this long: long enough
+    # that a healthy LAN peer has answered, so endgame copies are rare and never wasted in bulk.
+    endgame_after: float = 1.0
     sources_poll: float = 5.0  # re-read sources_for at least this often
     request_timeout: float = 60.0  # one chunk from one peer; a hung peer is a failing peer
     version_check_every: float = 2.0  # while stalled: ask whether the version still exists
@@ -126,6 +129,7 @@ class ChunkScheduler:
         self.lanes: dict[str, PeerLane] = {}
         self._copies: dict[ChunkRef, dict[asyncio.Task[None], PeerLane]] = {}
         self._tasks: dict[asyncio.Task[None], tuple[ChunkRef, PeerLane]] = {}
+        self._asked: dict[ChunkRef, float] = {}  # when the first outstanding copy was requested
         self._finished: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._sources_dirty = True
@@ -196,7 +200,10 @@ class ChunkScheduler:
         times = [lane.retry_at - now for lane in self.lanes.values() if lane.retry_at > now]
         if self._stalled_since is not None:
             times.append(self._stalled_since + s.stall_timeout - now)
-        return max(0.0, min([s.sources_poll, *times]))
+        if self._asked and not self._pending:
+            times.append(min(self._asked.values()) + s.endgame_after - now)
+        # Past deadlines were handled by this turn's dispatch; never spin on them.
+        return min([s.sources_poll, *(t for t in times if t > 0)])
 
     async def _watch_sources(self) -> None:
         while True:
@@ -227,28 +234,34 @@ class ChunkScheduler:
                 continue
             depth = lane.depth(now, self._chunk_len, self.settings)
             while lane.in_flight < depth:
-                chunk = self._next_chunk(lane)
+                chunk = self._next_chunk(lane, now)
                 if chunk is None:
                     break
                 self._start(lane, chunk)
 
-    def _next_chunk(self, lane: PeerLane) -> ChunkRef | None:
+    def _next_chunk(self, lane: PeerLane, now: float) -> ChunkRef | None:
         while self._pending:
             chunk = self._pending.popleft()
             if chunk in self._remaining and not self._copies.get(chunk):
                 return chunk
-        # Endgame: nothing left to hand out, so help with chunks other peers still hold.
-        best: ChunkRef | None = None
-        for chunk, copies in self._copies.items():
-            if lane in copies.values() or len(copies) >= self.settings.endgame_copies:
-                continue
-            if best is None or len(copies) < len(self._copies[best]):
-                best = chunk
-        return best
+        if lane.in_flight:
+            return None
+        # Endgame: nothing left to hand out and this peer is idle, so it re-requests the chunk
+        # that has been outstanding longest, if that is overdue.
+        s = self.settings
+        overdue = [
+            c
+            for c, copies in self._copies.items()
+            if len(copies) < s.endgame_copies
+            and lane not in copies.values()
+            and now - self._asked.get(c, now) >= s.endgame_after
+        ]
+        return min(overdue, key=lambda c: self._asked[c], default=None)
 
     def _start(self, lane: PeerLane, chunk: ChunkRef) -> None:
         task = asyncio.create_task(self._fetch(lane, chunk))
         self._copies.setdefault(chunk, {})[task] = lane
+        self._asked.setdefault(chunk, self._clock())
         self._tasks[task] = (chunk, lane)
         lane.in_flight += 1
         self.stats.requests += 1
@@ -285,6 +298,7 @@ class ChunkScheduler:
         self._copies[chunk].pop(task)
         if not self._copies[chunk]:
             del self._copies[chunk]
+            self._asked.pop(chunk, None)
         lane.in_flight -= 1
         if task.cancelled():
             return
