@@ -39,5 +39,17 @@ class UnsafeArchiveError(LanpeerError):
     code = "unsafe_archive"
 
 
-class TransactionAborted(LanpeerError):  # noqa: N818 - names the event the user sees
+class TransactionAborted(LanpeerError):
     code = "transaction_aborted"
+
+
+class NotAvailableError(LanpeerError):
+    """The daemon part that would serve a command is not running in this build or config."""
+
+    code = "not_available"
+
+
+class AlreadyRunningError(LanpeerError):
+    """Another lanpeerd holds the control socket's lock."""
+
+    code = "already_running"
