@@ -16,7 +16,8 @@ def _load_harness() -> object:
         spec = importlib.util.spec_from_file_location(
             name, Path(__file__).parents[1] / "daemon" / "harness.py"
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
