@@ -23,18 +23,24 @@ from lanpeer_proto.messages import (
     GetChunk,
     GetManifest,
     Hello,
-    HelloAck,
     LibrarySummary,
     Manifest,
     Message,
 )
+from lanpeer_proto.session import SessionTimers
 from lanpeer_proto.version import FEATURE_DELTAS, FEATURE_TCP_BULK, PROTOCOL_MAJOR, PROTOCOL_MINOR
 from pydantic import ValidationError
 
 from lanpeer.net.bulk import BulkClient, BulkServer, BulkTokens
 from lanpeer.net.discovery import Advert, Discovery
 from lanpeer.net.errors import ChunkRefused, HandshakeRefused, PeerUnavailable
-from lanpeer.net.handshake import RemoteFacts, client_handshake, serve_handshake
+from lanpeer.net.handshake import (
+    ControlChannel,
+    RemoteFacts,
+    client_channel,
+    server_channel,
+    wait_handshake,
+)
 from lanpeer.net.identity import Identity, short_id
 from lanpeer.net.library_view import LibraryView
 from lanpeer.net.peers import PeerEvent, PeerEventKind, PeerInfo, PeerTable
@@ -48,7 +54,7 @@ from lanpeer.net.quic import (
 )
 from lanpeer.net.responder import Responder
 from lanpeer.net.serving import Limiter, UploadSlots
-from lanpeer.net.session import PeerSession, SessionLimits
+from lanpeer.net.session import PeerLink, SessionLimits
 from lanpeer.net.sync import LibrarySync
 
 log = logging.getLogger(__name__)
@@ -88,6 +94,7 @@ class PeerNode:
         timings: NodeTimings | None = None,
         quic_settings: QuicSettings | None = None,
         session_limits: SessionLimits | None = None,
+        session_timers: SessionTimers | None = None,
         max_uploads_per_peer: int = 8,
         advertise_addresses: list[str] | None = None,
     ) -> None:
@@ -102,6 +109,7 @@ class PeerNode:
         self.timings = timings or NodeTimings()
         self._quic_settings = quic_settings or QuicSettings()
         self._limits = session_limits or SessionLimits()
+        self._timers = session_timers or SessionTimers()
         self._advertise = advertise_addresses
         self._table = PeerTable()
         self._sync = LibrarySync(self._table, self._emit)
@@ -240,7 +248,7 @@ class PeerNode:
             )
         except ValidationError as exc:
             raise ChunkRefused(ErrorCode.BAD_MESSAGE, f"bad chunk request: {exc}") from exc
-        if self._bulk_mode == "auto" and FEATURE_TCP_BULK in session.facts.features:
+        if self._bulk_mode == "auto" and FEATURE_TCP_BULK in session.facts.shared_features:
             return await self._fetch_bulk(session, request)
         return await session.fetch_chunk(request)
 
@@ -270,7 +278,7 @@ class PeerNode:
             except Exception:
                 log.exception("peer event listener failed on %s", event)
 
-    def _session(self, peer_id: str) -> PeerSession:
+    def _session(self, peer_id: str) -> PeerLink:
         record = self._table.get(peer_id)
         session = record.live_session() if record is not None else None
         if session is None:
@@ -278,7 +286,7 @@ class PeerNode:
         return session
 
     # bulk path -----------------------------------------------------------------
-    async def _fetch_bulk(self, session: PeerSession, request: GetChunk) -> bytes:
+    async def _fetch_bulk(self, session: PeerLink, request: GetChunk) -> bytes:
         client = await self._bulk_client(session)
         try:
             return await client.fetch(request)
@@ -289,7 +297,7 @@ class PeerNode:
         client.close()
         return await (await self._bulk_client(session)).fetch(request)
 
-    async def _bulk_client(self, session: PeerSession) -> BulkClient:
+    async def _bulk_client(self, session: PeerLink) -> BulkClient:
         client = self._bulk_clients.get(session.peer_id)
         if client is not None and client.host == session.address[0]:
             return client
@@ -304,7 +312,7 @@ class PeerNode:
         return client
 
     @staticmethod
-    async def _bulk_token(session: PeerSession) -> BulkToken:
+    async def _bulk_token(session: PeerLink) -> BulkToken:
         answer = await session.request(BulkTokenRequest())
         if not isinstance(answer, BulkToken):
             raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not a bulk token")
@@ -324,21 +332,6 @@ class PeerNode:
             features=self._features(),
         )
 
-    def _hello_ack(self, nonce: bytes) -> HelloAck:
-        hello = self._hello()
-        return HelloAck(
-            peer_id=hello.peer_id,
-            name=hello.name,
-            proto_major=hello.proto_major,
-            proto_minor=hello.proto_minor,
-            listen_port=hello.listen_port,
-            library_rev=hello.library_rev,
-            library_digest=hello.library_digest,
-            features=hello.features,
-            nonce=nonce,
-            bulk_port=self._responder.bulk_port,
-        )
-
     def _features(self) -> list[str]:
         return [FEATURE_DELTAS] + ([FEATURE_TCP_BULK] if self._tokens is not None else [])
 
@@ -354,77 +347,62 @@ class PeerNode:
         conn.on_stream = first_stream
 
     async def _serve_incoming(self, conn: QuicPeerConnection, control: QuicStream) -> None:
+        channel = server_channel(control, self._hello(), self._party_key,
+                                 self._responder.bulk_port, self._timers)  # fmt: skip
         try:
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                facts = await serve_handshake(
-                    control, self.identity, self._hello_ack, self._party_key
-                )
-        except (HandshakeRefused, ConnectionError, TimeoutError) as exc:
+            facts, _ = await wait_handshake(channel)
+        except (HandshakeRefused, ConnectionError) as exc:
             log.warning("refused peer at %s: %s", conn.remote_address[0], exc)
             with contextlib.suppress(TimeoutError):  # let the Error frame reach the peer
                 async with asyncio.timeout(1.0):
                     await conn.wait_ended()
             conn.close_connection(str(exc))
             return
-        if facts.peer_id == self.identity.peer_id:
-            conn.close_connection("connected to ourselves")
-            return
-        await self._run_session(conn, control, facts, (conn.remote_address[0], facts.listen_port))
+        address = (conn.remote_address[0], facts.listen_port)  # never the QUIC source port
+        await self._run_link(conn, channel, facts, address)
 
     async def _dial_and_run(self, host: str, port: int, expected_id: str | None) -> None:
         conn = await dial(host, port, self._quic_settings, HANDSHAKE_TIMEOUT)
         self._conns.add(conn)
         conn.on_ended = self._closed_dialled
         try:
-            control = conn.open_stream()
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                facts = await client_handshake(
-                    conn, control, self.identity, self._hello(), self._party_key, expected_id
-                )
-        except BaseException:
-            conn.close_connection("handshake failed")
+            channel = client_channel(conn, conn.open_stream(), self.identity, self._hello(),
+                                     self._party_key, expected_id, self._timers)  # fmt: skip
+            facts, _bulk_port = await wait_handshake(channel)
+        except BaseException as exc:
+            conn.close_connection(str(exc) or "handshake failed")
             raise
         if facts.peer_id == self.identity.peer_id:
             conn.close_connection("connected to ourselves")
             raise HandshakeRefused(ErrorCode.AUTH_FAILED, f"{host}:{port} is this peer itself")
-        await self._run_session(conn, control, facts, (host, port))
+        await self._run_link(conn, channel, facts, (host, port))
 
     def _closed_dialled(self, conn: QuicPeerConnection) -> None:
         self._conns.discard(conn)
         conn.force_close()
 
-    async def _run_session(
-        self,
-        conn: QuicPeerConnection,
-        control: QuicStream,
-        facts: RemoteFacts,
+    async def _run_link(
+        self, conn: QuicPeerConnection, channel: ControlChannel, facts: RemoteFacts,
         address: tuple[str, int],
-    ) -> None:
-        session = PeerSession(
-            conn,
-            control,
-            facts,
-            address,
-            self._limits,
-            self._responder.answer,
-            self._control_message,
-        )
-        log.info("peer %s (%s) connected from %s:%d", short_id(facts.peer_id), facts.name, *address)
-        if self._table.session_up(session, facts, address):
+    ) -> None:  # fmt: skip
+        link = PeerLink(conn, channel, facts, address, self._limits, self._responder.answer,
+                        self._control_message)  # fmt: skip
+        log.info("peer %s (%s) connected from %s:%d", short_id(facts.peer_id), facts.name,
+                 *address)  # fmt: skip
+        if self._table.session_up(link, facts, address):
             self._emit(PeerEventKind.UP, facts.peer_id)
-        self._spawn(self._sync.wait_synced(session, facts.library_rev, facts.library_digest))
+        self._spawn(self._sync.wait_synced(link, facts.library_rev, facts.library_digest))
         try:
-            await session.run()
+            await link.run()
         finally:
-            self._table.touch(facts.peer_id, session.last_seen)
-            if self._table.session_down(session):
+            self._table.touch(facts.peer_id, link.last_seen)
+            if self._table.session_down(link):
                 if self._tokens is not None:
                     self._tokens.revoke(facts.peer_id)
                 log.info("peer %s disconnected", short_id(facts.peer_id))
                 self._emit(PeerEventKind.DOWN, facts.peer_id)
 
-    def _control_message(self, session: PeerSession, message: Message) -> None:
-        self._table.touch(session.peer_id, session.last_seen)
+    def _control_message(self, session: PeerLink, message: Message) -> None:
         if isinstance(message, LibrarySummary):
             self._spawn(
                 self._sync.wait_synced(session, message.library_rev, message.library_digest)
@@ -533,7 +511,7 @@ class PeerChunkSource:
 class _TokenCache:
     """Hands the bulk client a token, asking the peer for a fresh one near expiry."""
 
-    def __init__(self, session: PeerSession, token: BulkToken) -> None:
+    def __init__(self, session: PeerLink, token: BulkToken) -> None:
         self._session = session
         self._token = token
         self._expires = time.monotonic() + token.ttl_seconds * 0.8

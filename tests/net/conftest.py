@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lanpeer_proto.session import SessionTimers
 
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import NodeTimings, PeerNode
@@ -19,7 +20,8 @@ from tests.net.dirlibrary import DirLibrary
 FAST = NodeTimings(stale_timeout=30.0, redial_min=0.1, redial_max=0.5, push_debounce=0.05)
 
 
-LIMITS = SessionLimits(ping_interval=0.5, silence_timeout=3.0, request_timeout=10.0)
+LIMITS = SessionLimits(request_timeout=10.0)
+TIMERS = SessionTimers(handshake=5.0, ping_interval=0.5, stale=3.0, close=1.0)
 
 
 @asynccontextmanager
@@ -43,6 +45,7 @@ async def running_node(
         mdns=False,
         timings=timings,
         session_limits=LIMITS,
+        session_timers=TIMERS,
         **kwargs,
     )
     async with node:

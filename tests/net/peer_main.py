@@ -13,10 +13,11 @@ import signal
 import sys
 from pathlib import Path
 
+from lanpeer_proto.session import SessionTimers
+
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import NodeTimings, PeerNode
 from lanpeer.net.peers import PeerEvent
-from lanpeer.net.session import SessionLimits
 from tests.net.dirlibrary import DirLibrary
 
 
@@ -42,7 +43,7 @@ async def main(args: argparse.Namespace) -> None:
         static_peers=static,
         mdns=args.mdns,
         timings=NodeTimings(stale_timeout=30, redial_min=0.1, redial_max=1.0),
-        session_limits=SessionLimits(ping_interval=0.5, silence_timeout=3.0),
+        session_timers=SessionTimers(ping_interval=0.5, stale=3.0),
     )
 
     def report(event: PeerEvent) -> None:

@@ -14,6 +14,7 @@ from lanpeer_proto import codec
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.framing import encode_frame
 from lanpeer_proto.messages import BulkHello, Error, Hello
+from lanpeer_proto.session import SessionTimers
 from lanpeer_proto.version import PROTOCOL_MAJOR, PROTOCOL_MINOR
 
 from lanpeer.net import handshake
@@ -23,7 +24,7 @@ from lanpeer.net.identity import Identity
 from lanpeer.net.node import PeerNode
 from lanpeer.net.peers import PeerEventKind
 from lanpeer.net.quic import QuicSettings, dial
-from lanpeer.net.session import PeerSession
+from lanpeer.net.session import PeerLink
 from tests.net.conftest import event_flag, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
 
@@ -93,11 +94,12 @@ async def test_forged_peer_id_refused(tmp_path: Path) -> None:
                 library_digest=bytes(32),
                 features=[],
             )
+            # claims the victim's id and key, but signs with its own key
+            channel = handshake.client_channel(
+                conn, conn.open_stream(), forger, hello, None, None, SessionTimers()
+            )
             with pytest.raises(HandshakeRefused) as refused:
-                # claims the victim's id and key, but signs with its own key
-                await handshake.client_handshake(
-                    conn, conn.open_stream(), forger, hello, None, None
-                )
+                await handshake.wait_handshake(channel)
             assert refused.value.wire_code is ErrorCode.AUTH_FAILED
             await asyncio.wait_for(conn.wait_ended(), 5)
         finally:
@@ -122,14 +124,14 @@ async def test_spoofed_advert_does_not_replace_the_real_peer(tmp_path: Path) -> 
         assert pb.connected
 
 
-def _session(node: PeerNode) -> PeerSession:
+def _session(node: PeerNode) -> PeerLink:
     (record,) = node._table.records()
     session = record.live_session()
     assert session is not None
     return session
 
 
-async def _raw_request(session: PeerSession, payload: bytes) -> Error | object:
+async def _raw_request(session: PeerLink, payload: bytes) -> Error | object:
     stream = session.conn.open_stream()
     try:
         await stream.write(payload, end=True)
@@ -209,9 +211,11 @@ async def test_oversize_frame_on_control_stream_closes_only_that_connection(
         running_node(tmp_path, "gamma", static=[a.listen]) as c,
     ):
         await wait_for(a, lambda: sum(p.connected for p in a.peers()) == 2)
+        await wait_for(b, lambda: any(p.connected for p in b.peers()))
+        await wait_for(c, lambda: any(p.connected for p in c.peers()))
         beta_down = event_flag(a, PeerEventKind.DOWN, b.identity.peer_id)
         gamma = _session(c)
-        await _session(b)._control.write((64 << 20).to_bytes(4, "big"))
+        await _session(b)._channel.stream.write((64 << 20).to_bytes(4, "big"))
         await asyncio.wait_for(beta_down.wait(), 5)
         assert gamma.is_open
         assert _session(c) is gamma  # gamma's connection was not touched
