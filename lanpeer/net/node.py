@@ -171,24 +171,21 @@ class PeerNode:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
                 await asyncio.gather(*(s.say_goodbye("shutting down") for s in sessions))
+        self._close_connections()
         for task in list(self._tasks):
             task.cancel()
         group, self._group = self._group, None
         await group.__aexit__(None, None, None)
         if self._quic is not None:
             self._quic.close()
-        await self._wait_connections_ended()
         for client in self._bulk_clients.values():
             client.close()
         self._bulk_clients.clear()
 
-    async def _wait_connections_ended(self) -> None:
+    def _close_connections(self) -> None:
+        """CONNECTION_CLOSE to every peer, then drop the sockets without QUIC's draining wait."""
         for conn in list(self._conns):
             conn.close_connection("shutting down")
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2.0):
-                await asyncio.gather(*(c.wait_ended() for c in self._conns))
-        for conn in list(self._conns):
             conn.force_close()
         self._conns.clear()
 
@@ -217,7 +214,7 @@ class PeerNode:
         try:
             request = GetManifest(game_id=game_id)
         except ValidationError as exc:
-            raise ChunkRefused(ErrorCode.BAD_MESSAGE, f"bad game id {game_id!r}") from exc
+            raise _invalid_request(exc) from None
         manifest = await session.request(request)
         if not isinstance(manifest, Manifest) or manifest.game_id != game_id:
             raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not the manifest asked for")
@@ -247,7 +244,7 @@ class PeerNode:
                 length=length,
             )
         except ValidationError as exc:
-            raise ChunkRefused(ErrorCode.BAD_MESSAGE, f"bad chunk request: {exc}") from exc
+            raise _invalid_request(exc) from None
         if self._bulk_mode == "auto" and FEATURE_TCP_BULK in session.facts.shared_features:
             return await self._fetch_bulk(session, request)
         return await session.fetch_chunk(request)
@@ -521,6 +518,14 @@ class _TokenCache:
             self._token = await PeerNode._bulk_token(self._session)
             self._expires = time.monotonic() + self._token.ttl_seconds * 0.8
         return self._token.token
+
+
+def _invalid_request(exc: ValidationError) -> ChunkRefused:
+    """A request we would not send: refused locally with the code the peer would use."""
+    first = exc.errors()[0]
+    message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    code = ErrorCode.BAD_PATH if "bad_path" in message else ErrorCode.BAD_MESSAGE
+    return ChunkRefused(code, message)
 
 
 def _lan_addresses() -> list[str]:

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from lanpeer_proto.session import SessionTimers
 
 from lanpeer.net.identity import Identity
+from lanpeer.net.library_view import LibraryView
 from lanpeer.net.node import NodeTimings, PeerNode
 from lanpeer.net.peers import PeerEvent, PeerEventKind
 from lanpeer.net.session import SessionLimits
@@ -30,7 +32,7 @@ async def running_node(
     name: str,
     *,
     static: list[tuple[str, int]] | None = None,
-    library: DirLibrary | None = None,
+    library: LibraryView | None = None,
     timings: NodeTimings = FAST,
     **kwargs: Any,
 ) -> AsyncIterator[PeerNode]:
@@ -45,8 +47,7 @@ async def running_node(
         mdns=False,
         timings=timings,
         session_limits=LIMITS,
-        session_timers=TIMERS,
-        **kwargs,
+        **{"session_timers": TIMERS, **kwargs},
     )
     async with node:
         yield node
@@ -74,3 +75,12 @@ async def wait_for(node: PeerNode, predicate: Callable[[], bool], within: float 
 @pytest.fixture
 def lib_factory(tmp_path: Path) -> Callable[[str], DirLibrary]:
     return lambda name: DirLibrary(tmp_path / name / "games")
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves tasks running on its loop (a node that did not clean up)."""
+    before = asyncio.all_tasks()
+    yield
+    leaked = [t for t in asyncio.all_tasks() - before - {asyncio.current_task()} if not t.done()]
+    assert not leaked, f"tasks left running: {leaked}"
