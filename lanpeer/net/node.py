@@ -18,10 +18,6 @@ from typing import Any, Literal
 
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import (
-    BulkToken,
-    BulkTokenRequest,
-    GetChunk,
-    GetManifest,
     Hello,
     LibrarySummary,
     Manifest,
@@ -29,11 +25,11 @@ from lanpeer_proto.messages import (
 )
 from lanpeer_proto.session import SessionTimers
 from lanpeer_proto.version import FEATURE_DELTAS, FEATURE_TCP_BULK, PROTOCOL_MAJOR, PROTOCOL_MINOR
-from pydantic import ValidationError
 
-from lanpeer.net.bulk import BulkClient, BulkServer, BulkTokens
+from lanpeer.net.bulk import BulkServer, BulkTokens
 from lanpeer.net.discovery import Advert, Discovery
-from lanpeer.net.errors import ChunkRefused, HandshakeRefused, PeerUnavailable
+from lanpeer.net.errors import HandshakeRefused
+from lanpeer.net.fetching import PeerChunkSource, PeerFetcher
 from lanpeer.net.handshake import (
     ControlChannel,
     RemoteFacts,
@@ -117,7 +113,7 @@ class PeerNode:
         self._tokens = BulkTokens() if bulk == "auto" else None
         self._bulk_server: BulkServer | None = None
         self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
-        self._bulk_clients: dict[str, BulkClient] = {}
+        self._fetcher = PeerFetcher(self._table, identity.peer_id, bulk)
         self._listeners: list[Callable[[PeerEvent], None]] = []
         self._sources_changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -178,9 +174,7 @@ class PeerNode:
         await group.__aexit__(None, None, None)
         if self._quic is not None:
             self._quic.close()
-        for client in self._bulk_clients.values():
-            client.close()
-        self._bulk_clients.clear()
+        self._fetcher.close()
 
     def _close_connections(self) -> None:
         """CONNECTION_CLOSE to every peer, then drop the sockets without QUIC's draining wait."""
@@ -210,22 +204,7 @@ class PeerNode:
 
     async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest:
         """The peer's manifest of ``game_id``; its hash must be the one the peer advertises."""
-        session = self._session(peer_id)
-        try:
-            request = GetManifest(game_id=game_id)
-        except ValidationError as exc:
-            raise _invalid_request(exc) from None
-        manifest = await session.request(request)
-        if not isinstance(manifest, Manifest) or manifest.game_id != game_id:
-            raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not the manifest asked for")
-        record = self._table.get(peer_id)
-        advertised = record.games.get(game_id) if record is not None else None
-        if advertised is not None and advertised.manifest_hash not in (
-            None,
-            manifest.manifest_hash,
-        ):
-            raise ChunkRefused(ErrorCode.STALE_MANIFEST, "manifest changed since it was advertised")
-        return manifest
+        return await self._fetcher.manifest(peer_id, game_id)
 
     async def fetch_chunk(
         self, peer_id: str, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
@@ -234,20 +213,8 @@ class PeerNode:
 
         The caller verifies the bytes against the manifest; raises PeerUnavailable/ChunkRefused.
         """
-        session = self._session(peer_id)
-        try:
-            request = GetChunk(
-                game_id=game_id,
-                manifest_hash=manifest_hash,
-                path=path,
-                offset=offset,
-                length=length,
-            )
-        except ValidationError as exc:
-            raise _invalid_request(exc) from None
-        if self._bulk_mode == "auto" and FEATURE_TCP_BULK in session.facts.shared_features:
-            return await self._fetch_bulk(session, request)
-        return await session.fetch_chunk(request)
+        source = PeerChunkSource(self._fetcher, peer_id)
+        return await source.fetch_chunk(game_id, manifest_hash, path, offset, length)
 
     def sources_for(self, game_id: str, manifest_hash: bytes) -> list[PeerChunkSource]:
         """Connected peers advertising exactly this content (the download engine's sources)."""
@@ -255,7 +222,7 @@ class PeerNode:
         for record in self._table.records():
             game = record.games.get(game_id)
             if record.connected and game is not None and game.manifest_hash == manifest_hash:
-                sources.append(PeerChunkSource(self, record.peer_id))
+                sources.append(PeerChunkSource(self._fetcher, record.peer_id))
         return sources
 
     async def wait_sources_changed(self, timeout: float) -> None:  # noqa: ASYNC109 - seam
@@ -274,46 +241,6 @@ class PeerNode:
                 cb(event)
             except Exception:
                 log.exception("peer event listener failed on %s", event)
-
-    def _session(self, peer_id: str) -> PeerLink:
-        record = self._table.get(peer_id)
-        session = record.live_session() if record is not None else None
-        if session is None:
-            raise PeerUnavailable(f"peer {short_id(peer_id)} is not connected")
-        return session
-
-    # bulk path -----------------------------------------------------------------
-    async def _fetch_bulk(self, session: PeerLink, request: GetChunk) -> bytes:
-        client = await self._bulk_client(session)
-        try:
-            return await client.fetch(request)
-        except ChunkRefused as exc:
-            if exc.wire_code is not ErrorCode.BAD_TOKEN:
-                raise
-        self._bulk_clients.pop(session.peer_id, None)  # token expired: one fresh try
-        client.close()
-        return await (await self._bulk_client(session)).fetch(request)
-
-    async def _bulk_client(self, session: PeerLink) -> BulkClient:
-        client = self._bulk_clients.get(session.peer_id)
-        if client is not None and client.host == session.address[0]:
-            return client
-        token = await self._bulk_token(session)
-        client = BulkClient(
-            session.address[0], token.port, self.identity.peer_id, _TokenCache(session, token).get
-        )
-        old = self._bulk_clients.pop(session.peer_id, None)
-        if old is not None:
-            old.close()
-        self._bulk_clients[session.peer_id] = client
-        return client
-
-    @staticmethod
-    async def _bulk_token(session: PeerLink) -> BulkToken:
-        answer = await session.request(BulkTokenRequest())
-        if not isinstance(answer, BulkToken):
-            raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not a bulk token")
-        return answer
 
     # connections ---------------------------------------------------------------
     def _hello(self) -> Hello:
@@ -486,46 +413,8 @@ class PeerNode:
                     short_id(peer_id),
                     self.timings.stale_timeout,
                 )
-                self._bulk_clients.pop(peer_id, None)
+                self._fetcher.forget(peer_id)
                 self._emit(PeerEventKind.REMOVED, peer_id)
-
-
-@dataclass(frozen=True)
-class PeerChunkSource:
-    """The download engine's ChunkSource for one peer."""
-
-    node: PeerNode
-    peer_id: str
-
-    async def fetch_chunk(
-        self, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
-    ) -> bytes:
-        return await self.node.fetch_chunk(
-            self.peer_id, game_id, manifest_hash, path, offset, length
-        )
-
-
-class _TokenCache:
-    """Hands the bulk client a token, asking the peer for a fresh one near expiry."""
-
-    def __init__(self, session: PeerLink, token: BulkToken) -> None:
-        self._session = session
-        self._token = token
-        self._expires = time.monotonic() + token.ttl_seconds * 0.8
-
-    async def get(self) -> bytes:
-        if time.monotonic() >= self._expires:
-            self._token = await PeerNode._bulk_token(self._session)
-            self._expires = time.monotonic() + self._token.ttl_seconds * 0.8
-        return self._token.token
-
-
-def _invalid_request(exc: ValidationError) -> ChunkRefused:
-    """A request we would not send: refused locally with the code the peer would use."""
-    first = exc.errors()[0]
-    message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    code = ErrorCode.BAD_PATH if "bad_path" in message else ErrorCode.BAD_MESSAGE
-    return ChunkRefused(code, message)
 
 
 def _lan_addresses() -> list[str]:

@@ -447,9 +447,11 @@ async def listen(
 
 async def dial(host: str, port: int, settings: QuicSettings, within: float) -> QuicPeerConnection:
     """Connect and finish the TLS handshake; the caller checks the certificate's peer_id."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)  # static peers may be names
+    host = str(infos[0][4][0])
     config = _configuration(True, datagram_size_for(host, settings), settings)
     config.server_name = "lanpeer"
-    loop = asyncio.get_running_loop()
     sock = _udp_socket("::" if ":" in host else "0.0.0.0", 0, settings)
     transport, protocol = await loop.create_datagram_endpoint(
         lambda: QuicPeerConnection(QuicConnection(configuration=config)), sock=sock

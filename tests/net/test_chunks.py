@@ -36,4 +36,4 @@ async def test_fetch_manifest_and_chunks(tmp_path: Path, bulk: str) -> None:
             assert blake3.blake3(chunk).digest() == digest
             got += chunk
         assert bytes(got) == content
-        assert bool(b._bulk_clients) == (bulk == "auto")
+        assert b._fetcher.uses_bulk(a.identity.peer_id) == (bulk == "auto")
