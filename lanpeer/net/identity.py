@@ -95,7 +95,7 @@ class Identity:
     def load_or_create(cls, state_dir: Path) -> Identity:
         """Load the identity from ``state_dir``, creating and persisting it on first use."""
         key_path, cert_path = state_dir / KEY_FILE, state_dir / CERT_FILE
-        if key_path.exists() and cert_path.exists():
+        if key_path.exists():
             return cls._load(key_path, cert_path)
         identity = cls.generate()
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -105,12 +105,21 @@ class Identity:
 
     @classmethod
     def _load(cls, key_path: Path, cert_path: Path) -> Identity:
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        """The key is the identity; a missing, damaged or foreign certificate is remade."""
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise IdentityError(
+                f"{key_path} is damaged ({exc}); move it away to create a new identity "
+                "(peers will then see a new peer_id)"
+            ) from exc
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise IdentityError(f"{key_path} is not an Ed25519 key; move it away to make a new one")
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if peer_id_of_certificate(cert) != peer_id_of(raw_public_key(key.public_key())):
-            cert = _self_signed(key)  # a mismatched cert is regenerated, the key is the identity
+        cert = _load_cert(cert_path)
+        if cert is None or peer_id_of_certificate(cert) != peer_id_of(
+            raw_public_key(key.public_key())
+        ):
+            cert = _self_signed(key)
             _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         return cls(key, cert)
 
@@ -120,6 +129,13 @@ class Identity:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+
+
+def _load_cert(path: Path) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def _self_signed(key: ed25519.Ed25519PrivateKey) -> x509.Certificate:
