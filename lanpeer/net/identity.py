@@ -1,15 +1,13 @@
 """This peer's identity: an Ed25519 key and a self-signed certificate in the state dir.
 
-Owns key creation, persistence (mode 0600), ``peer_id`` derivation and the signatures and
-party-key MACs of the handshake. Never talks to the network and never logs key material.
+Owns key creation, persistence (mode 0600), ``peer_id`` derivation (lanpeer_proto's rule) and
+Ed25519 signing and verifying for the handshake. Never talks to the network and never logs
+key material.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
-import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
+from lanpeer_proto.handshake import peer_id_for
 
 from lanpeer.errors import LanpeerError
 
@@ -31,7 +30,7 @@ _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 
 def peer_id_of(public_key: bytes) -> str:
     """base32 (uppercase, unpadded, 52 chars) of SHA-256 of the raw Ed25519 public key."""
-    return base64.b32encode(hashlib.sha256(public_key).digest()).decode().rstrip("=")
+    return peer_id_for(public_key)
 
 
 def short_id(peer_id: str) -> str:
@@ -57,11 +56,6 @@ def verify_signature(public_key: bytes, signature: bytes, data: bytes) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
-
-
-def party_mac(party_key: str, role: bytes, transcript: bytes) -> bytes:
-    """HMAC-SHA256 proving knowledge of the party key without sending it."""
-    return hmac.new(party_key.encode(), role + transcript, hashlib.sha256).digest()
 
 
 class IdentityError(LanpeerError):
