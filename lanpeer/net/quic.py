@@ -77,12 +77,14 @@ def interface_mtu(host: str) -> int:
         return 1500
     if address.is_loopback:
         return 65536
-    local = _local_address_towards(host) if not address.is_unspecified else None
-    for adapter in ifaddr.get_adapters():
-        if local is None or any(ip.ip == local for ip in adapter.ips):
-            mtu = _read_mtu(adapter.name)
-            if mtu and (local is not None or not adapter.name.startswith("lo")):
-                return mtu
+    adapters = ifaddr.get_adapters()
+    if address.is_unspecified:  # a wildcard listener: the smallest LAN interface decides
+        mtus = [_read_mtu(a.name) for a in adapters if a.name != "lo" and a.ips]
+        return min((m for m in mtus if m), default=1500)
+    local = _local_address_towards(host)
+    for adapter in adapters:
+        if any(ip.ip == local for ip in adapter.ips):
+            return _read_mtu(adapter.name) or 1500
     return 1500
 
 

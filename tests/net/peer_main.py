@@ -18,6 +18,7 @@ from lanpeer_proto.session import SessionTimers
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import NodeTimings, PeerNode
 from lanpeer.net.peers import PeerEvent
+from lanpeer.net.quic import QuicSettings, datagram_size_for
 from tests.net.dirlibrary import DirLibrary
 
 
@@ -52,7 +53,8 @@ async def main(args: argparse.Namespace) -> None:
 
     node.add_listener(report)
     async with node:
-        _say(listen=list(node.listen), peer_id=node.identity.peer_id)
+        datagram = datagram_size_for(args.bind, QuicSettings())
+        _say(listen=list(node.listen), peer_id=node.identity.peer_id, datagram=datagram)
         await stop.wait()
 
 

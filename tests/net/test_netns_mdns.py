@@ -108,6 +108,12 @@ async def _peer(tmp: Path, ns: str, index: int, game: str) -> asyncio.subprocess
     )
 
 
+async def _listening(proc: asyncio.subprocess.Process) -> dict[str, object]:
+    assert proc.stdout is not None
+    first: dict[str, object] = json.loads(await proc.stdout.readline())
+    return first
+
+
 async def _wait_sees(proc: asyncio.subprocess.Process, game: str) -> dict[str, object]:
     assert proc.stdout is not None
     while True:
@@ -125,6 +131,8 @@ async def test_two_namespaces_discover_over_mdns_and_sync(lab: list[str], tmp_pa
     procs = [await _peer(tmp_path, lab[0], 1, "quake"), await _peer(tmp_path, lab[1], 2, "doom")]
     try:
         async with asyncio.timeout(30):
+            first = [await _listening(p) for p in procs]
+            assert [f["datagram"] for f in first] == [1452, 1452]  # MTU 1500 veths: no fragments
             seen_by_1, seen_by_2 = await asyncio.gather(
                 _wait_sees(procs[0], "doom"), _wait_sees(procs[1], "quake")
             )
