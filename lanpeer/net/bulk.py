@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: A token outlives a download burst but not a party; re-issued over QUIC when it expires.
 TOKEN_TTL = 600.0
+#: Room for a whole 4 MiB chunk in flight, so sendfile rarely waits for the reader.
+SOCKET_BUFFER = 4 << 20
 #: First frame must arrive quickly; an idle authorised connection is dropped after a while.
 HELLO_TIMEOUT = 10.0
 IDLE_TIMEOUT = 120.0
@@ -148,6 +150,7 @@ class BulkServer:
                 while True:
                     conn, _addr = await loop.sock_accept(self._sock)
                     conn.setblocking(False)
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
                     tasks.create_task(self._serve_connection(conn))
         finally:
             self._sock.close()
@@ -290,6 +293,7 @@ class BulkClient:
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
             await loop.sock_connect(sock, (self.host, self.port))
             token = await self._token()
             await _send_message(sock, BulkHello(peer_id=self._local_id, token=token))

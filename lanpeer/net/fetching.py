@@ -8,6 +8,7 @@ caller checks every chunk against the BLAKE3 hash in the manifest.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,11 +29,14 @@ BulkMode = Literal["auto", "quic"]
 
 
 class PeerFetcher:
-    def __init__(self, table: PeerTable, local_id: str, bulk: BulkMode) -> None:
+    def __init__(self, table: PeerTable, local_id: str, bulk: BulkMode, per_peer: int = 8) -> None:
         self._table = table
         self._local_id = local_id
         self._bulk = bulk
         self._clients: dict[str, BulkClient] = {}
+        # Our own chunk requests to one peer wait here rather than hit its upload cap (TOO_MANY).
+        self._per_peer = per_peer
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     def link(self, peer_id: str) -> PeerLink:
         record = self._table.get(peer_id)
@@ -63,6 +67,11 @@ class PeerFetcher:
         return manifest
 
     async def chunk(self, peer_id: str, request: GetChunk) -> bytes:
+        slots = self._slots.setdefault(peer_id, asyncio.Semaphore(self._per_peer))
+        async with slots:
+            return await self._chunk(peer_id, request)
+
+    async def _chunk(self, peer_id: str, request: GetChunk) -> bytes:
         link = self.link(peer_id)
         if self._bulk == "auto" and FEATURE_TCP_BULK in link.facts.shared_features:
             return await self._chunk_by_bulk(link, request)
@@ -75,20 +84,25 @@ class PeerFetcher:
         except ChunkRefused as exc:
             if exc.wire_code is not ErrorCode.BAD_TOKEN:
                 raise
-        self.forget(link.peer_id)  # the token expired or the peer restarted: one fresh try
+        self._drop_client(link.peer_id)  # the token expired or the peer restarted: one more try
         return await (await self._client(link)).fetch(request)
 
     async def _client(self, link: PeerLink) -> BulkClient:
         client = self._clients.get(link.peer_id)
         if client is not None and client.host == link.address[0]:
             return client
-        self.forget(link.peer_id)
+        self._drop_client(link.peer_id)
         tokens = _TokenCache(lambda: self.link(link.peer_id), await bulk_token(link))
         client = BulkClient(link.address[0], tokens.port, self._local_id, tokens.get)
         self._clients[link.peer_id] = client
         return client
 
     def forget(self, peer_id: str) -> None:
+        """The peer left the table: drop its slots and bulk connections."""
+        self._slots.pop(peer_id, None)
+        self._drop_client(peer_id)
+
+    def _drop_client(self, peer_id: str) -> None:
         client = self._clients.pop(peer_id, None)
         if client is not None:
             client.close()

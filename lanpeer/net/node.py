@@ -113,7 +113,7 @@ class PeerNode:
         self._tokens = BulkTokens() if bulk == "auto" else None
         self._bulk_server: BulkServer | None = None
         self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
-        self._fetcher = PeerFetcher(self._table, identity.peer_id, bulk)
+        self._fetcher = PeerFetcher(self._table, identity.peer_id, bulk, max_uploads_per_peer)
         self._listeners: list[Callable[[PeerEvent], None]] = []
         self._sources_changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()

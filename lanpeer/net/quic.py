@@ -116,6 +116,7 @@ class QuicStream:
         self._eof = False
         self._failure: str | None = None
         self._readable = asyncio.Event()
+        self._wanted = 1  # bytes the waiting reader needs before waking is worth it
         self._writable = asyncio.Event()
         self._fin_sent = False
 
@@ -126,18 +127,20 @@ class QuicStream:
         if len(self._buffer) > self.conn.settings.max_stream_buffer:
             self._buffer.clear()
             self.abort("receive buffer over its limit")
-        self._readable.set()
+        if len(self._buffer) >= self._wanted or self._eof:
+            self._readable.set()  # wake the reader only when its read can complete
 
     def _fail(self, why: str) -> None:
         self._failure = self._failure or why
         self._readable.set()
         self._writable.set()
 
-    async def _wait_readable(self) -> None:
+    async def _wait_readable(self, wanted: int = 1) -> None:
         if self._failure is not None:
             raise StreamClosed(self._failure)
         if self._eof:
             raise StreamClosed("stream ended early")
+        self._wanted = wanted
         self._readable.clear()
         await self._readable.wait()
 
@@ -156,7 +159,7 @@ class QuicStream:
 
     async def read_exactly(self, count: int) -> bytes:
         while len(self._buffer) < count:
-            await self._wait_readable()
+            await self._wait_readable(count)
         data = bytes(self._buffer[:count])
         del self._buffer[:count]
         return data
