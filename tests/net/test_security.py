@@ -236,3 +236,26 @@ async def test_bulk_path_refuses_a_bad_token(tmp_path: Path) -> None:
         answer = codec.decode(data[4:])
         assert isinstance(answer, Error)
         assert answer.code is ErrorCode.BAD_TOKEN
+
+
+@pytest.mark.asyncio
+async def test_per_peer_upload_cap_refuses_with_too_many(tmp_path: Path) -> None:
+    lib = DirLibrary(tmp_path / "a-games")
+    manifest = lib.add_game("quake", {"big.bin": os.urandom(24 << 20)})
+    h = manifest.manifest_hash
+    async with (
+        running_node(tmp_path, "alpha", library=lib, max_uploads_per_peer=1) as a,
+        running_node(tmp_path, "beta", static=[a.listen]) as b,
+    ):
+        await wait_for(b, lambda: any("quake" in p.games for p in b.peers()))
+        session = _session(b)
+        stalled = session.conn.open_stream()  # asks 24 MiB and never reads: holds the upload
+        try:
+            await stalled.write(_get_chunk(h, "big.bin", length=24 << 20), end=True)
+            await stalled.read_frame(1 << 20)  # the ChunkHeader: the upload is now running
+            answer = await _raw_request(session, _get_chunk(h, "big.bin", length=10))
+            assert isinstance(answer, Error)
+            assert answer.code is ErrorCode.TOO_MANY
+        finally:
+            stalled.close()
+        assert session.is_open
