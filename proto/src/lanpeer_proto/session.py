@@ -205,8 +205,8 @@ class PeerSession:
         nonce: bytes | None = None,
         timers: SessionTimers | None = None,
     ) -> None:
-        if role is Role.CLIENT and sign is None:
-            raise LocalProtocolError("a client session needs sign()")
+        if role is Role.CLIENT and (sign is None or verify_server is None):
+            raise LocalProtocolError("a client session needs sign() and verify_server()")
         if role is Role.SERVER and verify_client is None:
             raise LocalProtocolError("a server session needs verify_client()")
         if isinstance(party_key, str):
@@ -235,7 +235,7 @@ class PeerSession:
         local: Hello,
         *,
         sign: SignFn,
-        verify_server: VerifyServerFn | None = None,
+        verify_server: VerifyServerFn,
         party_key: bytes | str | None = None,
         timers: SessionTimers | None = None,
     ) -> PeerSession:
@@ -427,7 +427,7 @@ class PeerSession:
 
     def _do_accept_hello(self, message: Message, now: float) -> Step:
         assert isinstance(message, Hello)
-        _check_version(message.proto_major, message.proto_minor)
+        self._check_peer(message.proto_major, message.proto_minor, message.peer_id)
         if peer_id_for(message.public_key) != message.peer_id:
             raise _Refusal(ErrorCode.AUTH_FAILED, "peer_id does not match the public key sent")
         self.remote = message
@@ -437,8 +437,9 @@ class PeerSession:
     def _do_accept_hello_ack(self, message: Message, now: float) -> Step:
         assert isinstance(message, HelloAck)
         assert self._sign is not None
-        _check_version(message.proto_major, message.proto_minor)
-        if self._verify_server is not None and not self._verify_server(message):
+        self._check_peer(message.proto_major, message.proto_minor, message.peer_id)
+        assert self._verify_server is not None
+        if not self._verify_server(message):
             raise _Refusal(ErrorCode.AUTH_FAILED, "server peer_id does not match its certificate")
         self.remote = message
         self._transcript = handshake_transcript(message.nonce, self.local.peer_id, message.peer_id)
@@ -460,6 +461,15 @@ class PeerSession:
         return Step(events=(self._complete(),))
 
     # -- handshake helpers -----------------------------------------------------------
+
+    def _check_peer(self, major: int, minor: int, peer_id: str) -> None:
+        if not is_compatible(major):
+            raise _Refusal(
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"peer speaks protocol {major}.{minor}; we speak {PROTOCOL_MAJOR}.x",
+            )
+        if peer_id == self.local.peer_id:  # e.g. a static peer or mDNS advert of ourselves
+            raise _Refusal(ErrorCode.UNEXPECTED, "connected to ourselves (same peer_id)")
 
     def _hello_ack(self) -> HelloAck:
         local = self.local
@@ -495,11 +505,3 @@ class PeerSession:
         assert self.remote is not None
         shared = frozenset(self.local.features) & frozenset(self.remote.features)
         return HandshakeComplete(self.remote, shared)
-
-
-def _check_version(major: int, minor: int) -> None:
-    if not is_compatible(major):
-        raise _Refusal(
-            ErrorCode.UNSUPPORTED_VERSION,
-            f"peer speaks protocol {major}.{minor}; we speak {PROTOCOL_MAJOR}.x",
-        )
