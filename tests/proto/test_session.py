@@ -510,3 +510,19 @@ def test_client_needs_both_crypto_callables() -> None:
     alice = Peer()
     with pytest.raises(LocalProtocolError):
         PeerSession(Role.CLIENT, alice.hello("alice"), sign=alice.key.sign)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.sampled_from(["hello", "hello_ack", "auth_proof", "auth_ok"])))
+def test_no_side_stays_in_the_handshake_after_the_deadline(lost: set[str]) -> None:
+    pair = make_pair()
+    pair.drop = set(lost)
+    pair.start(0.0)
+    for side in Role:
+        pair.tick(side, 10.0)
+    for session in pair.sessions.values():
+        assert session.state in (State.READY, State.ERROR)
+    assert (pair.client.state is State.READY) == (not lost)
+    # The server is ready once it sent AuthOk; a lost AuthOk only fails the client (whose
+    # Error then reaches the server's glue, which closes the connection).
+    assert (pair.server.state is State.READY) == (not lost - {"auth_ok"})
