@@ -62,6 +62,13 @@ from lanpeer_proto.messages import (
     Ping,
     Pong,
 )
+from lanpeer_proto.session_events import HandshakeComplete as HandshakeComplete
+from lanpeer_proto.session_events import MessageReceived as MessageReceived
+from lanpeer_proto.session_events import SessionClosed as SessionClosed
+from lanpeer_proto.session_events import SessionEvent as SessionEvent
+from lanpeer_proto.session_events import SessionFailed as SessionFailed
+from lanpeer_proto.session_events import SessionTimers as SessionTimers
+from lanpeer_proto.session_events import Step as Step
 from lanpeer_proto.version import PROTOCOL_MAJOR, PROTOCOL_MINOR, is_compatible
 
 
@@ -125,56 +132,6 @@ LOCAL_TABLE: Final[Mapping[tuple[str, State], State]] = {
     **{("connection_lost", st): State.CLOSED for st in (*_LIVE, State.CLOSING)},
     **{("fail", st): State.ERROR for st in (*_LIVE, State.CLOSING)},
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SessionTimers:
-    """Timeouts in seconds. A LAN handshake takes milliseconds; these allow a loaded host."""
-
-    handshake: float = 10.0  # Hello to AuthOk, both sides
-    ping_interval: float = 15.0  # ping after this long without receiving anything
-    stale: float = 45.0  # three missed pings: the peer vanished (mDNS would take 1125 s)
-    close: float = 2.0  # how long CLOSING waits for the transport to end
-
-
-# Events for the glue.
-@dataclass(frozen=True)
-class HandshakeComplete:
-    remote: Hello | HelloAck  # the peer's facts: its Hello (we are server) or HelloAck (client)
-    shared_features: frozenset[str]
-
-    @property
-    def peer_id(self) -> str:
-        return self.remote.peer_id
-
-
-@dataclass(frozen=True)
-class MessageReceived:
-    message: Message  # a READY-state message the session does not own
-
-
-@dataclass(frozen=True)
-class SessionClosed:
-    reason: str
-    by_peer: bool
-
-
-@dataclass(frozen=True)
-class SessionFailed:
-    code: ErrorCode
-    reason: str
-    by_peer: bool  # True: the peer sent Error; False: we refused it or it timed out
-
-
-SessionEvent = HandshakeComplete | MessageReceived | SessionClosed | SessionFailed
-
-
-@dataclass(frozen=True)
-class Step:
-    """Outcome of one call: messages to send (in order) and events for the glue."""
-
-    send: tuple[Message, ...] = ()
-    events: tuple[SessionEvent, ...] = ()
 
 
 class _Refusal(Exception):
