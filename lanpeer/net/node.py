@@ -235,7 +235,12 @@ class PeerNode:
     # events --------------------------------------------------------------------
     def _emit(self, kind: PeerEventKind, peer_id: str) -> None:
         self._sources_changed.set()
-        event = PeerEvent(kind, peer_id)
+        record = self._table.get(peer_id)
+        event = (
+            PeerEvent(kind, peer_id, record.name, record.address, record.library_rev or 0)
+            if record is not None
+            else PeerEvent(kind, peer_id)
+        )
         for cb in list(self._listeners):
             try:
                 cb(event)
