@@ -97,6 +97,10 @@ class PeerFetcher:
         self._clients[link.peer_id] = client
         return client
 
+    def link_down(self, peer_id: str) -> None:
+        """The peer's last session ended: its bulk authorisation ended with it."""
+        self._drop_client(peer_id)
+
     def forget(self, peer_id: str) -> None:
         """The peer left the table: drop its slots and bulk connections."""
         self._slots.pop(peer_id, None)

@@ -326,8 +326,9 @@ class PeerNode:
         finally:
             self._table.touch(facts.peer_id, link.last_seen)
             if self._table.session_down(link):
-                if self._tokens is not None:
-                    self._tokens.revoke(facts.peer_id)
+                if self._bulk_server is not None:
+                    self._bulk_server.drop_peer(facts.peer_id)
+                self._fetcher.link_down(facts.peer_id)
                 log.info("peer %s disconnected", short_id(facts.peer_id))
                 self._emit(PeerEventKind.DOWN, facts.peer_id)
 

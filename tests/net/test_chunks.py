@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 from pathlib import Path
 
 import blake3
 import pytest
+from lanpeer_proto import codec
+from lanpeer_proto.framing import encode_frame
+from lanpeer_proto.messages import BulkHello, ChunkHeader, GetChunk
 
+from lanpeer.net.fetching import bulk_token
 from tests.net.conftest import running_node, wait_for
 from tests.net.dirlibrary import CHUNK, DirLibrary
 
@@ -37,3 +43,46 @@ async def test_fetch_manifest_and_chunks(tmp_path: Path, bulk: str) -> None:
             got += chunk
         assert bytes(got) == content
         assert b._fetcher.uses_bulk(a.identity.peer_id) == (bulk == "auto")
+
+
+async def _recv_frame(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One frame and whatever bytes came after it."""
+    loop = asyncio.get_running_loop()
+    data = b""
+    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+        piece = await loop.sock_recv(sock, 65536)
+        if not piece:
+            raise ConnectionError("EOF inside a frame")
+        data += piece
+    end = 4 + int.from_bytes(data[:4], "big")
+    return data[4:end], data[end:]
+
+
+@pytest.mark.asyncio
+async def test_bulk_connection_ends_with_the_quic_session(tmp_path: Path) -> None:
+    lib = DirLibrary(tmp_path / "a-games")
+    manifest = lib.add_game("quake", {"q.bin": b"q" * 5000})
+    async with (
+        running_node(tmp_path, "alpha", library=lib) as a,
+        running_node(tmp_path, "beta", static=[a.listen]) as b,
+    ):
+        await wait_for(b, lambda: any("quake" in p.games for p in b.peers()))
+        link = b._fetcher.link(a.identity.peer_id)
+        token = await bulk_token(link)
+        loop = asyncio.get_running_loop()
+        with socket.socket() as sock:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", token.port))
+            hello = BulkHello(peer_id=b.identity.peer_id, token=token.token)
+            request = GetChunk(game_id="quake", manifest_hash=manifest.manifest_hash,
+                               path="q.bin", offset=0, length=4)  # fmt: skip
+            for message in (hello, request):
+                await loop.sock_sendall(sock, encode_frame(codec.encode(message)))
+            frame, rest = await _recv_frame(sock)
+            header = codec.decode(frame)
+            assert isinstance(header, ChunkHeader)
+            link.conn.close_connection("test: session over")  # the QUIC session ends
+            async with asyncio.timeout(5):
+                while piece := await loop.sock_recv(sock, 65536):
+                    rest += piece
+            assert rest == b"qqqq"  # the answer in flight, then EOF: the server dropped us
