@@ -161,6 +161,11 @@ class BulkServer:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
                     tasks.create_task(self._serve_connection(conn))
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop listening (idempotent; also done when serve() ends)."""
+        if self._sock is not None:
             self._sock.close()
 
     async def _serve_connection(self, conn: socket.socket) -> None:

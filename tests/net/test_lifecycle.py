@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from lanpeer_proto.session import SessionTimers
 
-from lanpeer.net.node import NodeTimings
+from lanpeer.net.errors import ListenError
+from lanpeer.net.identity import Identity
+from lanpeer.net.node import NodeTimings, PeerNode
 from lanpeer.net.peers import PeerEventKind
 from tests.net.conftest import event_flag, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
@@ -123,3 +125,12 @@ async def test_three_peers_delta_then_snapshot(tmp_path: Path) -> None:
         await wait_for(b, lambda: games_of(a.identity.peer_id) == {"hexen", "heretic"})
         assert applied["snapshot"] == snapshots + 1
         await wait_for(c, lambda: any(p.games.keys() == {"hexen", "heretic"} for p in c.peers()))
+
+
+@pytest.mark.asyncio
+async def test_port_in_use_is_a_clear_error_and_leaks_nothing(tmp_path: Path) -> None:
+    async with running_node(tmp_path, "alpha") as a:
+        clash = PeerNode(Identity.generate(), DirLibrary(tmp_path / "b"), name="beta",
+                         bind="127.0.0.1", port=a.listen[1], mdns=False)  # fmt: skip
+        with pytest.raises(ListenError, match="pick another --port"):
+            await clash.start()
