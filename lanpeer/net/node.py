@@ -375,13 +375,13 @@ class PeerNode:
 
     def _start_discovery(self) -> None:
         addresses = self._advertise or ([] if self._bind == "0.0.0.0" else [self._bind])
-        self._discovery = Discovery(
-            peer_id=self.identity.peer_id,
-            name=self.name,
-            addresses=addresses or _lan_addresses(),
-            port=self.listen[1],
-            on_advert=self._advert_seen,
-        )
+        addresses = addresses or _lan_addresses()
+        if not addresses:
+            log.warning("mDNS is off: no LAN IPv4 address to advertise on; use --peer host:port")
+            return
+        self._discovery = Discovery(peer_id=self.identity.peer_id, name=self.name,
+                                    addresses=addresses, port=self.listen[1],
+                                    on_advert=self._advert_seen)  # fmt: skip
         self._spawn(self._discovery.run(self.library.library_rev))
 
     def _advert_seen(self, advert: Advert) -> None:
