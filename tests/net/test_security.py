@@ -259,3 +259,24 @@ async def test_per_peer_upload_cap_refuses_with_too_many(tmp_path: Path) -> None
         finally:
             stalled.close()
         assert session.is_open
+
+
+@pytest.mark.asyncio
+async def test_other_major_version_refused(tmp_path: Path) -> None:
+    me = Identity.generate()
+    async with running_node(tmp_path, "alpha") as a:
+        conn = await dial(*a.listen, QuicSettings(), 5.0)
+        try:
+            hello = Hello(peer_id=me.peer_id, public_key=me.public_key, name="future",
+                          proto_major=PROTOCOL_MAJOR + 1, proto_minor=0, listen_port=1,
+                          library_rev=0, library_digest=bytes(32), features=[])  # fmt: skip
+            channel = handshake.client_channel(
+                conn, conn.open_stream(), me, hello, None, None, SessionTimers()
+            )
+            with pytest.raises(HandshakeRefused) as refused:
+                await handshake.wait_handshake(channel)
+            assert refused.value.wire_code is ErrorCode.UNSUPPORTED_VERSION
+        finally:
+            conn.close_connection()
+            conn.force_close()
+        assert a.peers() == []
