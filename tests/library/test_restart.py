@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from lanpeer.errors import LanpeerError
 from lanpeer.library import GameLibrary
 
 from .helpers import RevWatch, catalog, make_game
@@ -132,3 +133,16 @@ async def test_unmounted_root_is_unavailable_not_empty(tmp_path: Path, state_dir
     async with GameLibrary([mounted], state_dir, catalog_path, watch=False) as library:
         assert "no longer mounted" in library.unavailable_roots()[mounted]
         assert library.snapshot() == snapshot
+
+
+@pytest.mark.asyncio
+async def test_corrupt_index_is_a_clear_error_and_kept(root: Path, state_dir: Path) -> None:
+    _write(state_dir / "library.sqlite3", b"not a database" * 100)
+    with pytest.raises(LanpeerError, match="move it away"):
+        await GameLibrary([root], state_dir, watch=False).start()
+    assert (state_dir / "library.sqlite3").read_bytes() == b"not a database" * 100
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)

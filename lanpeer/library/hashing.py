@@ -1,0 +1,154 @@
+"""Manifests on demand and in the background: one hashing task per game, progress, a cache.
+
+Owns the hashing thread (blake3 releases the GIL), per-game progress, the decoded-manifest cache
+and the rule that a result computed while the game changed is thrown away. Never hashes on the
+event loop and never stores a manifest for a generation of a game that is no longer current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.messages import Manifest
+
+from lanpeer.errors import LanpeerError
+from lanpeer.library import scanner
+from lanpeer.library.errors import ServeRefused
+from lanpeer.library.index import GameRecord, LibraryIndex
+from lanpeer.library.state import LibraryState
+
+log = logging.getLogger(__name__)
+
+#: Manifests kept decoded in memory; the rest are rebuilt from the index on demand.
+MANIFEST_CACHE = 32
+#: A peer's GetManifest waits through at most this many "changed while hashing" restarts.
+HASH_ATTEMPTS = 3
+
+ScanThread = Callable[..., Awaitable[Any]]
+
+
+class GameHasher:
+    def __init__(
+        self,
+        state: LibraryState,
+        index: LibraryIndex,
+        in_scan_thread: ScanThread,
+        write_lock: asyncio.Lock,
+        on_hashed: Callable[[], None],
+    ) -> None:
+        self._state = state
+        self._index = index
+        self._in_scan_thread = in_scan_thread  # ordered DB writes share the scan thread
+        self._write_lock = write_lock
+        self._on_hashed = on_hashed
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-hash")
+        self._tasks: dict[str, asyncio.Task[Manifest]] = {}
+        self._progress: dict[str, scanner.HashProgress] = {}
+        self._manifests: dict[str, Manifest] = {}
+        self.wanted = asyncio.Event()  # set when a game may need hashing
+        self.files_hashed = 0  # files read and hashed (not reused from the index)
+
+    def progress(self, game_id: str) -> scanner.HashProgress | None:
+        return self._progress.get(game_id)
+
+    def forget(self, game_id: str) -> None:
+        """The game changed or became busy: drop its cached manifest, stop its hashing."""
+        self._manifests.pop(game_id, None)
+        progress = self._progress.get(game_id)
+        if progress is not None:
+            progress.cancelled = True
+
+    async def aclose(self) -> None:
+        for progress in self._progress.values():
+            progress.cancelled = True
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+
+    async def wait_manifest(self, game_id: str, *, for_peer: bool) -> Manifest:
+        for _attempt in range(HASH_ATTEMPTS):
+            state = self._state
+            record = state.served(game_id) if for_peer else state.downloaded(game_id)
+            cached = self._manifests.get(game_id)
+            if cached is not None and cached.manifest_hash == record.manifest_hash:
+                return cached
+            try:
+                return await asyncio.shield(self._ensure(game_id))
+            except scanner.HashCancelled:
+                continue
+        raise ServeRefused(ErrorCode.BUSY, f"game {game_id!r} keeps changing; try again later")
+
+    async def run_in_background(self) -> None:
+        while True:
+            await self.wanted.wait()
+            self.wanted.clear()
+            for game_id in self._state.needs_hash():
+                try:
+                    await asyncio.shield(self._ensure(game_id))
+                except (scanner.HashCancelled, LanpeerError):
+                    pass  # the change that cancelled it sets ``wanted`` again
+                except Exception:
+                    log.exception("hashing %s failed", game_id)
+
+    def _ensure(self, game_id: str) -> asyncio.Task[Manifest]:
+        task = self._tasks.get(game_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._hash(game_id))
+            self._tasks[game_id] = task
+            task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Manifest]) -> None:
+        for game_id, running in list(self._tasks.items()):
+            if running is task:
+                del self._tasks[game_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("hashing ended without a manifest: %s", task.exception())
+
+    async def _hash(self, game_id: str) -> Manifest:
+        record, generation = self._state.records.get(game_id), self._state.generation[game_id]
+        if record is None:
+            raise scanner.HashCancelled(f"{game_id} is gone")
+        if record.manifest_hash is not None:
+            manifest = await self._in_scan_thread(scanner.load_manifest, record, self._index)
+            if manifest is not None:
+                return self._remember(game_id, manifest)
+        result = await self._hash_off_loop(record)
+        self.files_hashed += result.files_hashed
+        async with self._write_lock:
+            if self._state.generation[game_id] != generation:
+                raise scanner.HashCancelled(f"{game_id} changed while it was hashed")
+            record = replace(record, manifest_hash=result.manifest.manifest_hash, size=result.size)
+            await self._in_scan_thread(self._index.put_manifest, record, result.files)
+            self._state.records[game_id] = record
+        self._on_hashed()
+        return self._remember(game_id, result.manifest)
+
+    async def _hash_off_loop(self, record: GameRecord) -> scanner.HashResult:
+        progress = scanner.HashProgress()
+        self._progress[record.game_id] = progress
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._pool, scanner.hash_game, record, self._index, progress
+            )
+        except OSError as exc:
+            raise scanner.HashCancelled(f"{record.game_id}: {exc}") from exc
+        except ValueError as exc:  # the manifest breaks a wire limit (files, chunks, sizes)
+            log.exception("cannot make a manifest of %s", record.game_id)
+            raise ServeRefused(ErrorCode.INTERNAL, f"{record.game_id} cannot be described") from exc
+        finally:
+            self._progress.pop(record.game_id, None)
+
+    def _remember(self, game_id: str, manifest: Manifest) -> Manifest:
+        self._manifests[game_id] = manifest
+        while len(self._manifests) > MANIFEST_CACHE:
+            del self._manifests[next(iter(self._manifests))]
+        return manifest
