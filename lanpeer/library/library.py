@@ -62,6 +62,7 @@ class GameLibrary:
         history: int = DEFAULT_HISTORY,
         watch: bool = True,
         background_hashing: bool = True,
+        event_queue_size: int = EVENT_QUEUE_SIZE,
     ) -> None:
         if not roots:
             raise LanpeerError("no game root configured; pass at least one --games DIR")
@@ -77,7 +78,7 @@ class GameLibrary:
         self._rescans: dict[str, asyncio.Future[None]] = {}
         self._rescan_pending: set[str] = set()
         self._listeners: list[Callable[[int], None]] = []
-        self._events: asyncio.Queue[LibraryEvent] = asyncio.Queue(EVENT_QUEUE_SIZE)
+        self._events: asyncio.Queue[LibraryEvent] = asyncio.Queue(event_queue_size)
         self._queued: set[LibraryEvent] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._write_lock = asyncio.Lock()
@@ -271,6 +272,8 @@ class GameLibrary:
         unavailable = self._state.unavailable = {s.root: s.problem for s in scans if s.problem}
         for problem in unavailable.values():
             log.warning("%s; its games are kept as they were", problem)
+        if self._watcher is not None and len(unavailable) < len(self.roots):
+            await self._in_scan_thread(self._watcher.watch_new_roots)
         found: dict[str, Path] = {}
         for scan in scans:
             for game_id in scan.game_ids:

@@ -57,15 +57,23 @@ class LibraryWatcher(FileSystemEventHandler):
         self._deliver = deliver  # runs on the loop, never in the observer thread
         self._loop = loop
         self._observer = Observer()
+        self._watched: set[str] = set()
 
     def start(self) -> None:
-        for root in self._roots:
-            if os.path.isdir(root):
-                self._observer.schedule(self, root, recursive=True)
-        catalog_dir = os.path.dirname(self._catalog)
-        if catalog_dir not in self._roots and os.path.isdir(catalog_dir):
-            self._observer.schedule(self, catalog_dir, recursive=False)
+        """Start the observer thread and watch what exists (blocking: a worker thread)."""
         self._observer.start()
+        self.watch_new_roots()
+
+    def watch_new_roots(self) -> None:
+        """Watch roots (and the catalog's dir) that exist now but were missing before."""
+        catalog_dir = os.path.dirname(self._catalog)
+        wanted = [(root, True) for root in self._roots]
+        if catalog_dir not in self._roots:
+            wanted.append((catalog_dir, False))
+        for path, recursive in wanted:
+            if path not in self._watched and os.path.isdir(path):
+                self._observer.schedule(self, path, recursive=recursive)
+                self._watched.add(path)
 
     def stop(self) -> None:
         """Stop and join the observer thread (blocking: call it from a worker thread)."""
