@@ -47,6 +47,8 @@ FULL_SCAN_INTERVAL = 300.0
 EVENT_QUEUE_SIZE = 1024
 #: Lets a burst of writes to one game settle into one rescan.
 DEBOUNCE_SECONDS = 0.2
+#: Coalesces the rev bumps of a burst of hashed games into one (and one push to peers).
+PUBLISH_DELAY = 0.05
 _REV_KEY = "advertised"
 
 
@@ -88,6 +90,7 @@ class GameLibrary:
         self._served: ServedFiles | None = None
         self._revlog = RevisionLog(history=history)
         self._watcher: LibraryWatcher | None = None
+        self._publish_timer: asyncio.TimerHandle | None = None
         self.game_scans = 0  # games inspected since start (tests and benchmarks read it)
         self.full_scans = 0
 
@@ -106,7 +109,7 @@ class GameLibrary:
         """Open the index, scan (reusing unchanged fingerprints), then watch and hash."""
         index = self._index = await self._in_scan_thread(LibraryIndex, self._state_dir)
         self._hasher = GameHasher(
-            self._state, index, self._in_scan_thread, self._write_lock, self._publish
+            self._state, index, self._in_scan_thread, self._write_lock, self._publish_soon
         )
         self._served = ServedFiles(index, lambda game_id: self._post(GameChanged(game_id)))
         self._state.records = await self._in_scan_thread(index.load_games)
@@ -122,6 +125,8 @@ class GameLibrary:
             self._spawn(self._hasher.run_in_background())
 
     async def aclose(self) -> None:
+        if self._publish_timer is not None:
+            self._publish_timer.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -182,8 +187,16 @@ class GameLibrary:
     def unavailable_roots(self) -> dict[Path, str]:
         return dict(self._state.unavailable)
 
+    def _publish_soon(self) -> None:
+        if self._publish_timer is None:
+            loop = asyncio.get_running_loop()
+            self._publish_timer = loop.call_later(PUBLISH_DELAY, self._publish)
+
     def _publish(self) -> None:
         """Recompute the advertised library; persist and announce a new rev if it changed."""
+        if self._publish_timer is not None:
+            self._publish_timer.cancel()
+            self._publish_timer = None
         if not self._revlog.apply(self._state.advertised()):
             return
         index, _, _ = self._started()
@@ -421,7 +434,11 @@ class GameLibrary:
         Raises ServeRefused. ``for_peer=False`` (local use, e.g. delta downloads) skips the
         catalog and busy checks; the game must still be downloaded.
         """
-        return await self._started()[1].wait_manifest(game_id, for_peer=for_peer)
+        manifest = await self._started()[1].wait_manifest(game_id, for_peer=for_peer)
+        advertised = self._revlog.games.get(game_id)
+        if advertised is not None and advertised.manifest_hash != manifest.manifest_hash:
+            self._publish()  # whoever asked sees the summary and the manifest agree
+        return manifest
 
     def open_served_file(self, game_id: str, manifest_hash: bytes, path: str) -> int:
         """An O_RDONLY fd of a served file, opened fd-relative without following symlinks.

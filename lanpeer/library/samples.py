@@ -12,8 +12,9 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import blake3
 
@@ -144,9 +145,21 @@ def sample_entry(game_id: str) -> CatalogEntry:
     return CatalogEntry(game_id, title, description=f"Sample game {title}", genre="sample")
 
 
-def write_catalog(path: Path, entries: Iterable[CatalogEntry | str]) -> None:
-    """Write a catalog; a bare game id becomes ``sample_entry(game_id)``."""
-    _write_catalog(path, [sample_entry(e) if isinstance(e, str) else e for e in entries])
+def write_catalog(path: Path, entries: Iterable[CatalogEntry | str | Mapping[str, Any]]) -> None:
+    """Write a catalog atomically.
+
+    An entry is a ``CatalogEntry``, a mapping with its fields (``id``, ``name``, ...), or a bare
+    game id, which becomes ``sample_entry(game_id)``.
+    """
+    _write_catalog(path, [_entry(e) for e in entries])
+
+
+def _entry(entry: CatalogEntry | str | Mapping[str, Any]) -> CatalogEntry:
+    if isinstance(entry, CatalogEntry):
+        return entry
+    if isinstance(entry, str):
+        return sample_entry(entry)
+    return CatalogEntry(**entry)
 
 
 def generate_library(root: Path, count: int, size_each: int, *, seed: int) -> list[str]:

@@ -50,6 +50,10 @@ class LibraryState:
     #: Bumped on every change of a game's record or busy mark; a hash result computed under an
     #: older generation is stale and discarded.
     generation: Counter[str] = field(default_factory=Counter)
+    #: Built summaries, rebuilt only when their record or catalog entry changed.
+    _summaries: dict[str, tuple[GameRecord, CatalogEntry, GameSummary]] = field(
+        default_factory=dict, repr=False
+    )
 
     def served(self, game_id: str) -> GameRecord:
         """The record of a game a peer may read, or the refusal to send."""
@@ -73,19 +77,28 @@ class LibraryState:
         games = {}
         for game_id, record in self.records.items():
             entry = self.catalog.get(game_id)
-            if entry is None or not record.downloaded or game_id in self.busy:
-                continue
-            games[game_id] = GameSummary(
-                id=game_id,
-                name=entry.name,
-                version=record.version or "",
-                manifest_hash=record.manifest_hash,
-                size=record.size,
-                description=entry.description,
-                genre=entry.genre,
-                max_players=entry.max_players,
-            )
+            if entry is not None and record.downloaded and game_id not in self.busy:
+                games[game_id] = self._summary(record, entry)
+        for game_id in self._summaries.keys() - games.keys():
+            del self._summaries[game_id]
         return games
+
+    def _summary(self, record: GameRecord, entry: CatalogEntry) -> GameSummary:
+        cached = self._summaries.get(record.game_id)
+        if cached is not None and cached[0] == record and cached[1] == entry:
+            return cached[2]
+        summary = GameSummary(
+            id=record.game_id,
+            name=entry.name,
+            version=record.version or "",
+            manifest_hash=record.manifest_hash,
+            size=record.size,
+            description=entry.description,
+            genre=entry.genre,
+            max_players=entry.max_players,
+        )
+        self._summaries[record.game_id] = (record, entry, summary)
+        return summary
 
     def needs_hash(self) -> list[str]:
         """Games to hash in the background: advertised and servable, without a manifest yet."""
