@@ -17,13 +17,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.errors import ErrorCode, ProtocolError
 from lanpeer_proto.messages import GameSummary, LibraryDelta, Manifest
 from lanpeer_proto.paths import is_game_id, path_problem
 
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from lanpeer.library import scanner
-from lanpeer.library.catalog import CatalogEntry, load_catalog, write_catalog
+from lanpeer.library.catalog import CatalogEntry, catalog_stamp, load_catalog, write_catalog
 from lanpeer.library.errors import CatalogError, ServeRefused
 from lanpeer.library.hashing import GameHasher
 from lanpeer.library.index import GameRecord, LibraryIndex
@@ -50,6 +50,7 @@ DEBOUNCE_SECONDS = 0.2
 #: Coalesces the rev bumps of a burst of hashed games into one (and one push to peers).
 PUBLISH_DELAY = 0.05
 _REV_KEY = "advertised"
+_REV_NUMBER_KEY = "library_rev"
 
 
 class GameLibrary:
@@ -91,6 +92,7 @@ class GameLibrary:
         self._revlog = RevisionLog(history=history)
         self._watcher: LibraryWatcher | None = None
         self._publish_timer: asyncio.TimerHandle | None = None
+        self._catalog_stamp: tuple[int, int, int] | None = None  # of the catalog last read
         self.game_scans = 0  # games inspected since start (tests and benchmarks read it)
         self.full_scans = 0
 
@@ -107,15 +109,20 @@ class GameLibrary:
 
     async def start(self) -> None:
         """Open the index, scan (reusing unchanged fingerprints), then watch and hash."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _start(self) -> None:
         index = self._index = await self._in_scan_thread(LibraryIndex, self._state_dir)
         self._hasher = GameHasher(
             self._state, index, self._in_scan_thread, self._write_lock, self._publish_soon
         )
         self._served = ServedFiles(index, lambda game_id: self._post(GameChanged(game_id)))
         self._state.records = await self._in_scan_thread(index.load_games)
-        persisted = await self._in_scan_thread(index.get_meta, _REV_KEY)
-        if persisted is not None:
-            self._revlog = RevisionLog.from_bytes(persisted, self._history)
+        self._revlog = await self._in_scan_thread(self._load_revlog, index)
         if self._watch:  # before the scan, so nothing between the two goes unseen
             await self._start_watcher()
         await self.rescan()
@@ -137,6 +144,18 @@ class GameLibrary:
         await asyncio.to_thread(self._scan_pool.shutdown, wait=True, cancel_futures=True)
         if self._index is not None:
             self._index.close()
+
+    def _load_revlog(self, index: LibraryIndex) -> RevisionLog:
+        """The persisted advertised library; if unreadable, at least its rev (never goes back)."""
+        persisted = index.get_meta(_REV_KEY)
+        rev = int.from_bytes(index.get_meta(_REV_NUMBER_KEY) or b"", "big")
+        if persisted is None:
+            return RevisionLog(rev, history=self._history)
+        try:
+            return RevisionLog.from_bytes(persisted, self._history)
+        except (ProtocolError, TypeError) as exc:
+            log.warning("persisted library unreadable (%s); continuing from rev %d", exc, rev)
+            return RevisionLog(rev, history=self._history)
 
     async def _start_watcher(self) -> None:
         loop = asyncio.get_running_loop()
@@ -200,7 +219,8 @@ class GameLibrary:
         if not self._revlog.apply(self._state.advertised()):
             return
         index, _, _ = self._started()
-        index.set_meta(_REV_KEY, self._revlog.to_bytes())  # one small row, on the loop
+        index.set_meta(_REV_KEY, self._revlog.to_bytes())  # small rows, on the loop
+        index.set_meta(_REV_NUMBER_KEY, self._revlog.rev.to_bytes(8, "big"))
         for callback in list(self._listeners):
             try:
                 callback(self._revlog.rev)
@@ -255,14 +275,20 @@ class GameLibrary:
         catalog = {**self._state.catalog, id: entry}
         write_catalog(self.catalog_path, catalog.values())
         self._state.catalog = catalog
+        self._catalog_stamp = catalog_stamp(self.catalog_path)
         self._publish()
         self._started()[1].wanted.set()
 
     async def _reload_catalog(self) -> None:
+        stamp = await self._in_scan_thread(catalog_stamp, self.catalog_path)
+        if stamp is not None and stamp == self._catalog_stamp:
+            return
         try:
             self._state.catalog = await self._in_scan_thread(load_catalog, self.catalog_path)
         except CatalogError as exc:
             log.warning("%s; keeping the previous catalog", exc)
+        else:
+            self._catalog_stamp = stamp
 
     # -- scanning ----------------------------------------------------------------------------
 

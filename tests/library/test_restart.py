@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,22 @@ async def test_corrupt_index_is_a_clear_error_and_kept(root: Path, state_dir: Pa
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+@pytest.mark.asyncio
+async def test_unreadable_persisted_library_keeps_the_rev(root: Path, state_dir: Path) -> None:
+    make_game(root, "a")
+    catalog(root, "a")
+    async with GameLibrary([root], state_dir, watch=False) as library:
+        await _hashed(library)
+        rev = library.library_rev
+    _corrupt_meta(state_dir, "advertised")
+    async with GameLibrary([root], state_dir, watch=False) as library:
+        assert library.library_rev == rev + 1
+        assert [s.id for s in library.snapshot()] == ["a"]
+
+
+def _corrupt_meta(state_dir: Path, key: str) -> None:
+    with sqlite3.connect(state_dir / "library.sqlite3") as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = ?", (b"\xc1garbage", key))
+    db.close()
