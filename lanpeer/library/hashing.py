@@ -47,7 +47,10 @@ class GameHasher:
         self._in_scan_thread = in_scan_thread  # ordered DB writes share the scan thread
         self._write_lock = write_lock
         self._on_hashed = on_hashed
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-hash")
+        # Background hashing has its own thread, so a peer's request for another game's
+        # manifest never waits behind a 150 GB game being hashed.
+        self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-hash-bg")
+        self._request_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-hash")
         self._tasks: dict[str, asyncio.Task[Manifest]] = {}
         self._progress: dict[str, scanner.HashProgress] = {}
         self._manifests: dict[str, Manifest] = {}
@@ -70,7 +73,8 @@ class GameHasher:
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        for pool in (self._background_pool, self._request_pool):
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     async def wait_manifest(self, game_id: str, *, for_peer: bool) -> Manifest:
         for _attempt in range(HASH_ATTEMPTS):
@@ -80,7 +84,7 @@ class GameHasher:
             if cached is not None and cached.manifest_hash == record.manifest_hash:
                 return cached
             try:
-                return await asyncio.shield(self._ensure(game_id))
+                return await asyncio.shield(self._ensure(game_id, self._request_pool))
             except scanner.HashCancelled:
                 continue
         raise ServeRefused(ErrorCode.BUSY, f"game {game_id!r} keeps changing; try again later")
@@ -91,16 +95,16 @@ class GameHasher:
             self.wanted.clear()
             for game_id in self._state.needs_hash():
                 try:
-                    await asyncio.shield(self._ensure(game_id))
+                    await asyncio.shield(self._ensure(game_id, self._background_pool))
                 except (scanner.HashCancelled, LanpeerError):
                     pass  # the change that cancelled it sets ``wanted`` again
                 except Exception:
                     log.exception("hashing %s failed", game_id)
 
-    def _ensure(self, game_id: str) -> asyncio.Task[Manifest]:
+    def _ensure(self, game_id: str, pool: ThreadPoolExecutor) -> asyncio.Task[Manifest]:
         task = self._tasks.get(game_id)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._hash(game_id))
+            task = asyncio.get_running_loop().create_task(self._hash(game_id, pool))
             self._tasks[game_id] = task
             task.add_done_callback(self._done)
         return task
@@ -112,7 +116,7 @@ class GameHasher:
         if not task.cancelled() and task.exception() is not None:
             log.debug("hashing ended without a manifest: %s", task.exception())
 
-    async def _hash(self, game_id: str) -> Manifest:
+    async def _hash(self, game_id: str, pool: ThreadPoolExecutor) -> Manifest:
         record, generation = self._state.records.get(game_id), self._state.generation[game_id]
         if record is None:
             raise scanner.HashCancelled(f"{game_id} is gone")
@@ -120,7 +124,7 @@ class GameHasher:
             manifest = await self._in_scan_thread(scanner.load_manifest, record, self._index)
             if manifest is not None:
                 return self._remember(game_id, manifest)
-        result = await self._hash_off_loop(record)
+        result = await self._hash_off_loop(record, pool)
         self.files_hashed += result.files_hashed
         async with self._write_lock:
             if self._state.generation[game_id] != generation:
@@ -131,13 +135,15 @@ class GameHasher:
         self._on_hashed()
         return self._remember(game_id, result.manifest)
 
-    async def _hash_off_loop(self, record: GameRecord) -> scanner.HashResult:
+    async def _hash_off_loop(
+        self, record: GameRecord, pool: ThreadPoolExecutor
+    ) -> scanner.HashResult:
         progress = scanner.HashProgress()
         self._progress[record.game_id] = progress
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                self._pool, scanner.hash_game, record, self._index, progress
+                pool, scanner.hash_game, record, self._index, progress
             )
         except OSError as exc:
             raise scanner.HashCancelled(f"{record.game_id}: {exc}") from exc

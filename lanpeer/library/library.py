@@ -141,9 +141,11 @@ class GameLibrary:
             await self._hasher.aclose()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
+            self._watcher = None
         await asyncio.to_thread(self._scan_pool.shutdown, wait=True, cancel_futures=True)
         if self._index is not None:
             self._index.close()
+            self._index = None
 
     def _load_revlog(self, index: LibraryIndex) -> RevisionLog:
         """The persisted advertised library; if unreadable, at least its rev (never goes back)."""
@@ -410,7 +412,7 @@ class GameLibrary:
             self._queued.difference_update(batch)
             try:
                 await self._handle(batch)
-            except (OSError, LanpeerError):
+            except Exception:  # the worker must outlive any one bad game dir
                 log.exception("library rescan failed; the next event or full scan retries")
 
     async def _handle(self, batch: list[LibraryEvent]) -> None:

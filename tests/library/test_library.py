@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,21 @@ async def test_removed_game_disappears_and_delta_says_so(
     assert delta.removed == ["b"]
     assert apply_delta(old, delta) == {s.id: s for s in library.snapshot()}
     assert library.delta_since(old_rev + 100) is None
+
+
+@pytest.mark.asyncio
+async def test_a_peer_request_does_not_wait_behind_background_hashing(
+    root: Path, open_library: OpenLibrary
+) -> None:
+    make_game(root, "b")
+    catalog(root, "b")
+    library = await open_library([root], background_hashing=False)
+    gate = threading.Event()
+    busy_thread = library._started()[1]._background_pool.submit(gate.wait, 30)  # a huge game
+    try:
+        async with asyncio.timeout(10):
+            manifest = await library.wait_manifest("b")
+    finally:
+        gate.set()
+    assert busy_thread.result() is True
+    assert manifest.game_id == "b"
