@@ -91,6 +91,7 @@ class GameLibrary:
         self._served: ServedFiles | None = None
         self._revlog = RevisionLog(history=history)
         self._watcher: LibraryWatcher | None = None
+        self._watching = asyncio.Event()  # set once the watcher is up (or will never be)
         self._publish_timer: asyncio.TimerHandle | None = None
         self._catalog_stamp: tuple[int, int, int] | None = None  # of the catalog last read
         self.game_scans = 0  # games inspected since start (tests and benchmarks read it)
@@ -123,9 +124,14 @@ class GameLibrary:
         self._served = ServedFiles(index, lambda game_id: self._post(GameChanged(game_id)))
         self._state.records = await self._in_scan_thread(index.load_games)
         self._revlog = await self._in_scan_thread(self._load_revlog, index)
-        if self._watch:  # before the scan, so nothing between the two goes unseen
-            await self._start_watcher()
         await self.rescan()
+        if self._watch:
+            self._watcher = LibraryWatcher(
+                self.roots, self.catalog_path, self._post, asyncio.get_running_loop()
+            )
+            self._spawn(self._start_watcher(self._watcher))
+        else:
+            self._watching.set()
         self._spawn(self._consume_events())
         self._spawn(self._request_full_scans())
         if self._background_hashing:
@@ -159,16 +165,19 @@ class GameLibrary:
             log.warning("persisted library unreadable (%s); continuing from rev %d", exc, rev)
             return RevisionLog(rev, history=self._history)
 
-    async def _start_watcher(self) -> None:
-        loop = asyncio.get_running_loop()
-        watcher = LibraryWatcher(self.roots, self.catalog_path, self._post, loop)
+    async def _start_watcher(self, watcher: LibraryWatcher) -> None:
+        """Set up inotify watches off the startup path, then scan once for what they missed."""
         try:
-            await self._in_scan_thread(watcher.start)
+            await asyncio.to_thread(watcher.start)
+            await self.rescan()
         except OSError as exc:  # e.g. the inotify watch limit (fs.inotify.max_user_watches)
             log.warning("cannot watch the game roots (%s); relying on the periodic scan", exc)
-            await self._in_scan_thread(watcher.stop)
-            return
-        self._watcher = watcher
+        finally:
+            self._watching.set()
+
+    async def wait_watching(self) -> None:
+        """Until filesystem events are being delivered (at once if watching is off)."""
+        await self._watching.wait()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -313,8 +322,11 @@ class GameLibrary:
         unavailable = self._state.unavailable = {s.root: s.problem for s in scans if s.problem}
         for problem in unavailable.values():
             log.warning("%s; its games are kept as they were", problem)
-        if self._watcher is not None and len(unavailable) < len(self.roots):
-            await self._in_scan_thread(self._watcher.watch_new_roots)
+        if self._watching.is_set() and self._watcher is not None:
+            try:
+                await self._in_scan_thread(self._watcher.watch_new_roots)
+            except OSError as exc:
+                log.warning("cannot watch a game root (%s); the periodic scan covers it", exc)
         found: dict[str, Path] = {}
         for scan in scans:
             for game_id in scan.game_ids:
