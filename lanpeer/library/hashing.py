@@ -1,8 +1,9 @@
 """Manifests on demand and in the background: one hashing task per game, progress, a cache.
 
-Owns the hashing thread (blake3 releases the GIL), per-game progress, the decoded-manifest cache
-and the rule that a result computed while the game changed is thrown away. Never hashes on the
-event loop and never stores a manifest for a generation of a game that is no longer current.
+Owns the hashing threads (blake3 releases the GIL), per-game progress, the decoded-manifest cache
+and the rule that a result is stored only if the game's served files are still exactly the ones
+hashed (re-walked under the write lock). Never hashes on the event loop and never stores a
+manifest for files that changed meanwhile.
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ class GameHasher:
         return self._progress.get(game_id)
 
     def forget(self, game_id: str) -> None:
-        """The game changed or became busy: drop its cached manifest, stop its hashing."""
+        """The game's record changed: drop its cached manifest."""
         self._manifests.pop(game_id, None)
+
+    def cancel(self, game_id: str) -> None:
+        """The game is gone: stop hashing it (the result could never be stored)."""
         progress = self._progress.get(game_id)
         if progress is not None:
             progress.cancelled = True
@@ -117,7 +121,7 @@ class GameHasher:
             log.debug("hashing ended without a manifest: %s", task.exception())
 
     async def _hash(self, game_id: str, pool: ThreadPoolExecutor) -> Manifest:
-        record, generation = self._state.records.get(game_id), self._state.generation[game_id]
+        record = self._state.records.get(game_id)
         if record is None:
             raise scanner.HashCancelled(f"{game_id} is gone")
         if record.manifest_hash is not None:
@@ -127,9 +131,12 @@ class GameHasher:
         result = await self._hash_off_loop(record, pool)
         self.files_hashed += result.files_hashed
         async with self._write_lock:
-            if self._state.generation[game_id] != generation:
+            current = self._state.records.get(game_id)
+            if current is None or (current.root, current.version) != (record.root, record.version):
                 raise scanner.HashCancelled(f"{game_id} changed while it was hashed")
-            record = replace(record, manifest_hash=result.manifest.manifest_hash, size=result.size)
+            if not await self._in_scan_thread(scanner.still_current, current, result):
+                raise scanner.HashCancelled(f"{game_id}: files changed while they were hashed")
+            record = replace(current, manifest_hash=result.manifest.manifest_hash, size=result.size)
             await self._in_scan_thread(self._index.put_manifest, record, result.files)
             self._state.records[game_id] = record
         self._on_hashed()

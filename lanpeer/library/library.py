@@ -385,10 +385,11 @@ class GameLibrary:
 
     def _apply(self, game_id: str, record: GameRecord | None) -> None:
         _, hasher, served = self._started()
-        self._state.generation[game_id] += 1
         self._state.records.pop(game_id, None)
         if record is not None:
             self._state.records[game_id] = record
+        else:
+            hasher.cancel(game_id)
         hasher.forget(game_id)
         served.forget(game_id)
 
@@ -458,13 +459,10 @@ class GameLibrary:
         if game_id in self._state.busy:
             raise ConflictError(f"game {game_id!r} already has an operation running")
         self._state.busy.add(game_id)
-        self._state.generation[game_id] += 1
-        self._started()[1].forget(game_id)
         self._publish()
 
     def _end(self, game_id: str) -> None:
         self._state.busy.discard(game_id)
-        self._state.generation[game_id] += 1
 
     # -- manifests and serving ---------------------------------------------------------------
 

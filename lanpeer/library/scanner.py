@@ -165,6 +165,15 @@ def hash_game(record: GameRecord, index: LibraryIndex, progress: HashProgress) -
     return HashResult(manifest, hashed, progress.total, read)
 
 
+def still_current(record: GameRecord, result: HashResult) -> bool:
+    """True if the game's served files are still exactly the ones ``result`` hashed."""
+    try:
+        walked = walk_served_files(record.root / record.game_id)
+    except OSError:
+        return False
+    return walked == [f.stat for f in result.files]
+
+
 def load_manifest(record: GameRecord, index: LibraryIndex) -> Manifest | None:
     """The manifest rebuilt from the index, if it still names ``record.manifest_hash``."""
     files = list(index.file_hashes(record.game_id).values())

@@ -7,7 +7,6 @@ to the local user. Lives on the event loop; pure and synchronous: never does I/O
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,9 +46,6 @@ class LibraryState:
     catalog: dict[str, CatalogEntry] = field(default_factory=dict)
     unavailable: dict[Path, str] = field(default_factory=dict)  # root -> why
     busy: set[str] = field(default_factory=set)
-    #: Bumped on every change of a game's record or busy mark; a hash result computed under an
-    #: older generation is stale and discarded.
-    generation: Counter[str] = field(default_factory=Counter)
     #: Built summaries, rebuilt only when their record or catalog entry changed.
     _summaries: dict[str, tuple[GameRecord, CatalogEntry, GameSummary]] = field(
         default_factory=dict, repr=False
