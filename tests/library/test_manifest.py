@@ -18,7 +18,7 @@ from lanpeer.library.manifest import (
     manifest_hash_of,
     verify_manifest,
 )
-from lanpeer.library.scanner import HashCancelled, HashProgress, hash_game
+from lanpeer.library.scanner import HashCancelled, HashProgress, hash_game, still_current
 
 from .helpers import make_game
 
@@ -92,3 +92,22 @@ def test_cancelled_hashing_stops(tmp_path: Path) -> None:
     with pytest.raises(HashCancelled):
         hash_game(record, index, progress)
     index.close()
+
+
+def test_a_hash_stays_current_through_local_changes_only(tmp_path: Path) -> None:
+    game = make_game(tmp_path, "g", files={"a": b"a" * 100, "sub/b": b"b"})
+    record = GameRecord("g", tmp_path, b"", True, False, "1.0", 0, None)
+    index = LibraryIndex(tmp_path / "state")
+    try:
+        result = hash_game(record, index, HashProgress())
+    finally:
+        index.close()
+    (game / "local").mkdir()
+    (game / "local" / "game.exe").write_bytes(b"installed")
+    (game / ".lanpeer.json").write_text("{}")
+    assert still_current(record, result)
+    (game / "sub" / "c").write_bytes(b"new")
+    assert not still_current(record, result)
+    (game / "sub" / "c").unlink()
+    (game / "a").write_bytes(b"A" * 100)
+    assert not still_current(record, result)
