@@ -144,8 +144,10 @@ def _table(hashing: dict[str, Any], rescan: dict[str, Any]) -> str:
         ("measurement", "lanpeer", "baseline", "ratio"),
         (
             f"hash {mib:.0f} MiB cold vs plain read",
-            f"{hashing['hash_s']:.2f} s ({hashing['hash_mib_s']:.0f} MiB/s)",
-            f"{hashing['read_s']:.2f} s ({hashing['read_mib_s']:.0f} MiB/s)",
+            f"{hashing['hash_s']:.2f} s ({hashing['hash_mib_s']:.0f} MiB/s),"
+            f" {hashing['hash_cpu_s']:.2f} CPU s",
+            f"{hashing['read_s']:.2f} s ({hashing['read_mib_s']:.0f} MiB/s),"
+            f" {hashing['read_cpu_s']:.2f} CPU s",
             f"x{hashing['hash_vs_read']:.2f}",
         ),
         (

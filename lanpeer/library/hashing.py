@@ -134,10 +134,11 @@ class GameHasher:
             current = self._state.records.get(game_id)
             if current is None or (current.root, current.version) != (record.root, record.version):
                 raise scanner.HashCancelled(f"{game_id} changed while it was hashed")
-            if not await self._in_scan_thread(scanner.still_current, current, result):
-                raise scanner.HashCancelled(f"{game_id}: files changed while they were hashed")
             record = replace(current, manifest_hash=result.manifest.manifest_hash, size=result.size)
-            await self._in_scan_thread(self._index.put_manifest, record, result.files)
+            if not await self._in_scan_thread(
+                scanner.store_if_current, record, result, self._index
+            ):
+                raise scanner.HashCancelled(f"{game_id}: files changed while they were hashed")
             self._state.records[game_id] = record
         self._on_hashed()
         return self._remember(game_id, result.manifest)

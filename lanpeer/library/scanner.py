@@ -174,6 +174,14 @@ def still_current(record: GameRecord, result: HashResult) -> bool:
     return walked == [f.stat for f in result.files]
 
 
+def store_if_current(record: GameRecord, result: HashResult, index: LibraryIndex) -> bool:
+    """Persist ``record`` and the file hashes of ``result`` if they still describe the disk."""
+    if not still_current(record, result):
+        return False
+    index.put_manifest(record, result.files)
+    return True
+
+
 def load_manifest(record: GameRecord, index: LibraryIndex) -> Manifest | None:
     """The manifest rebuilt from the index, if it still names ``record.manifest_hash``."""
     files = list(index.file_hashes(record.game_id).values())
