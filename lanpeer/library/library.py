@@ -3,7 +3,8 @@
 Owns the lifecycle (index, watcher, worker tasks), the advertised library and its rev, the event
 worker that turns watcher events into rescans (per-game gating, rescan-pending), busy marks and
 the catalog. All state changes happen on the event loop; disk work runs in one ordered scan
-thread, hashing in ``GameHasher``'s thread. Never drops a game because its root could not be read.
+thread, hashing in ``GameHasher``'s threads. Never drops a game because its root could not be
+read.
 """
 
 from __future__ import annotations
@@ -364,10 +365,20 @@ class GameLibrary:
         available = [r for r in self.roots if r not in unavailable]
         root = await self._in_scan_thread(scanner.locate_game, available, game_id)
         record = self._state.records.get(game_id)
-        if root is None and record is not None and record.root in unavailable:
-            return  # its root is unavailable: keep it as it was
+        if root is None and record is not None and not await self._root_available(record.root):
+            return  # its root is unavailable: keep the game as it was
         found = {} if root is None else {game_id: root}
         await self._refresh(found, force=True, gone=[] if root else [game_id])
+
+    async def _root_available(self, root: Path) -> bool:
+        """Asked afresh before dropping a game: a root may have gone since the last full scan."""
+        if root in self._state.unavailable:
+            return False
+        problem = await self._in_scan_thread(scanner.root_problem, root, self._started()[0])
+        if problem is not None:
+            log.warning("%s; its games are kept as they were", problem)
+            self._state.unavailable[root] = problem
+        return problem is None
 
     async def _refresh(self, found: dict[str, Path], *, force: bool, gone: list[str]) -> None:
         index, _, _ = self._started()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from lanpeer.errors import LanpeerError
-from lanpeer.library import GameLibrary
+from lanpeer.library import GameLibrary, ServeRefused
 
 from .helpers import RevWatch, catalog, make_game
 
@@ -166,3 +166,21 @@ def _corrupt_meta(state_dir: Path, key: str) -> None:
     with sqlite3.connect(state_dir / "library.sqlite3") as db:
         db.execute("UPDATE meta SET value = ? WHERE key = ?", (b"\xc1garbage", key))
     db.close()
+
+
+@pytest.mark.asyncio
+async def test_a_root_lost_between_scans_drops_nothing(tmp_path: Path, state_dir: Path) -> None:
+    first, second = tmp_path / "r1", tmp_path / "r2"
+    make_game(first, "a")
+    make_game(second, "b")
+    catalog(first, "a", "b")
+    async with GameLibrary([first, second], state_dir, watch=False) as library:
+        await _hashed(library)
+        snapshot = library.snapshot()
+        manifest = await library.wait_manifest("b")
+        second.rename(tmp_path / "r2-unplugged")
+        with pytest.raises(ServeRefused):
+            library.open_served_file("b", manifest.manifest_hash, "data.eti")
+        await library.rescan("b")
+        assert second in library.unavailable_roots()
+        assert library.snapshot() == snapshot
