@@ -205,3 +205,16 @@ async def test_a_peer_request_does_not_wait_behind_background_hashing(
         gate.set()
     assert busy_thread.result() is True
     assert manifest.game_id == "b"
+
+
+@pytest.mark.asyncio
+async def test_a_symlinked_game_dir_is_not_a_game(
+    root: Path, tmp_path: Path, open_library: OpenLibrary
+) -> None:
+    elsewhere = make_game(tmp_path / "elsewhere", "real")
+    (root / "linked").symlink_to(elsewhere)
+    catalog(root, "linked")
+    library = await open_library([root])
+    await library.rescan("linked")
+    assert library.local_games() == []
+    assert library.snapshot() == []
