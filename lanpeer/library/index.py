@@ -138,9 +138,10 @@ class LibraryIndex:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def set_meta(self, key: str, value: bytes) -> None:
+    def set_meta(self, items: dict[str, bytes]) -> None:
+        """Write several meta rows in one transaction."""
         with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", items.items())
 
     def root_was_mount(self, root: Path) -> bool:
         with self._lock:

@@ -52,6 +52,7 @@ DEBOUNCE_SECONDS = 0.2
 PUBLISH_DELAY = 0.05
 _REV_KEY = "advertised"
 _REV_NUMBER_KEY = "library_rev"
+_HISTORY_KEY = "history"
 
 
 class GameLibrary:
@@ -161,10 +162,12 @@ class GameLibrary:
         if persisted is None:
             return RevisionLog(rev, history=self._history)
         try:
-            return RevisionLog.from_bytes(persisted, self._history)
+            revlog = RevisionLog.from_bytes(persisted, self._history)
         except (ProtocolError, TypeError) as exc:
             log.warning("persisted library unreadable (%s); continuing from rev %d", exc, rev)
             return RevisionLog(rev, history=self._history)
+        revlog.restore_history(index.get_meta(_HISTORY_KEY) or b"")
+        return revlog
 
     async def _start_watcher(self, watcher: LibraryWatcher) -> None:
         """Set up inotify watches off the startup path, then scan once for what they missed."""
@@ -231,8 +234,13 @@ class GameLibrary:
         if not self._revlog.apply(self._state.advertised()):
             return
         index, _, _ = self._started()
-        index.set_meta(_REV_KEY, self._revlog.to_bytes())  # small rows, on the loop
-        index.set_meta(_REV_NUMBER_KEY, self._revlog.rev.to_bytes(8, "big"))
+        index.set_meta(  # a few small rows, one transaction, on the loop
+            {
+                _REV_KEY: self._revlog.to_bytes(),
+                _REV_NUMBER_KEY: self._revlog.rev.to_bytes(8, "big"),
+                _HISTORY_KEY: self._revlog.history_to_bytes(),
+            }
+        )
         for callback in list(self._listeners):
             try:
                 callback(self._revlog.rev)

@@ -13,6 +13,7 @@ import pytest
 
 from lanpeer.errors import LanpeerError
 from lanpeer.library import GameLibrary, ServeRefused
+from lanpeer.library.revisions import apply_delta
 
 from .helpers import RevWatch, catalog, make_game
 
@@ -184,3 +185,20 @@ async def test_a_root_lost_between_scans_drops_nothing(tmp_path: Path, state_dir
         await library.rescan("b")
         assert second in library.unavailable_roots()
         assert library.snapshot() == snapshot
+
+
+@pytest.mark.asyncio
+async def test_deltas_survive_a_restart(root: Path, state_dir: Path) -> None:
+    make_game(root, "a")
+    catalog(root, "a", "b")
+    async with GameLibrary([root], state_dir, watch=False) as library:
+        await _hashed(library)
+        rev, held = library.library_rev, {s.id: s for s in library.snapshot()}
+        make_game(root, "b")
+        await library.rescan()
+        await _hashed(library)
+    async with GameLibrary([root], state_dir, watch=False) as library:
+        delta = library.delta_since(rev)
+        assert delta is not None
+        assert [s.id for s in delta.added] == ["b"]
+        assert apply_delta(held, delta) == {s.id: s for s in library.snapshot()}
