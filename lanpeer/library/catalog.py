@@ -133,3 +133,26 @@ def write_catalog(path: Path, entries: Iterable[CatalogEntry]) -> None:
             os.close(dir_fd)
     except OSError as exc:
         raise CatalogError(f"cannot write catalog {path}: {exc.strerror}") from exc
+
+
+def add_entry(
+    path: Path, entry: CatalogEntry, fallback: Mapping[str, CatalogEntry]
+) -> dict[str, CatalogEntry]:
+    """Add ``entry`` to the catalog file as it is on disk now (edits made meanwhile are kept).
+
+    A file that cannot be parsed is moved aside to ``<name>.broken`` (never overwritten) and
+    ``fallback`` (the last good catalog) is used instead.
+    """
+    try:
+        entries = load_catalog(path)
+    except CatalogError as exc:
+        aside = path.with_name(path.name + ".broken")
+        try:
+            os.replace(path, aside)
+        except OSError as move:
+            raise CatalogError(f"{exc}; and it cannot be moved aside: {move.strerror}") from move
+        log.warning("%s; moved it to %s and wrote the last good catalog", exc, aside)
+        entries = dict(fallback)
+    entries[entry.id] = entry
+    write_catalog(path, entries.values())
+    return entries

@@ -24,7 +24,7 @@ from lanpeer_proto.paths import is_game_id, path_problem
 
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from lanpeer.library import scanner
-from lanpeer.library.catalog import CatalogEntry, catalog_stamp, load_catalog, write_catalog
+from lanpeer.library.catalog import CatalogEntry, add_entry, catalog_stamp, load_catalog
 from lanpeer.library.errors import CatalogError, ServeRefused
 from lanpeer.library.hashing import GameHasher
 from lanpeer.library.index import GameRecord, LibraryIndex
@@ -286,15 +286,14 @@ class GameLibrary:
         genre: str | None = None,
         max_players: int | None = None,
     ) -> None:
-        """Add or replace an entry and rewrite the catalog file atomically."""
+        """Add or replace an entry and rewrite the catalog file atomically (a small write on the
+        loop; entries added to the file by hand meanwhile are kept)."""
         if not is_game_id(id):
             raise CatalogError(f"{id!r} is not a valid game id")
         entry = CatalogEntry(id, name, description, genre, max_players)
         if self._state.catalog.get(id) == entry:
             return
-        catalog = {**self._state.catalog, id: entry}
-        write_catalog(self.catalog_path, catalog.values())
-        self._state.catalog = catalog
+        self._state.catalog = add_entry(self.catalog_path, entry, self._state.catalog)
         self._catalog_stamp = catalog_stamp(self.catalog_path)
         self._publish()
         self._started()[1].wanted.set()
