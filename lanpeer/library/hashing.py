@@ -22,6 +22,7 @@ from lanpeer.errors import LanpeerError
 from lanpeer.library import scanner
 from lanpeer.library.errors import ServeRefused
 from lanpeer.library.index import GameRecord, LibraryIndex
+from lanpeer.library.manifest import FileChangedError
 from lanpeer.library.state import LibraryState
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class GameHasher:
         self._tasks: dict[str, asyncio.Task[Manifest]] = {}
         self._progress: dict[str, scanner.HashProgress] = {}
         self._manifests: dict[str, Manifest] = {}
+        #: Games whose hashing failed for good (unreadable file, too many files), by the record
+        #: that failed: not retried until the game changes.
+        self._failed: dict[str, tuple[GameRecord, ServeRefused]] = {}
         self.wanted = asyncio.Event()  # set when a game may need hashing
         self.files_hashed = 0  # files read and hashed (not reused from the index)
 
@@ -87,6 +91,9 @@ class GameHasher:
             cached = self._manifests.get(game_id)
             if cached is not None and cached.manifest_hash == record.manifest_hash:
                 return cached
+            failed = self._failed.get(game_id)
+            if failed is not None and failed[0] == record:
+                raise failed[1]
             try:
                 return await asyncio.shield(self._ensure(game_id, self._request_pool))
             except scanner.HashCancelled:
@@ -98,6 +105,9 @@ class GameHasher:
             await self.wanted.wait()
             self.wanted.clear()
             for game_id in self._state.needs_hash():
+                failed = self._failed.get(game_id)
+                if failed is not None and failed[0] == self._state.records.get(game_id):
+                    continue
                 try:
                     await asyncio.shield(self._ensure(game_id, self._background_pool))
                 except (scanner.HashCancelled, LanpeerError):
@@ -153,13 +163,20 @@ class GameHasher:
             return await loop.run_in_executor(
                 pool, scanner.hash_game, record, self._index, progress
             )
-        except OSError as exc:
+        except (FileChangedError, FileNotFoundError) as exc:  # moving under us: try again later
             raise scanner.HashCancelled(f"{record.game_id}: {exc}") from exc
+        except OSError as exc:  # unreadable: wait until the game changes
+            raise self._fail(record, f"cannot read {record.game_id}: {exc}") from exc
         except ValueError as exc:  # the manifest breaks a wire limit (files, chunks, sizes)
-            log.exception("cannot make a manifest of %s", record.game_id)
-            raise ServeRefused(ErrorCode.INTERNAL, f"{record.game_id} cannot be described") from exc
+            raise self._fail(record, f"{record.game_id} is too large for a manifest") from exc
         finally:
             self._progress.pop(record.game_id, None)
+
+    def _fail(self, record: GameRecord, why: str) -> ServeRefused:
+        log.warning("%s; not hashed again until it changes", why)
+        refusal = ServeRefused(ErrorCode.INTERNAL, why)
+        self._failed[record.game_id] = (record, refusal)
+        return refusal
 
     def _remember(self, game_id: str, manifest: Manifest) -> Manifest:
         self._manifests[game_id] = manifest

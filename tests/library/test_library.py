@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from lanpeer_proto.errors import ErrorCode
 
 from lanpeer.errors import ConflictError, UnknownGameError
-from lanpeer.library import GameLibrary, ServeRefused, verify_manifest
+from lanpeer.library import GameLibrary, ServeRefused, scanner, verify_manifest
 from lanpeer.library.catalog import load_catalog
 from lanpeer.library.revisions import apply_delta
 
@@ -218,3 +219,32 @@ async def test_a_symlinked_game_dir_is_not_a_game(
     await library.rescan("linked")
     assert library.local_games() == []
     assert library.snapshot() == []
+
+
+@pytest.mark.asyncio
+async def test_a_game_that_cannot_be_read_is_not_rehashed_until_it_changes(
+    root: Path, open_library: OpenLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_game(root, "g")
+    catalog(root, "g")
+    real_hash_game = scanner.hash_game
+    calls: list[str] = []
+
+    def failing_disk(record: Any, index: Any, progress: Any) -> Any:  # EIO cannot be had on demand
+        calls.append(record.game_id)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_hash_game(record, index, progress)
+
+    monkeypatch.setattr(scanner, "hash_game", failing_disk)
+    library = await open_library([root], background_hashing=False)
+    for _ in range(2):
+        with pytest.raises(ServeRefused) as refused:
+            await library.wait_manifest("g")
+        assert refused.value.wire_code is ErrorCode.INTERNAL
+    assert calls == ["g"]
+    (root / "g" / "new.eti").write_bytes(b"new")
+    await library.rescan("g")
+    manifest = await library.wait_manifest("g")
+    assert calls == ["g", "g"]
+    assert "new.eti" in [f.path for f in manifest.files]
