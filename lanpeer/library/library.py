@@ -469,7 +469,7 @@ class GameLibrary:
         """Mark ``game_id`` busy for the duration of ``with`` / ``async with``.
 
         Busy games are not served or advertised and their watcher events are dropped. On exit
-        the game is rescanned: awaited with ``async with``, queued with plain ``with``.
+        the game is rescanned: awaited with ``async with``, started (not awaited) with ``with``.
         """
         return GameOperation(self, game_id)
 
@@ -523,7 +523,7 @@ class GameOperation:
 
     def __exit__(self, *exc: object) -> None:
         self._library._end(self.game_id)
-        self._library._post(GameChanged(self.game_id))
+        self._library._spawn(self._library.rescan(self.game_id))  # now, not after the debounce
 
     async def __aenter__(self) -> GameOperation:
         return self.__enter__()
