@@ -130,8 +130,11 @@ def read_intent(paths: GamePaths) -> IntentRecord | None:
         return None
     except OSError as exc:
         raise CorruptIntentLog(f"intent log cannot be opened: {exc}") from exc
-    with os.fdopen(fd, "rb") as log:
-        raw = log.read(MAX_LOG_BYTES + 1)
+    try:
+        with os.fdopen(fd, "rb") as log:
+            raw = log.read(MAX_LOG_BYTES + 1)
+    except OSError as exc:
+        raise CorruptIntentLog(f"intent log cannot be read: {exc}") from exc
     if len(raw) > MAX_LOG_BYTES:
         raise CorruptIntentLog("intent log is implausibly large")
     return IntentRecord.from_json(raw)
@@ -142,7 +145,8 @@ def write_intent(paths: GamePaths, record: IntentRecord) -> None:
 
 
 def clear_intent(paths: GamePaths) -> None:
-    if exists(paths.log):
+    """Delete the log; something that is not a file or symlink there is left for a person."""
+    if exists(paths.log) and not is_real_dir(paths.log):
         fsops.unlink(paths.log)
         fsops.fsync_dir(paths.game_dir)
 
