@@ -31,6 +31,7 @@ from lanpeer.install.intent import (
     read_intent,
     write_intent,
 )
+from lanpeer.install.names import NameRegistry
 from lanpeer.install.recovery import drop_empty_game_dir, finish_remove, log, recover_game_dir
 
 PAYLOAD_SUFFIX = ".eti"
@@ -168,8 +169,9 @@ def _extract_to_staging(
 ) -> None:
     fsops.mkdir(paths.staging)
     mark_owned(paths.staging)
+    names = NameRegistry()  # one namespace: archives must not collide with each other
     for archive in archives:
-        extract_archive(archive, paths.staging, limits)
+        extract_archive(archive, paths.staging, limits, names=names)
     _fsync_tree(paths.staging)
 
 

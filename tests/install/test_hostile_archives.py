@@ -299,3 +299,20 @@ def test_real_enospc_is_disk_full_and_install_rolls_back(small_tmpfs: Path) -> N
     with pytest.raises(DiskFullError):
         install_game(game, ExtractLimits(free_margin=-64 * MiB))
     assert tree_digest(game) == before
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("Maps/a.map", "maps/b.map"), ("bin/game.exe", "bin/game.exe")]
+)
+def test_collisions_across_archives_of_one_game_are_refused(
+    first: str, second: str, tmp_path: Path
+) -> None:
+    game = tmp_path / "quake"
+    game.mkdir()
+    write_tar(game / "a.eti", {first: b"one"})
+    write_zip(game / "b.eti", {second: b"two"})
+    (game / "version.ini").write_text("version=1\n")
+    before = tree_digest(game)
+    with pytest.raises(UnsafeArchiveError):
+        install_game(game)
+    assert tree_digest(game) == before
