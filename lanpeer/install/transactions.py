@@ -20,6 +20,7 @@ from lanpeer.install import fsops
 from lanpeer.install.archive import ExtractLimits, extract_archive
 from lanpeer.install.intent import (
     MARKER,
+    CorruptIntentLog,
     GamePaths,
     Intent,
     IntentRecord,
@@ -109,7 +110,14 @@ def _aborted(paths: GamePaths, record: IntentRecord, exc: OSError) -> LanpeerErr
 
 
 def require_idle(paths: GamePaths) -> None:
-    if read_intent(paths) is not None:
+    try:
+        recorded = read_intent(paths)
+    except CorruptIntentLog as exc:
+        raise ConflictError(
+            f"{paths.game_dir.name} has an unreadable intent log ({exc}); restart lanpeerd to "
+            "recover it"
+        ) from exc
+    if recorded is not None:
         raise ConflictError(
             f"{paths.game_dir.name} has an unfinished operation; restart lanpeerd to recover it"
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from gamekit import make_game, tree_digest
 
+from lanpeer.errors import ConflictError
 from lanpeer.install import install_game, recover_game_dir, recover_root
 from lanpeer.install.intent import MARKER, GamePaths, Intent, IntentRecord, read_intent
 from lanpeer.install.recovery import NO_INTENT, plan
@@ -120,3 +121,11 @@ def test_recovery_table_covers_every_combination() -> None:
     recorded = [NO_INTENT, *Intent]
     for intent, local, backup in itertools.product(recorded, (False, True), (False, True)):
         assert plan(intent, local, backup), (intent, local, backup)
+
+
+def test_operations_refuse_a_game_with_an_unreadable_log(tmp_path: Path) -> None:
+    game = make_game(tmp_path / "quake", "1.0")
+    (game / ".lanpeer.json").write_bytes(b"\x00garbage")
+    with pytest.raises(ConflictError, match="unreadable intent log"):
+        install_game(game)
+    assert not (game / "local").exists()
