@@ -13,6 +13,7 @@ import argparse
 import io
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -112,8 +113,10 @@ def bench(scratch: Path, total: int, fmt: str, runs: int) -> dict[str, object]:
     built = time.perf_counter() - started
     print(f"built {archive.stat().st_size / MiB:.0f} MiB {fmt} in {built:.1f} s")
     times: dict[str, list[float]] = {name: [] for name in extractors(archive)}
-    for _ in range(runs):  # alternate, so drift in machine load hits every extractor alike
-        for name, run in extractors(archive).items():
+    order = list(extractors(archive).items())
+    for _ in range(runs):  # interleave, shuffled, so load drift hits every extractor alike
+        random.shuffle(order)
+        for name, run in order:
             times[name].append(timed(run, scratch))
     if "bsdtar -x" not in times:
         print("bsdtar not found (apt-get install libarchive-tools): no baseline", file=sys.stderr)

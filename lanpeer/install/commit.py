@@ -41,7 +41,7 @@ def commit_download(
     absent from the new one), write version.ini, then delete ``.lanpeer.part/``."""
     paths = GamePaths(game_dir)
     part = _check_request(paths, part_dir, files, removed)
-    require_idle(paths)
+    require_idle(paths, touches_local=False)
     _make_staged_files_durable(part_dir, files)
     record = IntentRecord(Intent.COMMITTING, tuple(files), tuple(removed), version_ini, part)
     with transaction(paths, record):

@@ -101,15 +101,20 @@ def transaction(paths: GamePaths, record: IntentRecord) -> Iterator[None]:
 
 
 def _aborted(paths: GamePaths, record: IntentRecord, exc: OSError) -> LanpeerError:
+    name = paths.game_dir.name
+    if record.intent is Intent.COMMITTING:
+        outcome = "it is not marked downloaded until lanpeerd restarts and finishes the commit"
+    else:
+        outcome = "the game was returned to a consistent state"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFullError(f"disk full in {paths.game_dir}: {record.intent} was rolled back")
+        return DiskFullError(f"disk full during {record.intent} of {name}; {outcome}")
     return TransactionAborted(
-        f"{record.intent} {paths.game_dir.name} aborted: {exc}; the game was returned to a "
-        "consistent state. Check the disk (dmesg) before retrying"
+        f"{record.intent} of {name} aborted: {exc}; {outcome}. Check the disk (dmesg) first"
     )
 
 
-def require_idle(paths: GamePaths) -> None:
+def require_idle(paths: GamePaths, *, touches_local: bool = True) -> None:
+    """No recorded intent; for operations on ``local/``, no ``.local.*`` dir in the way."""
     try:
         recorded = read_intent(paths)
     except CorruptIntentLog as exc:
@@ -122,7 +127,7 @@ def require_idle(paths: GamePaths) -> None:
             f"{paths.game_dir.name} has an unfinished operation; restart lanpeerd to recover it"
         )
     for leftover in (paths.staging, paths.backup):
-        if exists(leftover):
+        if touches_local and exists(leftover):
             raise ConflictError(
                 f"{leftover} exists and was not created by this operation; move it away "
                 "(it may hold your files) and retry"
@@ -163,7 +168,7 @@ def _require_removable(roots: Sequence[Path], paths: GamePaths) -> None:
         raise ConflictError(f"{game_dir.name} is not downloaded (no version.ini)")
     if exists(paths.local):
         raise ConflictError(f"{game_dir.name} is installed; uninstall it first")
-    require_idle(paths)
+    require_idle(paths, touches_local=False)  # .local.* dirs are kept, never deleted
 
 
 def _move_to_backup(paths: GamePaths) -> None:

@@ -201,3 +201,13 @@ def test_commit_accepts_the_download_engines_files_subdir(tmp_path: Path) -> Non
     assert not (game / ".lanpeer.part").exists()
     with pytest.raises(ConflictError, match="staged inside"):
         commit_download(game, tmp_path, ["x"], b"version=4\n")
+
+
+def test_commit_ignores_a_users_markerless_local_dirs(tmp_path: Path) -> None:
+    game = make_game(tmp_path / "quake", "1.0")
+    (game / ".local.backup").mkdir()
+    (game / ".local.backup" / "users-file").write_text("keep")
+    _stage_download(game, {"data1.eti": b"new"})
+    commit_download(game, game / ".lanpeer.part", ["data1.eti"], b"version=2\n")
+    assert (game / ".local.backup" / "users-file").read_text() == "keep"
+    assert (game / "version.ini").read_bytes() == b"version=2\n"
