@@ -193,9 +193,6 @@ class _Extraction:
     by_free_space: bool
     names: NameRegistry = field(default_factory=NameRegistry)
     entries: int = 0
-    buffer: ctypes.Array[ctypes.c_char] = field(
-        default_factory=lambda: ctypes.create_string_buffer(_READ_BLOCK)
-    )
 
     def add(self, entry: Any) -> None:
         self.entries += 1
@@ -231,20 +228,32 @@ class _Extraction:
             self._over_budget(f"entry {'/'.join(parts)!r} declares {entry.size} bytes")
         fd = self.staging.create_file(parts, entry.perm)
         try:
-            self._copy_data(fd, "/".join(parts))
+            self._copy_data(fd, "/".join(parts), entry.size)
             if self.limits.durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
         self.stats.files += 1
 
-    def _copy_data(self, fd: int, name: str) -> None:
-        archive_p, view = self.reader._pointer, memoryview(self.buffer)
-        consumed_at_start, written = self.reader.bytes_read, 0
-        while n := ffi.read_data(archive_p, self.buffer, _READ_BLOCK):
-            written += n
-            self._charge(n, written, self.reader.bytes_read - consumed_at_start, name)
-            _write_all(fd, view[:n])
+    def _copy_data(self, fd: int, name: str, declared: int) -> None:
+        """Write each block where libarchive says it goes (zero-copy); holes count as bytes."""
+        archive_p, block, size, offset = self.reader._pointer, *_block_out_params()
+        consumed_at_start, position = self.reader.bytes_read, 0
+        refs = ctypes.byref(block), ctypes.byref(size), ctypes.byref(offset)
+        while ffi.read_data_block(archive_p, *refs) != ffi.ARCHIVE_EOF:
+            if offset.value < position:
+                raise BadArchiveError(f"entry {name!r} has overlapping data blocks")
+            end = offset.value + size.value
+            self._charge(end - position, end, self.reader.bytes_read - consumed_at_start, name)
+            if size.value:
+                _write_all_at(
+                    fd, (ctypes.c_char * size.value).from_address(block.value or 0), offset.value
+                )
+            position = end
+        if declared > position:  # a trailing hole
+            consumed = self.reader.bytes_read - consumed_at_start
+            self._charge(declared - position, declared, consumed, name)
+            os.ftruncate(fd, declared)
 
     def _charge(self, n: int, written: int, consumed: int, name: str) -> None:
         self.stats.bytes_written += n
@@ -271,10 +280,16 @@ class _Extraction:
         raise ArchiveBombError(f"{what}, over the {self.limits.max_bytes} byte limit")
 
 
-def _write_all(fd: int, data: memoryview) -> None:
+def _block_out_params() -> tuple[ctypes.c_void_p, ctypes.c_size_t, ctypes.c_longlong]:
+    return ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_longlong()
+
+
+def _write_all_at(fd: int, block: ctypes.Array[ctypes.c_char], offset: int) -> None:
+    data = memoryview(block).cast("B")
     try:
         while data:
-            data = data[os.write(fd, data) :]
+            written = os.pwrite(fd, data, offset)
+            data, offset = data[written:], offset + written
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(f"disk full while extracting: {exc.strerror}") from exc
