@@ -1,8 +1,9 @@
 """Extraction speed: lanpeer's safe extractor vs ``bsdtar -x`` on the same archive, same run.
 
 Builds one archive (default 1 GiB tar: large incompressible files plus many small ones), then
-alternates runs of each extractor into fresh directories on the same disk and reports the
-median wall time, throughput and the ratio to bsdtar. Writes JSON under bench/out/.
+interleaves runs of each extractor (shuffled, after a sync) into fresh directories on the same
+disk and reports median and best wall time, throughput, CPU time and the ratio to bsdtar.
+Writes JSON under bench/out/.
 
     uv run python bench/bench_extract.py [--size-mib 1024] [--format tar|tar.gz|zip] [--runs 3]
 """
@@ -14,6 +15,7 @@ import io
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,15 +60,21 @@ def build_archive(path: Path, total: int, fmt: str) -> None:
             tar.addfile(info, io.BytesIO(os.urandom(size)))
 
 
-def timed(run: Callable[[Path], None], scratch: Path) -> float:
+def timed(run: Callable[[Path], None], scratch: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and its children) for one extraction."""
     target = scratch / "out"
     target.mkdir()
     os.sync()  # start clean: no run pays for the previous run's writeback
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     run(target)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
     shutil.rmtree(target)
-    return elapsed
+    return elapsed, cpu
+
+
+def _cpu_seconds() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def extractors(archive: Path) -> dict[str, Callable[[Path], None]]:
@@ -112,7 +120,7 @@ def bench(scratch: Path, total: int, fmt: str, runs: int) -> dict[str, object]:
     build_archive(archive, total, fmt)
     built = time.perf_counter() - started
     print(f"built {archive.stat().st_size / MiB:.0f} MiB {fmt} in {built:.1f} s")
-    times: dict[str, list[float]] = {name: [] for name in extractors(archive)}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in extractors(archive)}
     order = list(extractors(archive).items())
     for _ in range(runs):  # interleave, shuffled, so load drift hits every extractor alike
         random.shuffle(order)
@@ -131,19 +139,30 @@ def bench(scratch: Path, total: int, fmt: str, runs: int) -> dict[str, object]:
     }
 
 
-def summarize(values: list[float], total: int) -> dict[str, float]:
-    median = statistics.median(values)
-    return {"median_s": median, "min_s": min(values), "mib_per_s": total / MiB / median}
+def summarize(values: list[tuple[float, float]], total: int) -> dict[str, float]:
+    walls, cpus = [wall for wall, _ in values], [cpu for _, cpu in values]
+    median = statistics.median(walls)
+    return {
+        "median_s": median,
+        "min_s": min(walls),
+        "median_cpu_s": statistics.median(cpus),
+        "mib_per_s": total / MiB / median,
+    }
 
 
 def print_table(report: dict[str, object]) -> None:
     results = report["results"]
     assert isinstance(results, dict)
-    baseline = results.get("bsdtar -x", {}).get("median_s")
-    print(f"\n{'extractor':<28}{'median s':>10}{'MiB/s':>10}{'vs bsdtar':>11}")
+    base = results.get("bsdtar -x")
+    print(
+        f"\n{'extractor':<28}{'median s':>10}{'min s':>8}{'MiB/s':>8}{'CPU s':>8}{'vs bsdtar':>11}"
+    )
     for name, row in results.items():
-        ratio = f"{row['median_s'] / baseline:.2f}x" if baseline else "-"
-        print(f"{name:<28}{row['median_s']:>10.2f}{row['mib_per_s']:>10.0f}{ratio:>11}")
+        ratio = f"{row['median_s'] / base['median_s']:.2f}x" if base else "-"
+        print(
+            f"{name:<28}{row['median_s']:>10.2f}{row['min_s']:>8.2f}{row['mib_per_s']:>8.0f}"
+            f"{row['median_cpu_s']:>8.2f}{ratio:>11}"
+        )
 
 
 if __name__ == "__main__":
