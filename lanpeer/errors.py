@@ -59,3 +59,15 @@ class BadArchiveError(LanpeerError):
     """An archive could not be read: unknown format, truncated or failing its checksums."""
 
     code = "bad_archive"
+
+
+class NotAvailableError(LanpeerError):
+    """The daemon part that would serve a command is not running in this build or config."""
+
+    code = "not_available"
+
+
+class AlreadyRunningError(LanpeerError):
+    """Another lanpeerd holds the control socket's lock."""
+
+    code = "already_running"
