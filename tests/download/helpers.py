@@ -21,8 +21,16 @@ from lanpeer_proto.messages import Manifest, ManifestFile
 from lanpeer.errors import LanpeerError
 
 CHUNK = 64 * 1024
-SKIP = {"local", ".lanpeer.part", ".lanpeer.json", ".version.ini.tmp", ".sync",
-        ".softlan_game_installed", ".local.installing", ".local.backup"}
+SKIP = {
+    "local",
+    ".lanpeer.part",
+    ".lanpeer.json",
+    ".version.ini.tmp",
+    ".sync",
+    ".softlan_game_installed",
+    ".local.installing",
+    ".local.backup",
+}
 
 
 def write_game(game_dir: Path, files: dict[str, bytes], version: str = "1.0") -> Path:
@@ -51,10 +59,12 @@ def manifest_of(game_dir: Path, game_id: str, chunk_size: int = CHUNK) -> Manife
     for rel in served_paths(game_dir):
         data = (game_dir / rel).read_bytes()
         hashes = [
-            blake3.blake3(data[o : o + chunk_size]).digest() for o in range(0, len(data), chunk_size)
+            blake3.blake3(data[o : o + chunk_size]).digest()
+            for o in range(0, len(data), chunk_size)
         ]
-        files.append(ManifestFile(path=rel, size=len(data), chunk_size=chunk_size,
-                                  chunk_hashes=hashes))
+        files.append(
+            ManifestFile(path=rel, size=len(data), chunk_size=chunk_size, chunk_hashes=hashes)
+        )
     h = blake3.blake3()
     for f in files:
         h.update(f"{f.path}\0{f.size}\0{f.chunk_size}\0".encode())
@@ -179,3 +189,30 @@ class DirLibrary:
 
     async def rescan(self, game_id: str | None = None) -> None:
         self.calls.append(f"rescan {game_id}")
+
+
+class GatedSource(DirSource):
+    """Serves ``serve`` chunks, then holds every request until ``gate`` is set (a paused peer)."""
+
+    def __init__(self, *args: object, serve: int, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.serve = serve
+        self.gate = asyncio.Event()
+        self.holding = asyncio.Event()
+        self.requested = 0
+
+    async def fetch_chunk(
+        self, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
+    ) -> bytes:
+        self.requested += 1
+        if self.requested > self.serve and not self.gate.is_set():
+            self.holding.set()
+            await self.gate.wait()
+        return await super().fetch_chunk(game_id, manifest_hash, path, offset, length)
+
+
+async def wait_for(predicate: object, timeout: float = 10.0) -> None:
+    """Poll a cheap in-memory predicate until true (bounded); for state with no event to await."""
+    async with asyncio.timeout(timeout):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.01)

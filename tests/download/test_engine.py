@@ -153,7 +153,9 @@ async def test_second_operation_on_a_game_conflicts_and_lanes_queue(tmp_path: Pa
 
     seed = seed_game(tmp_path)
     m = manifest_of(seed, GAME)
-    async with DownloadManager(DirLibrary(tmp_path / "games"), SourceSet(), download_lanes=1) as mgr:
+    async with DownloadManager(
+        DirLibrary(tmp_path / "games"), SourceSet(), download_lanes=1
+    ) as mgr:
         mgr.submit_download(GAME, m)
         with pytest.raises(ConflictError):
             mgr.submit_download(GAME, m)
