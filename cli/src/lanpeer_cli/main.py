@@ -1,14 +1,316 @@
-"""peer-cli entry point (placeholder until the CLI issue lands)."""
+"""``peer-cli``: every command of SPEC §9 over the control socket, for people and scripts.
+
+Owns the command line (typer), ``--json`` documents, and the exit codes: 0 ok, 1 failed,
+2 usage, 3 daemon unreachable, 4 unknown game or peer, 5 conflict. Never imports ``lanpeer``.
+"""
 
 from __future__ import annotations
 
-import typer
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
-app = typer.Typer(help="Control a running lanpeerd.", no_args_is_help=True)
+import typer
+from lanpeer_proto import control as c
+from lanpeer_proto.errors import RemoteProtocolError
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+
+from lanpeer_cli import render
+from lanpeer_cli.client import ControlClient, DaemonUnreachable, default_socket
+
+app = typer.Typer(
+    help="Control a running lanpeerd (LAN-party game sharing).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+out = Console()
+err = Console(stderr=True)
+
+GameArg = Annotated[str, typer.Argument(help="game id, as listed by `peer-cli games`")]
+
+
+@dataclass
+class Options:
+    socket: Path
+    json: bool
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    socket: Annotated[
+        Path | None,
+        typer.Option("--socket", help="control socket of the daemon", envvar="LANPEER_SOCKET"),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    ctx.obj = Options(socket=socket or default_socket(), json=json_output)
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+def _request(factory: type[BaseModel], **fields: Any) -> BaseModel:
+    """The request model, or a usage error (exit 2) when an argument is invalid."""
+    try:
+        return factory(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(problems) from exc
+
+
+def _fail(options: Options, code: c.ControlErrorCode, message: str) -> NoReturn:
+    exit_code = c.EXIT_CODES[code]
+    if options.json:
+        doc = {"ok": False, "error": code.value, "message": message, "exit_code": exit_code}
+        _print_doc(doc)
+    err.print(f"peer-cli: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code)
+
+
+def _ask(ctx: typer.Context, request: BaseModel) -> tuple[ControlClient, Any]:
+    """Send ``request``; the client (still open, for streams) and the result document."""
+    options: Options = ctx.obj
+    try:
+        client = ControlClient(options.socket)
+        answer = client.ask(request)
+    except DaemonUnreachable as exc:
+        _fail(options, c.ControlErrorCode.UNREACHABLE, str(exc))
+    except RemoteProtocolError as exc:
+        _fail(options, c.ControlErrorCode.FAILED, f"lanpeerd sent a bad answer: {exc.message}")
+    if isinstance(answer, c.ErrorMessage):
+        client.close()
+        _fail(options, answer.code, answer.message)
+    return client, answer.result
+
+
+def _once(ctx: typer.Context, request: BaseModel) -> Any:
+    client, result = _ask(ctx, request)
+    client.close()
+    return result
+
+
+def _print_doc(doc: Any) -> None:
+    print(json.dumps(doc, indent=2), flush=True)
+
+
+def _accepted(ctx: typer.Context, result: c.AcceptedResult) -> None:
+    if ctx.obj.json:
+        _print_doc({"ok": True, **result.model_dump(mode="json", exclude={"kind"})})
+    else:
+        out.print(result.message, markup=False)
+
+
+def _follow(ctx: typer.Context, client: ControlClient, game_id: str, bars: bool) -> NoReturn:
+    """Stream events of a waited operation and exit with its result."""
+    options: Options = ctx.obj
+    finished: c.FinishedEvent | None = None
+    with client:
+        events: Iterable[c.Event] = client.events()
+        if not options.json and bars:
+            events = render.progress_bars(out, events)
+        for event in events:
+            if options.json:
+                print(event.model_dump_json(), flush=True)
+            elif not bars:
+                out.print(render.event_line(event), markup=False)
+            if isinstance(event, c.FinishedEvent) and event.game_id == game_id:
+                finished = event
+                break
+    if finished is None:
+        _fail(
+            options,
+            c.ControlErrorCode.UNREACHABLE,
+            "lanpeerd stopped before the operation finished",
+        )
+    if not finished.ok:
+        code = finished.error_code or c.ControlErrorCode.FAILED
+        err.print(
+            f"peer-cli: {finished.kind} of {game_id} failed: {finished.error}",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(c.EXIT_CODES.get(code, 1))
+    raise typer.Exit(0)
+
+
+# ------------------------------------------------------------------ documents
 
 
 @app.command()
-def status() -> None:
-    """Show the daemon status."""
-    typer.echo("peer-cli: not built yet", err=True)
-    raise typer.Exit(3)
+def status(ctx: typer.Context) -> None:
+    """Peer id, name, listen address, roots, library rev, counts, active operations."""
+    result = _once(ctx, c.StatusRequest())
+    if ctx.obj.json:
+        _print_doc(result.model_dump(mode="json", exclude={"kind"}))
+    else:
+        render.status(out, result)
+
+
+@app.command()
+def peers(ctx: typer.Context) -> None:
+    """Known peers: id, name, address, protocol version, library rev, last seen, game count."""
+    result = _once(ctx, c.PeersRequest())
+    if ctx.obj.json:
+        _print_doc([p.model_dump(mode="json") for p in result.peers])
+    else:
+        render.peers(out, result)
+
+
+@app.command()
+def games(ctx: typer.Context) -> None:
+    """The merged library: local version and state, peers offering, newest version."""
+    result = _once(ctx, c.GamesRequest())
+    if ctx.obj.json:
+        _print_doc([g.model_dump(mode="json") for g in result.games])
+    else:
+        render.games(out, result)
+
+
+@app.command()
+def ops(ctx: typer.Context) -> None:
+    """Operations with lane, queue position, state, progress, speed, ETA, sources."""
+    result = _once(ctx, c.OpsRequest())
+    if ctx.obj.json:
+        _print_doc([op.model_dump(mode="json") for op in result.ops])
+    else:
+        render.ops(out, result.ops)
+
+
+@app.command()
+def doctor(ctx: typer.Context) -> None:
+    """Explain what blocks discovery or speed: interfaces, ports, peers, disk, caps."""
+    result = _once(ctx, c.DoctorRequest())
+    if ctx.obj.json:
+        _print_doc([check.model_dump(mode="json") for check in result.checks])
+    else:
+        render.doctor(out, result)
+    if any(check.status == "fail" for check in result.checks):
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------ operations
+
+
+@app.command()
+def download(
+    ctx: typer.Context,
+    game: GameArg,
+    version: Annotated[str | None, typer.Option(help="this version instead of the newest")] = None,
+    no_install: Annotated[bool, typer.Option("--no-install", help="download only")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="show progress and exit with the result")
+    ] = False,
+) -> None:
+    """Queue a download (and an install after it, unless --no-install)."""
+    request = _request(
+        c.DownloadRequest, game_id=game, version=version, install=not no_install, wait=wait
+    )
+    client, result = _ask(ctx, request)
+    if not wait:
+        client.close()
+        _accepted(ctx, result)
+        return
+    if not ctx.obj.json:
+        out.print(result.message, markup=False)
+    _follow(ctx, client, game, bars=True)
+
+
+def _transaction(ctx: typer.Context, factory: type[BaseModel], game: str, wait: bool) -> None:
+    client, result = _ask(ctx, _request(factory, game_id=game, wait=wait))
+    if not wait:
+        client.close()
+        _accepted(ctx, result)
+        return
+    _follow(ctx, client, game, bars=False)
+
+
+NoWait = Annotated[bool, typer.Option("--no-wait", help="queue it and return at once")]
+
+
+@app.command()
+def install(ctx: typer.Context, game: GameArg, no_wait: NoWait = False) -> None:
+    """Extract a downloaded game into its local/ folder."""
+    _transaction(ctx, c.InstallRequest, game, not no_wait)
+
+
+@app.command()
+def update(ctx: typer.Context, game: GameArg, no_wait: NoWait = False) -> None:
+    """Replace local/ with the downloaded version (the old one is restored on failure)."""
+    _transaction(ctx, c.UpdateRequest, game, not no_wait)
+
+
+@app.command()
+def uninstall(ctx: typer.Context, game: GameArg, no_wait: NoWait = False) -> None:
+    """Delete the installed local/ folder; the download stays."""
+    _transaction(ctx, c.UninstallRequest, game, not no_wait)
+
+
+@app.command()
+def remove(ctx: typer.Context, game: GameArg, no_wait: NoWait = False) -> None:
+    """Delete the downloaded files of a game that is not installed."""
+    _transaction(ctx, c.RemoveRequest, game, not no_wait)
+
+
+@app.command()
+def cancel(ctx: typer.Context, game: GameArg) -> None:
+    """Cancel the active or queued operation of a game."""
+    _accepted(ctx, _once(ctx, _request(c.CancelRequest, game_id=game)))
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    game: Annotated[str | None, typer.Option("--game", help="only events of this game")] = None,
+) -> None:
+    """Stream daemon events: peers up/down, library changes, progress, finished operations."""
+    client, _ = _ask(ctx, _request(c.WatchRequest, game_id=game))
+    try:
+        with client:
+            events: Iterable[c.Event] = client.events()
+            if not ctx.obj.json:
+                events = render.progress_bars(out, events)
+            for event in events:
+                if ctx.obj.json:
+                    print(event.model_dump_json(), flush=True)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def rescan(
+    ctx: typer.Context,
+    game: Annotated[str | None, typer.Argument(help="only this game")] = None,
+) -> None:
+    """Force a rescan of the library (or of one game)."""
+    _accepted(ctx, _once(ctx, _request(c.RescanRequest, game_id=game)))
+
+
+@app.command("add-peer")
+def add_peer(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(metavar="HOST:PORT", help="the peer's listener")],
+) -> None:
+    """Dial a static peer (for networks where multicast is blocked)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise typer.BadParameter(f"{address!r} is not HOST:PORT (e.g. 192.168.1.20:47600)")
+    request = _request(c.AddPeerRequest, host=host.strip("[]"), port=int(port))
+    _accepted(ctx, _once(ctx, request))
+
+
+@app.command()
+def shutdown(ctx: typer.Context) -> None:
+    """Stop the daemon gracefully (Goodbye to peers, state saved)."""
+    _accepted(ctx, _once(ctx, c.ShutdownRequest()))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""What each control command does, in terms of the daemon parts (SPEC §9).
+
+Owns the mapping request -> part calls -> result document, and the checks a person expects
+before anything starts (unknown game -> exit 4, busy game -> exit 5). Never touches the socket
+(``server`` does) and never holds state of its own beyond references to the parts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from types import ModuleType
+from typing import Any
+
+from lanpeer_proto.control import (
+    AcceptedResult,
+    AddPeerRequest,
+    CancelRequest,
+    DoctorRequest,
+    DoctorResult,
+    DownloadRequest,
+    ErrorMessage,
+    GamesRequest,
+    GamesResult,
+    InstallRequest,
+    OperationInfo,
+    OpsRequest,
+    OpsResult,
+    PeersRequest,
+    PeersResult,
+    RemoveRequest,
+    Request,
+    RescanRequest,
+    ResultMessage,
+    ShutdownRequest,
+    StatusRequest,
+    StatusResult,
+    UninstallRequest,
+    UpdateRequest,
+    WatchRequest,
+)
+
+from lanpeer import doctor
+from lanpeer.config import DaemonConfig
+from lanpeer.control import views
+from lanpeer.control.events import EventHub
+from lanpeer.control.lane import Transaction, TransactionLane, game_dir_of
+from lanpeer.errors import (
+    ConflictError,
+    LanpeerError,
+    NotAvailableError,
+    UnknownGameError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Parts:
+    """The running daemon parts; None where a part is not built in or not started."""
+
+    config: DaemonConfig
+    events: EventHub
+    library: Any = None  # lanpeer.library.GameLibrary
+    identity: Any = None  # lanpeer.net.Identity
+    node: Any = None  # lanpeer.net.PeerNode
+    downloads: Any = None  # lanpeer.download.DownloadManager
+    install: ModuleType | None = None  # lanpeer.install
+    missing: dict[str, str] = field(default_factory=dict)  # part -> why it is not running
+
+    def need(self, part: str) -> Any:
+        value = getattr(self, part)
+        if value is None:
+            why = self.missing.get(part, "it is not running")
+            raise NotAvailableError(f"this needs the {part} part of lanpeerd, but {why}")
+        return value
+
+    def available(self) -> dict[str, bool]:
+        names = ("library", "node", "downloads", "install")
+        return {name: getattr(self, name) is not None for name in names}
+
+
+class ControlCommands:
+    """Answers every control request; each ``LanpeerError`` becomes an error line upstream."""
+
+    def __init__(
+        self, parts: Parts, lane: TransactionLane, request_stop: Callable[[], None]
+    ) -> None:
+        self._parts = parts
+        self._lane = lane
+        self._request_stop = request_stop
+        self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
+            StatusRequest: self.status,
+            PeersRequest: self.peers,
+            GamesRequest: self.games,
+            DownloadRequest: self.download,
+            InstallRequest: self.transaction,
+            UpdateRequest: self.transaction,
+            UninstallRequest: self.transaction,
+            RemoveRequest: self.transaction,
+            CancelRequest: self.cancel,
+            OpsRequest: self.ops,
+            WatchRequest: self.watch,
+            RescanRequest: self.rescan,
+            AddPeerRequest: self.add_peer,
+            DoctorRequest: self.doctor,
+            ShutdownRequest: self.shutdown,
+        }
+
+    async def answer(self, request: Request) -> ResultMessage | ErrorMessage:
+        result = await self._handlers[type(request)](request)
+        return ResultMessage(result=result)
+
+    # ------------------------------------------------------------------ read-only documents
+
+    async def status(self, _request: StatusRequest) -> StatusResult:
+        parts, config = self._parts, self._parts.config
+        library, node = parts.library, parts.node
+        listen = views.format_address(node.listen) if node else f"{config.bind}:{config.port}"
+        return StatusResult(
+            peer_id=str(parts.identity.peer_id) if parts.identity else "",
+            name=config.name,
+            listen=listen,
+            roots=[str(root) for root in config.games],
+            library_rev=int(library.library_rev) if library else 0,
+            operations=self.operations(),
+            games=len(library.local_games()) if library else 0,
+            peers=len(node.peers()) if node else 0,
+            parts=parts.available(),
+        )
+
+    async def peers(self, _request: PeersRequest) -> PeersResult:
+        node = self._parts.need("node")
+        return PeersResult(peers=[views.peer_entry(peer) for peer in node.peers()])
+
+    async def games(self, _request: GamesRequest) -> GamesResult:
+        library = self._parts.need("library")
+        peers = self._parts.node.peers() if self._parts.node else []
+        busy = {op.game_id for op in self.operations()}
+        return GamesResult(games=views.merge_games(library.local_games(), peers, busy))
+
+    async def ops(self, _request: OpsRequest) -> OpsResult:
+        return OpsResult(ops=self.operations())
+
+    def operations(self) -> list[OperationInfo]:
+        downloads = self._parts.downloads
+        active = list(downloads.operations()) if downloads else []
+        return [views.operation_info(op) for op in [*active, *self._lane.operations()]]
+
+    async def watch(self, _request: WatchRequest) -> AcceptedResult:
+        return AcceptedResult(message="watching daemon events")
+
+    async def doctor(self, _request: DoctorRequest) -> DoctorResult:
+        return DoctorResult(checks=await doctor.run_checks(self._parts))
+
+    # ------------------------------------------------------------------ commands that act
+
+    async def download(self, request: DownloadRequest) -> AcceptedResult:
+        library = self._parts.need("library")
+        node = self._parts.need("node")
+        downloads = self._parts.need("downloads")
+        self._refuse_if_busy(request.game_id)
+        peer_id, summary = choose_offer(node.peers(), request.game_id, request.version)
+        manifest = await node.fetch_manifest(peer_id, request.game_id)
+        library.add_catalog_entry(
+            summary.id, summary.name, summary.description, summary.genre, summary.max_players
+        )
+        operation = downloads.submit_download(request.game_id, manifest, request.install)
+        log.info("download of %s %s queued", request.game_id, summary.version)
+        return AcceptedResult(
+            message=f"download of {request.game_id} {summary.version} queued",
+            game_id=request.game_id,
+            operation=_maybe_info(operation),
+        )
+
+    async def transaction(
+        self, request: InstallRequest | UpdateRequest | UninstallRequest | RemoveRequest
+    ) -> AcceptedResult:
+        library = self._parts.need("library")
+        install = self._parts.need("install")
+        game = self._local_game(request.game_id)
+        _check_transaction(request.cmd, game)
+        self._refuse_if_busy(request.game_id)
+        game_dir = game_dir_of(library, request.game_id)
+        run: Callable[[], Any] = {
+            "install": partial(install.install_game, game_dir),
+            "update": partial(install.update_game, game_dir),
+            "uninstall": partial(install.uninstall_game, game_dir),
+            "remove": partial(install.remove_game, list(self._parts.config.games), game_dir),
+        }[request.cmd]
+        transaction = self._lane.submit(Transaction(request.game_id, request.cmd, run))
+        return AcceptedResult(
+            message=f"{request.cmd} of {request.game_id} queued",
+            game_id=request.game_id,
+            operation=views.operation_info(transaction),
+        )
+
+    async def cancel(self, request: CancelRequest) -> AcceptedResult:
+        downloads = self._parts.downloads
+        if downloads and any(op.game_id == request.game_id for op in downloads.operations()):
+            await _maybe_await(downloads.cancel(request.game_id))
+        elif not self._lane.cancel(request.game_id):
+            raise UnknownGameError(
+                f"{request.game_id} has no queued or running operation to cancel"
+            )
+        return AcceptedResult(
+            message=f"cancelled the operation of {request.game_id}", game_id=request.game_id
+        )
+
+    async def rescan(self, request: RescanRequest) -> AcceptedResult:
+        library = self._parts.need("library")
+        if request.game_id is not None:
+            self._local_game(request.game_id)
+        await library.rescan(request.game_id)
+        what = request.game_id or "the library"
+        return AcceptedResult(message=f"rescanned {what}", game_id=request.game_id)
+
+    async def add_peer(self, request: AddPeerRequest) -> AcceptedResult:
+        node = self._parts.need("node")
+        await _maybe_await(node.add_static_peer(request.host, request.port))
+        return AcceptedResult(
+            message=f"dialling {views.format_address((request.host, request.port))}"
+        )
+
+    async def shutdown(self, _request: ShutdownRequest) -> AcceptedResult:
+        self._request_stop()
+        return AcceptedResult(message="lanpeerd is shutting down")
+
+    # ------------------------------------------------------------------ checks
+
+    def _local_game(self, game_id: str) -> Any:
+        for game in self._parts.need("library").local_games():
+            if game.id == game_id:
+                return game
+        raise UnknownGameError(f"{game_id} is not in this host's game roots (see `peer-cli games`)")
+
+    def _refuse_if_busy(self, game_id: str) -> None:
+        if any(op.game_id == game_id for op in self.operations()):
+            raise ConflictError(
+                f"{game_id} already has an operation queued or running (see `peer-cli ops`)"
+            )
+
+
+def choose_offer(peers: list[Any], game_id: str, version: str | None) -> tuple[str, Any]:
+    """(peer_id, summary) of a connected peer offering the newest (or the named) version."""
+    offers = [
+        (str(peer.peer_id), peer.games[game_id])
+        for peer in peers
+        if getattr(peer, "connected", True) and game_id in peer.games
+    ]
+    if not offers:
+        raise UnknownGameError(f"no connected peer offers {game_id} (see `peer-cli games`)")
+    if version is not None:
+        offers = [offer for offer in offers if offer[1].version == version]
+        if not offers:
+            raise UnknownGameError(f"no connected peer offers {game_id} version {version}")
+    offers = [offer for offer in offers if offer[1].manifest_hash is not None] or offers
+    peer_id, summary = max(offers, key=lambda offer: views.version_key(offer[1].version))
+    if summary.manifest_hash is None:
+        raise LanpeerError(f"the peers offering {game_id} are still hashing it; retry in a moment")
+    return peer_id, summary
+
+
+_NEEDS = {
+    # command: (must be downloaded, must be installed) — None means "don't care"
+    "install": (True, False),
+    "update": (True, True),
+    "uninstall": (None, True),
+    "remove": (True, False),
+}
+
+
+def _check_transaction(command: str, game: Any) -> None:
+    downloaded, installed = _NEEDS[command]
+    if downloaded and not game.downloaded:
+        raise LanpeerError(f"{game.id} is not downloaded; run `peer-cli download {game.id}` first")
+    if installed is True and not game.installed:
+        raise ConflictError(f"{game.id} is not installed; there is nothing to {command}")
+    if installed is False and game.installed:
+        hint = "`peer-cli update`" if command == "install" else "`peer-cli uninstall` first"
+        raise ConflictError(f"{game.id} is installed; use {hint}")
+
+
+def _maybe_info(operation: Any) -> OperationInfo | None:
+    try:
+        return views.operation_info(operation)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+async def _maybe_await(value: Any) -> Any:
+    if hasattr(value, "__await__"):
+        return await value
+    return value

@@ -1,0 +1,173 @@
+"""Turns the daemon parts' state into the stable documents of SPEC §9.
+
+Owns the merged library view (local games + what peers offer, newest version, update available)
+and the translation of part events into control events. Pure functions over what the parts
+return; never changes state, never does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from lanpeer_proto.control import (
+    Event,
+    FinishedEvent,
+    GameEntry,
+    LibraryChangedEvent,
+    OperationInfo,
+    PeerDownEvent,
+    PeerEntry,
+    PeerUpEvent,
+    ProgressEvent,
+)
+
+_VERSION_PART = re.compile(r"\d+|[a-z]+")
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Orders ``1.10`` after ``1.9`` and ``2.0b`` after ``2.0`` (numbers sort before words)."""
+    parts = _VERSION_PART.findall(version.lower())
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def newest(versions: Iterable[str]) -> str | None:
+    return max(versions, key=version_key, default=None)
+
+
+def format_address(address: Any) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address or "")
+
+
+def peer_entry(peer: Any) -> PeerEntry:
+    return PeerEntry(
+        peer_id=str(peer.peer_id),
+        name=str(peer.name)[:256],
+        address=format_address(peer.address),
+        proto_ver=str(peer.proto_ver),
+        library_rev=int(peer.library_rev),
+        last_seen=float(peer.last_seen),
+        games=len(peer.games),
+        connected=bool(getattr(peer, "connected", True)),
+    )
+
+
+def merge_games(
+    local_games: Iterable[Any], peers: Iterable[Any], busy: set[str]
+) -> list[GameEntry]:
+    """One entry per game id, local facts first, then what connected peers offer."""
+    offers: dict[str, list[tuple[str, Any]]] = {}
+    for peer in peers:
+        if getattr(peer, "connected", True):
+            for game_id, summary in peer.games.items():
+                offers.setdefault(game_id, []).append((str(peer.peer_id), summary))
+    local = {game.id: game for game in local_games}
+    return [
+        _game_entry(game_id, local.get(game_id), offers.get(game_id, []), game_id in busy)
+        for game_id in sorted(set(local) | set(offers))
+    ]
+
+
+def _game_entry(game_id: str, game: Any, offers: list[tuple[str, Any]], busy: bool) -> GameEntry:
+    newest_version = newest(str(summary.version) for _, summary in offers)
+    version = getattr(game, "version", None)
+    downloaded = bool(getattr(game, "downloaded", False))
+    name = getattr(game, "name", None) or next((s.name for _, s in offers), game_id)
+    size = getattr(game, "size", None) or max((s.size for _, s in offers), default=0)
+    update = bool(downloaded and version and newest_version)
+    return GameEntry(
+        id=game_id,
+        name=str(name)[:256],
+        version=version,
+        downloaded=downloaded,
+        installed=bool(getattr(game, "installed", False)),
+        state=_state(game, busy),
+        size=int(size),
+        peers=sorted(peer_id for peer_id, _ in offers),
+        newest_version=newest_version,
+        update_available=update and version_key(newest_version) > version_key(version),  # type: ignore[arg-type]
+    )
+
+
+def _state(game: Any, busy: bool) -> str:
+    if game is None:
+        return "remote"
+    if busy:
+        return "busy"
+    if getattr(game, "local_only", False):
+        return "local-only"
+    if getattr(game, "installed", False):
+        return "installed"
+    return "downloaded" if getattr(game, "downloaded", False) else "partial"
+
+
+def operation_info(status: Any) -> OperationInfo:
+    """An operation of the download manager or the transaction lane as the ``ops`` document."""
+    return OperationInfo(
+        game_id=status.game_id,
+        kind=str(getattr(status, "kind", "download")),
+        state=str(getattr(status, "state", "running")),
+        lane=str(getattr(status, "lane", "download")),
+        queue_position=getattr(status, "queue_position", None),
+        bytes_done=int(getattr(status, "bytes_done", 0)),
+        bytes_total=int(getattr(status, "bytes_total", 0)),
+        rate=max(0.0, float(getattr(status, "rate", 0.0) or 0.0)),
+        eta=_eta(getattr(status, "eta", None)),
+        sources=[str(s) for s in getattr(status, "sources", ()) or ()],
+    )
+
+
+def _eta(value: Any) -> float | None:
+    return None if value is None or value < 0 else float(value)
+
+
+def peer_event(event: Any) -> Event | None:
+    """A net ``PeerEvent`` as a control event (None for kinds the control protocol omits)."""
+    kind = str(getattr(event, "kind", "")).lower()
+    peer_id = str(getattr(event, "peer_id", ""))
+    if "up" in kind:
+        return PeerUpEvent(
+            peer_id=peer_id,
+            name=str(getattr(event, "name", ""))[:256],
+            address=format_address(getattr(event, "address", "")),
+        )
+    if "down" in kind:
+        return PeerDownEvent(peer_id=peer_id)
+    if "library" in kind:
+        return LibraryChangedEvent(
+            peer_id=peer_id, library_rev=int(getattr(event, "library_rev", 0))
+        )
+    return None
+
+
+def download_event(event: Any) -> Event:
+    """A download manager event as ``progress`` or ``finished``."""
+    if getattr(event, "finished", False) or str(getattr(event, "state", "")) in (
+        "done",
+        "failed",
+        "cancelled",
+    ):
+        return FinishedEvent(
+            game_id=event.game_id,
+            kind=str(getattr(event, "kind", "download")),
+            ok=bool(getattr(event, "ok", getattr(event, "state", "") == "done")),
+            error=getattr(event, "error", None),
+            bytes=int(getattr(event, "bytes_done", 0)),
+            seconds=float(getattr(event, "seconds", 0.0)),
+            peers_used=[str(p) for p in getattr(event, "peers_used", ()) or ()],
+        )
+    info = operation_info(event)
+    return ProgressEvent(
+        game_id=info.game_id,
+        kind=info.kind,
+        state=info.state,
+        bytes_done=info.bytes_done,
+        bytes_total=info.bytes_total,
+        rate=info.rate,
+        eta=info.eta,
+        peer_rates={str(k): float(v) for k, v in (getattr(event, "peer_rates", {}) or {}).items()},
+    )

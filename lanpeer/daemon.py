@@ -1,0 +1,164 @@
+"""``Daemon``: composes library, net, downloads, installs and the control socket (SPEC §10).
+
+Owns the startup order (instance lock and socket bind, install recovery, library, identity and
+peer node, downloads, then serving the control socket), the one task group, and the graceful
+stop (Goodbye to peers, state persisted by each part's close). Never implements a part itself.
+A part that is not built into this tree is reported as missing and its commands answer
+``not_available``; a part that is built in but fails to start stops the daemon with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from contextlib import AsyncExitStack
+from types import ModuleType
+from typing import Any
+
+from lanpeer_proto.control import LibraryChangedEvent
+
+from lanpeer.config import DaemonConfig
+from lanpeer.control import views
+from lanpeer.control.commands import ControlCommands, Parts
+from lanpeer.control.events import EventHub
+from lanpeer.control.lane import TransactionLane
+from lanpeer.control.server import ControlSocket
+
+log = logging.getLogger(__name__)
+
+
+def import_part(parts: Parts, name: str, module: str) -> ModuleType | None:
+    """The part's package, or None (recorded in ``parts.missing``) when it is not built yet."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise  # the part exists but one of its own imports is broken: a real error
+        parts.missing[name] = f"{module} is not built into this lanpeer yet"
+        log.warning("%s: not available (%s missing)", name, module)
+        return None
+
+
+class Daemon:
+    """One lanpeerd: ``await Daemon(config).run()`` until ``stop()`` or a signal."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.events = EventHub()
+        self.parts = Parts(config=config, events=self.events)
+        self._stopping = asyncio.Event()
+        self.lane = TransactionLane(self.events, self._game_operation)
+        self.commands = ControlCommands(self.parts, self.lane, self.stop)
+        self.control = ControlSocket(config.socket, self.commands.answer, self.events)
+
+    def stop(self) -> None:
+        if not self._stopping.is_set():
+            log.info("shutting down")
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self.control.bind()  # first: a second instance must refuse before touching anything
+        try:
+            async with AsyncExitStack() as stack:
+                self.config.state.mkdir(parents=True, exist_ok=True)
+                await self._start_parts(stack)
+                await self._serve()
+        finally:
+            self.control.close()
+        log.info("stopped")
+
+    async def _serve(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self.control.serve()), group.create_task(self.lane.run())]
+            log.info("lanpeerd %s ready (control socket %s)", self.config.name, self.config.socket)
+            stopping = group.create_task(self._stopping.wait())
+            await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
+
+    async def _start_parts(self, stack: AsyncExitStack) -> None:
+        self._recover_installs()
+        await self._start_library(stack)
+        await self._start_net(stack)
+        await self._start_downloads(stack)
+
+    def _recover_installs(self) -> None:
+        install = import_part(self.parts, "install", "lanpeer.install")
+        if install is None:
+            return
+        self.parts.install = install
+        for root in self.config.games:
+            if root.is_dir():
+                for result in install.recover_root(root):
+                    log.info("recovery: %s", result)
+            else:
+                log.warning("game root %s is missing; it is skipped until it appears", root)
+
+    async def _start_library(self, stack: AsyncExitStack) -> None:
+        module = import_part(self.parts, "library", "lanpeer.library")
+        if module is None:
+            return
+        library = module.GameLibrary(
+            list(self.config.games), self.config.state, catalog_path=self.config.catalog
+        )
+        self.parts.library = await stack.enter_async_context(library)
+        library.add_listener(
+            lambda rev: self.events.publish(LibraryChangedEvent(library_rev=int(rev)))
+        )
+
+    async def _start_net(self, stack: AsyncExitStack) -> None:
+        net = import_part(self.parts, "node", "lanpeer.net")
+        if net is None or self.parts.library is None:
+            if net is not None:
+                self.parts.missing["node"] = "the peer node needs the library part"
+            return
+        self.parts.identity = net.Identity.load_or_create(self.config.state)
+        node = net.PeerNode(
+            self.parts.identity,
+            self.parts.library,
+            name=self.config.name,
+            bind=self.config.bind,
+            port=self.config.port,
+            static_peers=list(self.config.peers),
+            mdns=self.config.mdns,
+            party_key=self.config.party_key,
+            bulk=self.config.bulk,
+            upload_limiter=_limiter(self.config.max_upload),
+        )
+        self.parts.node = await stack.enter_async_context(node)
+        node.add_listener(self._on_peer_event)
+
+    async def _start_downloads(self, stack: AsyncExitStack) -> None:
+        module = import_part(self.parts, "downloads", "lanpeer.download")
+        if module is None or self.parts.node is None:
+            if module is not None:
+                self.parts.missing["downloads"] = "downloads need the library and net parts"
+            return
+        downloads = module.DownloadManager(
+            self.parts.library,
+            self.parts.node,
+            download_lanes=self.config.download_lanes,
+            max_download=self.config.max_download,
+        )
+        if hasattr(downloads, "__aenter__"):
+            downloads = await stack.enter_async_context(downloads)
+        self.parts.downloads = downloads
+        downloads.add_listener(lambda event: self.events.publish(views.download_event(event)))
+
+    def _on_peer_event(self, event: Any) -> None:
+        control_event = views.peer_event(event)
+        if control_event is not None:
+            self.events.publish(control_event)
+
+    def _game_operation(self, game_id: str) -> contextlib.AbstractContextManager[Any]:
+        library = self.parts.library
+        return library.operation(game_id) if library is not None else contextlib.nullcontext()
+
+
+def _limiter(rate: int | None) -> Any:
+    if rate is None:
+        return None
+    ratelimit = importlib.import_module("lanpeer.ratelimit")
+    return ratelimit.TokenBucket(rate)

@@ -1,0 +1,139 @@
+"""Real lanpeerd processes for tests, driven through the real peer-cli.
+
+Each daemon gets its own state, games, socket and port on 127.0.0.1 with mDNS off. Readiness is
+a status answer on the control socket within a deadline, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+PEER_CLI = str(BIN / "peer-cli")
+READY_TIMEOUT = 20.0
+CLI_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A UDP port free on loopback right now (the daemon binds it moments later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def ask_raw(sock_path: Path, line: bytes, timeout: float = 5.0) -> bytes:
+    """One raw request line and the first answer line (no peer-cli involved)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout)
+        client.connect(str(sock_path))
+        client.sendall(line)
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+@dataclass
+class Lanpeerd:
+    home: Path
+    name: str = "alpha"
+    port: int = field(default_factory=free_port)
+    extra: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.home / "run" / "control.sock"
+
+    @property
+    def games(self) -> Path:
+        return self.home / "games"
+
+    @property
+    def state(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "lanpeerd.log"
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable, "-m", "lanpeer.main",
+            "--games", str(self.games), "--state", str(self.state), "--socket", str(self.socket),
+            "--port", str(self.port), "--bind", "127.0.0.1", "--no-mdns", "--name", self.name,
+            *self.extra,
+        ]  # fmt: skip
+
+    def start(self, wait: bool = True) -> Lanpeerd:
+        self.games.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stderr=log)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"lanpeerd exited {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                if b'"status"' in ask_raw(self.socket, b'{"cmd":"status"}\n', timeout=2.0):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)  # polling interval of the readiness probe, bounded by the deadline
+        raise AssertionError(f"lanpeerd not ready in {timeout}s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def cli(self, *args: str, json_output: bool = True, timeout: float = CLI_TIMEOUT) -> Cli:
+        argv = [PEER_CLI, "--socket", str(self.socket), *(["--json"] if json_output else []), *args]
+        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+        return Cli(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@dataclass
+class Cli:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def doc(self) -> Any:
+        return json.loads(self.out)
+
+    @property
+    def lines(self) -> list[Any]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
