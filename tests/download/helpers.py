@@ -11,7 +11,7 @@ import contextlib
 import os
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import blake3
@@ -58,10 +58,8 @@ def manifest_of(game_dir: Path, game_id: str, chunk_size: int = CHUNK) -> Manife
     files = []
     for rel in served_paths(game_dir):
         data = (game_dir / rel).read_bytes()
-        hashes = [
-            blake3.blake3(data[o : o + chunk_size]).digest()
-            for o in range(0, len(data), chunk_size)
-        ]
+        offsets = range(0, len(data), chunk_size)
+        hashes = [blake3.blake3(data[o : o + chunk_size]).digest() for o in offsets]
         files.append(
             ManifestFile(path=rel, size=len(data), chunk_size=chunk_size, chunk_hashes=hashes)
         )
@@ -183,7 +181,7 @@ class DirLibrary:
             self.busy.discard(game_id)
             self.calls.append(f"idle {game_id}")
 
-    def add_catalog_entry(self, id: str, name: str, **kw: object) -> None:  # noqa: A002
+    def add_catalog_entry(self, id: str, name: str, **kw: object) -> None:
         self.catalog[id] = name
         self.calls.append(f"catalog {id}")
 
@@ -211,8 +209,8 @@ class GatedSource(DirSource):
         return await super().fetch_chunk(game_id, manifest_hash, path, offset, length)
 
 
-async def wait_for(predicate: object, timeout: float = 10.0) -> None:
+async def wait_for(predicate: Callable[[], bool], limit: float = 10.0) -> None:
     """Poll a cheap in-memory predicate until true (bounded); for state with no event to await."""
-    async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
+    async with asyncio.timeout(limit):
+        while not predicate():  # noqa: ASYNC110 - several independent conditions
             await asyncio.sleep(0.01)

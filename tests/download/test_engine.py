@@ -20,6 +20,7 @@ from tests.download.helpers import (
     manifest_of,
     random_bytes,
     tree_bytes,
+    wait_for,
     write_game,
 )
 
@@ -69,7 +70,7 @@ async def test_three_sources_each_serve(tmp_path: Path) -> None:
     seed = seed_game(tmp_path, size=60 * CHUNK)
     m = manifest_of(seed, GAME)
     srcs = [DirSource(p, seed, m.manifest_hash) for p in "ABC"]
-    op, job = await download(DirLibrary(tmp_path / "games"), sources_of(m, *srcs), m)
+    op, _ = await download(DirLibrary(tmp_path / "games"), sources_of(m, *srcs), m)
     assert op.state == "done", op.error
     assert all(sum(s.served.values()) >= 1 for s in srcs)
     assert tree_bytes(tmp_path / "games" / GAME) == tree_bytes(seed)
@@ -124,9 +125,7 @@ async def test_stalled_until_a_source_returns(tmp_path: Path) -> None:
     async with DownloadManager(DirLibrary(tmp_path / "games"), sources) as mgr:
         mgr.add_listener(lambda ev: states.append(ev.state))
         op = mgr.submit_download(GAME, m)
-        async with asyncio.timeout(5):
-            while "stalled" not in states:
-                await asyncio.sleep(0.01)
+        await wait_for(lambda: "stalled" in states)
         assert mgr.operations()[0].state == "stalled"
         sources.add(GAME, m.manifest_hash, DirSource("LATE", seed, m.manifest_hash))
         async with asyncio.timeout(10):
@@ -163,7 +162,8 @@ async def test_second_operation_on_a_game_conflicts_and_lanes_queue(tmp_path: Pa
         mgr.submit_download("other", other)
         await asyncio.sleep(0)
         rows = {r.game_id: r for r in mgr.operations()}
-        assert rows["other"].state == "queued" and rows["other"].queue_position == 1
+        assert rows["other"].state == "queued"
+        assert rows["other"].queue_position == 1
         assert rows["other"].lane == "download"
         ran: list[str] = []
 
@@ -173,7 +173,8 @@ async def test_second_operation_on_a_game_conflicts_and_lanes_queue(tmp_path: Pa
         op = mgr.submit_job("third", "install", job)
         async with asyncio.timeout(2):
             await op.wait_finished()
-        assert ran == ["installed"] and op.state == "done"
+        assert ran == ["installed"]
+        assert op.state == "done"
         assert await mgr.cancel("other")
         assert await mgr.cancel(GAME)
     assert not (tmp_path / "games" / GAME).exists()
