@@ -12,13 +12,11 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from lanpeer_proto.messages import GameSummary, Manifest
 
-from lanpeer.download.commit import resolve_commit
 from lanpeer.download.operations import (
     DOWNLOAD_LANE,
     GENERAL_LANE,
@@ -31,6 +29,8 @@ from lanpeer.download.sources import SourceDirectory
 from lanpeer.download.staging import PART_DIR, PartDir
 from lanpeer.download.transfer import SPACE_MARGIN, GameDownload, StagedDownload
 from lanpeer.errors import DiskFullError
+from lanpeer.install import commit_download
+from lanpeer.library import GameLibrary
 from lanpeer.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ Listener = Callable[[ProgressEvent], None]
 class DownloadManager:
     def __init__(
         self,
-        library: Any,
+        library: GameLibrary,
         sources: SourceDirectory,
         *,
         download_lanes: int = 2,
@@ -202,12 +202,15 @@ class DownloadManager:
     async def _commit(
         self, game_id: str, game_dir: Path, staged: StagedDownload, summary: GameSummary | None
     ) -> None:
-        commit = resolve_commit()
-        async with self._busy(game_id):
+        async with self.library.operation(game_id):  # not served while files move; rescan on exit
             await asyncio.to_thread(
-                commit, game_dir, staged.part.files_dir, staged.files, staged.version_ini
+                commit_download,
+                game_dir,
+                staged.part.dir,
+                staged.files,
+                staged.version_ini,
+                removed=staged.removed,
             )
-            await asyncio.to_thread(staged.part.remove)
             if summary is not None:
                 self.library.add_catalog_entry(
                     summary.id,
@@ -216,17 +219,6 @@ class DownloadManager:
                     genre=summary.genre,
                     max_players=summary.max_players,
                 )
-        await self.library.rescan(game_id)
-
-    @contextlib.asynccontextmanager
-    async def _busy(self, game_id: str) -> AsyncIterator[None]:
-        cm = self.library.operation(game_id)
-        if hasattr(cm, "__aenter__"):
-            async with cm:
-                yield
-        else:
-            with cm:
-                yield
 
     # -- where the game lives ------------------------------------------------------------------
 
@@ -251,7 +243,7 @@ class DownloadManager:
         if not (game_dir / "version.ini").is_file():
             return None
         try:
-            manifest: Manifest = await self.library.wait_manifest(game_id)
+            manifest: Manifest = await self.library.wait_manifest(game_id, for_peer=False)
         except Exception as exc:
             log.info("%s: no manifest of the local version (%s); no delta copy", game_id, exc)
             return None

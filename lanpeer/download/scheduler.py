@@ -224,7 +224,7 @@ class ChunkScheduler:
                 self.lanes[peer_id] = PeerLane(source)
                 continue
             lane = known
-            if lane.source is not source or lane.gone:
+            if lane.source != source or lane.gone:
                 # A new session or a fresh listing: give the peer another chance (bans stay).
                 lane.source, lane.gone, lane.failures, lane.retry_at = source, False, 0, 0.0
 

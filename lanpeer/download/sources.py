@@ -37,9 +37,12 @@ GONE_CODES = frozenset({ErrorCode.NOT_FOUND, ErrorCode.STALE_MANIFEST, ErrorCode
 
 
 def refusal_code(exc: BaseException) -> str | None:
-    """The wire error code an exception carries (net's ChunkRefused, library's ServeRefused)."""
-    code = getattr(exc, "code", None)
-    return str(code) if code is not None else None
+    """The wire error code a refusal carries (net's ChunkRefused, library's ServeRefused)."""
+    for attr in ("wire_code", "code"):
+        code = getattr(exc, attr, None)
+        if isinstance(code, ErrorCode):
+            return code.value
+    return None
 
 
 class SourceSet:

@@ -54,6 +54,7 @@ class StagedDownload:
 
     part: PartDir
     files: list[str]
+    removed: list[str]  # files of the old version the new one no longer has
     version_ini: bytes
     counters: TransferCounters
 
@@ -109,7 +110,7 @@ class GameDownload:
         await asyncio.to_thread(self._finish)
         version_ini = await asyncio.to_thread(self._version_ini)
         files = [f.path for f in self.plan.staged if f.path != VERSION_INI]
-        return StagedDownload(self.part, files, version_ini, self.counters)
+        return StagedDownload(self.part, files, self.plan.removed, version_ini, self.counters)
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -235,6 +236,6 @@ class GameDownload:
             raise
 
     def _version_ini(self) -> bytes:
-        staged = self.part.files_dir / VERSION_INI
+        staged = self.part.dir / VERSION_INI
         source = staged if staged.exists() else self.game_dir / VERSION_INI
         return source.read_bytes()

@@ -13,9 +13,10 @@ from lanpeer.download import DownloadManager, SourceSet
 from lanpeer.download.staging import PART_DIR, STATE_NAME
 from tests.download.helpers import (
     CHUNK,
-    DirLibrary,
     DirSource,
     GatedSource,
+    in_catalog,
+    open_library,
     manifest_of,
     random_bytes,
     tree_bytes,
@@ -48,10 +49,10 @@ def saved_chunks(game_dir: Path) -> int:
 async def test_restart_resumes_from_saved_chunks(tmp_path: Path) -> None:
     src_dir = seed(tmp_path)
     m = manifest_of(src_dir, GAME)
-    lib = DirLibrary(tmp_path / "games")
+    lib_root = tmp_path / "games"
     dest = tmp_path / "games" / GAME
     first = GatedSource("A", src_dir, m.manifest_hash, serve=20)
-    async with DownloadManager(lib, SourceSet()) as mgr:
+    async with open_library(lib_root) as lib, DownloadManager(lib, SourceSet()) as mgr:
         mgr.sources.add(GAME, m.manifest_hash, first)  # type: ignore[attr-defined]
         mgr.submit_download(GAME, m)
         await first.holding.wait()
@@ -62,7 +63,7 @@ async def test_restart_resumes_from_saved_chunks(tmp_path: Path) -> None:
     second = DirSource("B", src_dir, m.manifest_hash)
     srcs = SourceSet()
     srcs.add(GAME, m.manifest_hash, second)
-    async with DownloadManager(lib, srcs) as mgr:
+    async with open_library(lib_root) as lib, DownloadManager(lib, srcs) as mgr:
         op = mgr.submit_download(GAME, m)
         async with asyncio.timeout(20):
             await op.wait_finished()
@@ -78,18 +79,18 @@ async def test_resume_with_another_manifest_restarts_cleanly(tmp_path: Path) -> 
     old_src = seed(tmp_path, "old", salt=0)
     new_src = seed(tmp_path, "new", salt=1, version="3.0")
     m_old, m_new = manifest_of(old_src, GAME), manifest_of(new_src, GAME)
-    lib = DirLibrary(tmp_path / "games")
+    lib_root = tmp_path / "games"
     dest = tmp_path / "games" / GAME
     gated = GatedSource("A", old_src, m_old.manifest_hash, serve=20)
     srcs = SourceSet()
     srcs.add(GAME, m_old.manifest_hash, gated)
-    async with DownloadManager(lib, srcs) as mgr:
+    async with open_library(lib_root) as lib, DownloadManager(lib, srcs) as mgr:
         mgr.submit_download(GAME, m_old)
         await wait_for(lambda: saved_chunks(dest) >= 18)
     fresh = DirSource("B", new_src, m_new.manifest_hash)
     srcs2 = SourceSet()
     srcs2.add(GAME, m_new.manifest_hash, fresh)
-    async with DownloadManager(lib, srcs2) as mgr:
+    async with open_library(lib_root) as lib, DownloadManager(lib, srcs2) as mgr:
         op = mgr.submit_download(GAME, m_new)
         async with asyncio.timeout(20):
             await op.wait_finished()
@@ -110,8 +111,11 @@ async def test_source_content_changes_mid_download(tmp_path: Path) -> None:
     async def resolver(game_id: str):  # type: ignore[no-untyped-def]
         return newest["m"]
 
-    lib = DirLibrary(tmp_path / "games")
-    async with DownloadManager(lib, srcs, manifest_resolver=resolver) as mgr:
+    lib_root = tmp_path / "games"
+    async with (
+        open_library(lib_root) as lib,
+        DownloadManager(lib, srcs, manifest_resolver=resolver) as mgr,
+    ):
         op = mgr.submit_download(GAME, m1)
         await src.holding.wait()
         # the seeder's game changes: new bytes, new manifest; the old version is refused
@@ -160,8 +164,8 @@ async def test_cancel_leaves_nothing_behind(
     src = GatedSource("A", src_dir, m.manifest_hash, serve=n * percent // 100)
     srcs = SourceSet()
     srcs.add(GAME, m.manifest_hash, src)
-    lib = DirLibrary(tmp_path / "games")
-    async with DownloadManager(lib, srcs) as mgr:
+    lib_root = tmp_path / "games"
+    async with open_library(lib_root) as lib, DownloadManager(lib, srcs) as mgr:
         op = mgr.submit_download(GAME, m)
         await wait_for(lambda: src.holding.is_set() or op.state in ("done", "failed"))
         assert src.holding.is_set(), (op.state, op.error)
@@ -174,7 +178,8 @@ async def test_cancel_leaves_nothing_behind(
         assert after == before  # v1, local/, .sync, markers and intent log untouched
     else:
         assert not dest.exists()
-    assert lib.catalog == {}
+    async with open_library(lib_root) as lib:
+        assert not in_catalog(lib, GAME)
 
 
 @pytest.mark.asyncio
@@ -185,7 +190,7 @@ async def test_cancel_during_backoff_is_prompt(tmp_path: Path) -> None:
     dead.alive = False
     srcs = SourceSet()
     srcs.add(GAME, m.manifest_hash, dead)
-    async with DownloadManager(DirLibrary(tmp_path / "games"), srcs) as mgr:
+    async with open_library(tmp_path / "games") as lib, DownloadManager(lib, srcs) as mgr:
         op = mgr.submit_download(GAME, m)
         await wait_for(lambda: op.state == "stalled")  # dead peer in its 1 s backoff
         started = time.monotonic()
