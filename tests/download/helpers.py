@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 import os
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import blake3
@@ -180,7 +179,7 @@ async def wait_for(predicate: Callable[[], bool], limit: float = 10.0) -> None:
 @contextlib.asynccontextmanager
 async def open_library(root: Path) -> AsyncIterator[GameLibrary]:
     """A real GameLibrary (SQLite index, catalog) over ``root``; no watcher, hashing on demand."""
-    root.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
     lib = GameLibrary([root], root.parent / (root.name + "-state"), watch=False,
                       background_hashing=False)  # fmt: skip
     async with lib:
