@@ -44,7 +44,7 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 def newest_offer(
     peers: Sequence[PeerView], game_id: str, version: str | None = None
 ) -> tuple[str, GameSummary] | None:
-    """(peer_id, summary) of the newest (or the named) hashed version; the most offered wins ties."""
+    """(peer_id, summary) of the newest (or named) hashed version; the most offered wins ties."""
     offers = [
         (p.peer_id, g)
         for p in peers
