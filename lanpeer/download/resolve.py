@@ -71,4 +71,3 @@ def peer_manifest_resolver(directory: PeerDirectory) -> ManifestResolver:
             return None
 
     return resolve
-

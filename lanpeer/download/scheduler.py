@@ -81,6 +81,7 @@ class PeerLane:
     listed: bool = True
     banned: str | None = None  # sent bad bytes: never again in this download
     gone: bool = False  # refused or failed too often: until the source list changes
+    verified: int = 0  # chunks this peer delivered intact
 
     @property
     def peer_id(self) -> str:
@@ -90,8 +91,10 @@ class PeerLane:
         return self.listed and not self.banned and not self.gone and now >= self.retry_at
 
     def depth(self, now: float, chunk_len: int, s: SchedulerSettings) -> int:
-        if self.failures:
-            return s.min_depth // 2 or 1  # failing peers get less
+        if self.failures or not self.verified:
+            # Failing peers get less; a new peer gets one request until it has proven itself
+            # (which also lets its transport set up one connection instead of racing several).
+            return 1
         want = math.ceil(self.window.rate(now) * s.target_latency / max(chunk_len, 1)) + 1
         return max(s.min_depth, min(s.max_depth, want))
 
@@ -322,6 +325,7 @@ class ChunkScheduler:
         self._remaining.discard(chunk)
         lane.window.add(now, chunk.length)
         lane.failures = 0
+        lane.verified += 1
         self.stats.chunks_fetched += 1
         self.stats.bytes_fetched += chunk.length
         by_peer = self.stats.chunks_by_peer
