@@ -42,8 +42,9 @@ async def download(args: argparse.Namespace, stop: asyncio.Event) -> None:
         me.manager.add_listener(lambda ev: say(progress=ev.bytes_done, state=ev.state))
         await op.wait_finished()
         counters = me.manager.results[args.download].counters
-        say(finished=op.ok, error=op.error, bytes_fetched=counters.bytes_fetched,
-            bytes_resumed=counters.bytes_resumed, chunks_fetched=counters.chunks_fetched)  # fmt: skip
+        c = counters
+        say(finished=op.ok, error=op.error, bytes_fetched=c.bytes_fetched,
+            bytes_resumed=c.bytes_resumed, chunks_fetched=c.chunks_fetched)  # fmt: skip
         await stop.wait()
 
 

@@ -80,9 +80,9 @@ class Leecher:
     node: PeerNode
     manager: DownloadManager
 
-    async def wait_offers(self, game_id: str, count: int, timeout: float = 15.0) -> Manifest:
+    async def wait_offers(self, game_id: str, count: int, limit: float = 15.0) -> Manifest:
         """Wait until ``count`` connected peers offer the newest version; its manifest."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit):
             while True:
                 offer = newest_offer(self.node.peers(), game_id)
                 if offer is not None:
@@ -133,10 +133,11 @@ class ChildPeer:
         return await self.next_line(lambda line: "listen" in line, 30.0)
 
     async def next_line(
-        self, want: Callable[[dict[str, object]], bool], timeout: float = 30.0
+        self, want: Callable[[dict[str, object]], bool], limit: float = 30.0
     ) -> dict[str, object]:
-        assert self.proc is not None and self.proc.stdout is not None
-        async with asyncio.timeout(timeout):
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(limit):
             while True:
                 raw = await self.proc.stdout.readline()
                 if not raw:
