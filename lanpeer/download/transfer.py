@@ -208,6 +208,7 @@ class GameDownload:
         self.counters.bytes_fetched += chunk.length
         self.counters.chunks_fetched += 1
         self.rate.add(time.monotonic(), chunk.length)
+        self._report()
 
     def _mark(self, chunk: ChunkRef) -> None:
         assert self._verified is not None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lanpeer_proto.messages import GameSummary, Manifest
 
-from lanpeer.download import DownloadManager, SourceSet
+from lanpeer.download import DownloadManager, ProgressEvent, SourceSet
 from lanpeer.download.scheduler import SchedulerSettings
 from lanpeer.download.staging import PART_DIR
 from tests.download.helpers import (
@@ -192,3 +192,42 @@ async def test_second_operation_on_a_game_conflicts_and_lanes_queue(tmp_path: Pa
         assert await mgr.cancel("other")
         assert await mgr.cancel(GAME)
     assert not (tmp_path / "games" / GAME).exists()
+
+
+@pytest.mark.asyncio
+async def test_progress_events_ops_rows_and_install_after(tmp_path: Path) -> None:
+    seed = seed_game(tmp_path, size=30 * CHUNK)
+    m = manifest_of(seed, GAME)
+    installed: list[tuple[str, bool]] = []
+
+    async def installer(game_id: str, game_dir: Path) -> None:
+        installed.append((game_id, (game_dir / "version.ini").is_file()))
+
+    src = DirSource("A", seed, m.manifest_hash)
+    events: list[ProgressEvent] = []
+    async with (
+        open_library(tmp_path / "games") as lib,
+        DownloadManager(lib, sources_of(m, src), installer=installer, max_download=1 << 20) as mgr,
+    ):
+        mgr.add_listener(events.append)
+        op = mgr.submit_download(GAME, m, then_install=True)
+        await wait_for(lambda: op.bytes_done >= 10 * CHUNK or op.state in ("done", "failed"))
+        assert op.state == "downloading", (op.state, op.error)
+        (row,) = mgr.operations()
+        assert (row.game_id, row.kind, row.lane, row.state) == (GAME, "download", "download",
+                                                                 "downloading")  # fmt: skip
+        assert row.sources == ["A"]
+        assert row.rate > 0
+        assert row.bytes_total == sum(f.size for f in m.files)
+        assert row.eta is not None
+        async with asyncio.timeout(20):
+            await op.wait_finished()
+    assert installed == [(GAME, True)]
+    states = [e.state for e in events]
+    assert {"downloading", "committing", "installing"} <= set(states)
+    done = [e.bytes_done for e in events]
+    assert done == sorted(done)
+    assert any(e.peers.get("A", 0) > 0 for e in events)
+    final = events[-1]
+    assert (final.event, final.ok, final.peers_used) == ("finished", True, ["A"])
+    assert final.bytes_done == final.bytes_total
