@@ -53,6 +53,7 @@ class StagedDownload:
     """What commit needs: staged files (relative paths, without version.ini) and version.ini."""
 
     part: PartDir
+    manifest_hash: bytes
     files: list[str]
     removed: list[str]  # files of the old version the new one no longer has
     version_ini: bytes
@@ -110,7 +111,14 @@ class GameDownload:
         await asyncio.to_thread(self._finish)
         version_ini = await asyncio.to_thread(self._version_ini)
         files = [f.path for f in self.plan.staged if f.path != VERSION_INI]
-        return StagedDownload(self.part, files, self.plan.removed, version_ini, self.counters)
+        return StagedDownload(
+            self.part,
+            self.manifest.manifest_hash,
+            files,
+            self.plan.removed,
+            version_ini,
+            self.counters,
+        )
 
     def _set_state(self, state: str) -> None:
         self.state = state

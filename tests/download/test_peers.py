@@ -14,10 +14,11 @@ import pytest
 
 from lanpeer.download.sources import ChunkSource
 from lanpeer.download.staging import PART_DIR, STATE_NAME
-from lanpeer.library.samples import write_catalog
+from lanpeer.library.samples import generate_game, write_catalog
 from lanpeer.net.node import PeerNode
 from tests.download.helpers import (
     CHUNK,
+    in_catalog,
     manifest_of,
     random_bytes,
     tree_bytes,
@@ -304,3 +305,25 @@ async def test_cancel_keeps_previous_version_served(tmp_path: Path) -> None:
         assert [g.manifest_hash for g in me.library.snapshot()] == [old_hash]
     assert tree_bytes(mine) == before
     assert (mine / "local" / "save.dat").read_bytes() == b"mine"
+
+
+@pytest.mark.asyncio
+async def test_download_then_install_real_archives(tmp_path: Path) -> None:
+    game_dir = generate_game(tmp_path / "seed" / "games", GAME, 6 * CHUNK, seed=5, archives=2)
+    async with (
+        seeder(tmp_path / "seed", "s") as s,
+        leecher(tmp_path / "me", [s.listen]) as me,
+    ):
+        manifest = await me.wait_offers(GAME, 1)
+        op = me.manager.submit_download(GAME, manifest, True)  # no summary: taken from the offer
+        async with asyncio.timeout(30):
+            await op.wait_finished()
+        assert op.state == "done", op.error
+        assert in_catalog(me.library, GAME)
+        (game,) = me.library.local_games()
+        assert game.downloaded
+        assert game.installed
+    mine = tmp_path / "me" / "games" / GAME
+    assert tree_bytes(mine) == tree_bytes(game_dir)
+    extracted = {p.name for p in (mine / "local" / GAME).iterdir()}
+    assert {"data00.bin", "data01.bin"} <= extracted
