@@ -259,12 +259,11 @@ class ChunkScheduler:
             and lane not in copies.values()
             and now - self._asked.get(c, now) >= s.endgame_after
         ]
-        return min(overdue, key=lambda c: self._asked[c], default=None)
+        return min(overdue, key=lambda c: self._asked.get(c, now), default=None)
 
     def _start(self, lane: PeerLane, chunk: ChunkRef) -> None:
         task = asyncio.create_task(self._fetch(lane, chunk))
         self._copies.setdefault(chunk, {})[task] = lane
-        self._asked.setdefault(chunk, self._clock())
         self._tasks[task] = (chunk, lane)
         lane.in_flight += 1
         self.stats.requests += 1
@@ -281,6 +280,8 @@ class ChunkScheduler:
     async def _fetch(self, lane: PeerLane, chunk: ChunkRef) -> None:
         if self._limiter is not None:
             await self._limiter.wait_acquire(chunk.length)
+        # Time on the wire only: waiting for the bandwidth cap does not make a chunk overdue.
+        self._asked.setdefault(chunk, self._clock())
         async with asyncio.timeout(self.settings.request_timeout):
             data = await lane.source.fetch_chunk(
                 self.game_id, self.manifest_hash, chunk.path, chunk.offset, chunk.length

@@ -96,8 +96,8 @@ async def test_one_of_several_seeders_killed(tmp_path: Path) -> None:
                 await op.wait_finished()
             assert op.state == "done", op.error
             counters = me.manager.results[GAME].counters
-            assert counters.chunks_fetched == n_chunks(files)  # each chunk verified once
-            assert counters.redundant == 0  # no verified chunk fetched again
+            assert counters.chunks_fetched == n_chunks(files), counters  # each verified once
+            assert counters.redundant == 0, counters  # no verified chunk fetched again
     assert tree_bytes(tmp_path / "me" / "games" / GAME) == tree_bytes(
         tmp_path / "seed0" / "games" / GAME
     )
