@@ -128,6 +128,7 @@ class ControlCommands:
             operations=self.operations(),
             games=len(library.local_games()) if library else 0,
             peers=len(node.peers()) if node else 0,
+            subscribers=parts.events.subscriber_count,
             parts=parts.available(),
         )
 

@@ -44,6 +44,10 @@ class EventHub:
         self._subscribers: set[Subscription] = set()
         self.recent_finished: list[FinishedEvent] = []  # for doctor: recent transfer rates
 
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
     def publish(self, event: Event) -> None:
         if isinstance(event, FinishedEvent):
             self.recent_finished = [*self.recent_finished[-19:], event]
