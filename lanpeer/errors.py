@@ -43,6 +43,24 @@ class TransactionAborted(LanpeerError):
     code = "transaction_aborted"
 
 
+class EncryptedArchiveError(UnsafeArchiveError):
+    """An archive entry is encrypted; lanpeer never asks for or guesses passphrases."""
+
+    code = "encrypted_archive"
+
+
+class ArchiveBombError(UnsafeArchiveError):
+    """Unpacked bytes, ratio, entry count or depth went past the extraction limits."""
+
+    code = "archive_bomb"
+
+
+class BadArchiveError(LanpeerError):
+    """An archive could not be read: unknown format, truncated or failing its checksums."""
+
+    code = "bad_archive"
+
+
 class NotAvailableError(LanpeerError):
     """The daemon part that would serve a command is not running in this build or config."""
 

@@ -14,10 +14,20 @@ from pydantic import TypeAdapter, ValidationError
 
 from lanpeer_proto.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from lanpeer_proto.framing import MAX_LARGE_FRAME_SIZE
-from lanpeer_proto.messages import MESSAGE_TYPES, Message
+from lanpeer_proto.messages import MAX_CHUNKS_PER_FILE, MESSAGE_TYPES, Message
 
 #: Deepest nesting any message needs is 4 (manifest -> files -> file -> hashes).
 MAX_NESTING = 8
+#: The longest string field is MAX_TEXT (4096 chars, at most 16 KiB of UTF-8); the
+#: longest bytes field is a 64-byte signature. 64 KiB leaves room for fields a newer
+#: minor version may add (ignored by us) while bounding every single allocation.
+MAX_STR_BYTES = 64 << 10
+MAX_BIN_BYTES = 64 << 10
+#: The longest list is ManifestFile.chunk_hashes; an array also needs >= 1 byte per item,
+#: so its length is capped by the message length too (no big preallocation from a header).
+MAX_ARRAY_LEN = MAX_CHUNKS_PER_FILE
+#: Objects have ~12 keys; 256 is plenty for future optional fields.
+MAX_MAP_LEN = 256
 
 _ADAPTERS: dict[str, TypeAdapter[Message]] = {
     name: TypeAdapter[Message](cls)  # type: ignore[arg-type]  # each class is a Message member
@@ -45,7 +55,7 @@ def decode(data: bytes, max_size: int = MAX_LARGE_FRAME_SIZE) -> Message:
     """One message from one frame payload."""
     if len(data) > max_size:
         raise RemoteProtocolError(f"message of {len(data)} bytes is too large", ErrorCode.BAD_FRAME)
-    raw = _unpack(data, max_size)
+    raw = _unpack(data)
     if not isinstance(raw, dict):
         raise RemoteProtocolError("message is not a map")
     type_name = raw.get("type")
@@ -61,17 +71,17 @@ def decode(data: bytes, max_size: int = MAX_LARGE_FRAME_SIZE) -> Message:
     return message
 
 
-def _unpack(data: bytes, max_size: int) -> Any:
+def _unpack(data: bytes) -> Any:
     unpacker = msgpack.Unpacker(
         raw=False,
         strict_map_key=True,
         use_list=True,
-        max_buffer_size=max(max_size, 1),
-        max_str_len=max_size,
-        max_bin_len=max_size,
-        max_array_len=max_size,
-        max_map_len=4096,
-        max_ext_len=0,
+        max_buffer_size=max(len(data), 1),
+        max_str_len=min(len(data), MAX_STR_BYTES),
+        max_bin_len=min(len(data), MAX_BIN_BYTES),
+        max_array_len=min(len(data), MAX_ARRAY_LEN),
+        max_map_len=min(len(data) // 2, MAX_MAP_LEN),
+        max_ext_len=0,  # no ext types on the wire (msgpack timestamps included)
     )
     try:
         unpacker.feed(data)

@@ -3,6 +3,9 @@
 Owns the one exception hierarchy of ``lanpeer_proto`` and the wire error codes.
 Every failure to parse remote bytes is a ``RemoteProtocolError``; every attempt
 to send something invalid is a ``LocalProtocolError``. Nothing else escapes.
+
+Compatibility rule for codes: a minor protocol version may add codes, never rename or
+remove one; a code we do not know decodes as ``INTERNAL`` (see ``messages.Error``).
 """
 
 from __future__ import annotations

@@ -65,15 +65,12 @@ class FrameDecoder:
         """One whole frame, or None when more bytes are needed."""
         if self._broken is not None:
             raise self._broken
-        if len(self._buffer) < HEADER_SIZE:
+        length = self._check_length()
+        if length is None or len(self._buffer) < HEADER_SIZE + length:
             return None
-        (length,) = _LENGTH.unpack_from(self._buffer)
         end = HEADER_SIZE + length
-        if len(self._buffer) < end:
-            return None
         frame = bytes(self._buffer[HEADER_SIZE:end])
-        del self._buffer[:end]
-        self._check_length()
+        del self._buffer[:end]  # cheap: a bytearray drops its front without copying
         return frame
 
     def take_rest(self) -> bytes:
@@ -82,10 +79,11 @@ class FrameDecoder:
         self._buffer.clear()
         return rest
 
-    def _check_length(self) -> None:
+    def _check_length(self) -> int | None:
+        """Length of the next frame once its header is here; refuses an oversize one."""
         if len(self._buffer) < HEADER_SIZE:
-            return
-        (length,) = _LENGTH.unpack_from(self._buffer)
+            return None
+        length: int = _LENGTH.unpack_from(self._buffer)[0]
         if length > self.max_frame_size:
             self._buffer.clear()
             self._broken = RemoteProtocolError(
@@ -93,3 +91,4 @@ class FrameDecoder:
                 ErrorCode.BAD_FRAME,
             )
             raise self._broken
+        return length

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.paths import GAME_ID_RE, path_problem
@@ -36,7 +36,7 @@ def _check_path(value: str) -> str:
 
 GameId = Annotated[str, Field(pattern=GAME_ID_RE.pattern, max_length=64)]
 PeerId = Annotated[str, Field(pattern=r"^[A-Z2-7]{52}$")]
-RelPath = Annotated[str, Field(max_length=1024), AfterValidator(_check_path)]
+RelPath = Annotated[str, AfterValidator(_check_path)]  # length checked there: BAD_PATH
 Name = Annotated[str, Field(max_length=MAX_NAME)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Digest = Annotated[bytes, Field(min_length=HASH_SIZE, max_length=HASH_SIZE)]
@@ -44,6 +44,25 @@ Rev = Annotated[int, Field(ge=0, le=U64)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 Size = Annotated[int, Field(ge=0, le=MAX_FILE_SIZE)]
 ChunkSize = Annotated[int, Field(ge=1, le=MAX_CHUNK_SIZE)]
+
+
+def _distinct_tree(files: list[ManifestFile]) -> list[ManifestFile]:
+    """No path twice, and no path that is also another path's directory (``a`` and ``a/b``)."""
+    paths = {f.path for f in files}
+    if len(paths) != len(files):
+        raise ValueError("duplicate path in manifest")
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in paths:
+                raise ValueError(f"{path!r} is inside another file of the manifest")
+    return files
+
+
+def _distinct_games(games: list[GameSummary]) -> list[GameSummary]:
+    if len({g.id for g in games}) != len(games):
+        raise ValueError("duplicate game id")
+    return games
 
 
 class _Message(BaseModel):
@@ -126,7 +145,9 @@ class LibrarySnapshot(_Message):
     type: Literal["library_snapshot"] = "library_snapshot"
     library_rev: Rev
     library_digest: Digest
-    games: Annotated[list[GameSummary], Field(max_length=MAX_GAMES)]
+    games: Annotated[
+        list[GameSummary], Field(max_length=MAX_GAMES), AfterValidator(_distinct_games)
+    ]
 
 
 class LibraryDeltaRequest(_Message):
@@ -163,7 +184,9 @@ class Manifest(_Message):
     game_id: GameId
     version: Name
     manifest_hash: Digest
-    files: Annotated[list[ManifestFile], Field(max_length=MAX_FILES)]
+    files: Annotated[
+        list[ManifestFile], Field(max_length=MAX_FILES), AfterValidator(_distinct_tree)
+    ]
 
 
 class GetChunk(_Message):
@@ -221,9 +244,19 @@ class Goodbye(_Message):
     reason: Text = ""
 
 
+def _error_code(value: object) -> object:
+    """Wire strings become ErrorCode; a code from a newer minor version becomes INTERNAL."""
+    if isinstance(value, str) and not isinstance(value, ErrorCode):
+        try:
+            return ErrorCode(value)
+        except ValueError:
+            return ErrorCode.INTERNAL if len(value) <= 64 else value
+    return value
+
+
 class Error(_Message):
     type: Literal["error"] = "error"
-    code: ErrorCode
+    code: Annotated[ErrorCode, BeforeValidator(_error_code)]
     message: Text = ""
 
 

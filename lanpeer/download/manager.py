@@ -1,0 +1,320 @@
+"""DownloadManager: the download seam the daemon uses (submit, cancel, operations, events).
+
+Owns a download's life around ``GameDownload``: where the game lives, the old version for delta,
+a source whose content changed, cancel cleanup, commit inside ``library.operation`` (busy gating),
+catalog entry, rescan, install afterwards. Never serves files and never edits ``local/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from lanpeer_proto.messages import GameSummary, Manifest
+
+from lanpeer.download.commit import resolve_commit
+from lanpeer.download.operations import (
+    DOWNLOAD_LANE,
+    GENERAL_LANE,
+    Operation,
+    OperationQueue,
+)
+from lanpeer.download.progress import OperationStatus, ProgressEvent, eta_seconds
+from lanpeer.download.scheduler import NoSourcesError, SchedulerSettings, SourceVersionGone
+from lanpeer.download.sources import SourceDirectory
+from lanpeer.download.staging import PART_DIR, PartDir
+from lanpeer.download.transfer import SPACE_MARGIN, GameDownload, StagedDownload
+from lanpeer.errors import DiskFullError
+from lanpeer.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 0.25  # seconds between progress events per operation
+ManifestResolver = Callable[[str], Awaitable[Manifest | None]]
+Installer = Callable[[str, Path], Awaitable[None]]
+Listener = Callable[[ProgressEvent], None]
+
+
+class DownloadManager:
+    def __init__(
+        self,
+        library: Any,
+        sources: SourceDirectory,
+        *,
+        download_lanes: int = 2,
+        general_lanes: int = 1,
+        max_download: float | None = None,
+        installer: Installer | None = None,
+        manifest_resolver: ManifestResolver | None = None,
+        settings: SchedulerSettings | None = None,
+        space_margin: int = SPACE_MARGIN,
+    ) -> None:
+        self.library, self.sources = library, sources
+        self.limiter = TokenBucket(max_download) if max_download else None
+        self.queue = OperationQueue(
+            {DOWNLOAD_LANE: download_lanes, GENERAL_LANE: general_lanes}, self._on_finished
+        )
+        self.settings = settings
+        self.space_margin = space_margin
+        self.results: dict[str, GameDownload] = {}  # last transfer per game: counters for summaries
+        self._installer, self._resolver = installer, manifest_resolver
+        self._listeners: list[Listener] = []
+        self._last_event: dict[str, float] = {}
+        self._runner: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.queue.run()
+
+    async def __aenter__(self) -> DownloadManager:
+        self._runner = asyncio.create_task(self.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+
+    # -- the seam ------------------------------------------------------------------------------
+
+    def add_listener(self, cb: Listener) -> None:
+        self._listeners.append(cb)
+
+    def operations(self) -> list[OperationStatus]:
+        return self.queue.statuses()
+
+    def submit_download(
+        self,
+        game_id: str,
+        manifest: Manifest,
+        then_install: bool = False,
+        *,
+        summary: GameSummary | None = None,
+    ) -> Operation:
+        async def body(op: Operation) -> None:
+            await self._download(op, manifest, then_install, summary)
+
+        async def cancel_queued() -> None:
+            await self._discard_leftovers(game_id)
+
+        op = Operation(game_id, "download", DOWNLOAD_LANE, body, cancel_queued)
+        return self.queue.submit(op)
+
+    def submit_job(self, game_id: str, kind: str, job: Callable[[], Awaitable[None]]) -> Operation:
+        """Queue an install/uninstall/update/remove job in the general lane."""
+
+        async def body(op: Operation) -> None:
+            op.state = kind + "ing" if not kind.endswith("e") else kind[:-1] + "ing"
+            self._emit(op, "state")
+            await job()
+
+        return self.queue.submit(Operation(game_id, kind, GENERAL_LANE, body))
+
+    async def cancel(self, game_id: str) -> bool:
+        return await self.queue.cancel(game_id) is not None
+
+    # -- a download ----------------------------------------------------------------------------
+
+    async def _download(
+        self, op: Operation, manifest: Manifest, then_install: bool, summary: GameSummary | None
+    ) -> None:
+        game_dir, created = self._game_dir(op.game_id)
+        old = await self._old_manifest(op.game_id, game_dir)
+        if old is not None and old.manifest_hash == manifest.manifest_hash:
+            return  # already this exact version
+        job = self._job(op, manifest, game_dir, old)
+        try:
+            staged = await self._stage(op, job, game_dir, old)
+        except asyncio.CancelledError:
+            await self._discard(game_dir, created, remove=op.cancel_requested)
+            raise
+        except DiskFullError:
+            await self._discard(game_dir, created, remove=True)  # give the space back
+            raise
+        except BaseException:
+            await asyncio.to_thread(PartDir(game_dir).close)
+            raise
+        await self._commit_shielded(op, game_dir, staged, summary)
+        if then_install and self._installer is not None:
+            op.state = "installing"
+            self._emit(op, "state")
+            await self._installer(op.game_id, game_dir)
+
+    def _job(
+        self, op: Operation, manifest: Manifest, game_dir: Path, old: Manifest | None
+    ) -> GameDownload:
+        async def still_current() -> bool:
+            if self._resolver is None:
+                return True
+            newest = await self._resolver(op.game_id)
+            return newest is None or newest.manifest_hash == manifest.manifest_hash
+
+        job = GameDownload(
+            manifest,
+            game_dir,
+            self.sources,
+            old_manifest=old,
+            limiter=self.limiter,
+            settings=self.settings,
+            still_current=still_current,
+            on_progress=lambda j: self._progress(op, j),
+            space_margin=self.space_margin,
+        )
+        self.results[op.game_id] = job
+        return job
+
+    async def _stage(
+        self, op: Operation, job: GameDownload, game_dir: Path, old: Manifest | None
+    ) -> StagedDownload:
+        while True:
+            try:
+                return await job.run()
+            except SourceVersionGone:
+                newer = await self._resolver(op.game_id) if self._resolver else None
+                if newer is None or newer.manifest_hash == job.manifest.manifest_hash:
+                    raise NoSourcesError(
+                        f"no peer serves the version of {op.game_id!r} being downloaded any more"
+                    ) from None
+                log.info("%s: source content changed; restarting with the new version", op.game_id)
+                await asyncio.to_thread(job.part.close)
+                job = self._job(op, newer, game_dir, old)  # its load() wipes the old staging
+
+    async def _commit_shielded(
+        self, op: Operation, game_dir: Path, staged: StagedDownload, summary: GameSummary | None
+    ) -> None:
+        """Once files start moving the commit rolls forward: a cancel now comes too late."""
+        op.state = "committing"
+        self._emit(op, "state")
+        commit = asyncio.create_task(self._commit(op.game_id, game_dir, staged, summary))
+        try:
+            await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            await commit
+            raise
+
+    async def _commit(
+        self, game_id: str, game_dir: Path, staged: StagedDownload, summary: GameSummary | None
+    ) -> None:
+        commit = resolve_commit()
+        async with self._busy(game_id):
+            await asyncio.to_thread(
+                commit, game_dir, staged.part.files_dir, staged.files, staged.version_ini
+            )
+            await asyncio.to_thread(staged.part.remove)
+            if summary is not None:
+                self.library.add_catalog_entry(
+                    summary.id,
+                    summary.name,
+                    description=summary.description,
+                    genre=summary.genre,
+                    max_players=summary.max_players,
+                )
+        await self.library.rescan(game_id)
+
+    @contextlib.asynccontextmanager
+    async def _busy(self, game_id: str) -> AsyncIterator[None]:
+        cm = self.library.operation(game_id)
+        if hasattr(cm, "__aenter__"):
+            async with cm:
+                yield
+        else:
+            with cm:
+                yield
+
+    # -- where the game lives ------------------------------------------------------------------
+
+    def _existing_dir(self, game_id: str) -> Path | None:
+        try:
+            found = self.library.game_dir(game_id)
+        except Exception:
+            return None
+        return Path(found) if found is not None and Path(found).is_dir() else None
+
+    def _game_dir(self, game_id: str) -> tuple[Path, bool]:
+        """The game dir and whether this download created it (then cancel removes it)."""
+        existing = self._existing_dir(game_id)
+        if existing is None:
+            existing = Path(self.library.game_dir_for_new(game_id))
+        if existing.is_dir():
+            return existing, {p.name for p in existing.iterdir()} <= {PART_DIR}
+        existing.mkdir(parents=True)
+        return existing, True
+
+    async def _old_manifest(self, game_id: str, game_dir: Path) -> Manifest | None:
+        if not (game_dir / "version.ini").is_file():
+            return None
+        try:
+            manifest: Manifest = await self.library.wait_manifest(game_id)
+        except Exception as exc:
+            log.info("%s: no manifest of the local version (%s); no delta copy", game_id, exc)
+            return None
+        return manifest
+
+    async def _discard(self, game_dir: Path, created: bool, *, remove: bool) -> None:
+        part = PartDir(game_dir)
+        await asyncio.to_thread(part.close)
+        if remove:
+            await asyncio.to_thread(part.remove)
+            if created:
+                with contextlib.suppress(OSError):
+                    os.rmdir(game_dir)  # only if empty: local/, .sync/ etc. keep it
+
+    async def _discard_leftovers(self, game_id: str) -> None:
+        game_dir = self._existing_dir(game_id)
+        if game_dir is not None and (game_dir / PART_DIR).exists():
+            created = {p.name for p in game_dir.iterdir()} <= {PART_DIR}
+            await self._discard(game_dir, created, remove=True)
+
+    # -- progress ------------------------------------------------------------------------------
+
+    def _progress(self, op: Operation, job: GameDownload) -> None:
+        now = time.monotonic()
+        changed = op.state != job.state
+        op.state = job.state
+        op.bytes_done, op.bytes_total = job.counters.bytes_done, job.counters.bytes_total
+        op.rate = job.rate.rate(now)
+        if job.scheduler is not None:
+            op.sources = job.scheduler.sources()
+            op.peer_rates = job.scheduler.peer_rates()
+        if changed or now - self._last_event.get(op.game_id, 0.0) >= PROGRESS_EVERY:
+            self._last_event[op.game_id] = now
+            self._emit(op, "state" if changed else "progress")
+
+    def _emit(self, op: Operation, event: str) -> None:
+        ev = ProgressEvent(
+            event=event,
+            game_id=op.game_id,
+            kind=op.kind,
+            state=op.state,
+            bytes_done=op.bytes_done,
+            bytes_total=op.bytes_total,
+            rate=op.rate,
+            eta=eta_seconds(op.bytes_total - op.bytes_done, op.rate),
+            peers=dict(op.peer_rates),
+            error=op.error,
+            ok=op.ok if event == "finished" else None,
+            seconds=(op.finished or time.monotonic()) - (op.started or time.monotonic()),
+            peers_used=sorted(self._peers_used(op)),
+        )
+        for cb in list(self._listeners):
+            try:
+                cb(ev)
+            except Exception:
+                log.exception("progress listener failed")
+
+    def _peers_used(self, op: Operation) -> set[str]:
+        job = self.results.get(op.game_id)
+        if job is None or job.scheduler is None:
+            return set()
+        return {p for p, n in job.scheduler.stats.chunks_by_peer.items() if n}
+
+    def _on_finished(self, op: Operation) -> None:
+        self._last_event.pop(op.game_id, None)
+        self._emit(op, "finished")

@@ -1,0 +1,81 @@
+"""Progress of operations as people and ``peer-cli ops`` see it: rates, ETA, status records.
+
+Plain dataclasses and a sliding-window rate meter. Never does I/O; time is passed in.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+class RateWindow:
+    """Bytes per second over the last ``window`` seconds."""
+
+    def __init__(self, window: float = 3.0) -> None:
+        # Three seconds: steady enough for an ETA, short enough to show a peer that died.
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque()
+        self._sum = 0
+        self._start: float | None = None
+
+    def add(self, now: float, nbytes: int) -> None:
+        if self._start is None:
+            self._start = now
+        self._samples.append((now, nbytes))
+        self._sum += nbytes
+        self._trim(now)
+
+    def rate(self, now: float) -> float:
+        self._trim(now)
+        if self._start is None:
+            return 0.0
+        span = min(self.window, max(now - self._start, 0.25))
+        return self._sum / span
+
+    def _trim(self, now: float) -> None:
+        while self._samples and self._samples[0][0] < now - self.window:
+            self._sum -= self._samples.popleft()[1]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """Emitted to listeners; ``event`` is "progress", "state" or "finished"."""
+
+    event: str
+    game_id: str
+    kind: str
+    state: str
+    bytes_done: int
+    bytes_total: int
+    rate: float
+    eta: float | None
+    peers: dict[str, float] = field(default_factory=dict)  # peer_id -> bytes/s
+    error: str | None = None
+    ok: bool | None = None
+    seconds: float | None = None
+    peers_used: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationStatus:
+    """One row of ``peer-cli ops`` (SPEC §9 field names)."""
+
+    game_id: str
+    kind: str
+    state: str
+    lane: str
+    queue_position: int | None
+    bytes_done: int
+    bytes_total: int
+    rate: float
+    eta: float | None
+    sources: list[str]
+    peer_rates: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def eta_seconds(remaining: int, rate: float) -> float | None:
+    if remaining <= 0:
+        return 0.0
+    return remaining / rate if rate > 0 else None

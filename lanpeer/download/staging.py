@@ -1,0 +1,213 @@
+"""The ``.lanpeer.part/`` directory of one download: staged files, verified-chunk state, resume.
+
+Owns files under ``<game_dir>/.lanpeer.part/`` only; never touches anything else in the game dir.
+Blocking calls (``open``, ``fallocate``, ``pwrite``, ``fsync``) are made from worker threads by
+the caller; ``close`` waits for writes in progress so no thread writes into a recycled fd.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+from lanpeer_proto.messages import Manifest, ManifestFile
+
+from lanpeer.download.plan import ChunkRef, chunk_count
+from lanpeer.errors import DiskFullError
+
+PART_DIR = ".lanpeer.part"
+STATE_NAME = "state.json"
+FILES_NAME = "files"
+STATE_FORMAT = 1
+
+
+def disk_full(exc: OSError, where: Path) -> DiskFullError:
+    return DiskFullError(
+        f"disk full while writing {where}: free some space on that disk and download again"
+    )
+
+
+class VerifiedChunks:
+    """One bit per chunk of every staged file: set once the chunk's bytes are verified on disk."""
+
+    def __init__(self, files: list[ManifestFile]) -> None:
+        self.bits = {f.path: bytearray((chunk_count(f) + 7) // 8) for f in files}
+
+    def has(self, c: ChunkRef) -> bool:
+        return bool(self.bits[c.path][c.index >> 3] & (1 << (c.index & 7)))
+
+    def mark(self, c: ChunkRef) -> None:
+        self.bits[c.path][c.index >> 3] |= 1 << (c.index & 7)
+
+    def encode(self) -> dict[str, str]:
+        return {p: base64.b64encode(b).decode() for p, b in self.bits.items()}
+
+    def load(self, saved: dict[str, str]) -> None:
+        for path, text in saved.items():
+            raw = base64.b64decode(text)
+            if path in self.bits and len(raw) == len(self.bits[path]):
+                self.bits[path][:] = raw
+
+
+class PartDir:
+    """Staged files of one download plus the state that lets a restart resume it."""
+
+    def __init__(self, game_dir: Path) -> None:
+        self.dir = game_dir / PART_DIR
+        self.files_dir = self.dir / FILES_NAME
+        self._sizes: dict[str, int] = {}
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._active = 0
+        self._closed = False
+        self._dirty: set[int] = set()
+
+    # -- resume state (called from a worker thread) --------------------------------------------
+
+    def load(self, manifest: Manifest, files: list[ManifestFile]) -> VerifiedChunks:
+        """Verified chunks saved for ``manifest``; any other version's staging is wiped first."""
+        verified = VerifiedChunks(files)
+        self._sizes = {f.path: f.size for f in files}
+        state = self._read_state()
+        if state is None or state.get("manifest_hash") != manifest.manifest_hash.hex():
+            self.remove()
+        else:
+            saved = state.get("files")
+            verified.load(saved if isinstance(saved, dict) else {})
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return verified
+
+    def _read_state(self) -> dict[str, object] | None:
+        try:
+            state = json.loads((self.dir / STATE_NAME).read_text())
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(state, dict) and state.get("format") == STATE_FORMAT
+        return state if ok else None
+
+    def save(self, manifest_hash: bytes, bits: dict[str, str]) -> None:
+        """Make written chunks durable, then atomically record which chunks are verified."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        for fd in dirty:
+            os.fdatasync(fd)
+        doc = {"format": STATE_FORMAT, "manifest_hash": manifest_hash.hex(), "files": bits}
+        tmp = self.dir / (STATE_NAME + ".tmp")
+        try:
+            with open(tmp, "w") as f:
+                json.dump(doc, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.dir / STATE_NAME)
+            fsync_dir(self.dir)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise disk_full(exc, self.dir) from exc
+            raise
+
+    # -- chunk bytes (called from worker threads) ----------------------------------------------
+
+    def write(self, c: ChunkRef, data: bytes) -> bool:
+        """Write verified bytes; False if the part dir was closed meanwhile (cancel)."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._active += 1
+        try:
+            fd = self._fd(c.path)
+            os.pwrite(fd, data, c.offset)
+            with self._lock:
+                self._dirty.add(fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise disk_full(exc, self.dir) from exc
+            raise
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._idle.notify_all()
+        return True
+
+    def _fd(self, path: str) -> int:
+        with self._lock:
+            fd = self._fds.get(path)
+            if fd is None:
+                fd = self._open(path)
+                self._fds[path] = fd
+            return fd
+
+    def _open(self, path: str) -> int:
+        target = self.files_dir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            size = self._sizes[path]
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, size)
+            if size:
+                # Reserve the blocks now: a full disk shows up here, not as a torn write later.
+                os.posix_fallocate(fd, 0, size)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def ensure_file(self, path: str) -> None:
+        """Create (and size) a staged file even if it has no chunk to write (empty files)."""
+        self._fd(path)
+
+    def read_staged(self, path: str) -> bytes:
+        return (self.files_dir / path).read_bytes()
+
+    def close(self) -> None:
+        """Wait for writes in progress, then close every fd. Later writes are refused."""
+        with self._lock:
+            self._closed = True
+            while self._active:
+                self._idle.wait()
+            fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+    def finish(self) -> None:
+        """Flush every staged file to disk before commit."""
+        with self._lock:
+            fds = list(self._fds.values())
+        for fd in fds:
+            os.fsync(fd)
+        self.close()
+        fsync_tree(self.files_dir)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def allocated_bytes(self) -> int:
+        """Bytes already reserved by staged files (counted as free by the space check)."""
+        total = 0
+        for path, size in self._sizes.items():
+            try:
+                total += min(size, (self.files_dir / path).stat().st_blocks * 512)
+            except OSError:
+                continue
+        return total
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    if not root.is_dir():
+        return
+    for dirpath, _dirs, _files in os.walk(root):
+        fsync_dir(Path(dirpath))

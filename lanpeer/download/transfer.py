@@ -1,0 +1,240 @@
+"""GameDownload: one download from plan to fully staged, verified files (commit is the caller's).
+
+Owns the order of steps: plan, resume state, free-space check, local (delta) copies, the chunk
+scheduler, checkpoints, final flush. Every byte is BLAKE3-verified before it counts. It never
+touches the game's live files except to read old-version chunks for the delta copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import blake3
+from lanpeer_proto.messages import Manifest
+
+from lanpeer.download.plan import VERSION_INI, ChunkRef, DownloadPlan, LocalCopy, make_plan
+from lanpeer.download.progress import RateWindow
+from lanpeer.download.scheduler import ChunkMismatch, ChunkScheduler, SchedulerSettings
+from lanpeer.download.sources import SourceDirectory
+from lanpeer.download.staging import PartDir, VerifiedChunks
+from lanpeer.errors import DiskFullError
+from lanpeer.ratelimit import TokenBucket
+
+CHECKPOINT_EVERY = 0.5  # seconds between resume-state saves: at most this much work is redone
+SPACE_MARGIN = 64 << 20  # headroom for the intent log, version.ini and filesystem metadata
+COPY_BATCH = 16  # local chunk copies per worker-thread call: cancel stays prompt
+
+
+@dataclass(slots=True)
+class TransferCounters:
+    bytes_total: int = 0  # bytes of the files this download stages
+    bytes_resumed: int = 0  # verified before this run (resume)
+    bytes_copied: int = 0  # delta: copied from the old version on local disk
+    bytes_fetched: int = 0  # verified bytes that crossed the network in this run
+    chunks_fetched: int = 0
+    chunks_copied: int = 0
+    rejected: int = 0
+    redundant: int = 0
+    chunks_by_peer: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bytes_done(self) -> int:
+        return self.bytes_resumed + self.bytes_copied + self.bytes_fetched
+
+
+@dataclass(slots=True)
+class StagedDownload:
+    """What commit needs: staged files (relative paths, without version.ini) and version.ini."""
+
+    part: PartDir
+    files: list[str]
+    version_ini: bytes
+    counters: TransferCounters
+
+
+def verify(chunk: ChunkRef, data: bytes) -> None:
+    if len(data) != chunk.length or blake3.blake3(data).digest() != chunk.digest:
+        raise ChunkMismatch(f"chunk {chunk.index} of {chunk.path!r} failed BLAKE3 verification")
+
+
+def free_bytes(path: Path) -> int:
+    while not path.exists():
+        path = path.parent
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+class GameDownload:
+    def __init__(
+        self,
+        manifest: Manifest,
+        game_dir: Path,
+        directory: SourceDirectory,
+        *,
+        old_manifest: Manifest | None = None,
+        limiter: TokenBucket | None = None,
+        settings: SchedulerSettings | None = None,
+        still_current: Callable[[], Awaitable[bool]] | None = None,
+        on_progress: Callable[[GameDownload], None] | None = None,
+        space_margin: int = SPACE_MARGIN,
+    ) -> None:
+        self.manifest, self.game_dir = manifest, game_dir
+        self.plan: DownloadPlan = make_plan(manifest, old_manifest)
+        self.part = PartDir(game_dir)
+        self.counters = TransferCounters(bytes_total=self.plan.staged_bytes)
+        self.rate = RateWindow()
+        self.state = "starting"
+        self.scheduler: ChunkScheduler | None = None
+        self._directory, self._limiter, self._settings = directory, limiter, settings
+        self._still_current, self._on_progress = still_current, on_progress
+        self._space_margin = space_margin
+        self._verified: VerifiedChunks | None = None
+        self._dirty = False
+
+    async def run(self) -> StagedDownload:
+        """Stage and verify every new or changed file; the part dir is left for commit."""
+        self._verified = await asyncio.to_thread(self.part.load, self.manifest, self.plan.staged)
+        missing = [c for c in self.plan.chunks() if not self._verified.has(c)]
+        self.counters.bytes_resumed = self.plan.staged_bytes - sum(c.length for c in missing)
+        await asyncio.to_thread(self._check_space)
+        missing = await self._copy_local(missing)
+        await self._fetch(missing)
+        await self._save()
+        await asyncio.to_thread(self._finish)
+        version_ini = await asyncio.to_thread(self._version_ini)
+        files = [f.path for f in self.plan.staged if f.path != VERSION_INI]
+        return StagedDownload(self.part, files, version_ini, self.counters)
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self._report()
+
+    def _report(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _check_space(self) -> None:
+        need = self.plan.staged_bytes - self.part.allocated_bytes() + self._space_margin
+        free = free_bytes(self.game_dir)
+        if free < need:
+            raise DiskFullError(
+                f"not enough free space for {self.manifest.game_id!r} in {self.game_dir.parent}: "
+                f"{need} bytes needed (incl. {self._space_margin} margin), {free} free; "
+                "free some space and download again"
+            )
+
+    async def _copy_local(self, missing: list[ChunkRef]) -> list[ChunkRef]:
+        """Delta update: take chunks the old version already has from local disk."""
+        local = [c for c in missing if c.digest in self.plan.reusable]
+        if not local:
+            return missing
+        self._set_state("copying")
+        copied: set[ChunkRef] = set()
+        for i in range(0, len(local), COPY_BATCH):
+            batch = local[i : i + COPY_BATCH]
+            copied.update(await asyncio.to_thread(self._copy_batch, batch))
+            self._report()
+        return [c for c in missing if c not in copied]
+
+    def _copy_batch(self, batch: list[ChunkRef]) -> list[ChunkRef]:
+        done = []
+        for chunk in batch:
+            src = self.plan.reusable[chunk.digest]
+            data = self._read_local(src, chunk.length)
+            if data is None or blake3.blake3(data).digest() != chunk.digest:
+                continue  # the old file changed since it was hashed: fetch instead
+            if self.part.write(chunk, data):
+                self._mark(chunk)
+                self.counters.bytes_copied += chunk.length
+                self.counters.chunks_copied += 1
+                done.append(chunk)
+        return done
+
+    def _read_local(self, src: LocalCopy, length: int) -> bytes | None:
+        try:
+            fd = os.open(self.game_dir / src.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            return os.pread(fd, length, src.offset)
+        finally:
+            os.close(fd)
+
+    async def _fetch(self, missing: list[ChunkRef]) -> None:
+        for f in self.plan.staged:
+            if f.size == 0:
+                await asyncio.to_thread(self.part.ensure_file, f.path)
+        self.scheduler = ChunkScheduler(
+            self.manifest.game_id,
+            self.manifest.manifest_hash,
+            missing,
+            self._directory,
+            self._store,
+            on_chunk=self._on_chunk,
+            on_state=self._set_state,
+            limiter=self._limiter,
+            settings=self._settings,
+            still_current=self._still_current,
+        )
+        self._set_state("downloading")
+        checkpoints = asyncio.create_task(self._checkpoints())
+        try:
+            await self.scheduler.run()
+        finally:
+            checkpoints.cancel()
+            await asyncio.gather(checkpoints, return_exceptions=True)
+            s = self.scheduler.stats
+            self.counters.rejected, self.counters.redundant = s.rejected, s.redundant
+            self.counters.chunks_by_peer = dict(s.chunks_by_peer)
+
+    async def _store(self, chunk: ChunkRef, data: bytes) -> None:
+        await asyncio.to_thread(self._verify_and_write, chunk, data)
+
+    def _verify_and_write(self, chunk: ChunkRef, data: bytes) -> None:
+        verify(chunk, data)
+        self.part.write(chunk, data)
+
+    def _on_chunk(self, chunk: ChunkRef, peer_id: str) -> None:
+        self._mark(chunk)
+        self.counters.bytes_fetched += chunk.length
+        self.counters.chunks_fetched += 1
+        self.rate.add(time.monotonic(), chunk.length)
+
+    def _mark(self, chunk: ChunkRef) -> None:
+        assert self._verified is not None
+        self._verified.mark(chunk)
+        self._dirty = True
+
+    async def _checkpoints(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            await self._save()
+            self._report()
+
+    async def _save(self) -> None:
+        if not self._dirty or self._verified is None:
+            return
+        self._dirty = False
+        bits = self._verified.encode()
+        await asyncio.to_thread(self.part.save, self.manifest.manifest_hash, bits)
+
+    def _finish(self) -> None:
+        try:
+            self.part.finish()
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFullError(f"disk full while flushing {self.part.dir}") from exc
+            raise
+
+    def _version_ini(self) -> bytes:
+        staged = self.part.files_dir / VERSION_INI
+        source = staged if staged.exists() else self.game_dir / VERSION_INI
+        return source.read_bytes()

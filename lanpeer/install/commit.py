@@ -1,0 +1,128 @@
+"""The download commit: move verified files from ``.lanpeer.part/`` into the game, then write
+``version.ini`` last, as a roll-forward transaction recorded as ``Committing``.
+
+Until the intent is recorded the previous version is untouched; after it, the commit is only
+ever completed, never undone. Never writes version.ini before every file is in place, and never
+finishes a commit in-process after an I/O error (that is left to startup recovery).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lanpeer_proto.paths import path_problem
+
+from lanpeer.errors import ConflictError, TransactionAborted
+from lanpeer.install import fsops
+from lanpeer.install.intent import (
+    GamePaths,
+    Intent,
+    IntentRecord,
+    exists,
+    is_real_dir,
+    is_regular_file,
+)
+from lanpeer.install.recovery import log
+from lanpeer.install.transactions import require_idle, transaction
+
+
+def commit_download(
+    game_dir: Path,
+    part_dir: Path,
+    files: Sequence[str],
+    version_ini: bytes,
+    *,
+    removed: Sequence[str] = (),
+) -> None:
+    """Move ``files`` (relative paths, staged under ``part_dir``) into ``game_dir``, delete
+    ``removed`` (files of the old version absent from the new one), then write version.ini."""
+    paths = GamePaths(game_dir)
+    _check_request(paths, part_dir, files, removed)
+    require_idle(paths)
+    _make_staged_files_durable(part_dir, files)
+    record = IntentRecord(Intent.COMMITTING, tuple(files), tuple(removed), version_ini)
+    with transaction(paths, record):
+        roll_forward_commit(paths, record)
+
+
+def _make_staged_files_durable(part_dir: Path, files: Sequence[str]) -> None:
+    try:
+        for name in files:
+            fsops.fsync_file(part_dir / name)
+    except OSError as exc:
+        raise TransactionAborted(
+            f"commit aborted before it started: {exc}; the previous version is untouched"
+        ) from exc
+
+
+def _check_request(
+    paths: GamePaths, part_dir: Path, files: Sequence[str], removed: Sequence[str]
+) -> None:
+    if part_dir != paths.part:
+        raise ConflictError(f"downloads are staged in {paths.part}, not {part_dir}")
+    for name in [*files, *removed]:
+        problem = path_problem(name)
+        if problem:
+            raise ConflictError(f"cannot commit {name!r}: {problem}")
+    for name in files:
+        if not is_regular_file(part_dir / name):
+            raise ConflictError(f"cannot commit {name!r}: not a staged regular file")
+
+
+def roll_forward_commit(paths: GamePaths, record: IntentRecord) -> None:
+    """Idempotent: run again after a crash at any step, it finishes the same commit."""
+    missing = [
+        f for f in record.files if not exists(paths.part / f) and not exists(paths.game_dir / f)
+    ]
+    if exists(paths.version):
+        fsops.unlink(paths.version)
+        fsops.fsync_dir(paths.game_dir)
+    if missing:
+        log.error(
+            "%s: commit cannot finish, %d staged files are gone (first: %s); "
+            "the game stays not downloaded",
+            paths.game_dir,
+            len(missing),
+            missing[0],
+        )
+        return
+    _move_files_into_place(paths, record.files)
+    _delete_removed(paths, record.removed)
+    fsops.replace_durably(paths.version, paths.version_tmp, record.version_ini)
+    if exists(paths.part):
+        fsops.rmtree(paths.part)
+        fsops.fsync_dir(paths.game_dir)
+
+
+def _move_files_into_place(paths: GamePaths, files: Sequence[str]) -> None:
+    touched: set[Path] = set()
+    for name in files:
+        source, target = paths.part / name, paths.game_dir / name
+        if exists(source):
+            _ensure_parents(paths.game_dir, name)
+            fsops.rename(source, target)
+            touched.add(target.parent)
+    for directory in sorted(touched):
+        fsops.fsync_dir(directory)
+
+
+def _delete_removed(paths: GamePaths, removed: Sequence[str]) -> None:
+    touched: set[Path] = set()
+    for name in removed:
+        target = paths.game_dir / name
+        if exists(target) and not is_real_dir(target):
+            fsops.unlink(target)
+            touched.add(target.parent)
+    for directory in sorted(touched):
+        fsops.fsync_dir(directory)
+
+
+def _ensure_parents(game_dir: Path, name: str) -> None:
+    current = game_dir
+    for part in name.split("/")[:-1]:
+        current = current / part
+        if not exists(current):
+            fsops.mkdir(current)
+        elif not is_real_dir(current):
+            raise NotADirectoryError(f"{current} is in the way of a committed file")

@@ -1,0 +1,97 @@
+"""Every filesystem step of an install transaction, counted, so a test can crash at step k.
+
+Owns the durable primitives (fsync'd writes, renames with a directory fsync, rmtree in steps).
+Never retries a failed fsync or rename: the error propagates and the transaction aborts
+(after EIO Linux may drop dirty pages, so a retried fsync can lie).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+#: Called before each step with (operation, path); a test hook may raise or kill the process.
+StepHook = Callable[[str, str], None]
+
+_hook: StepHook | None = None
+
+
+def set_step_hook(hook: StepHook | None) -> None:
+    """Install (or remove with None) the hook called before every counted step."""
+    global _hook
+    _hook = hook
+
+
+def step(operation: str, path: Path | str) -> None:
+    """Announce one filesystem step; extraction calls this once per entry it creates."""
+    if _hook is not None:
+        _hook(operation, str(path))
+
+
+def mkdir(path: Path) -> None:
+    step("mkdir", path)
+    path.mkdir(mode=0o755)
+
+
+def rename(src: Path, dst: Path) -> None:
+    """Rename within one directory tree; ``dst`` must not be a non-empty directory."""
+    step("rename", src)
+    os.rename(src, dst)
+
+
+def unlink(path: Path) -> None:
+    step("unlink", path)
+    path.unlink()
+
+
+def fsync_file(path: Path) -> None:
+    step("fsync", path)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    step("fsync", path)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` (must not exist, never through a symlink), write and fsync it."""
+    step("write", path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(path: Path, tmp: Path, data: bytes) -> None:
+    """Atomic replace: tmp + fsync + rename + directory fsync (PostgreSQL durable_rename)."""
+    if tmp.exists() or tmp.is_symlink():
+        unlink(tmp)
+    write_new(tmp, data)
+    rename(tmp, path)
+    fsync_dir(path.parent)
+
+
+def rmtree(path: Path) -> None:
+    """Delete a directory one top-level child per step, so a crash can leave it half gone."""
+    for child in sorted(os.scandir(path), key=lambda e: e.name):
+        step("rmtree", child.path)
+        if child.is_dir(follow_symlinks=False):
+            shutil.rmtree(child.path)
+        else:
+            os.unlink(child.path)
+    step("rmdir", path)
+    path.rmdir()

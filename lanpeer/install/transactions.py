@@ -1,0 +1,190 @@
+"""Install, update, uninstall and remove as crash-safe transactions (SPEC §8).
+
+Each transaction records its intent before the first change and clears it after the last; a
+failure hands the game to the recovery table at once, so a failed run and a crash converge the
+same way. Sync code, run in a worker thread. Never retries a failed fsync or rename.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from lanpeer_proto.paths import is_game_id
+
+from lanpeer.errors import ConflictError, DiskFullError, LanpeerError, TransactionAborted
+from lanpeer.install import fsops
+from lanpeer.install.archive import ExtractLimits, extract_archive
+from lanpeer.install.intent import (
+    MARKER,
+    GamePaths,
+    Intent,
+    IntentRecord,
+    clear_intent,
+    exists,
+    is_real_dir,
+    is_regular_file,
+    mark_owned,
+    read_intent,
+    write_intent,
+)
+from lanpeer.install.recovery import drop_empty_game_dir, finish_remove, log, recover_game_dir
+
+PAYLOAD_SUFFIX = ".eti"
+
+
+def install_game(game_dir: Path, limits: ExtractLimits | None = None) -> None:
+    """Extract every root ``.eti`` archive (name order) into ``local/``."""
+    paths = GamePaths(game_dir)
+    archives = _require_ready(paths, installed=False)
+    with transaction(paths, IntentRecord(Intent.INSTALLING)):
+        _extract_to_staging(paths, archives, limits)
+        _promote_staging(paths)
+
+
+def update_game(game_dir: Path, limits: ExtractLimits | None = None) -> None:
+    """Replace ``local/`` with a fresh extraction; a failure restores the previous one."""
+    paths = GamePaths(game_dir)
+    archives = _require_ready(paths, installed=True)
+    with transaction(paths, IntentRecord(Intent.UPDATING)):
+        _move_to_backup(paths)
+        _extract_to_staging(paths, archives, limits)
+        _promote_staging(paths)
+        fsops.rmtree(paths.backup)
+        fsops.fsync_dir(paths.game_dir)
+
+
+def uninstall_game(game_dir: Path) -> None:
+    """Delete ``local/`` (moved to ``.local.backup/`` first, so a crash never leaves half)."""
+    paths = GamePaths(game_dir)
+    require_idle(paths)
+    if not is_real_dir(paths.local):
+        raise ConflictError(f"{game_dir.name} is not installed; nothing to uninstall")
+    with transaction(paths, IntentRecord(Intent.UNINSTALLING)):
+        _move_to_backup(paths)
+        fsops.rmtree(paths.backup)
+        fsops.fsync_dir(paths.game_dir)
+
+
+def remove_game(roots: Sequence[Path], game_dir: Path) -> None:
+    """Delete the downloaded files of a game that is not installed (SPEC §8 remove)."""
+    paths = GamePaths(game_dir)
+    _require_removable(roots, paths)
+    with transaction(paths, IntentRecord(Intent.REMOVING)):
+        finish_remove(paths)
+    try:
+        drop_empty_game_dir(paths)
+    except OSError as exc:  # the game is already removed; an empty dir is not a game
+        log.warning("%s: removed, but the empty dir stays: %s", game_dir, exc)
+
+
+@contextmanager
+def transaction(paths: GamePaths, record: IntentRecord) -> Iterator[None]:
+    """Record ``record``, run the body, clear the intent; on failure converge via recovery."""
+    try:
+        write_intent(paths, record)
+        yield
+        clear_intent(paths)
+    except BaseException as exc:
+        # A commit is never finished after an I/O error in this process (its bytes may not
+        # be durable); it stays recorded, not downloaded, until startup recovery.
+        if record.intent is not Intent.COMMITTING:
+            recover_game_dir(paths.game_dir)
+        if isinstance(exc, OSError):
+            raise _aborted(paths, record, exc) from exc
+        raise
+
+
+def _aborted(paths: GamePaths, record: IntentRecord, exc: OSError) -> LanpeerError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"disk full in {paths.game_dir}: {record.intent} was rolled back")
+    return TransactionAborted(
+        f"{record.intent} {paths.game_dir.name} aborted: {exc}; the game was returned to a "
+        "consistent state. Check the disk (dmesg) before retrying"
+    )
+
+
+def require_idle(paths: GamePaths) -> None:
+    if read_intent(paths) is not None:
+        raise ConflictError(
+            f"{paths.game_dir.name} has an unfinished operation; restart lanpeerd to recover it"
+        )
+    for leftover in (paths.staging, paths.backup):
+        if exists(leftover):
+            raise ConflictError(
+                f"{leftover} exists and was not created by this operation; move it away "
+                "(it may hold your files) and retry"
+            )
+
+
+def _require_ready(paths: GamePaths, *, installed: bool) -> list[Path]:
+    require_idle(paths)
+    name = paths.game_dir.name
+    if not is_regular_file(paths.version):
+        raise ConflictError(f"{name} is not downloaded (no version.ini); download it first")
+    if is_real_dir(paths.local) != installed:
+        state = "not installed; install it" if installed else "already installed; update it"
+        raise ConflictError(f"{name} is {state} instead")
+    archives = payload_archives(paths.game_dir)
+    if not archives:
+        raise ConflictError(f"{name} has no {PAYLOAD_SUFFIX} archives to install")
+    return archives
+
+
+def payload_archives(game_dir: Path) -> list[Path]:
+    """Root ``*.eti`` regular files, in name order (format is detected by content later)."""
+    return sorted(
+        Path(entry.path)
+        for entry in os.scandir(game_dir)
+        if entry.name.lower().endswith(PAYLOAD_SUFFIX) and entry.is_file(follow_symlinks=False)
+    )
+
+
+def _require_removable(roots: Sequence[Path], paths: GamePaths) -> None:
+    game_dir = paths.game_dir
+    real_roots = {os.path.realpath(root) for root in roots}
+    if not is_game_id(game_dir.name) or game_dir.is_symlink() or not is_real_dir(game_dir):
+        raise ConflictError(f"{game_dir} is not a game directory")
+    if os.path.realpath(game_dir.parent) not in real_roots:
+        raise ConflictError(f"{game_dir} is not directly inside a configured game root")
+    if not is_regular_file(paths.version):
+        raise ConflictError(f"{game_dir.name} is not downloaded (no version.ini)")
+    if exists(paths.local):
+        raise ConflictError(f"{game_dir.name} is installed; uninstall it first")
+    require_idle(paths)
+
+
+def _move_to_backup(paths: GamePaths) -> None:
+    fsops.rename(paths.local, paths.backup)
+    fsops.fsync_dir(paths.game_dir)
+    mark_owned(paths.backup)
+
+
+def _extract_to_staging(
+    paths: GamePaths, archives: list[Path], limits: ExtractLimits | None
+) -> None:
+    fsops.mkdir(paths.staging)
+    mark_owned(paths.staging)
+    for archive in archives:
+        extract_archive(archive, paths.staging, limits)
+    _fsync_tree(paths.staging)
+
+
+def _fsync_tree(top: Path) -> None:
+    """Directory entries must be durable before the staging dir is renamed into place."""
+    fsops.step("fsync", top)
+    for directory, _dirs, _files in os.walk(top):
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _promote_staging(paths: GamePaths) -> None:
+    fsops.unlink(paths.staging / MARKER)
+    fsops.rename(paths.staging, paths.local)
+    fsops.fsync_dir(paths.game_dir)

@@ -1,0 +1,147 @@
+"""The persistent library index: one SQLite database (WAL) in the state dir (SPEC §6).
+
+Owns the schema and every SQL statement: per-game records (fingerprint, states, version, size,
+manifest_hash), per-file chunk hashes keyed by (path, size, mtime_ns, inode), root facts and the
+persisted advertised library. Safe to call from any thread (one connection behind a lock).
+Never touches game files; callers run the heavy calls off the event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lanpeer.library.disk import FileStat
+from lanpeer.library.manifest import FileHashes
+
+INDEX_FILE = "library.sqlite3"
+_HASH = 32
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS games (
+    game_id TEXT PRIMARY KEY, root TEXT NOT NULL, fingerprint BLOB NOT NULL,
+    downloaded INTEGER NOT NULL, installed INTEGER NOT NULL, version TEXT,
+    size INTEGER NOT NULL, manifest_hash BLOB);
+CREATE TABLE IF NOT EXISTS files (
+    game_id TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL, chunk_size INTEGER NOT NULL, hashes BLOB NOT NULL,
+    PRIMARY KEY (game_id, path));
+CREATE TABLE IF NOT EXISTS roots (root TEXT PRIMARY KEY, was_mount INTEGER NOT NULL);
+"""
+_PUT_GAME = "INSERT OR REPLACE INTO games VALUES (?,?,?,?,?,?,?,?)"
+
+
+@dataclass(frozen=True)
+class GameRecord:
+    """What the index remembers of one game dir."""
+
+    game_id: str
+    root: Path
+    fingerprint: bytes
+    downloaded: bool
+    installed: bool
+    version: str | None
+    size: int
+    manifest_hash: bytes | None
+
+
+def _game_row(r: GameRecord) -> tuple[object, ...]:
+    return (
+        r.game_id, str(r.root), r.fingerprint, int(r.downloaded), int(r.installed),
+        r.version, r.size, r.manifest_hash,
+    )  # fmt: skip
+
+
+class LibraryIndex:
+    """The SQLite index. Every method takes the lock and commits before it returns."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(state_dir / INDEX_FILE, check_same_thread=False)
+        with self._lock, self._db:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def load_games(self) -> dict[str, GameRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT game_id, root, fingerprint, downloaded, installed, version, size,"
+                " manifest_hash FROM games"
+            ).fetchall()
+        return {
+            r[0]: GameRecord(r[0], Path(r[1]), r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7])
+            for r in rows
+        }
+
+    def put_games(self, records: Iterable[GameRecord]) -> None:
+        rows = [_game_row(r) for r in records]
+        with self._lock, self._db:
+            self._db.executemany(_PUT_GAME, rows)
+
+    def delete_games(self, game_ids: Iterable[str]) -> None:
+        ids = [(g,) for g in game_ids]
+        with self._lock, self._db:
+            self._db.executemany("DELETE FROM games WHERE game_id = ?", ids)
+            self._db.executemany("DELETE FROM files WHERE game_id = ?", ids)
+
+    def file_hashes(self, game_id: str) -> dict[str, FileHashes]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path, size, mtime_ns, inode, chunk_size, hashes FROM files"
+                " WHERE game_id = ?",
+                (game_id,),
+            ).fetchall()
+        return {
+            path: FileHashes(
+                FileStat(path, size, mtime_ns, inode),
+                chunk_size,
+                tuple(blob[i : i + _HASH] for i in range(0, len(blob), _HASH)),
+            )
+            for path, size, mtime_ns, inode, chunk_size, blob in rows
+        }
+
+    def put_manifest(self, record: GameRecord, files: Iterable[FileHashes]) -> None:
+        """Replace a game's file rows and record in one transaction."""
+        rows = [
+            (
+                record.game_id, f.stat.path, f.stat.size, f.stat.mtime_ns, f.stat.inode,
+                f.chunk_size, b"".join(f.chunk_hashes),
+            )
+            for f in files
+        ]  # fmt: skip
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM files WHERE game_id = ?", (record.game_id,))
+            self._db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?)", rows)
+            self._db.execute(_PUT_GAME, _game_row(record))
+
+    def get_meta(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def root_was_mount(self, root: Path) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT was_mount FROM roots WHERE root = ?", (str(root),)
+            ).fetchone()
+        return bool(row and row[0])
+
+    def set_root_mount(self, root: Path, is_mount: bool) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO roots VALUES (?, ?)", (str(root), int(is_mount))
+            )

@@ -1,0 +1,1 @@
+"""The peer network: identity, QUIC sessions, discovery, library sync, chunk serving."""

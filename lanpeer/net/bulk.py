@@ -1,0 +1,269 @@
+"""The TCP bulk path (SPEC §5b): chunk bytes by os.sendfile, authorised by QUIC-issued tokens.
+
+Owns the bulk listener, its tokens (bound to the requesting peer's id on this server, expiring,
+constant-time compared), the server loop (BulkHello, then GetChunk -> ChunkHeader + sendfile)
+and the downloader's small connection pool. Never trusts the bytes: the caller verifies every
+chunk against the manifest from the authenticated QUIC session. Bytes are not encrypted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from lanpeer_proto import codec
+from lanpeer_proto.errors import ErrorCode, ProtocolError
+from lanpeer_proto.framing import DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, FrameDecoder, encode_frame
+from lanpeer_proto.messages import BulkHello, ChunkHeader, Error, GetChunk, Message
+
+from lanpeer.net.errors import ChunkRefused, PeerUnavailable
+from lanpeer.net.library_view import LibraryView
+from lanpeer.net.serving import Limiter, ServeError, UploadSlots, open_chunk
+
+log = logging.getLogger(__name__)
+
+#: A token outlives a download burst but not a party; re-issued over QUIC when it expires.
+TOKEN_TTL = 600.0
+#: First frame must arrive quickly; an idle authorised connection is dropped after a while.
+HELLO_TIMEOUT = 10.0
+IDLE_TIMEOUT = 120.0
+
+
+@dataclass
+class _Grant:
+    token: bytes
+    peer_id: str
+    expires: float
+
+
+class BulkTokens:
+    """Session-scoped tokens: valid for one peer_id on this server until they expire."""
+
+    def __init__(self, ttl: float = TOKEN_TTL, max_live: int = 256) -> None:
+        self.ttl = ttl
+        self._max_live = max_live
+        self._grants: list[_Grant] = []
+
+    def issue(self, peer_id: str) -> bytes:
+        now = time.monotonic()
+        self._grants = [g for g in self._grants if g.expires > now][-self._max_live + 1 :]
+        grant = _Grant(secrets.token_bytes(32), peer_id, now + self.ttl)
+        self._grants.append(grant)
+        return grant.token
+
+    def check(self, peer_id: str, token: bytes) -> bool:
+        """Constant time in the token: every live grant is compared in full."""
+        now = time.monotonic()
+        found = False
+        for grant in self._grants:
+            same = hmac.compare_digest(grant.token, token)
+            found |= same and grant.peer_id == peer_id and grant.expires > now
+        return found
+
+    def revoke(self, peer_id: str) -> None:
+        self._grants = [g for g in self._grants if g.peer_id != peer_id]
+
+
+async def _recv_exactly(sock: socket.socket, count: int) -> bytearray | None:
+    """``count`` bytes, or None on a clean EOF before the first byte."""
+    loop = asyncio.get_running_loop()
+    buffer = bytearray(count)
+    view = memoryview(buffer)
+    got = 0
+    while got < count:
+        n = await loop.sock_recv_into(sock, view[got:])
+        if n == 0:
+            if got == 0:
+                return None
+            raise ConnectionError(f"connection ended after {got} of {count} bytes")
+        got += n
+    return buffer
+
+
+async def _read_message(sock: socket.socket) -> Message | None:
+    header = await _recv_exactly(sock, HEADER_SIZE)
+    if header is None:
+        return None
+    decoder = FrameDecoder(DEFAULT_MAX_FRAME_SIZE)
+    decoder.feed(bytes(header))  # refuses an oversize length before reading the body
+    body = await _recv_exactly(sock, int.from_bytes(header, "big"))
+    if body is None:
+        raise ConnectionError("connection ended inside a frame")
+    decoder.feed(bytes(body))
+    frame = decoder.next_frame()
+    assert frame is not None
+    return codec.decode(frame)
+
+
+async def _send_message(sock: socket.socket, message: Message) -> None:
+    await asyncio.get_running_loop().sock_sendall(sock, encode_frame(codec.encode(message)))
+
+
+class BulkServer:
+    """Listens on TCP; each connection: BulkHello with a token, then chunk requests."""
+
+    def __init__(
+        self,
+        library: LibraryView,
+        tokens: BulkTokens,
+        uploads: UploadSlots,
+        limiter: Limiter | None = None,
+    ) -> None:
+        self._library = library
+        self._tokens = tokens
+        self._uploads = uploads
+        self._limiter = limiter
+        self._sock: socket.socket | None = None
+
+    def open(self, host: str, port: int = 0) -> int:
+        """Bind and listen now (so HelloAck can carry the port); returns the port."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(64)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        bound: int = sock.getsockname()[1]
+        return bound
+
+    async def serve(self) -> None:
+        """Accept until cancelled; closes the listener and every connection on the way out."""
+        assert self._sock is not None, "open() first"
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                while True:
+                    conn, _addr = await loop.sock_accept(self._sock)
+                    conn.setblocking(False)
+                    tasks.create_task(self._serve_connection(conn))
+        finally:
+            self._sock.close()
+
+    async def _serve_connection(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                async with asyncio.timeout(HELLO_TIMEOUT):
+                    hello = await _read_message(conn)
+                if not isinstance(hello, BulkHello) or not self._tokens.check(
+                    hello.peer_id, hello.token
+                ):
+                    log.warning("bulk: refusing a connection without a valid token")
+                    await _send_message(conn, Error(code=ErrorCode.BAD_TOKEN,
+                                                    message="token unknown, used or expired"))  # fmt: skip
+                    return
+                await self._serve_requests(conn, hello.peer_id)
+            except (ConnectionError, TimeoutError, ProtocolError) as exc:
+                log.debug("bulk connection ended: %s", exc)
+
+    async def _serve_requests(self, conn: socket.socket, peer_id: str) -> None:
+        while True:
+            async with asyncio.timeout(IDLE_TIMEOUT):
+                request = await _read_message(conn)
+            if request is None:
+                return
+            if not isinstance(request, GetChunk):
+                await _send_message(conn, Error(code=ErrorCode.UNEXPECTED,
+                                                message="only get_chunk on the bulk path"))  # fmt: skip
+                continue
+            if not self._uploads.try_acquire(peer_id):
+                await _send_message(
+                    conn, Error(code=ErrorCode.TOO_MANY, message="too many uploads")
+                )
+                continue
+            try:
+                await self._send_chunk(conn, request)
+            finally:
+                self._uploads.release(peer_id)
+
+    async def _send_chunk(self, conn: socket.socket, request: GetChunk) -> None:
+        try:
+            chunk = open_chunk(self._library, request)
+        except ServeError as exc:
+            await _send_message(conn, exc.to_message())
+            return
+        with open(chunk.fd, "rb", buffering=0) as file:
+            if self._limiter is not None:
+                await self._limiter.wait_acquire(chunk.length)
+            await _send_message(conn, ChunkHeader(offset=chunk.offset, length=chunk.length))
+            loop = asyncio.get_running_loop()
+            await loop.sock_sendfile(conn, file, chunk.offset, chunk.length)
+
+
+TokenSource = Callable[[], Awaitable[bytes]]
+
+
+class BulkClient:
+    """A downloader's pool of bulk connections to one peer."""
+
+    def __init__(
+        self, host: str, port: int, local_id: str, token: TokenSource, max_connections: int = 4
+    ) -> None:
+        self.host, self.port = host, port
+        self._local_id = local_id
+        self._token = token
+        self._idle: list[socket.socket] = []
+        self._slots = asyncio.Semaphore(max_connections)
+
+    async def fetch(self, request: GetChunk) -> bytes:
+        async with self._slots:
+            sock = self._idle.pop() if self._idle else await self._connect()
+            try:
+                data = await self._exchange(sock, request)
+            except BaseException:
+                sock.close()
+                raise
+            self._idle.append(sock)
+            return data
+
+    async def _exchange(self, sock: socket.socket, request: GetChunk) -> bytes:
+        try:
+            await _send_message(sock, request)
+            answer = await _read_message(sock)
+            if isinstance(answer, Error):
+                raise ChunkRefused(answer.code, answer.message)
+            if not isinstance(answer, ChunkHeader) or answer.length != request.length:
+                raise ChunkRefused(ErrorCode.UNEXPECTED, "bad bulk answer")
+            body = await _recv_exactly(sock, answer.length)
+        except (ConnectionError, OSError) as exc:
+            raise PeerUnavailable(f"bulk path to {self.host}:{self.port} failed: {exc}") from exc
+        except ProtocolError as exc:
+            raise ChunkRefused(exc.code, f"bad bulk answer: {exc.message}") from exc
+        if body is None:
+            raise PeerUnavailable(f"bulk path to {self.host}:{self.port} closed")
+        return bytes(body)
+
+    async def _connect(self) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, (self.host, self.port))
+            token = await self._token()
+            await _send_message(sock, BulkHello(peer_id=self._local_id, token=token))
+        except OSError as exc:
+            sock.close()
+            raise PeerUnavailable(f"bulk path to {self.host}:{self.port}: {exc}") from exc
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def close(self) -> None:
+        for sock in self._idle:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._idle.clear()

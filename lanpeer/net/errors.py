@@ -1,0 +1,43 @@
+"""Errors the peer network raises to its callers (download engine, daemon).
+
+Owns the translation target for aioquic / socket / zeroconf failures. Never carries tracebacks
+across the wire: remote refusals arrive as ``ChunkRefused`` with the peer's wire code.
+"""
+
+from __future__ import annotations
+
+from lanpeer_proto.errors import ErrorCode
+
+from lanpeer.errors import LanpeerError
+
+
+class PeerUnavailable(LanpeerError):
+    """The peer is not connected, went away mid-request, or did not answer in time."""
+
+    code = "peer_unavailable"
+
+
+class ChunkRefused(LanpeerError):
+    """The peer answered a request with a typed ``Error``; ``wire_code`` says why."""
+
+    code = "refused"
+
+    def __init__(self, wire_code: ErrorCode, message: str) -> None:
+        super().__init__(f"peer refused: {wire_code.value}: {message}")
+        self.wire_code = wire_code
+        self.message = message
+
+    @classmethod
+    def unexpected(cls, got: str) -> ChunkRefused:
+        return cls(ErrorCode.UNEXPECTED, f"the peer answered with {got}")
+
+
+class HandshakeRefused(LanpeerError):
+    """The handshake failed: bad proof, party key, version. The connection is dropped."""
+
+    code = "handshake_refused"
+
+    def __init__(self, wire_code: ErrorCode, message: str) -> None:
+        super().__init__(f"{wire_code.value}: {message}")
+        self.wire_code = wire_code
+        self.message = message

@@ -1,0 +1,512 @@
+"""PeerNode: the peer network as one object the daemon starts and stops.
+
+Owns the composition (QUIC listener, bulk listener, discovery, static dialers, sessions, peer
+table, library sync, stale sweeping) and the public surface: peers(), listeners, fetches and
+the download engine's source directory. Never blocks the loop on disk or hashing and never
+lets one peer's failure stop the node: every task logs and ends on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.messages import (
+    BulkToken,
+    BulkTokenRequest,
+    GetChunk,
+    GetManifest,
+    Hello,
+    HelloAck,
+    LibrarySummary,
+    Manifest,
+    Message,
+)
+from lanpeer_proto.version import FEATURE_DELTAS, FEATURE_TCP_BULK, PROTOCOL_MAJOR, PROTOCOL_MINOR
+from pydantic import ValidationError
+
+from lanpeer.net.bulk import BulkClient, BulkServer, BulkTokens
+from lanpeer.net.discovery import Advert, Discovery
+from lanpeer.net.errors import ChunkRefused, HandshakeRefused, PeerUnavailable
+from lanpeer.net.handshake import RemoteFacts, client_handshake, serve_handshake
+from lanpeer.net.identity import Identity, short_id
+from lanpeer.net.library_view import LibraryView
+from lanpeer.net.peers import PeerEvent, PeerEventKind, PeerInfo, PeerTable
+from lanpeer.net.quic import (
+    QuicListener,
+    QuicPeerConnection,
+    QuicSettings,
+    QuicStream,
+    dial,
+    listen,
+)
+from lanpeer.net.responder import Responder
+from lanpeer.net.serving import Limiter, UploadSlots
+from lanpeer.net.session import PeerSession, SessionLimits
+from lanpeer.net.sync import LibrarySync
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 47600
+#: Handshake must finish in this time or the connection is dropped.
+HANDSHAKE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class NodeTimings:
+    """Time limits of the node; tests shrink them."""
+
+    #: A peer with no session and no message for this long is removed from the table.
+    stale_timeout: float = 60.0
+    #: Static peers are redialled after failures with backoff between these bounds.
+    redial_min: float = 0.5
+    redial_max: float = 15.0
+    #: Library changes are pushed this long after the first one, coalescing bursts.
+    push_debounce: float = 0.2
+
+
+class PeerNode:
+    def __init__(
+        self,
+        identity: Identity,
+        library: LibraryView,
+        *,
+        name: str,
+        bind: str = "0.0.0.0",
+        port: int = DEFAULT_PORT,
+        static_peers: Iterable[tuple[str, int]] = (),
+        mdns: bool = True,
+        party_key: str | None = None,
+        bulk: Literal["auto", "quic"] = "auto",
+        upload_limiter: Limiter | None = None,
+        timings: NodeTimings | None = None,
+        quic_settings: QuicSettings | None = None,
+        session_limits: SessionLimits | None = None,
+        max_uploads_per_peer: int = 8,
+        advertise_addresses: list[str] | None = None,
+    ) -> None:
+        self.identity = identity
+        self.library = library
+        self.name = name
+        self._bind, self._port = bind, port
+        self._static = list(static_peers)
+        self._mdns = mdns
+        self._party_key = party_key or None
+        self._bulk_mode = bulk
+        self.timings = timings or NodeTimings()
+        self._quic_settings = quic_settings or QuicSettings()
+        self._limits = session_limits or SessionLimits()
+        self._advertise = advertise_addresses
+        self._table = PeerTable()
+        self._sync = LibrarySync(self._table, self._emit)
+        self._uploads = UploadSlots(max_uploads_per_peer)
+        self._tokens = BulkTokens() if bulk == "auto" else None
+        self._bulk_server: BulkServer | None = None
+        self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
+        self._bulk_clients: dict[str, BulkClient] = {}
+        self._listeners: list[Callable[[PeerEvent], None]] = []
+        self._sources_changed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._group: asyncio.TaskGroup | None = None
+        self._quic: QuicListener | None = None
+        self._conns: set[QuicPeerConnection] = set()
+        self._dialling: set[str] = set()
+        self._discovery: Discovery | None = None
+        self._push_pending = False
+        self.listen: tuple[str, int] = (bind, port)
+
+    # lifecycle ---------------------------------------------------------------
+    async def __aenter__(self) -> PeerNode:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        if self._tokens is not None:
+            self._bulk_server = BulkServer(self.library, self._tokens, self._uploads,
+                                           self._responder.limiter)  # fmt: skip
+            self._responder.bulk_port = self._bulk_server.open(self._bind, 0)
+            self._spawn(self._bulk_server.serve())
+        self._quic = await listen(self.identity, self._bind, self._port, self._quic_settings,
+                                  self._accepted)  # fmt: skip
+        self.listen = self._quic.address
+        self.library.add_listener(self._library_changed)
+        self._spawn(self._sweep_stale())
+        if self._mdns:
+            self._start_discovery()
+        for host, port in self._static:
+            self._spawn(self._keep_dialling(host, port))
+        log.info("peer %s (%s) listening on %s:%d", short_id(self.identity.peer_id), self.name,
+                 *self.listen)  # fmt: skip
+
+    async def aclose(self) -> None:
+        """Goodbye to every peer, stop every task, close every socket."""
+        if self._group is None:
+            return
+        sessions = [s for r in self._table.records() for s in r.sessions if s.is_open]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await asyncio.gather(*(s.say_goodbye("shutting down") for s in sessions))
+        for task in list(self._tasks):
+            task.cancel()
+        group, self._group = self._group, None
+        await group.__aexit__(None, None, None)
+        if self._quic is not None:
+            self._quic.close()
+        await self._wait_connections_ended()
+        for client in self._bulk_clients.values():
+            client.close()
+        self._bulk_clients.clear()
+
+    async def _wait_connections_ended(self) -> None:
+        for conn in list(self._conns):
+            conn.close_connection("shutting down")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await asyncio.gather(*(c.wait_ended() for c in self._conns))
+        for conn in list(self._conns):
+            conn.force_close()
+        self._conns.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._group is None:
+            coro.close()
+            return
+        task = self._group.create_task(_logged(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # public surface -----------------------------------------------------------
+    def peers(self) -> list[PeerInfo]:
+        return [record.info() for record in self._table.records()]
+
+    def add_listener(self, cb: Callable[[PeerEvent], None]) -> None:
+        self._listeners.append(cb)
+
+    def add_static_peer(self, host: str, port: int) -> None:
+        self._static.append((host, port))
+        self._spawn(self._keep_dialling(host, port))
+
+    async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest:
+        """The peer's manifest of ``game_id``; its hash must be the one the peer advertises."""
+        session = self._session(peer_id)
+        try:
+            request = GetManifest(game_id=game_id)
+        except ValidationError as exc:
+            raise ChunkRefused(ErrorCode.BAD_MESSAGE, f"bad game id {game_id!r}") from exc
+        manifest = await session.request(request)
+        if not isinstance(manifest, Manifest) or manifest.game_id != game_id:
+            raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not the manifest asked for")
+        record = self._table.get(peer_id)
+        advertised = record.games.get(game_id) if record is not None else None
+        if advertised is not None and advertised.manifest_hash not in (
+            None,
+            manifest.manifest_hash,
+        ):
+            raise ChunkRefused(ErrorCode.STALE_MANIFEST, "manifest changed since it was advertised")
+        return manifest
+
+    async def fetch_chunk(
+        self, peer_id: str, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
+    ) -> bytes:
+        """Chunk bytes over the bulk path when both sides offer it, else over QUIC.
+
+        The caller verifies the bytes against the manifest; raises PeerUnavailable/ChunkRefused.
+        """
+        session = self._session(peer_id)
+        try:
+            request = GetChunk(game_id=game_id, manifest_hash=manifest_hash, path=path,
+                               offset=offset, length=length)  # fmt: skip
+        except ValidationError as exc:
+            raise ChunkRefused(ErrorCode.BAD_MESSAGE, f"bad chunk request: {exc}") from exc
+        if self._bulk_mode == "auto" and FEATURE_TCP_BULK in session.facts.features:
+            return await self._fetch_bulk(session, request)
+        return await session.fetch_chunk(request)
+
+    def sources_for(self, game_id: str, manifest_hash: bytes) -> list[PeerChunkSource]:
+        """Connected peers advertising exactly this content (the download engine's sources)."""
+        sources = []
+        for record in self._table.records():
+            game = record.games.get(game_id)
+            if record.connected and game is not None and game.manifest_hash == manifest_hash:
+                sources.append(PeerChunkSource(self, record.peer_id))
+        return sources
+
+    async def wait_sources_changed(self, timeout: float) -> None:  # noqa: ASYNC109 - seam
+        """Return when a peer came, went or changed its library, or after ``timeout``."""
+        self._sources_changed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._sources_changed.wait()
+
+    # events --------------------------------------------------------------------
+    def _emit(self, kind: PeerEventKind, peer_id: str) -> None:
+        self._sources_changed.set()
+        event = PeerEvent(kind, peer_id)
+        for cb in list(self._listeners):
+            try:
+                cb(event)
+            except Exception:
+                log.exception("peer event listener failed on %s", event)
+
+    def _session(self, peer_id: str) -> PeerSession:
+        record = self._table.get(peer_id)
+        session = record.live_session() if record is not None else None
+        if session is None:
+            raise PeerUnavailable(f"peer {short_id(peer_id)} is not connected")
+        return session
+
+    # bulk path -----------------------------------------------------------------
+    async def _fetch_bulk(self, session: PeerSession, request: GetChunk) -> bytes:
+        client = await self._bulk_client(session)
+        try:
+            return await client.fetch(request)
+        except ChunkRefused as exc:
+            if exc.wire_code is not ErrorCode.BAD_TOKEN:
+                raise
+        self._bulk_clients.pop(session.peer_id, None)  # token expired: one fresh try
+        client.close()
+        return await (await self._bulk_client(session)).fetch(request)
+
+    async def _bulk_client(self, session: PeerSession) -> BulkClient:
+        client = self._bulk_clients.get(session.peer_id)
+        if client is not None and client.host == session.address[0]:
+            return client
+        token = await self._bulk_token(session)
+        client = BulkClient(session.address[0], token.port, self.identity.peer_id,
+                            _TokenCache(session, token).get)  # fmt: skip
+        old = self._bulk_clients.pop(session.peer_id, None)
+        if old is not None:
+            old.close()
+        self._bulk_clients[session.peer_id] = client
+        return client
+
+    @staticmethod
+    async def _bulk_token(session: PeerSession) -> BulkToken:
+        answer = await session.request(BulkTokenRequest())
+        if not isinstance(answer, BulkToken):
+            raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not a bulk token")
+        return answer
+
+    # connections ---------------------------------------------------------------
+    def _hello(self) -> Hello:
+        return Hello(peer_id=self.identity.peer_id, public_key=self.identity.public_key,
+                     name=self.name, proto_major=PROTOCOL_MAJOR, proto_minor=PROTOCOL_MINOR,
+                     listen_port=self.listen[1], library_rev=self.library.library_rev,
+                     library_digest=self.library.library_digest,
+                     features=self._features())  # fmt: skip
+
+    def _hello_ack(self, nonce: bytes) -> HelloAck:
+        hello = self._hello()
+        return HelloAck(peer_id=hello.peer_id, name=hello.name, proto_major=hello.proto_major,
+                        proto_minor=hello.proto_minor, listen_port=hello.listen_port,
+                        library_rev=hello.library_rev, library_digest=hello.library_digest,
+                        features=hello.features, nonce=nonce,
+                        bulk_port=self._responder.bulk_port)  # fmt: skip
+
+    def _features(self) -> list[str]:
+        return [FEATURE_DELTAS] + ([FEATURE_TCP_BULK] if self._tokens is not None else [])
+
+    def _accepted(self, conn: QuicPeerConnection) -> None:
+        """A TLS handshake finished on our listener: its first stream is the control stream."""
+        self._conns.add(conn)
+        conn.on_ended = self._conns.discard
+
+        def first_stream(stream: QuicStream) -> None:
+            conn.on_stream = lambda extra: extra.abort("not authenticated yet")
+            self._spawn(self._serve_incoming(conn, stream))
+
+        conn.on_stream = first_stream
+
+    async def _serve_incoming(self, conn: QuicPeerConnection, control: QuicStream) -> None:
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                facts = await serve_handshake(control, self.identity, self._hello_ack,
+                                              self._party_key)  # fmt: skip
+        except (HandshakeRefused, ConnectionError, TimeoutError) as exc:
+            log.warning("refused peer at %s: %s", conn.remote_address[0], exc)
+            with contextlib.suppress(TimeoutError):  # let the Error frame reach the peer
+                async with asyncio.timeout(1.0):
+                    await conn.wait_ended()
+            conn.close_connection(str(exc))
+            return
+        if facts.peer_id == self.identity.peer_id:
+            conn.close_connection("connected to ourselves")
+            return
+        await self._run_session(conn, control, facts, (conn.remote_address[0], facts.listen_port))
+
+    async def _dial_and_run(self, host: str, port: int, expected_id: str | None) -> None:
+        conn = await dial(host, port, self._quic_settings, HANDSHAKE_TIMEOUT)
+        self._conns.add(conn)
+        conn.on_ended = self._closed_dialled
+        try:
+            control = conn.open_stream()
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                facts = await client_handshake(conn, control, self.identity, self._hello(),
+                                               self._party_key, expected_id)  # fmt: skip
+        except BaseException:
+            conn.close_connection("handshake failed")
+            raise
+        if facts.peer_id == self.identity.peer_id:
+            conn.close_connection("connected to ourselves")
+            raise HandshakeRefused(ErrorCode.AUTH_FAILED, f"{host}:{port} is this peer itself")
+        await self._run_session(conn, control, facts, (host, port))
+
+    def _closed_dialled(self, conn: QuicPeerConnection) -> None:
+        self._conns.discard(conn)
+        conn.force_close()
+
+    async def _run_session(
+        self, conn: QuicPeerConnection, control: QuicStream, facts: RemoteFacts,
+        address: tuple[str, int],
+    ) -> None:  # fmt: skip
+        session = PeerSession(conn, control, facts, address, self._limits,
+                              self._responder.answer, self._control_message)  # fmt: skip
+        log.info("peer %s (%s) connected from %s:%d", short_id(facts.peer_id), facts.name,
+                 *address)  # fmt: skip
+        if self._table.session_up(session, facts, address):
+            self._emit(PeerEventKind.UP, facts.peer_id)
+        self._spawn(self._sync.wait_synced(session, facts.library_rev, facts.library_digest))
+        try:
+            await session.run()
+        finally:
+            self._table.touch(facts.peer_id, session.last_seen)
+            if self._table.session_down(session):
+                if self._tokens is not None:
+                    self._tokens.revoke(facts.peer_id)
+                log.info("peer %s disconnected", short_id(facts.peer_id))
+                self._emit(PeerEventKind.DOWN, facts.peer_id)
+
+    def _control_message(self, session: PeerSession, message: Message) -> None:
+        self._table.touch(session.peer_id, session.last_seen)
+        if isinstance(message, LibrarySummary):
+            self._spawn(self._sync.wait_synced(session, message.library_rev,
+                                               message.library_digest))  # fmt: skip
+        else:
+            log.info("%r: ignoring %s on the control stream", session, message.type)
+
+    # dialling ------------------------------------------------------------------
+    async def _keep_dialling(self, host: str, port: int) -> None:
+        """Dial a static peer; redial with backoff whenever it is not connected."""
+        backoff = self.timings.redial_min
+        while True:
+            if not self._connected_at(host, port):
+                try:
+                    await self._dial_and_run(host, port, None)
+                    backoff = self.timings.redial_min
+                except (HandshakeRefused, ConnectionError, OSError, TimeoutError) as exc:
+                    log.info("static peer %s:%d: %s (retry in %.1f s)", host, port, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.timings.redial_max)
+
+    def _connected_at(self, host: str, port: int) -> bool:
+        return any(r.connected and r.address == (host, port) for r in self._table.records())
+
+    def _start_discovery(self) -> None:
+        addresses = self._advertise or ([] if self._bind == "0.0.0.0" else [self._bind])
+        self._discovery = Discovery(peer_id=self.identity.peer_id, name=self.name,
+                                    addresses=addresses or _lan_addresses(), port=self.listen[1],
+                                    on_advert=self._advert_seen)  # fmt: skip
+        self._spawn(self._discovery.run(self.library.library_rev))
+
+    def _advert_seen(self, advert: Advert) -> None:
+        record = self._table.get(advert.peer_id)
+        if (record is not None and record.connected) or advert.peer_id in self._dialling:
+            return
+        self._spawn(self._dial_advert(advert))
+
+    async def _dial_advert(self, advert: Advert) -> None:
+        """Dial an advert once; a spoofed id fails the handshake and changes nothing."""
+        self._dialling.add(advert.peer_id)
+        try:
+            await self._dial_and_run(advert.host, advert.port, advert.peer_id)
+        except (HandshakeRefused, ConnectionError, OSError, TimeoutError) as exc:
+            log.warning("advert %s at %s:%d failed: %s", short_id(advert.peer_id), advert.host,
+                        advert.port, exc)  # fmt: skip
+        finally:
+            self._dialling.discard(advert.peer_id)
+
+    # library changes and staleness ------------------------------------------------
+    def _library_changed(self, rev: int) -> None:
+        if not self._push_pending:
+            self._push_pending = True
+            self._spawn(self._push_summary())
+
+    async def _push_summary(self) -> None:
+        await asyncio.sleep(self.timings.push_debounce)  # coalesce a burst of changes
+        self._push_pending = False
+        summary = LibrarySummary(library_rev=self.library.library_rev,
+                                 library_digest=self.library.library_digest,
+                                 game_count=min(len(self.library.snapshot()), 10_000))  # fmt: skip
+        sessions = [s for r in self._table.records() for s in r.sessions if s.is_open]
+        await asyncio.gather(*(s.push(summary) for s in sessions))
+        if self._discovery is not None:
+            await self._discovery.update_rev(summary.library_rev)
+
+    async def _sweep_stale(self) -> None:
+        interval = max(0.05, self.timings.stale_timeout / 4)
+        while True:
+            await asyncio.sleep(interval)
+            for peer_id in self._table.expire(time.monotonic(), self.timings.stale_timeout):
+                log.info("peer %s removed: not seen for %.0f s", short_id(peer_id),
+                         self.timings.stale_timeout)  # fmt: skip
+                self._bulk_clients.pop(peer_id, None)
+                self._emit(PeerEventKind.REMOVED, peer_id)
+
+
+@dataclass(frozen=True)
+class PeerChunkSource:
+    """The download engine's ChunkSource for one peer."""
+
+    node: PeerNode
+    peer_id: str
+
+    async def fetch_chunk(
+        self, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
+    ) -> bytes:
+        return await self.node.fetch_chunk(self.peer_id, game_id, manifest_hash, path, offset,
+                                           length)  # fmt: skip
+
+
+class _TokenCache:
+    """Hands the bulk client a token, asking the peer for a fresh one near expiry."""
+
+    def __init__(self, session: PeerSession, token: BulkToken) -> None:
+        self._session = session
+        self._token = token
+        self._expires = time.monotonic() + token.ttl_seconds * 0.8
+
+    async def get(self) -> bytes:
+        if time.monotonic() >= self._expires:
+            self._token = await PeerNode._bulk_token(self._session)
+            self._expires = time.monotonic() + self._token.ttl_seconds * 0.8
+        return self._token.token
+
+
+def _lan_addresses() -> list[str]:
+    import ifaddr
+
+    found = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
+                found.append(ip.ip)
+    return found
+
+
+async def _logged(coro: Coroutine[Any, Any, None]) -> None:
+    """Task boundary: a failure is logged, never propagated to the node's task group."""
+    try:
+        await coro
+    except Exception:
+        log.exception("peer network task failed")

@@ -1,0 +1,159 @@
+"""Answers to other peers' requests: library sync, manifests and chunk reads.
+
+Owns the SPEC §4 checks a remote request must pass (served game, safe path, range) and their
+typed refusals; both the QUIC streams and the TCP bulk path open chunks through here.
+Never lets a refusal or a bad request escape as anything but an ``Error`` for that request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.messages import (
+    Error,
+    GetChunk,
+    GetManifest,
+    LibraryDelta,
+    LibraryDeltaRequest,
+    LibrarySnapshot,
+    LibrarySnapshotRequest,
+    Manifest,
+)
+from lanpeer_proto.paths import path_problem
+
+from lanpeer.net.library_view import LibraryView
+
+log = logging.getLogger(__name__)
+
+
+class ServeError(Exception):
+    """A request we refuse; becomes ``Error(code, message)`` on the wire."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def to_message(self) -> Error:
+        return Error(code=self.code, message=self.message[:500])
+
+
+@dataclass
+class OpenChunk:
+    """A validated chunk read: the caller owns ``fd`` and must close it."""
+
+    fd: int
+    offset: int
+    length: int
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def refusal_code(exc: Exception) -> ErrorCode | None:
+    """The wire code a library refusal carries (``wire_code`` or ``code``), if any."""
+    for attr in ("wire_code", "code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, ErrorCode):
+            return value
+        if isinstance(value, str) and value in ErrorCode._value2member_map_:
+            return ErrorCode(value)
+    return None
+
+
+def _served_ids(library: LibraryView) -> set[str]:
+    return {game.id for game in library.snapshot()}
+
+
+def open_chunk(library: LibraryView, request: GetChunk) -> OpenChunk:
+    """Check and open one chunk read, or raise ``ServeError`` saying why not."""
+    problem = path_problem(request.path)
+    if problem is not None:
+        raise ServeError(ErrorCode.BAD_PATH, problem)
+    # open_served_file enforces catalog, downloaded and not busy (BUSY / NOT_FOUND / STALE).
+    fd = _open_served(library, request)
+    try:
+        size = os.fstat(fd).st_size
+        if request.offset >= size or request.offset + request.length > size:
+            raise ServeError(ErrorCode.BAD_RANGE,
+                             f"bytes {request.offset}+{request.length} outside a {size}-byte file")  # fmt: skip
+    except BaseException:
+        os.close(fd)
+        raise
+    return OpenChunk(fd, request.offset, request.length)
+
+
+def _open_served(library: LibraryView, request: GetChunk) -> int:
+    try:
+        return library.open_served_file(request.game_id, request.manifest_hash, request.path)
+    except (OSError, LookupError) as exc:
+        raise ServeError(ErrorCode.NOT_FOUND, f"{request.path}: not served") from exc
+    except Exception as exc:
+        code = refusal_code(exc)
+        if code is None:
+            raise
+        raise ServeError(code, str(exc)) from exc
+
+
+async def manifest_for(library: LibraryView, request: GetManifest) -> Manifest:
+    if request.game_id not in _served_ids(library):
+        raise ServeError(ErrorCode.NOT_FOUND, f"game {request.game_id!r} is not served here")
+    try:
+        return await library.wait_manifest(request.game_id)
+    except LookupError as exc:
+        raise ServeError(ErrorCode.NOT_FOUND, f"game {request.game_id!r}: no manifest") from exc
+    except Exception as exc:
+        code = refusal_code(exc)
+        if code is None:
+            raise
+        raise ServeError(code, str(exc)) from exc
+
+
+def snapshot_of(library: LibraryView) -> LibrarySnapshot:
+    return LibrarySnapshot(
+        library_rev=library.library_rev,
+        library_digest=library.library_digest,
+        games=library.snapshot(),
+    )
+
+
+def sync_answer(
+    library: LibraryView, request: LibraryDeltaRequest | LibrarySnapshotRequest
+) -> LibraryDelta | LibrarySnapshot:
+    """A delta from the asker's rev when we still have one, else a full snapshot."""
+    if isinstance(request, LibraryDeltaRequest):
+        delta = library.delta_since(request.from_rev)
+        if delta is not None:
+            return delta
+    return snapshot_of(library)
+
+
+class UploadSlots:
+    """Per-peer cap on concurrent chunk uploads, shared by the QUIC and bulk paths."""
+
+    def __init__(self, per_peer: int) -> None:
+        self._per_peer = per_peer
+        self._active: dict[str, int] = {}
+
+    def try_acquire(self, peer_id: str) -> bool:
+        if self._active.get(peer_id, 0) >= self._per_peer:
+            return False
+        self._active[peer_id] = self._active.get(peer_id, 0) + 1
+        return True
+
+    def release(self, peer_id: str) -> None:
+        left = self._active.get(peer_id, 1) - 1
+        if left:
+            self._active[peer_id] = left
+        else:
+            self._active.pop(peer_id, None)
+
+
+class Limiter(Protocol):
+    """lanpeer.ratelimit.TokenBucket's shape: the daemon's upload rate limit."""
+
+    async def wait_acquire(self, n: int) -> None: ...

@@ -1,0 +1,83 @@
+"""Keeps our copy of each peer's library in step with what the peer announces.
+
+Owns the sync rule of SPEC §6: equal digest -> nothing; else a delta from the rev we hold, else a
+snapshot; a delta that does not start at our rev (out of order, missed) -> snapshot. One sync per
+peer at a time; announcements that arrive meanwhile are coalesced into the running one.
+Never trusts a peer's games for identity: the table is keyed by the session's proven peer_id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from lanpeer_proto.messages import (
+    LibraryDelta,
+    LibraryDeltaRequest,
+    LibrarySnapshot,
+    LibrarySnapshotRequest,
+    Message,
+)
+
+from lanpeer.net.errors import ChunkRefused, PeerUnavailable
+from lanpeer.net.peers import PeerEventKind, PeerRecord, PeerTable
+from lanpeer.net.session import PeerSession
+
+log = logging.getLogger(__name__)
+
+#: Rounds one sync runs while the peer keeps changing; the next announcement starts another.
+MAX_ROUNDS = 8
+
+
+class LibrarySync:
+    def __init__(self, table: PeerTable, emit: Callable[[PeerEventKind, str], None]) -> None:
+        self._table = table
+        self._emit = emit
+        self._wanted: dict[str, bytes] = {}
+        self._running: set[str] = set()
+        #: How our copies were updated ("delta" / "snapshot"): for logs and tests.
+        self.applied: Counter[str] = Counter()
+
+    async def wait_synced(self, session: PeerSession, rev: int, digest: bytes) -> None:
+        """Bring our copy to the announced ``digest`` (or give up with a log line)."""
+        peer_id = session.peer_id
+        self._wanted[peer_id] = digest
+        if peer_id in self._running:
+            return  # the running sync re-checks the wanted digest after each round
+        self._running.add(peer_id)
+        try:
+            for _ in range(MAX_ROUNDS):
+                record = self._table.get(peer_id)
+                if record is None or self._in_step(record):
+                    return
+                await self._sync_once(session, record)
+        except (PeerUnavailable, ChunkRefused) as exc:
+            log.info("%r: library sync failed: %s", session, exc)
+        finally:
+            self._running.discard(peer_id)
+
+    def _in_step(self, record: PeerRecord) -> bool:
+        wanted = self._wanted.get(record.peer_id)
+        return record.library_rev is not None and record.library_digest == wanted
+
+    async def _sync_once(self, session: PeerSession, record: PeerRecord) -> None:
+        request: Message = (
+            LibraryDeltaRequest(from_rev=record.library_rev)
+            if record.library_rev is not None
+            else LibrarySnapshotRequest()
+        )
+        answer = await session.request(request)
+        if isinstance(answer, LibraryDelta):
+            if self._table.apply_delta(record.peer_id, answer):
+                self.applied["delta"] += 1
+                self._emit(PeerEventKind.LIBRARY, record.peer_id)
+                return
+            log.info("%r: delta %d->%d does not follow our rev %s, asking a snapshot",
+                     session, answer.from_rev, answer.to_rev, record.library_rev)  # fmt: skip
+            answer = await session.request(LibrarySnapshotRequest())
+        if not isinstance(answer, LibrarySnapshot):
+            raise ChunkRefused.unexpected(answer.type)
+        self.applied["snapshot"] += 1
+        if self._table.apply_snapshot(record.peer_id, answer):
+            self._emit(PeerEventKind.LIBRARY, record.peer_id)

@@ -1,0 +1,177 @@
+"""Downloads end to end with in-process sources over real files, real staging, real commit."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from lanpeer.download import DownloadManager, SourceSet
+from lanpeer.download.scheduler import SchedulerSettings
+from lanpeer.download.staging import PART_DIR
+from tests.download.helpers import (
+    CHUNK,
+    CorruptSource,
+    DirLibrary,
+    DirSource,
+    DyingSource,
+    SlowSource,
+    manifest_of,
+    random_bytes,
+    tree_bytes,
+    write_game,
+)
+
+GAME = "space-race"
+
+
+def seed_game(tmp_path: Path, size: int = 20 * CHUNK + 123) -> Path:
+    files = {
+        "game.eti": random_bytes(size, 1),
+        "extra/cover.png": random_bytes(3 * CHUNK, 2),
+        "empty.txt": b"",
+    }
+    return write_game(tmp_path / "seed" / GAME, files)
+
+
+async def download(lib: DirLibrary, sources: SourceSet, manifest, **kw):  # type: ignore[no-untyped-def]
+    async with DownloadManager(lib, sources, **kw) as mgr:
+        op = mgr.submit_download(GAME, manifest)
+        async with asyncio.timeout(30):
+            await op.wait_finished()
+        return op, mgr.results[GAME]
+
+
+def sources_of(manifest, *srcs) -> SourceSet:  # type: ignore[no-untyped-def]
+    s = SourceSet()
+    for src in srcs:
+        s.add(GAME, manifest.manifest_hash, src)
+    return s
+
+
+@pytest.mark.asyncio
+async def test_one_source_downloads_every_byte(tmp_path: Path) -> None:
+    seed = seed_game(tmp_path)
+    m = manifest_of(seed, GAME)
+    lib = DirLibrary(tmp_path / "games")
+    op, job = await download(lib, sources_of(m, DirSource("A", seed, m.manifest_hash)), m)
+    assert op.state == "done", op.error
+    dest = tmp_path / "games" / GAME
+    assert tree_bytes(dest) == tree_bytes(seed)
+    assert not (dest / PART_DIR).exists()
+    assert job.counters.chunks_fetched == sum(len(f.chunk_hashes) for f in m.files if f.size)
+    assert lib.calls[-2:] == [f"idle {GAME}", f"rescan {GAME}"]
+
+
+@pytest.mark.asyncio
+async def test_three_sources_each_serve(tmp_path: Path) -> None:
+    seed = seed_game(tmp_path, size=60 * CHUNK)
+    m = manifest_of(seed, GAME)
+    srcs = [DirSource(p, seed, m.manifest_hash) for p in "ABC"]
+    op, job = await download(DirLibrary(tmp_path / "games"), sources_of(m, *srcs), m)
+    assert op.state == "done", op.error
+    assert all(sum(s.served.values()) >= 1 for s in srcs)
+    assert tree_bytes(tmp_path / "games" / GAME) == tree_bytes(seed)
+
+
+@pytest.mark.asyncio
+async def test_corrupt_peer_is_dropped_and_download_completes(tmp_path: Path) -> None:
+    seed = seed_game(tmp_path)
+    m = manifest_of(seed, GAME)
+    bad = CorruptSource("BAD", seed, m.manifest_hash)
+    good = DirSource("GOOD", seed, m.manifest_hash)
+    op, job = await download(DirLibrary(tmp_path / "games"), sources_of(m, bad, good), m)
+    assert op.state == "done", op.error
+    assert job.counters.rejected >= 1
+    assert sum(bad.served.values()) <= SchedulerSettings().min_depth  # banned after first reply
+    assert "BAD" not in job.counters.chunks_by_peer
+    assert tree_bytes(tmp_path / "games" / GAME) == tree_bytes(seed)
+
+
+@pytest.mark.asyncio
+async def test_dying_peer_leaves_the_rest_to_the_others(tmp_path: Path) -> None:
+    seed = seed_game(tmp_path, size=40 * CHUNK)
+    m = manifest_of(seed, GAME)
+    dying = DyingSource("DIES", seed, m.manifest_hash, serve=5)
+    others = [DirSource(p, seed, m.manifest_hash) for p in "BC"]
+    op, job = await download(DirLibrary(tmp_path / "games"), sources_of(m, dying, *others), m)
+    assert op.state == "done", op.error
+    assert tree_bytes(tmp_path / "games" / GAME) == tree_bytes(seed)
+    n_chunks = sum(len(f.chunk_hashes) for f in m.files if f.size)
+    assert job.counters.chunks_fetched == n_chunks  # each chunk verified exactly once
+    assert job.counters.redundant == 0
+
+
+@pytest.mark.asyncio
+async def test_slow_peer_gets_less_work(tmp_path: Path) -> None:
+    seed = seed_game(tmp_path, size=40 * CHUNK)
+    m = manifest_of(seed, GAME)
+    slow = SlowSource("SLOW", seed, m.manifest_hash, delay=0.2)
+    fast = DirSource("FAST", seed, m.manifest_hash)
+    op, job = await download(DirLibrary(tmp_path / "games"), sources_of(m, slow, fast), m)
+    assert op.state == "done", op.error
+    by = job.counters.chunks_by_peer
+    assert by["FAST"] > 4 * by.get("SLOW", 0)
+
+
+@pytest.mark.asyncio
+async def test_stalled_until_a_source_returns(tmp_path: Path) -> None:
+    seed = seed_game(tmp_path)
+    m = manifest_of(seed, GAME)
+    sources = SourceSet()
+    states: list[str] = []
+    async with DownloadManager(DirLibrary(tmp_path / "games"), sources) as mgr:
+        mgr.add_listener(lambda ev: states.append(ev.state))
+        op = mgr.submit_download(GAME, m)
+        async with asyncio.timeout(5):
+            while "stalled" not in states:
+                await asyncio.sleep(0.01)
+        assert mgr.operations()[0].state == "stalled"
+        sources.add(GAME, m.manifest_hash, DirSource("LATE", seed, m.manifest_hash))
+        async with asyncio.timeout(10):
+            await op.wait_finished()
+    assert op.state == "done", op.error
+    assert tree_bytes(tmp_path / "games" / GAME) == tree_bytes(seed)
+
+
+@pytest.mark.asyncio
+async def test_no_source_for_too_long_fails_clearly(tmp_path: Path) -> None:
+    seed = seed_game(tmp_path)
+    m = manifest_of(seed, GAME)
+    settings = SchedulerSettings(stall_timeout=0.3)
+    op, _ = await download(DirLibrary(tmp_path / "games"), SourceSet(), m, settings=settings)
+    assert op.state == "failed"
+    assert op.error_code == "no_sources"
+    assert "no peer has served" in (op.error or "")
+    assert not (tmp_path / "games" / GAME / "version.ini").exists()
+
+
+@pytest.mark.asyncio
+async def test_second_operation_on_a_game_conflicts_and_lanes_queue(tmp_path: Path) -> None:
+    from lanpeer.errors import ConflictError
+
+    seed = seed_game(tmp_path)
+    m = manifest_of(seed, GAME)
+    async with DownloadManager(DirLibrary(tmp_path / "games"), SourceSet(), download_lanes=1) as mgr:
+        mgr.submit_download(GAME, m)
+        with pytest.raises(ConflictError):
+            mgr.submit_download(GAME, m)
+        other = m.model_copy(update={"game_id": "other"})
+        mgr.submit_download("other", other)
+        await asyncio.sleep(0)
+        rows = {r.game_id: r for r in mgr.operations()}
+        assert rows["other"].state == "queued" and rows["other"].queue_position == 1
+        assert rows["other"].lane == "download"
+        ran: list[str] = []
+
+        async def job() -> None:
+            ran.append("installed")
+
+        op = mgr.submit_job("third", "install", job)
+        async with asyncio.timeout(2):
+            await op.wait_finished()
+        assert ran == ["installed"] and op.state == "done"
+        assert await mgr.cancel("other")
+        assert await mgr.cancel(GAME)
+    assert not (tmp_path / "games" / GAME).exists()

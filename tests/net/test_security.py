@@ -1,0 +1,203 @@
+"""SPEC §4 on loopback: proofs, party key, hostile requests, oversize frames."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from lanpeer.net import handshake
+from lanpeer.net.discovery import Advert
+from lanpeer.net.errors import HandshakeRefused
+from lanpeer.net.identity import Identity
+from lanpeer.net.node import PeerNode
+from lanpeer.net.quic import QuicSettings, dial
+from lanpeer.net.session import PeerSession
+from lanpeer_proto import codec
+from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.framing import encode_frame
+from lanpeer_proto.messages import BulkHello, Error, Hello
+from lanpeer_proto.version import PROTOCOL_MAJOR, PROTOCOL_MINOR
+from tests.net.conftest import running_node, wait_for
+from tests.net.dirlibrary import DirLibrary
+
+
+async def _wait_log(caplog: pytest.LogCaptureFixture, text: str, count: int = 1) -> None:
+    """Refusals leave no peer-table event to await: watch the log, bounded in time."""
+    async with asyncio.timeout(10):
+        while sum(text in r.getMessage() for r in caplog.records) < count:
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("key_a", "key_b"), [("red", "blue"), ("red", None), (None, "blue")])
+async def test_party_key_mismatch_refused_on_both_sides(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, key_a: str | None, key_b: str | None
+) -> None:
+    caplog.set_level(logging.INFO, logger="lanpeer.net")
+    async with (
+        running_node(tmp_path, "alpha", party_key=key_a) as a,
+        running_node(tmp_path, "beta", static=[a.listen], party_key=key_b) as b,
+    ):
+        await _wait_log(caplog, "party key", count=2)
+        messages = [r.getMessage() for r in caplog.records if "party key" in r.getMessage()]
+        assert any(m.startswith("refused peer") for m in messages)  # the server side
+        assert any(m.startswith("static peer") for m in messages)  # the dialling side
+        assert a.peers() == [] and b.peers() == []
+
+
+@pytest.mark.asyncio
+async def test_matching_party_key_connects(tmp_path: Path) -> None:
+    async with (
+        running_node(tmp_path, "alpha", party_key="red") as a,
+        running_node(tmp_path, "beta", static=[a.listen], party_key="red") as b,
+    ):
+        await wait_for(b, lambda: any(p.connected for p in b.peers()))
+
+
+@pytest.mark.asyncio
+async def test_forged_peer_id_refused(tmp_path: Path) -> None:
+    victim, forger = Identity.generate(), Identity.generate()
+    async with running_node(tmp_path, "alpha") as a:
+        conn = await dial(*a.listen, QuicSettings(), 5.0)
+        try:
+            hello = Hello(peer_id=victim.peer_id, public_key=victim.public_key, name="mallory",
+                          proto_major=PROTOCOL_MAJOR, proto_minor=PROTOCOL_MINOR, listen_port=1,
+                          library_rev=0, library_digest=bytes(32), features=[])
+            with pytest.raises(HandshakeRefused) as refused:
+                # claims the victim's id and key, but signs with its own key
+                await handshake.client_handshake(conn, conn.open_stream(), forger, hello, None,
+                                                 None)
+            assert refused.value.wire_code is ErrorCode.AUTH_FAILED
+            await asyncio.wait_for(conn.wait_ended(), 5)
+        finally:
+            conn.close_connection()
+            conn.force_close()
+        assert a.peers() == []
+
+
+@pytest.mark.asyncio
+async def test_spoofed_advert_does_not_replace_the_real_peer(tmp_path: Path) -> None:
+    async with (
+        running_node(tmp_path, "alpha") as a,
+        running_node(tmp_path, "beta", static=[a.listen]) as b,
+        running_node(tmp_path, "gamma") as c,
+    ):
+        await wait_for(a, lambda: any(p.connected for p in a.peers()))
+        # an advert claiming beta's id but pointing at gamma's listener
+        a._advert_seen(Advert(b.identity.peer_id, "beta", *c.listen, 0))  # noqa: SLF001
+        a._dialling.discard(b.identity.peer_id)  # noqa: SLF001
+        await a._dial_advert(Advert(b.identity.peer_id, "beta", *c.listen, 0))  # noqa: SLF001
+        (pb,) = a.peers()
+        assert pb.peer_id == b.identity.peer_id and pb.address == b.listen and pb.connected
+
+
+def _session(node: PeerNode) -> PeerSession:
+    (record,) = node._table.records()  # noqa: SLF001 - tests reach the live session
+    session = record.live_session()
+    assert session is not None
+    return session
+
+
+async def _raw_request(session: PeerSession, payload: bytes) -> Error | object:
+    stream = session.conn.open_stream()
+    try:
+        await stream.write(payload, end=True)
+        return codec.decode(await stream.read_frame(1 << 20))
+    finally:
+        stream.close()
+
+
+def _get_chunk(manifest_hash: bytes, path: str, offset: int = 0, length: int = 100,
+               game_id: str = "quake") -> bytes:
+    raw = {"type": "get_chunk", "game_id": game_id, "manifest_hash": manifest_hash, "path": path,
+           "offset": offset, "length": length}
+    return encode_frame(msgpack.packb(raw, use_bin_type=True))
+
+
+@pytest.mark.asyncio
+async def test_hostile_requests_get_typed_errors_and_connection_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    lib = DirLibrary(tmp_path / "a-games")
+    manifest = lib.add_game("quake", {"quake.bin": os.urandom(5000), "maps/e1m1.bsp": b"m" * 900})
+    (lib.root / "quake" / "local").mkdir()
+    (lib.root / "quake" / "local" / "save.dat").write_bytes(b"secret")
+    os.symlink("/etc/passwd", lib.root / "quake" / "link.bin")
+    lib.add_game("doom", {"doom.wad": b"d" * 100})
+    lib.busy.add("doom")
+    h = manifest.manifest_hash
+    doom_hash = lib._games["doom"].manifest_hash  # noqa: SLF001
+    assert doom_hash is not None
+    cases = [
+        (_get_chunk(h, "../etc/passwd"), ErrorCode.BAD_PATH),
+        (_get_chunk(h, "/etc/passwd"), ErrorCode.BAD_PATH),
+        (_get_chunk(h, "quake\x00.bin"), ErrorCode.BAD_PATH),
+        (_get_chunk(h, "maps\\e1m1.bsp"), ErrorCode.BAD_PATH),
+        (_get_chunk(h, "local/save.dat"), ErrorCode.BAD_PATH),
+        (_get_chunk(h, "link.bin"), ErrorCode.NOT_FOUND),  # symlinks are never followed
+        (_get_chunk(h, "quake.bin", offset=6000), ErrorCode.BAD_RANGE),
+        (_get_chunk(h, "quake.bin", offset=4950, length=100), ErrorCode.BAD_RANGE),
+        (_get_chunk(h, "nothing.bin"), ErrorCode.NOT_FOUND),
+        (_get_chunk(h, "quake.bin", game_id="unknown"), ErrorCode.NOT_FOUND),
+        (_get_chunk(doom_hash, "doom.wad", game_id="doom"), ErrorCode.BUSY),
+        (_get_chunk(bytes(32), "quake.bin"), ErrorCode.STALE_MANIFEST),
+        (encode_frame(b"\xc1garbage"), ErrorCode.BAD_MESSAGE),
+        (encode_frame(msgpack.packb({"type": "no_such"})), ErrorCode.UNKNOWN_TYPE),
+        (encode_frame(codec.encode(Error(code=ErrorCode.BUSY))), ErrorCode.UNEXPECTED),
+        ((2 << 20).to_bytes(4, "big") + b"x" * 100, ErrorCode.BAD_FRAME),  # oversize frame
+    ]
+    async with (
+        running_node(tmp_path, "alpha", library=lib) as a,
+        running_node(tmp_path, "beta", static=[a.listen]) as b,
+    ):
+        await wait_for(b, lambda: any("quake" in p.games for p in b.peers()))
+        session = _session(b)
+        for payload, code in cases:
+            answer = await _raw_request(session, payload)
+            assert isinstance(answer, Error), payload
+            assert answer.code is code, (payload, answer)
+        data = await b.fetch_chunk(a.identity.peer_id, "quake", h, "maps/e1m1.bsp", 0, 900)
+        assert data == b"m" * 900
+        assert session.is_open
+
+
+@pytest.mark.asyncio
+async def test_oversize_frame_on_control_stream_closes_only_that_connection(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_node(tmp_path, "alpha") as a,
+        running_node(tmp_path, "beta", static=[a.listen]) as b,
+        running_node(tmp_path, "gamma", static=[a.listen]) as c,
+    ):
+        await wait_for(a, lambda: sum(p.connected for p in a.peers()) == 2)
+        beta = _session(b)
+        await beta._control.write((64 << 20).to_bytes(4, "big"))  # noqa: SLF001
+        await asyncio.wait_for(beta.conn.wait_ended(), 5)
+        by_id = {p.peer_id: p for p in a.peers()}
+        await wait_for(a, lambda: not {p.peer_id: p for p in a.peers()}[b.identity.peer_id]
+                       .connected or True)
+        assert by_id[c.identity.peer_id].connected
+        assert _session(c).is_open
+
+
+@pytest.mark.asyncio
+async def test_bulk_path_refuses_a_bad_token(tmp_path: Path) -> None:
+    async with running_node(tmp_path, "alpha") as a:
+        port = a._responder.bulk_port  # noqa: SLF001
+        assert port is not None
+        loop = asyncio.get_running_loop()
+        with socket.socket() as sock:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+            hello = BulkHello(peer_id=Identity.generate().peer_id, token=os.urandom(32))
+            await loop.sock_sendall(sock, encode_frame(codec.encode(hello)))
+            data = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
+        answer = codec.decode(data[4:])
+        assert isinstance(answer, Error) and answer.code is ErrorCode.BAD_TOKEN
