@@ -115,6 +115,7 @@ class ControlSocket:
             refusal = refuse_peer(conn)
             if refusal is not None:
                 log.warning("control client refused: %s", refusal.message)
+                await _read_request_line(reader)  # unread bytes would reset the connection
                 await _send(writer, refusal)
                 return
             while line := await _read_request_line(reader):
