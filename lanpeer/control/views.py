@@ -152,7 +152,7 @@ def download_event(event: Any) -> Event:
             error=None if event.ok else (event.error or event.state),
             bytes=int(event.bytes_done),
             seconds=max(0.0, float(event.seconds or 0.0)),
-            peers_used=[str(p) for p in event.peers_used],
+            peers_used=[str(p) for p in event.peers_used] if event.kind == "download" else [],
         )
     return ProgressEvent(
         game_id=event.game_id,

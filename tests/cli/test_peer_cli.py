@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 STATUS_FIELDS = {"peer_id", "name", "listen", "roots", "library_rev", "operations"}
 OP_FIELDS = {"game_id", "kind", "state", "lane", "queue_position", "bytes_done", "bytes_total",
              "rate", "eta", "sources"}  # fmt: skip
-PART_OF = {"peers": "node", "games": "library", "rescan": "library", "add-peer": "node"}
 
 
 def test_status_json_carries_the_stable_fields(shared_daemon: Lanpeerd) -> None:
@@ -44,18 +43,9 @@ def test_ops_json_is_a_list(shared_daemon: Lanpeerd) -> None:
         assert set(op) >= OP_FIELDS
 
 
-@pytest.mark.parametrize(
-    "args", [("peers",), ("games",), ("rescan",), ("add-peer", "127.0.0.1:1")], ids=str
-)
-def test_commands_answer_or_say_their_part_is_missing(shared_daemon: Lanpeerd, args: tuple) -> None:
+def test_status_lists_which_parts_run(shared_daemon: Lanpeerd) -> None:
     parts = shared_daemon.cli("status").doc["parts"]
-    result = shared_daemon.cli(*args)
-    if parts[PART_OF[args[0]]]:
-        assert result.rc == 0, result.err
-    else:
-        assert result.rc == 1
-        assert result.doc["error"] == "not_available"
-        assert "not built" in result.err
+    assert set(parts) == {"library", "node", "downloads", "install"}
 
 
 def test_doctor_reports_checks_with_hints(shared_daemon: Lanpeerd) -> None:
