@@ -71,8 +71,8 @@ def test_mutated_messages_decode_or_raise_protocol_error(payload: bytes) -> None
     decode_one(payload)
 
 
-@FUZZ
-@given(st.lists(st.one_of(mutated(), st.binary(max_size=64)), max_size=6), st.data())
+@settings(FUZZ, max_examples=300)
+@given(st.lists(st.one_of(mutated(), st.binary(max_size=64)), max_size=4), st.data())
 def test_random_streams_through_decoder_and_codec(
     payloads: list[bytes], data: st.DataObject
 ) -> None:

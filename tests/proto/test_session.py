@@ -387,7 +387,9 @@ def test_vanished_peer_is_pinged_then_goes_stale() -> None:
 def test_timers_are_configurable() -> None:
     alice = Peer()
     timers = SessionTimers(handshake=1.0, ping_interval=2.0, stale=5.0)
-    session = PeerSession.client(alice.hello("alice"), sign=alice.key.sign, timers=timers)
+    session = PeerSession.client(
+        alice.hello("alice"), sign=alice.key.sign, verify_server=lambda ack: True, timers=timers
+    )
     session.start(0.0)
     assert session.get_timer() == 1.0
 
@@ -472,7 +474,9 @@ def test_any_message_sequence_never_raises_and_error_is_permanent(
 ) -> None:
     alice = Peer()
     if role is Role.CLIENT:
-        session = PeerSession.client(alice.hello("alice"), sign=alice.key.sign)
+        session = PeerSession.client(
+            alice.hello("alice"), sign=alice.key.sign, verify_server=lambda ack: True
+        )
     else:
         session = PeerSession.server(alice.hello("alice"), verify_client=ed25519_verify)
     session.start(0.0)
@@ -486,3 +490,39 @@ def test_any_message_sequence_never_raises_and_error_is_permanent(
             assert session.state is State.ERROR
             assert step == Step()
         seen_error = session.state is State.ERROR
+
+
+def test_connecting_to_ourselves_is_refused() -> None:
+    alice = Peer()
+    pair = make_pair(alice, alice)
+    pair.start(0.0)
+    assert errors_sent(pair, Role.SERVER) == [ErrorCode.UNEXPECTED]
+    assert "ourselves" in failure(pair.events[Role.SERVER]).reason
+    assert pair.client.state is pair.server.state is State.ERROR
+
+
+def test_every_action_in_the_table_exists() -> None:
+    for transition in RECEIVE_TABLE.values():
+        assert callable(getattr(PeerSession, f"_do_{transition.action}", None)), transition
+
+
+def test_client_needs_both_crypto_callables() -> None:
+    alice = Peer()
+    with pytest.raises(LocalProtocolError):
+        PeerSession(Role.CLIENT, alice.hello("alice"), sign=alice.key.sign)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.sampled_from(["hello", "hello_ack", "auth_proof", "auth_ok"])))
+def test_no_side_stays_in_the_handshake_after_the_deadline(lost: set[str]) -> None:
+    pair = make_pair()
+    pair.drop = set(lost)
+    pair.start(0.0)
+    for side in Role:
+        pair.tick(side, 10.0)
+    for session in pair.sessions.values():
+        assert session.state in (State.READY, State.ERROR)
+    assert (pair.client.state is State.READY) == (not lost)
+    # The server is ready once it sent AuthOk; a lost AuthOk only fails the client (whose
+    # Error then reaches the server's glue, which closes the connection).
+    assert (pair.server.state is State.READY) == (not lost - {"auth_ok"})

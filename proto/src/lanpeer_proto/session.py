@@ -62,6 +62,13 @@ from lanpeer_proto.messages import (
     Ping,
     Pong,
 )
+from lanpeer_proto.session_events import HandshakeComplete as HandshakeComplete
+from lanpeer_proto.session_events import MessageReceived as MessageReceived
+from lanpeer_proto.session_events import SessionClosed as SessionClosed
+from lanpeer_proto.session_events import SessionEvent as SessionEvent
+from lanpeer_proto.session_events import SessionFailed as SessionFailed
+from lanpeer_proto.session_events import SessionTimers as SessionTimers
+from lanpeer_proto.session_events import Step as Step
 from lanpeer_proto.version import PROTOCOL_MAJOR, PROTOCOL_MINOR, is_compatible
 
 
@@ -127,56 +134,6 @@ LOCAL_TABLE: Final[Mapping[tuple[str, State], State]] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class SessionTimers:
-    """Timeouts in seconds. A LAN handshake takes milliseconds; these allow a loaded host."""
-
-    handshake: float = 10.0  # Hello to AuthOk, both sides
-    ping_interval: float = 15.0  # ping after this long without receiving anything
-    stale: float = 45.0  # three missed pings: the peer vanished (mDNS would take 1125 s)
-    close: float = 2.0  # how long CLOSING waits for the transport to end
-
-
-# Events for the glue.
-@dataclass(frozen=True)
-class HandshakeComplete:
-    remote: Hello | HelloAck  # the peer's facts: its Hello (we are server) or HelloAck (client)
-    shared_features: frozenset[str]
-
-    @property
-    def peer_id(self) -> str:
-        return self.remote.peer_id
-
-
-@dataclass(frozen=True)
-class MessageReceived:
-    message: Message  # a READY-state message the session does not own
-
-
-@dataclass(frozen=True)
-class SessionClosed:
-    reason: str
-    by_peer: bool
-
-
-@dataclass(frozen=True)
-class SessionFailed:
-    code: ErrorCode
-    reason: str
-    by_peer: bool  # True: the peer sent Error; False: we refused it or it timed out
-
-
-SessionEvent = HandshakeComplete | MessageReceived | SessionClosed | SessionFailed
-
-
-@dataclass(frozen=True)
-class Step:
-    """Outcome of one call: messages to send (in order) and events for the glue."""
-
-    send: tuple[Message, ...] = ()
-    events: tuple[SessionEvent, ...] = ()
-
-
 class _Refusal(Exception):
     def __init__(self, code: ErrorCode, reason: str) -> None:
         super().__init__(reason)
@@ -205,8 +162,8 @@ class PeerSession:
         nonce: bytes | None = None,
         timers: SessionTimers | None = None,
     ) -> None:
-        if role is Role.CLIENT and sign is None:
-            raise LocalProtocolError("a client session needs sign()")
+        if role is Role.CLIENT and (sign is None or verify_server is None):
+            raise LocalProtocolError("a client session needs sign() and verify_server()")
         if role is Role.SERVER and verify_client is None:
             raise LocalProtocolError("a server session needs verify_client()")
         if isinstance(party_key, str):
@@ -235,7 +192,7 @@ class PeerSession:
         local: Hello,
         *,
         sign: SignFn,
-        verify_server: VerifyServerFn | None = None,
+        verify_server: VerifyServerFn,
         party_key: bytes | str | None = None,
         timers: SessionTimers | None = None,
     ) -> PeerSession:
@@ -427,7 +384,7 @@ class PeerSession:
 
     def _do_accept_hello(self, message: Message, now: float) -> Step:
         assert isinstance(message, Hello)
-        _check_version(message.proto_major, message.proto_minor)
+        self._check_peer(message.proto_major, message.proto_minor, message.peer_id)
         if peer_id_for(message.public_key) != message.peer_id:
             raise _Refusal(ErrorCode.AUTH_FAILED, "peer_id does not match the public key sent")
         self.remote = message
@@ -437,8 +394,9 @@ class PeerSession:
     def _do_accept_hello_ack(self, message: Message, now: float) -> Step:
         assert isinstance(message, HelloAck)
         assert self._sign is not None
-        _check_version(message.proto_major, message.proto_minor)
-        if self._verify_server is not None and not self._verify_server(message):
+        self._check_peer(message.proto_major, message.proto_minor, message.peer_id)
+        assert self._verify_server is not None
+        if not self._verify_server(message):
             raise _Refusal(ErrorCode.AUTH_FAILED, "server peer_id does not match its certificate")
         self.remote = message
         self._transcript = handshake_transcript(message.nonce, self.local.peer_id, message.peer_id)
@@ -460,6 +418,15 @@ class PeerSession:
         return Step(events=(self._complete(),))
 
     # -- handshake helpers -----------------------------------------------------------
+
+    def _check_peer(self, major: int, minor: int, peer_id: str) -> None:
+        if not is_compatible(major):
+            raise _Refusal(
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"peer speaks protocol {major}.{minor}; we speak {PROTOCOL_MAJOR}.x",
+            )
+        if peer_id == self.local.peer_id:  # e.g. a static peer or mDNS advert of ourselves
+            raise _Refusal(ErrorCode.UNEXPECTED, "connected to ourselves (same peer_id)")
 
     def _hello_ack(self) -> HelloAck:
         local = self.local
@@ -495,11 +462,3 @@ class PeerSession:
         assert self.remote is not None
         shared = frozenset(self.local.features) & frozenset(self.remote.features)
         return HandshakeComplete(self.remote, shared)
-
-
-def _check_version(major: int, minor: int) -> None:
-    if not is_compatible(major):
-        raise _Refusal(
-            ErrorCode.UNSUPPORTED_VERSION,
-            f"peer speaks protocol {major}.{minor}; we speak {PROTOCOL_MAJOR}.x",
-        )
