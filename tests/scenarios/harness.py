@@ -187,7 +187,10 @@ class Peer:
             if self.proc is None or self.proc.poll() is not None:
                 rc = None if self.proc is None else self.proc.returncode
                 raise AssertionError(f"{self.name}: lanpeerd exited {rc}:\n{self.log_tail()}")
-            answer = self.cli("status", check=False, timeout=10)
+            try:
+                answer = self.cli("status", check=False, timeout=20)
+            except subprocess.TimeoutExpired:
+                return None  # a loaded box: the deadline above decides
             return answer.doc if answer.rc == 0 else None
 
         return wait_until(ready, timeout=timeout, what=f"{self.name} to answer status")
@@ -288,9 +291,12 @@ class Peer:
             game = self.game(game_id)
             return game if game is not None and len(game["peers"]) >= offered_by else None
 
-        return wait_until(
-            offered, timeout=timeout, what=f"{self.name} to see {game_id} on {offered_by} peer(s)"
-        )
+        try:
+            return wait_until(offered, timeout=timeout,
+                              what=f"{self.name} to see {game_id} on {offered_by} peer(s)")  # fmt: skip
+        except ScenarioTimeout as exc:
+            raise ScenarioTimeout(f"{exc}\npeers: {self.cli('peers', check=False).out}"
+                                  f"\n--- {self.name} log ---\n{self.log_tail()}") from None
 
     def wait_downloaded(self, game_id: str, timeout: float = 60.0) -> Any:
         def downloaded() -> dict[str, Any] | None:
