@@ -247,7 +247,10 @@ class _Extraction:
         archive_p, block, size, offset = self.reader._pointer, *_block_out_params()
         consumed_at_start, position = self.reader.bytes_read, 0
         refs = ctypes.byref(block), ctypes.byref(size), ctypes.byref(offset)
-        while ffi.read_data_block(archive_p, *refs) != ffi.ARCHIVE_EOF:
+        while (status := ffi.read_data_block(archive_p, *refs)) != ffi.ARCHIVE_EOF:
+            if status != ffi.ARCHIVE_OK:  # libarchive-c only logs ARCHIVE_WARN (e.g. bad CRC)
+                problem = _text(ffi.error_string(archive_p))
+                raise BadArchiveError(f"entry {name!r} could not be read: {problem}")
             if offset.value < position:
                 raise BadArchiveError(f"entry {name!r} has overlapping data blocks")
             end = offset.value + size.value

@@ -314,3 +314,30 @@ def test_collisions_across_archives_of_one_game_are_refused(
     with pytest.raises(UnsafeArchiveError):
         install_game(game)
     assert tree_digest(game) == before
+
+
+def _bad_crc_zip(path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.bin", content("crc", 50_000))
+    raw = bytearray(buffer.getvalue())
+    local, central = raw.find(b"PK\x03\x04"), raw.find(b"PK\x01\x02")
+    raw[local + 14] ^= 0xFF
+    raw[central + 16] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def _truncated_tar_gz(path: Path) -> None:
+    write_tar(path, {"big.bin": content("trunc", 200_000)})
+    path.write_bytes(path.read_bytes()[:-30_000])
+
+
+@pytest.mark.parametrize("build", [_bad_crc_zip, _truncated_tar_gz], ids=["bad-crc", "truncated"])
+def test_corrupt_archive_rolls_the_install_back(
+    build: Callable[[Path], None], game: Path, tmp_path: Path
+) -> None:
+    build(game / "data2.eti")
+    before = tree_digest(tmp_path)
+    with pytest.raises(BadArchiveError, match="could not be read"):
+        install_game(game)
+    assert tree_digest(tmp_path) == before
