@@ -55,6 +55,8 @@ async def main(args: argparse.Namespace) -> None:
     async with node:
         datagram = datagram_size_for(args.bind, QuicSettings())
         _say(listen=list(node.listen), peer_id=node.identity.peer_id, datagram=datagram)
+        for game_id in args.late_game:  # changes the rev while mDNS is still probing
+            library.add_game(game_id, {f"{game_id}.bin": game_id.encode() * 1000})
         await stop.wait()
 
 
@@ -67,5 +69,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--peer", action="append", default=[])
     parser.add_argument("--game", action="append", default=[])
+    parser.add_argument("--late-game", action="append", default=[])
     parser.add_argument("--mdns", action="store_true")
     asyncio.run(main(parser.parse_args()))
