@@ -283,7 +283,7 @@ class PeerNode:
     def _accepted(self, conn: QuicPeerConnection) -> None:
         """A TLS handshake finished on our listener: its first stream is the control stream."""
         self._conns.add(conn)
-        conn.on_ended = self._conns.discard
+        conn.when_ended(self._conns.discard)
 
         def first_stream(stream: QuicStream) -> None:
             conn.on_stream = lambda extra: extra.abort("not authenticated yet")
@@ -309,7 +309,7 @@ class PeerNode:
     async def _dial_and_run(self, host: str, port: int, expected_id: str | None) -> None:
         conn = await dial(host, port, self._quic_settings, HANDSHAKE_TIMEOUT)
         self._conns.add(conn)
-        conn.on_ended = self._closed_dialled
+        conn.when_ended(self._closed_dialled)
         try:
             channel = client_channel(conn, conn.open_stream(), self.identity, self._hello(),
                                      self._party_key, expected_id, self._timers)  # fmt: skip
