@@ -71,6 +71,9 @@ class NodeTimings:
     redial_max: float = 15.0
     #: Library changes are pushed this long after the first one, coalescing bursts.
     push_debounce: float = 0.2
+    #: Of two peers that see each other's advert, the one with the larger peer_id waits this
+    #: long for the other to dial, so a pair usually shares one connection.
+    dial_yield: float = 2.0
 
 
 class PeerNode:
@@ -394,6 +397,11 @@ class PeerNode:
         """Dial an advert once; a spoofed id fails the handshake and changes nothing."""
         self._dialling.add(advert.peer_id)
         try:
+            if self.identity.peer_id > advert.peer_id:
+                await asyncio.sleep(self.timings.dial_yield)
+                record = self._table.get(advert.peer_id)
+                if record is not None and record.connected:
+                    return  # it dialled us
             await self._dial_and_run(advert.host, advert.port, advert.peer_id)
         except (HandshakeRefused, ConnectionError, OSError, TimeoutError) as exc:
             log.warning(
