@@ -86,3 +86,22 @@ async def test_bulk_connection_ends_with_the_quic_session(tmp_path: Path) -> Non
                 while piece := await loop.sock_recv(sock, 65536):
                     rest += piece
             assert rest == b"qqqq"  # the answer in flight, then EOF: the server dropped us
+
+
+@pytest.mark.asyncio
+async def test_bulk_path_down_falls_back_to_quic(tmp_path: Path) -> None:
+    lib = DirLibrary(tmp_path / "a-games")
+    content = os.urandom(CHUNK + 10)
+    manifest = lib.add_game("quake", {"q.bin": content})
+    async with (
+        running_node(tmp_path, "alpha", library=lib) as a,
+        running_node(tmp_path, "beta", static=[a.listen]) as b,
+    ):
+        await wait_for(b, lambda: any("quake" in p.games for p in b.peers()))
+        assert a._bulk_server is not None
+        a._bulk_server.close()  # as if a firewall dropped TCP: QUIC still works
+        h = manifest.manifest_hash
+        first = await b.fetch_chunk(a.identity.peer_id, "quake", h, "q.bin", 0, CHUNK)
+        second = await b.fetch_chunk(a.identity.peer_id, "quake", h, "q.bin", CHUNK, 10)
+        assert first + second == content
+        assert not b._fetcher.uses_bulk(a.identity.peer_id)
