@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from pathlib import Path
 
 import blake3
@@ -14,6 +15,7 @@ from lanpeer_proto.framing import encode_frame
 from lanpeer_proto.messages import BulkHello, ChunkHeader, GetChunk
 
 from lanpeer.net.fetching import bulk_token
+from lanpeer.ratelimit import TokenBucket
 from tests.net.conftest import running_node, wait_for
 from tests.net.dirlibrary import CHUNK, DirLibrary
 
@@ -105,3 +107,22 @@ async def test_bulk_path_down_falls_back_to_quic(tmp_path: Path) -> None:
         second = await b.fetch_chunk(a.identity.peer_id, "quake", h, "q.bin", CHUNK, 10)
         assert first + second == content
         assert not b._fetcher.uses_bulk(a.identity.peer_id)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bulk", ["quic", "auto"])
+async def test_upload_limiter_paces_both_paths(tmp_path: Path, bulk: str) -> None:
+    lib = DirLibrary(tmp_path / "a-games")
+    manifest = lib.add_game("quake", {"q.bin": os.urandom(3 * CHUNK)})
+    limiter = TokenBucket(4 * CHUNK, burst=CHUNK)  # 4 MiB/s after a 1 MiB burst
+    async with (
+        running_node(tmp_path, "alpha", library=lib, upload_limiter=limiter) as a,
+        running_node(tmp_path, "beta", static=[a.listen], bulk=bulk) as b,
+    ):
+        await wait_for(b, lambda: any("quake" in p.games for p in b.peers()))
+        started = time.monotonic()
+        for index in range(3):
+            await b.fetch_chunk(
+                a.identity.peer_id, "quake", manifest.manifest_hash, "q.bin", index * CHUNK, CHUNK
+            )
+        assert time.monotonic() - started >= 0.45  # 2 MiB over the burst at 4 MiB/s
