@@ -9,17 +9,14 @@ Never interprets messages: it moves frames and raw bytes; the session decides wh
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import ifaddr
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic import events
@@ -30,13 +27,9 @@ from lanpeer_proto.framing import HEADER_SIZE, FrameDecoder, encode_frame
 from lanpeer_proto.version import ALPN
 
 from lanpeer.net.identity import Identity
+from lanpeer.net.mtu import datagram_size_for
 
 log = logging.getLogger(__name__)
-
-#: aioquic writes STREAM frame lengths as 2-byte varints: above 16384 the peer dies.
-MAX_USABLE_DATAGRAM = 16384
-#: IPv6 (40) + UDP (8) headers: 1452 at MTU 1500, no IP fragmentation for either family.
-_UDP_OVERHEAD = 48
 
 
 @dataclass(frozen=True)
@@ -59,51 +52,6 @@ class QuicSettings:
 
 class StreamClosed(ConnectionError):
     """The stream ended, was reset, or its connection closed before the expected bytes."""
-
-
-def datagram_size_for(host: str, settings: QuicSettings) -> int:
-    """Largest datagram that crosses the link to ``host`` unfragmented (16384 on loopback)."""
-    if settings.datagram_size is not None:
-        return settings.datagram_size
-    mtu = interface_mtu(host)
-    return max(1200, min(MAX_USABLE_DATAGRAM, mtu - _UDP_OVERHEAD))
-
-
-def interface_mtu(host: str) -> int:
-    """MTU of the interface that reaches (or owns) ``host``; 1500 when unknown."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return 1500
-    if address.is_loopback:
-        return 65536
-    adapters = ifaddr.get_adapters()
-    if address.is_unspecified:  # a wildcard listener: the smallest LAN interface decides
-        mtus = [_read_mtu(a.name) for a in adapters if a.name != "lo" and a.ips]
-        return min((m for m in mtus if m), default=1500)
-    local = _local_address_towards(host)
-    for adapter in adapters:
-        if any(ip.ip == local for ip in adapter.ips):
-            return _read_mtu(adapter.name) or 1500
-    return 1500
-
-
-def _local_address_towards(host: str) -> str | None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((host, 9))
-        except OSError:
-            return None
-        local: str = probe.getsockname()[0]
-        return local
-
-
-def _read_mtu(name: str) -> int | None:
-    try:
-        return int(Path(f"/sys/class/net/{name}/mtu").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 class QuicStream:
@@ -411,7 +359,9 @@ class QuicListener:
         self.address: tuple[str, int] = ("", 0)
 
     async def open(self, identity: Identity, host: str, port: int) -> None:
-        config = _configuration(False, datagram_size_for(host, self._settings), self._settings)
+        config = _configuration(
+            False, datagram_size_for(host, self._settings.datagram_size), self._settings
+        )
         config.certificate = identity.certificate
         config.private_key = identity.private_key
         sock = _udp_socket(host, port, self._settings)
@@ -467,7 +417,7 @@ async def dial(host: str, port: int, settings: QuicSettings, within: float) -> Q
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)  # static peers may be names
     host = str(infos[0][4][0])
-    config = _configuration(True, datagram_size_for(host, settings), settings)
+    config = _configuration(True, datagram_size_for(host, settings.datagram_size), settings)
     config.server_name = "lanpeer"
     sock = _udp_socket("::" if ":" in host else "0.0.0.0", 0, settings)
     transport, protocol = await loop.create_datagram_endpoint(

@@ -16,9 +16,9 @@ from pathlib import Path
 from lanpeer_proto.session import SessionTimers
 
 from lanpeer.net.identity import Identity
+from lanpeer.net.mtu import datagram_size_for
 from lanpeer.net.node import NodeTimings, PeerNode
 from lanpeer.net.peers import PeerEvent
-from lanpeer.net.quic import QuicSettings, datagram_size_for
 from tests.net.dirlibrary import DirLibrary
 
 
@@ -53,7 +53,7 @@ async def main(args: argparse.Namespace) -> None:
 
     node.add_listener(report)
     async with node:
-        datagram = datagram_size_for(args.bind, QuicSettings())
+        datagram = datagram_size_for(args.bind)
         _say(listen=list(node.listen), peer_id=node.identity.peer_id, datagram=datagram)
         for game_id in args.late_game:  # changes the rev while mDNS is still probing
             library.add_game(game_id, {f"{game_id}.bin": game_id.encode() * 1000})
