@@ -1,7 +1,8 @@
 """Chunk transfer on loopback: (a) QUIC path, (b) TCP bulk path, (c) raw TCP sendfile baseline.
 
-One server process serves a file (default 2 GiB) through a real PeerNode plus a raw sendfile
-listener; this process downloads it three ways and verifies every chunk (BLAKE3) on (a) and (b).
+One server process serves a sample game (lanpeer.library.samples: one ~2 GiB archive) from a
+real GameLibrary through a real PeerNode, plus a raw sendfile listener for the same archive;
+this process downloads it three ways and verifies every chunk (BLAKE3) on (a) and (b).
 Prints MiB/s and CPU-seconds per GiB on both sides, ratios to (c), and writes bench/out/.
 Both processes share this machine's cores: the figures are for a loaded 2-core box.
 
@@ -25,10 +26,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import blake3
-from lanpeer_proto import codec
-from lanpeer_proto.errors import ErrorCode
-from lanpeer_proto.messages import GameSummary, LibraryDelta, Manifest, ManifestFile
+from lanpeer_proto.messages import GameSummary, LibraryDelta, Manifest
 
+from lanpeer.library import GameLibrary
+from lanpeer.library.samples import generate_game, write_catalog
 from lanpeer.net.bulk import send_file_range
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import PeerNode
@@ -36,7 +37,6 @@ from lanpeer.net.node import PeerNode
 T = TypeVar("T")
 CHUNK = 4 << 20
 GAME = "bench"
-FILE = "data.bin"
 GIB = 1 << 30
 
 
@@ -45,34 +45,14 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class OneFileLibrary:
-    """A LibraryView serving one file as game ``bench``."""
+class EmptyLibrary:
+    """The downloader's side: it serves nothing (a LibraryView with no games)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.library_rev = 1
-        self.library_digest = bytes(32)
-        data_path = root / GAME / FILE
-        hashes = []
-        with open(data_path, "rb") as f:
-            while piece := f.read(CHUNK):
-                hashes.append(blake3.blake3(piece, max_threads=blake3.blake3.AUTO).digest())
-        size = data_path.stat().st_size
-        body = Manifest(
-            game_id=GAME,
-            version="1",
-            manifest_hash=bytes(32),
-            files=[ManifestFile(path=FILE, size=size, chunk_size=CHUNK, chunk_hashes=hashes)],
-        )
-        self.manifest = body.model_copy(
-            update={"manifest_hash": blake3.blake3(codec.encode(body)).digest()}
-        )
-        self.summary = GameSummary(
-            id=GAME, name="Bench", version="1", size=size, manifest_hash=self.manifest.manifest_hash
-        )
+    library_rev = 0
+    library_digest = bytes(32)
 
     def snapshot(self) -> list[GameSummary]:
-        return [self.summary]
+        return []
 
     def delta_since(self, rev: int) -> LibraryDelta | None:
         return None
@@ -81,29 +61,33 @@ class OneFileLibrary:
         pass
 
     async def wait_manifest(self, game_id: str) -> Manifest:
-        return self.manifest
+        raise LookupError(game_id)
 
     def open_served_file(self, game_id: str, manifest_hash: bytes, path: str) -> int:
-        if (game_id, manifest_hash, path) != (GAME, self.manifest.manifest_hash, FILE):
-            raise LookupError(ErrorCode.NOT_FOUND)
-        return os.open(self.root / GAME / FILE, os.O_RDONLY | os.O_NOFOLLOW)
+        raise LookupError(path)
 
 
 # server process ------------------------------------------------------------------------------
 async def serve(root: Path, state: Path) -> None:
-    library = OneFileLibrary(root)
+    library = GameLibrary([root], state / "library", watch=False)
+    async with library:
+        manifest = await library.wait_manifest(GAME, for_peer=False)
+        largest = max(manifest.files, key=lambda f: f.size).path
+        await _serve_with(library, state, root / GAME / largest)
+
+
+async def _serve_with(library: GameLibrary, state: Path, raw_file: Path) -> None:
     raw = socket.create_server(("127.0.0.1", 0))
     raw.setblocking(False)
     loop = asyncio.get_running_loop()
-    node = PeerNode(
-        Identity.load_or_create(state), library, name="server", bind="127.0.0.1", port=0, mdns=False
-    )
+    node = PeerNode(Identity.load_or_create(state), library, name="server", bind="127.0.0.1",
+                    port=0, mdns=False)  # fmt: skip
     async with node:
         print(json.dumps({"quic": node.listen[1], "raw": raw.getsockname()[1]}), flush=True)
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(_rawsend_file_range(raw, root / GAME / FILE))
+            tasks.create_task(_serve_raw_copy(raw, raw_file))
             while line := await reader.readline():
                 if line.strip() == b"cpu":
                     print(json.dumps({"cpu": cpu()}), flush=True)
@@ -111,8 +95,8 @@ async def serve(root: Path, state: Path) -> None:
     raw.close()
 
 
-async def _rawsend_file_range(listener: socket.socket, path: Path) -> None:
-    """Baseline (c): the whole file down one TCP connection with os.sendfile."""
+async def _serve_raw_copy(listener: socket.socket, path: Path) -> None:
+    """Baseline (c): the whole archive down one TCP connection with os.sendfile."""
     loop = asyncio.get_running_loop()
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -147,21 +131,20 @@ def _digest(data: bytes) -> bytes:
 
 
 async def fetch_all(node: PeerNode, peer_id: str, manifest: Manifest, lanes: int) -> int:
-    (file,) = manifest.files
-    offsets = list(range(0, file.size, file.chunk_size))
-    queue = iter(enumerate(offsets))
+    """Every chunk of every file, ``lanes`` requests in flight, each BLAKE3-checked."""
+    work = iter((file, index) for file in manifest.files for index in range(len(file.chunk_hashes)))
     total = 0
 
     async def lane() -> None:
         nonlocal total
-        for index, offset in queue:
+        for file, index in work:
+            offset = index * file.chunk_size
             length = min(file.chunk_size, file.size - offset)
             data = await node.fetch_chunk(
-                peer_id, GAME, manifest.manifest_hash, FILE, offset, length
+                peer_id, manifest.game_id, manifest.manifest_hash, file.path, offset, length
             )
-            digest = await asyncio.to_thread(_digest, data)
-            if digest != file.chunk_hashes[index]:
-                raise AssertionError(f"chunk {index} failed verification")
+            if await asyncio.to_thread(_digest, data) != file.chunk_hashes[index]:
+                raise AssertionError(f"{file.path} chunk {index} failed verification")
             total += len(data)
 
     async with asyncio.TaskGroup() as tasks:
@@ -173,7 +156,7 @@ async def fetch_all(node: PeerNode, peer_id: str, manifest: Manifest, lanes: int
 async def run_node_mode(server: Server, tmp: Path, bulk: str, lanes: int) -> dict[str, float]:
     node = PeerNode(
         Identity.load_or_create(tmp / f"client-{bulk}"),
-        _EmptyLibrary(),
+        EmptyLibrary(),
         name=f"client-{bulk}",
         bind="127.0.0.1",
         port=0,
@@ -218,18 +201,9 @@ async def _measure(server: Server, work: object) -> dict[str, float]:
     }
 
 
-class _EmptyLibrary(OneFileLibrary):
-    def __init__(self) -> None:
-        self.library_rev = 0
-        self.library_digest = bytes(32)
-
-    def snapshot(self) -> list[GameSummary]:
-        return []
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=2048, help="file size in MiB")
+    parser.add_argument("--size", type=int, default=2048, help="game size in MiB")
     parser.add_argument("--lanes", type=int, default=4, help="concurrent chunk requests")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (b) and (c)")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
@@ -240,7 +214,9 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp_name:
         tmp = Path(tmp_name)
-        _write_file(tmp / "root" / GAME / FILE, args.size << 20)
+        root = tmp / "root"
+        generate_game(root, GAME, args.size << 20, seed=1, archives=1, cover=False)
+        write_catalog(root / "catalog.toml", [GAME])
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -279,14 +255,6 @@ async def _run_all(
 def _median(rows: list[dict[str, float]]) -> dict[str, float]:
     middle = sorted(rows, key=lambda r: r["mib_s"])[len(rows) // 2]
     return {**middle, "all_mib_s": [round(r["mib_s"], 1) for r in rows]}  # type: ignore[dict-item]
-
-
-def _write_file(path: Path, size: int) -> None:
-    path.parent.mkdir(parents=True)
-    piece = os.urandom(16 << 20)
-    with open(path, "wb") as f:
-        for offset in range(0, size, len(piece)):
-            f.write(piece[: size - offset])
 
 
 def _run(loop: str, coro: Coroutine[Any, Any, T]) -> T:
