@@ -43,6 +43,10 @@ class HandshakeRefused(LanpeerError):
         self.message = message
 
 
+class DialledSelf(HandshakeRefused):
+    """A dialled address answered with our own peer_id (a static peer pointing at us)."""
+
+
 class ListenError(LanpeerError):
     """The node cannot bind its QUIC (or bulk) listener; the message says what to change."""
 

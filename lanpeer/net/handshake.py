@@ -28,7 +28,7 @@ from lanpeer_proto.session import (
     Step,
 )
 
-from lanpeer.net.errors import HandshakeRefused
+from lanpeer.net.errors import DialledSelf, HandshakeRefused
 from lanpeer.net.identity import Identity, peer_id_of_certificate, verify_signature
 from lanpeer.net.quic import QuicPeerConnection, QuicStream
 
@@ -121,6 +121,8 @@ def client_channel(
     """Check the server's TLS certificate first: it is what proves the server's peer_id."""
     cert = conn.peer_certificate()
     cert_id = peer_id_of_certificate(cert) if cert is not None else None
+    if cert_id == identity.peer_id:
+        raise DialledSelf(ErrorCode.AUTH_FAILED, "the dialled address is this very peer")
     if cert_id is None or (expected_id is not None and cert_id != expected_id):
         raise HandshakeRefused(
             ErrorCode.AUTH_FAILED, f"certificate proves {cert_id}, expected {expected_id}"

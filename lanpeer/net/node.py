@@ -16,7 +16,6 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import (
     Hello,
     LibrarySummary,
@@ -28,7 +27,7 @@ from lanpeer_proto.version import FEATURE_DELTAS, FEATURE_TCP_BULK, PROTOCOL_MAJ
 
 from lanpeer.net.bulk import BulkServer, BulkTokens
 from lanpeer.net.discovery import Advert, Discovery
-from lanpeer.net.errors import HandshakeRefused, ListenError
+from lanpeer.net.errors import DialledSelf, HandshakeRefused, ListenError
 from lanpeer.net.fetching import PeerChunkSource, PeerFetcher
 from lanpeer.net.handshake import (
     ControlChannel,
@@ -320,9 +319,6 @@ class PeerNode:
         except BaseException as exc:
             conn.close_connection(str(exc) or "handshake failed")
             raise
-        if facts.peer_id == self.identity.peer_id:
-            conn.close_connection("connected to ourselves")
-            raise HandshakeRefused(ErrorCode.AUTH_FAILED, f"{host}:{port} is this peer itself")
         await self._run_link(conn, channel, facts, (host, port))
 
     def _closed_dialled(self, conn: QuicPeerConnection) -> None:
@@ -368,6 +364,11 @@ class PeerNode:
                 try:
                     await self._dial_and_run(host, port, None)
                     backoff = self.timings.redial_min
+                except DialledSelf:
+                    log.warning(
+                        "static peer %s:%d is this peer itself; not dialling it", host, port
+                    )
+                    return
                 except (HandshakeRefused, ConnectionError, OSError, TimeoutError) as exc:
                     log.info("static peer %s:%d: %s (retry in %.1f s)", host, port, exc, backoff)
             await asyncio.sleep(backoff)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from lanpeer_proto.session import SessionTimers
 
-from lanpeer.net.errors import ListenError
+from lanpeer.net.errors import DialledSelf, ListenError
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import NodeTimings, PeerNode
-from lanpeer.net.peers import PeerEventKind
+from lanpeer.net.peers import PeerEvent, PeerEventKind
 from lanpeer.net.quic import QuicSettings, dial
 from tests.net.conftest import event_flag, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
@@ -153,3 +153,14 @@ async def test_connection_cap_per_host_counts_only_live_connections(tmp_path: Pa
             for conn in conns:
                 conn.close_connection()
                 conn.force_close()
+
+
+@pytest.mark.asyncio
+async def test_static_peer_pointing_at_ourselves_is_dropped(tmp_path: Path) -> None:
+    async with running_node(tmp_path, "alpha") as a:
+        events: list[PeerEvent] = []
+        a.add_listener(events.append)
+        with pytest.raises(DialledSelf):
+            await a._dial_and_run(*a.listen, expected_id=None)
+        assert a.peers() == []
+        assert events == []
