@@ -84,6 +84,14 @@ class PartDir:
         self.dir.mkdir(parents=True, exist_ok=True)
         return verified
 
+    def saved_manifest_hash(self) -> bytes | None:
+        """The version the saved resume state belongs to, if there is one."""
+        state = self._read_state()
+        try:
+            return bytes.fromhex(str(state["manifest_hash"])) if state else None
+        except (KeyError, ValueError):
+            return None
+
     def _read_state(self) -> dict[str, object] | None:
         try:
             state = json.loads((self.dir / STATE_NAME).read_text())
