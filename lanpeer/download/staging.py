@@ -65,6 +65,9 @@ class PartDir:
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        # One pwrite at a time: concurrent writers to one inode spin on its lock in the kernel
+        # (measured: ~4 CPU-s of sys time per GiB with 6 writer threads); hashing stays parallel.
+        self._writing = threading.Lock()
         self._active = 0
         self._closed = False
         self._dirty: set[int] = set()
@@ -130,7 +133,8 @@ class PartDir:
             self._active += 1
         try:
             fd = self._fd(c.path)
-            os.pwrite(fd, data, c.offset)
+            with self._writing:
+                os.pwrite(fd, data, c.offset)
             with self._lock:
                 self._dirty.add(fd)
         except OSError as exc:
