@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanpeer.errors import LanpeerError
 from lanpeer.library.disk import FileStat
 from lanpeer.library.manifest import FileHashes
 
@@ -62,11 +63,19 @@ class LibraryIndex:
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(state_dir / INDEX_FILE, check_same_thread=False)
-        with self._lock, self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+        path = state_dir / INDEX_FILE
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        try:
+            with self._lock, self._db:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise LanpeerError(
+                f"the library index {path} is unreadable ({exc}); move it away and restart:"
+                " it is rebuilt from the game dirs (peers then fetch a full snapshot)"
+            ) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -129,9 +138,10 @@ class LibraryIndex:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def set_meta(self, key: str, value: bytes) -> None:
+    def set_meta(self, items: dict[str, bytes]) -> None:
+        """Write several meta rows in one transaction."""
         with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", items.items())
 
     def root_was_mount(self, root: Path) -> bool:
         with self._lock:

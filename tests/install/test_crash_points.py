@@ -56,16 +56,18 @@ def _update_ready(root: Path) -> None:
 
 def _download_staged(root: Path) -> None:
     game = make_game(root / "game", "1.0")
-    part = game / ".lanpeer.part"
+    part = game / ".lanpeer.part" / "files"  # where the download engine stages
     for name, size in (("data1.eti", 800), ("extra/new.pak", 300), ("extra/more.pak", 50)):
         (part / name).parent.mkdir(parents=True, exist_ok=True)
         (part / name).write_bytes(content("new" + name, size))
-    (part / "resume.state").write_bytes(b"verified chunks")
+    (game / ".lanpeer.part" / "resume.state").write_bytes(b"verified chunks")
 
 
 def _commit(game: Path) -> None:
     files = ["data1.eti", "extra/new.pak", "extra/more.pak"]
-    commit_download(game, game / ".lanpeer.part", files, b"version=2.0\n", removed=["cover.jpg"])
+    commit_download(
+        game, game / ".lanpeer.part" / "files", files, b"version=2.0\n", removed=["cover.jpg"]
+    )
 
 
 SCENARIOS = [

@@ -4,7 +4,6 @@ staging changes. Bombs stop at the byte budget; a full disk gives DiskFullError.
 from __future__ import annotations
 
 import io
-import shutil
 import stat
 import struct
 import subprocess
@@ -156,8 +155,7 @@ def test_formats_are_detected_by_content_not_name(tmp_path: Path) -> None:
         "tar.xz": lambda p: write_tar(p, files, mode="w:xz"),
         "tar.bz2": lambda p: write_tar(p, files, mode="w:bz2"),
     }
-    if shutil.which("7z") or shutil.which("bsdtar"):
-        builders["7z"] = _seven_zip(files)
+    builders["7z"] = _seven_zip(files)
     for name, build in builders.items():
         build(tmp_path / f"{name}.eti")
         out = tmp_path / f"out-{name}"
@@ -298,4 +296,21 @@ def test_real_enospc_is_disk_full_and_install_rolls_back(small_tmpfs: Path) -> N
     # a negative margin pretends there is more space, so the write itself hits ENOSPC
     with pytest.raises(DiskFullError):
         install_game(game, ExtractLimits(free_margin=-64 * MiB))
+    assert tree_digest(game) == before
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("Maps/a.map", "maps/b.map"), ("bin/game.exe", "bin/game.exe")]
+)
+def test_collisions_across_archives_of_one_game_are_refused(
+    first: str, second: str, tmp_path: Path
+) -> None:
+    game = tmp_path / "quake"
+    game.mkdir()
+    write_tar(game / "a.eti", {first: b"one"})
+    write_zip(game / "b.eti", {second: b"two"})
+    (game / "version.ini").write_text("version=1\n")
+    before = tree_digest(game)
+    with pytest.raises(UnsafeArchiveError):
+        install_game(game)
     assert tree_digest(game) == before

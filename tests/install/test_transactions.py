@@ -128,6 +128,7 @@ def test_commit_download_moves_files_then_writes_version_ini(tmp_path: Path) -> 
 
 def test_commit_refuses_bad_paths_and_keeps_the_old_version(tmp_path: Path) -> None:
     game = make_game(tmp_path / "quake", "1.0")
+    (game / ".lanpeer.part").mkdir()
     before = tree_digest(game)
     with pytest.raises(ConflictError, match="not allowed"):
         commit_download(game, game / ".lanpeer.part", ["../evil"], b"version=2\n")
@@ -187,3 +188,26 @@ def test_recover_root_skips_files_and_healthy_games(
     assert not results[0].changed
     assert recover_root(tmp_path / "missing") == []
     shutil.rmtree(root)
+
+
+def test_commit_accepts_the_download_engines_files_subdir(tmp_path: Path) -> None:
+    game = make_game(tmp_path / "quake", "1.0")
+    files_dir = game / ".lanpeer.part" / "files"
+    (files_dir / "maps").mkdir(parents=True)
+    (files_dir / "maps" / "new.map").write_bytes(b"map")
+    (game / ".lanpeer.part" / "state.json").write_text("{}")
+    commit_download(game, files_dir, ["maps/new.map"], b"version=3\n")
+    assert (game / "maps" / "new.map").read_bytes() == b"map"
+    assert not (game / ".lanpeer.part").exists()
+    with pytest.raises(ConflictError, match="staged inside"):
+        commit_download(game, tmp_path, ["x"], b"version=4\n")
+
+
+def test_commit_ignores_a_users_markerless_local_dirs(tmp_path: Path) -> None:
+    game = make_game(tmp_path / "quake", "1.0")
+    (game / ".local.backup").mkdir()
+    (game / ".local.backup" / "users-file").write_text("keep")
+    _stage_download(game, {"data1.eti": b"new"})
+    commit_download(game, game / ".lanpeer.part", ["data1.eti"], b"version=2\n")
+    assert (game / ".local.backup" / "users-file").read_text() == "keep"
+    assert (game / "version.ini").read_bytes() == b"version=2\n"

@@ -37,6 +37,7 @@ async def open_library(
         library = GameLibrary(roots, kwargs.pop("state_dir", state_dir), **kwargs)
         await library.start()
         opened.append(library)
+        await library.wait_watching()
         return library
 
     yield factory
