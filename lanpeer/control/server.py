@@ -256,7 +256,9 @@ def prepare_socket_dir(directory: Path) -> None:
             "remove it or pass --socket in a dir you own"
         )
     if stat.S_IMODE(info.st_mode) & 0o077:
-        log.warning("control socket dir %s is not private (mode %o)", directory, info.st_mode)
+        log.warning(
+            "control socket dir %s is not private (mode %o)", directory, stat.S_IMODE(info.st_mode)
+        )
 
 
 def take_instance_lock(socket_path: Path) -> int:
