@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from lanpeer.errors import (
     BadArchiveError,
     DiskFullError,
     EncryptedArchiveError,
+    InstallCancelled,
     UnsafeArchiveError,
 )
 from lanpeer.install.names import NameRegistry, entry_name_problem, split_entry_name
@@ -82,11 +84,13 @@ def extract_archive(
     limits: ExtractLimits | None = None,
     *,
     names: NameRegistry | None = None,
+    cancel: threading.Event | None = None,
 ) -> ExtractStats:
     """Extract ``archive`` (format by content) into the existing directory ``dest``.
 
     Pass one ``names`` registry to several calls that fill the same ``dest`` so duplicates and
-    case collisions across archives are refused too. Raises UnsafeArchiveError (or its
+    case collisions across archives are refused too. Setting ``cancel`` stops the extraction
+    at the next block with InstallCancelled. Raises UnsafeArchiveError (or its
     subclasses), BadArchiveError or DiskFullError.
     """
     limits = limits or ExtractLimits()
@@ -99,6 +103,7 @@ def extract_archive(
         with _open_reader(archive_fd) as reader, StagingDir(dest) as staging:
             run = _Extraction(reader, staging, limits, stats, budget, by_free_space)
             run.names = names if names is not None else NameRegistry()
+            run.cancel = cancel
             for entry in reader:
                 run.add(entry)
             stats.format_name = _text(reader.format_name)
@@ -192,9 +197,11 @@ class _Extraction:
     budget: int
     by_free_space: bool
     names: NameRegistry = field(default_factory=NameRegistry)
+    cancel: threading.Event | None = None
     entries: int = 0
 
     def add(self, entry: Any) -> None:
+        self._charge(0, 0, 0, entry.pathname)  # the cancel check; no bytes yet
         self.entries += 1
         if self.entries > self.limits.max_entries:
             raise ArchiveBombError(f"archive has more than {self.limits.max_entries} entries")
@@ -240,7 +247,10 @@ class _Extraction:
         archive_p, block, size, offset = self.reader._pointer, *_block_out_params()
         consumed_at_start, position = self.reader.bytes_read, 0
         refs = ctypes.byref(block), ctypes.byref(size), ctypes.byref(offset)
-        while ffi.read_data_block(archive_p, *refs) != ffi.ARCHIVE_EOF:
+        while (status := ffi.read_data_block(archive_p, *refs)) != ffi.ARCHIVE_EOF:
+            if status != ffi.ARCHIVE_OK:  # libarchive-c only logs ARCHIVE_WARN (e.g. bad CRC)
+                problem = _text(ffi.error_string(archive_p))
+                raise BadArchiveError(f"entry {name!r} could not be read: {problem}")
             if offset.value < position:
                 raise BadArchiveError(f"entry {name!r} has overlapping data blocks")
             end = offset.value + size.value
@@ -256,6 +266,8 @@ class _Extraction:
             os.ftruncate(fd, declared)
 
     def _charge(self, n: int, written: int, consumed: int, name: str) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise InstallCancelled(f"cancelled while extracting {name!r}; rolled back")
         self.stats.bytes_written += n
         total, limits = self.stats.bytes_written, self.limits
         if total > self.budget:

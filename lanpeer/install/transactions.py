@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,22 +39,28 @@ from lanpeer.install.recovery import drop_empty_game_dir, finish_remove, log, re
 PAYLOAD_SUFFIX = ".eti"
 
 
-def install_game(game_dir: Path, limits: ExtractLimits | None = None) -> None:
-    """Extract every root ``.eti`` archive (name order) into ``local/``."""
+def install_game(
+    game_dir: Path, limits: ExtractLimits | None = None, *, cancel: threading.Event | None = None
+) -> None:
+    """Extract every root ``.eti`` archive (name order) into ``local/``. Setting ``cancel``
+    during extraction rolls back (InstallCancelled); after it, the install completes."""
     paths = GamePaths(game_dir)
     archives = _require_ready(paths, installed=False)
     with transaction(paths, IntentRecord(Intent.INSTALLING)):
-        _extract_to_staging(paths, archives, limits)
+        _extract_to_staging(paths, archives, limits, cancel)
         _promote_staging(paths)
 
 
-def update_game(game_dir: Path, limits: ExtractLimits | None = None) -> None:
-    """Replace ``local/`` with a fresh extraction; a failure restores the previous one."""
+def update_game(
+    game_dir: Path, limits: ExtractLimits | None = None, *, cancel: threading.Event | None = None
+) -> None:
+    """Replace ``local/`` with a fresh extraction; a failure or a cancel during extraction
+    restores the previous one."""
     paths = GamePaths(game_dir)
     archives = _require_ready(paths, installed=True)
     with transaction(paths, IntentRecord(Intent.UPDATING)):
         _move_to_backup(paths)
-        _extract_to_staging(paths, archives, limits)
+        _extract_to_staging(paths, archives, limits, cancel)
         _promote_staging(paths)
         fsops.rmtree(paths.backup)
         fsops.fsync_dir(paths.game_dir)
@@ -178,13 +185,16 @@ def _move_to_backup(paths: GamePaths) -> None:
 
 
 def _extract_to_staging(
-    paths: GamePaths, archives: list[Path], limits: ExtractLimits | None
+    paths: GamePaths,
+    archives: list[Path],
+    limits: ExtractLimits | None,
+    cancel: threading.Event | None,
 ) -> None:
     fsops.mkdir(paths.staging)
     mark_owned(paths.staging)
     names = NameRegistry()  # one namespace: archives must not collide with each other
     for archive in archives:
-        extract_archive(archive, paths.staging, limits, names=names)
+        extract_archive(archive, paths.staging, limits, names=names, cancel=cancel)
     _fsync_tree(paths.staging)
 
 

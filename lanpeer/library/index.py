@@ -2,21 +2,27 @@
 
 Owns the schema and every SQL statement: per-game records (fingerprint, states, version, size,
 manifest_hash), per-file chunk hashes keyed by (path, size, mtime_ns, inode), root facts and the
-persisted advertised library. Safe to call from any thread (one connection behind a lock).
-Never touches game files; callers run the heavy calls off the event loop.
+persisted advertised library (rev, snapshot, delta history). Safe to call from any thread (one
+connection behind a lock). Never touches game files; callers run the heavy calls off the loop.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanpeer_proto.errors import ProtocolError
+
 from lanpeer.errors import LanpeerError
 from lanpeer.library.disk import FileStat
 from lanpeer.library.manifest import FileHashes
+from lanpeer.library.revisions import RevisionLog
+
+log = logging.getLogger(__name__)
 
 INDEX_FILE = "library.sqlite3"
 _HASH = 32
@@ -33,6 +39,9 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (game_id, path));
 CREATE TABLE IF NOT EXISTS roots (root TEXT PRIMARY KEY, was_mount INTEGER NOT NULL);
 """
+_REV_KEY = "advertised"
+_REV_NUMBER_KEY = "library_rev"
+_HISTORY_KEY = "history"
 _PUT_GAME = "INSERT OR REPLACE INTO games VALUES (?,?,?,?,?,?,?,?)"
 
 
@@ -132,6 +141,30 @@ class LibraryIndex:
             self._db.execute("DELETE FROM files WHERE game_id = ?", (record.game_id,))
             self._db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?)", rows)
             self._db.execute(_PUT_GAME, _game_row(record))
+
+    def load_revisions(self, history: int) -> RevisionLog:
+        """The persisted advertised library; if unreadable, at least its rev (never goes back)."""
+        persisted = self.get_meta(_REV_KEY)
+        rev = int.from_bytes(self.get_meta(_REV_NUMBER_KEY) or b"", "big")
+        if persisted is None:
+            return RevisionLog(rev, history=history)
+        try:
+            revisions = RevisionLog.from_bytes(persisted, history)
+        except (ProtocolError, TypeError) as exc:
+            log.warning("persisted library unreadable (%s); continuing from rev %d", exc, rev)
+            return RevisionLog(rev, history=history)
+        revisions.restore_history(self.get_meta(_HISTORY_KEY) or b"")
+        return revisions
+
+    def save_revisions(self, revisions: RevisionLog) -> None:
+        """Rev, advertised snapshot and delta history, in one transaction."""
+        self.set_meta(
+            {
+                _REV_KEY: revisions.to_bytes(),
+                _REV_NUMBER_KEY: revisions.rev.to_bytes(8, "big"),
+                _HISTORY_KEY: revisions.history_to_bytes(),
+            }
+        )
 
     def get_meta(self, key: str) -> bytes | None:
         with self._lock:

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from lanpeer_proto.errors import ErrorCode, ProtocolError
+from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import GameSummary, LibraryDelta, Manifest
 from lanpeer_proto.paths import is_game_id, path_problem
 
@@ -26,33 +26,30 @@ from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from lanpeer.library import scanner
 from lanpeer.library.catalog import CatalogEntry, add_entry, catalog_stamp, load_catalog
 from lanpeer.library.errors import CatalogError, ServeRefused
+from lanpeer.library.events import (
+    EVENT_QUEUE_SIZE,
+    CatalogChanged,
+    EventQueue,
+    GameChanged,
+    LibraryEvent,
+    ScanAll,
+)
 from lanpeer.library.hashing import GameHasher
 from lanpeer.library.index import GameRecord, LibraryIndex
 from lanpeer.library.revisions import DEFAULT_HISTORY, RevisionLog
 from lanpeer.library.serving import ServedFiles
 from lanpeer.library.state import LibraryState, LocalGame
-from lanpeer.library.watcher import (
-    CatalogChanged,
-    GameChanged,
-    LibraryEvent,
-    LibraryWatcher,
-    ScanAll,
-)
+from lanpeer.library.watcher import LibraryWatcher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: SPEC §6: a full fallback scan every 300 s catches what the watcher missed.
 FULL_SCAN_INTERVAL = 300.0
-#: Enough for a burst of changes in many games; on overflow one full scan replaces them all.
-EVENT_QUEUE_SIZE = 1024
 #: Lets a burst of writes to one game settle into one rescan.
 DEBOUNCE_SECONDS = 0.2
 #: Coalesces the rev bumps of a burst of hashed games into one (and one push to peers).
 PUBLISH_DELAY = 0.05
-_REV_KEY = "advertised"
-_REV_NUMBER_KEY = "library_rev"
-_HISTORY_KEY = "history"
 
 
 class GameLibrary:
@@ -83,8 +80,7 @@ class GameLibrary:
         self._rescans: dict[str, asyncio.Future[None]] = {}
         self._rescan_pending: set[str] = set()
         self._listeners: list[Callable[[int], None]] = []
-        self._events: asyncio.Queue[LibraryEvent] = asyncio.Queue(event_queue_size)
-        self._queued: set[LibraryEvent] = set()
+        self._events = EventQueue(event_queue_size)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._write_lock = asyncio.Lock()
         self._scan_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-scan")
@@ -125,7 +121,7 @@ class GameLibrary:
         )
         self._served = ServedFiles(index, lambda game_id: self._post(GameChanged(game_id)))
         self._state.records = await self._in_scan_thread(index.load_games)
-        self._revlog = await self._in_scan_thread(self._load_revlog, index)
+        self._revlog = await self._in_scan_thread(index.load_revisions, self._history)
         await self.rescan()
         if self._watch:
             self._watcher = LibraryWatcher(
@@ -154,20 +150,6 @@ class GameLibrary:
         if self._index is not None:
             self._index.close()
             self._index = None
-
-    def _load_revlog(self, index: LibraryIndex) -> RevisionLog:
-        """The persisted advertised library; if unreadable, at least its rev (never goes back)."""
-        persisted = index.get_meta(_REV_KEY)
-        rev = int.from_bytes(index.get_meta(_REV_NUMBER_KEY) or b"", "big")
-        if persisted is None:
-            return RevisionLog(rev, history=self._history)
-        try:
-            revlog = RevisionLog.from_bytes(persisted, self._history)
-        except (ProtocolError, TypeError) as exc:
-            log.warning("persisted library unreadable (%s); continuing from rev %d", exc, rev)
-            return RevisionLog(rev, history=self._history)
-        revlog.restore_history(index.get_meta(_HISTORY_KEY) or b"")
-        return revlog
 
     async def _start_watcher(self, watcher: LibraryWatcher) -> None:
         """Set up inotify watches off the startup path, then scan once for what they missed."""
@@ -233,14 +215,7 @@ class GameLibrary:
             self._publish_timer = None
         if not self._revlog.apply(self._state.advertised()):
             return
-        index, _, _ = self._started()
-        index.set_meta(  # a few small rows, one transaction, on the loop
-            {
-                _REV_KEY: self._revlog.to_bytes(),
-                _REV_NUMBER_KEY: self._revlog.rev.to_bytes(8, "big"),
-                _HISTORY_KEY: self._revlog.history_to_bytes(),
-            }
-        )
+        self._started()[0].save_revisions(self._revlog)  # a few small rows, on the loop
         for callback in list(self._listeners):
             try:
                 callback(self._revlog.rev)
@@ -414,33 +389,18 @@ class GameLibrary:
     # -- events ------------------------------------------------------------------------------
 
     def _post(self, event: LibraryEvent) -> None:
-        """Queue an event (on the loop); duplicates coalesce, overflow becomes one full scan."""
+        """Queue an event (on the loop) unless its game is busy or already being rescanned."""
         if isinstance(event, GameChanged):
             if event.game_id in self._state.busy:
                 return  # gated: the operation's owner rescans when it ends
             if event.game_id in self._rescans:
                 self._rescan_pending.add(event.game_id)
                 return
-        if event in self._queued:
-            return
-        try:
-            self._events.put_nowait(event)
-        except asyncio.QueueFull:
-            log.warning("library event queue full; scanning all roots instead")
-            self._queued.clear()
-            while not self._events.empty():
-                self._events.get_nowait()
-            event = ScanAll("event queue overflow")
-            self._events.put_nowait(event)
-        self._queued.add(event)
+        self._events.put(event)
 
     async def _consume_events(self) -> None:
         while True:
-            batch = [await self._events.get()]
-            await asyncio.sleep(self._debounce)
-            while not self._events.empty():
-                batch.append(self._events.get_nowait())
-            self._queued.difference_update(batch)
+            batch = await self._events.wait_batch(self._debounce)
             try:
                 await self._handle(batch)
             except Exception:  # the worker must outlive any one bad game dir
@@ -469,7 +429,7 @@ class GameLibrary:
         """Mark ``game_id`` busy for the duration of ``with`` / ``async with``.
 
         Busy games are not served or advertised and their watcher events are dropped. On exit
-        the game is rescanned: awaited with ``async with``, queued with plain ``with``.
+        the game is rescanned: awaited with ``async with``, started (not awaited) with ``with``.
         """
         return GameOperation(self, game_id)
 
@@ -523,7 +483,7 @@ class GameOperation:
 
     def __exit__(self, *exc: object) -> None:
         self._library._end(self.game_id)
-        self._library._post(GameChanged(self.game_id))
+        self._library._spawn(self._library.rescan(self.game_id))  # now, not after the debounce
 
     async def __aenter__(self) -> GameOperation:
         return self.__enter__()

@@ -13,7 +13,6 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from lanpeer_proto.paths import RESERVED_NAMES, is_game_id
@@ -21,26 +20,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from lanpeer.library.disk import LOCAL_DIR
+from lanpeer.library.events import CatalogChanged, GameChanged, LibraryEvent, ScanAll
 
 _JOIN_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class GameChanged:
-    game_id: str
-
-
-@dataclass(frozen=True)
-class CatalogChanged:
-    pass
-
-
-@dataclass(frozen=True)
-class ScanAll:
-    reason: str
-
-
-LibraryEvent = GameChanged | CatalogChanged | ScanAll
 
 
 class LibraryWatcher(FileSystemEventHandler):

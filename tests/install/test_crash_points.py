@@ -168,6 +168,7 @@ def test_sigkill_at_every_step_recovers_to_old_or_new(
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_eio_at_every_step_aborts_and_converges(scenario: Scenario, tmp_path: Path) -> None:
     template, old, new = _old_and_new(scenario, tmp_path)
+    failed_points = 0
     for k in range(1, MAX_STEPS):
         game = _fresh_copy(template, tmp_path, k)
         seen: list[str] = []
@@ -185,3 +186,5 @@ def test_eio_at_every_step_aborts_and_converges(scenario: Scenario, tmp_path: Pa
             fsops.set_step_hook(None)
         _assert_converged(game, old, new, k)
         shutil.rmtree(game.parent)
+        failed_points = k
+    print(f"{scenario.name}: EIO injected at {failed_points} steps")

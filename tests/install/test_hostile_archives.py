@@ -3,6 +3,7 @@ staging changes. Bombs stop at the byte budget; a full disk gives DiskFullError.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import stat
 import struct
@@ -314,3 +315,62 @@ def test_collisions_across_archives_of_one_game_are_refused(
     with pytest.raises(UnsafeArchiveError):
         install_game(game)
     assert tree_digest(game) == before
+
+
+def _bad_crc_zip(path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.bin", content("crc", 50_000))
+    raw = bytearray(buffer.getvalue())
+    local, central = raw.find(b"PK\x03\x04"), raw.find(b"PK\x01\x02")
+    raw[local + 14] ^= 0xFF
+    raw[central + 16] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def _truncated_tar_gz(path: Path) -> None:
+    write_tar(path, {"big.bin": content("trunc", 200_000)})
+    path.write_bytes(path.read_bytes()[:-30_000])
+
+
+@pytest.mark.parametrize("build", [_bad_crc_zip, _truncated_tar_gz], ids=["bad-crc", "truncated"])
+def test_corrupt_archive_rolls_the_install_back(
+    build: Callable[[Path], None], game: Path, tmp_path: Path
+) -> None:
+    build(game / "data2.eti")
+    before = tree_digest(tmp_path)
+    with pytest.raises(BadArchiveError, match="could not be read"):
+        install_game(game)
+    assert tree_digest(tmp_path) == before
+
+
+def _overlapping_zip(path: Path, copies: int) -> None:
+    """Many central-directory entries pointing at one local entry (bamsoftware-style bomb)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a", bytes(8 * MiB))
+    raw = buffer.getvalue()
+    central_at = raw.find(b"PK\x01\x02")
+    end_at = raw.find(b"PK\x05\x06")
+    record = raw[central_at:end_at]
+    name_len = struct.unpack_from("<H", record, 28)[0]
+    assert name_len == 1
+    records = b"".join(
+        record[:28] + struct.pack("<H", 4) + record[30:46] + f"b{i:03d}".encode()
+        for i in range(copies)
+    )
+    end = bytearray(raw[end_at:])
+    struct.pack_into("<HHII", end, 8, copies, copies, len(records), central_at)
+    path.write_bytes(raw[:central_at] + records + bytes(end))
+
+
+def test_overlapping_entries_never_expand_past_the_caps(tmp_path: Path) -> None:
+    """200 names over one 8 MiB entry would be 1.6 GB; libarchive reads the shared local entry
+    once (seen here), and the ratio cap would stop it anyway."""
+    bomb = tmp_path / "overlap.eti"
+    _overlapping_zip(bomb, copies=200)
+    (tmp_path / "out").mkdir()
+    with contextlib.suppress(ArchiveBombError, BadArchiveError):
+        extract_archive(bomb, tmp_path / "out", ExtractLimits(durable=False))
+    written = sum(p.stat().st_size for p in (tmp_path / "out").rglob("*"))
+    assert written <= 100 * bomb.stat().st_size + 16 * MiB

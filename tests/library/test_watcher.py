@@ -135,3 +135,17 @@ async def test_a_root_that_appears_later_is_watched(
     assert _ids(library) == ["a"]
     make_game(late, "b")  # seen by the watcher, no rescan asked
     await watch.wait_until(lambda: _ids(library) == ["a", "b"])
+
+
+@pytest.mark.asyncio
+async def test_watcher_sees_games_moved_in_and_out(
+    root: Path, tmp_path: Path, open_library: OpenLibrary
+) -> None:
+    catalog(root, "moved")
+    outside = make_game(tmp_path / "staging", "moved")
+    library = await open_library([root], watch=True, background_hashing=False)
+    watch = RevWatch(library)
+    outside.rename(root / "moved")
+    await watch.wait_until(lambda: _ids(library) == ["moved"])
+    (root / "moved").rename(tmp_path / "moved-away")
+    await watch.wait_until(lambda: _ids(library) == [])
