@@ -213,3 +213,37 @@ def test_newer_version_on_a_peer_is_an_update(pair: dict[str, Any]) -> None:
     assert updated.lines[-1]["kind"] == "update"
     game = next(g for g in leecher.cli("games").doc if g["id"] == "tiny-tanks")
     assert (game["version"], game["installed"], game["update_available"]) == ("1.1", True, False)
+
+
+def test_sigterm_says_goodbye_and_a_restart_keeps_identity_and_library(
+    pair: dict[str, Any],
+) -> None:
+    """Last in this module: it stops the seeder. Goodbye makes the leecher see peer_down at once
+    (the stale timeout is 45 s); the restarted seeder has the same peer id and library rev."""
+    seeder, leecher = pair["seeder"], pair["leecher"]
+    rev_before = _raw(seeder, cmd="status")["result"]["library_rev"]
+    watch = subprocess.Popen(
+        [PEER_CLI, "--socket", str(leecher.socket), "--json", "watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        _wait_until(
+            "watch subscribed", lambda: _raw(leecher, cmd="status")["result"]["subscribers"]
+        )
+        started = time.monotonic()
+        assert seeder.stop() == 0
+        assert watch.stdout is not None
+        event = json.loads(watch.stdout.readline())
+        assert event == {"event": "peer_down", "peer_id": pair["seeder_id"]}
+        assert time.monotonic() - started < 15
+    finally:
+        watch.kill()
+        watch.communicate(timeout=5)
+    assert not seeder.socket.exists()
+    again = Lanpeerd(seeder.home, name="seeder", port=seeder.port).start()
+    try:
+        status = _raw(again, cmd="status")["result"]
+        assert status["peer_id"] == pair["seeder_id"]
+        assert status["library_rev"] >= rev_before
+    finally:
+        again.kill()
