@@ -145,7 +145,14 @@ def _mdns_check(node: Any, mdns: bool) -> DoctorCheck:
         )
     seen = getattr(node, "own_advert_seen", None)
     if seen is None:
-        return DoctorCheck(name="mdns", status="info", summary="mDNS is on")
+        return DoctorCheck(
+            name="mdns",
+            status="info",
+            summary="mDNS is on (advertising and browsing _lanpeer._udp); whether our own "
+            "advert comes back is not reported by the net part yet",
+            hint="if peers on the LAN stay invisible, multicast may be filtered: "
+            "use --peer HOST:PORT or `peer-cli add-peer`",
+        )
     if seen:
         return DoctorCheck(
             name="mdns", status="ok", summary="our own mDNS advert was seen on the LAN"
