@@ -8,6 +8,7 @@ part fails, the demo says which and exits 1.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import shutil
 import socket
@@ -120,7 +121,13 @@ def free_port() -> int:
 
 
 def main(argv: list[str]) -> int:
-    size = int(argv[argv.index("--size") + 1]) * MIB if "--size" in argv else GAME_SIZE
+    parser = argparse.ArgumentParser(
+        prog="lanpeerd demo",
+        description="Three lanpeerd on this machine (127.0.0.1): a generated game is found, "
+        "downloaded from two seeders, verified and installed; then everything is removed.",
+    )
+    parser.add_argument("--size", type=int, default=GAME_SIZE // MIB, help="game size in MiB")
+    size = parser.parse_args(argv).size * MIB
     with tempfile.TemporaryDirectory(prefix="lanpeer-demo-") as tmp:
         try:
             asyncio.run(run_demo(Path(tmp), size))

@@ -183,3 +183,20 @@ def test_space_and_transfer_checks(tmp_path: Path) -> None:
     assert "--max-download" in doctor.transfer_check(capped, max_download=10 << 20).summary
     single = c.FinishedEvent(game_id="g", ok=True, bytes=100 << 20, seconds=1, peers_used=["A"])
     assert "one source" in doctor.transfer_check(single, None).summary
+
+
+def test_daemon_and_cli_agree_on_the_default_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lanpeer_cli.client import default_socket as cli_default
+
+    from lanpeer.config import default_socket as daemon_default
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    assert daemon_default() == cli_default() == runtime / "lanpeer" / "control.sock"
+    runtime.chmod(0o755)  # not private: both ignore it and fall back to the per-uid tmp dir
+    assert daemon_default() == cli_default() != runtime / "lanpeer" / "control.sock"
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert daemon_default() == cli_default()
