@@ -108,14 +108,28 @@ class World:
 
         return launch
 
-    def start(self, *peers: Peer) -> None:
-        """Start these peers (default: all) at once, then wait until each answers."""
+    def start(self, *peers: Peer, seeders_first: bool = True) -> None:
+        """Start these peers (default: all) and wait until each answers.
+
+        Hosts with a catalog start first and are waited on until they advertise their games
+        (library_rev >= 1): a peer that connects while the seeder's first scan is still
+        running may never learn the seeder's games (see README, known blockers).
+        """
         chosen = list(peers) or self.peers
-        for peer in chosen:
+        seeders = [p for p in chosen if (p.games / "catalog.toml").is_file()]
+        if not seeders_first or len(seeders) == len(chosen):
+            seeders = []
+        self._spawn_and_wait(seeders)
+        for seeder in seeders:
+            seeder.wait_advertising()
+        self._spawn_and_wait([p for p in chosen if p not in seeders])
+
+    def _spawn_and_wait(self, peers: list[Peer]) -> None:
+        for peer in peers:
             if self.discovery == "static":
                 peer.static_peers = [p.listen for p in self.peers if p is not peer]
             peer.spawn()
-        for peer in chosen:
+        for peer in peers:
             peer.wait_ready()
 
     def restart(self, peer: Peer) -> None:
