@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.scenarios import delayline
 from tests.scenarios.harness import Peer
 
 LAB_FILE = Path(__file__).resolve().parents[1] / "netlab" / "lab.py"
@@ -75,6 +76,7 @@ class World:
         self.run_dir = Path(tempfile.mkdtemp(prefix="lps"))  # short: AF_UNIX path limit
         self._readdressed = itertools.count(100)
         self.lab: Any = None
+        self._helpers: list[subprocess.Popen[bytes]] = []
         if self.mode == "netns":
             lab_module = _load_lab()
             assert lab_module is not None
@@ -127,7 +129,9 @@ class World:
     def _spawn_and_wait(self, peers: list[Peer]) -> None:
         for peer in peers:
             if self.discovery == "static":
-                peer.static_peers = [p.listen for p in self.peers if p is not peer]
+                # One direction only (each host dials the hosts added before it): two hosts
+                # dialling each other at once is a separate race (see README, blockers).
+                peer.static_peers = [p.listen for p in self.peers[: self.peers.index(peer)]]
             peer.spawn()
         for peer in peers:
             peer.wait_ready()
@@ -162,6 +166,10 @@ class World:
         """Drop ``percent`` % of frames sent by ``peer`` on the bridge (mDNS spared)."""
         self.lab.loss(self._host(peer), percent)
 
+    def delay(self, peer: Peer, delay_ms: float) -> None:
+        """Delay frames to and from ``peer`` by ``delay_ms`` each way (userspace delay line)."""
+        self._helpers.append(delayline.insert(self.lab, self._host(peer), delay_ms))
+
     def readdress(self, peer: Peer) -> str:
         """Give ``peer`` a new address (daemon must be stopped); returns the new listen."""
         if self.lab is None:
@@ -185,6 +193,9 @@ class World:
         try:
             for peer in self.peers:
                 peer.close()
+            for helper in self._helpers:
+                helper.kill()
+                helper.communicate(timeout=10)
         finally:
             if self.lab is not None:
                 self.lab.down()
