@@ -115,6 +115,7 @@ class ControlSocket:
             refusal = refuse_peer(conn)
             if refusal is not None:
                 log.warning("control client refused: %s", refusal.message)
+                await _read_request_line(reader)  # unread bytes would reset the connection
                 await _send(writer, refusal)
                 return
             while line := await _read_request_line(reader):
@@ -142,11 +143,12 @@ class ControlSocket:
         if stream_for is None:
             await _send(writer, await self._safe_answer(request))
             return True
-        with self._events.subscribe(stream_for[0]) as subscription:
+        game_id, until_finished = stream_for
+        with self._events.subscribe(game_id, only_game=until_finished is not None) as subscription:
             answer = await self._safe_answer(request)
             await _send(writer, answer)
             if isinstance(answer, ResultMessage):
-                await _stream(subscription, stream_for[1], reader, writer)
+                await _stream(subscription, until_finished, reader, writer)
         return False
 
     async def _safe_answer(self, request: Request) -> ResultMessage | ErrorMessage:

@@ -12,13 +12,12 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeGuard
 
 from lanpeer_proto.messages import GameSummary, Manifest
 
-from lanpeer.download.commit import resolve_commit
 from lanpeer.download.operations import (
     DOWNLOAD_LANE,
     GENERAL_LANE,
@@ -26,17 +25,19 @@ from lanpeer.download.operations import (
     OperationQueue,
 )
 from lanpeer.download.progress import OperationStatus, ProgressEvent, eta_seconds
+from lanpeer.download.resolve import ManifestResolver, PeerDirectory, peer_manifest_resolver
 from lanpeer.download.scheduler import NoSourcesError, SchedulerSettings, SourceVersionGone
 from lanpeer.download.sources import SourceDirectory
 from lanpeer.download.staging import PART_DIR, PartDir
 from lanpeer.download.transfer import SPACE_MARGIN, GameDownload, StagedDownload
 from lanpeer.errors import DiskFullError
+from lanpeer.install import commit_download, install_game, update_game
+from lanpeer.library import GameLibrary
 from lanpeer.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.25  # seconds between progress events per operation
-ManifestResolver = Callable[[str], Awaitable[Manifest | None]]
 Installer = Callable[[str, Path], Awaitable[None]]
 Listener = Callable[[ProgressEvent], None]
 
@@ -44,7 +45,7 @@ Listener = Callable[[ProgressEvent], None]
 class DownloadManager:
     def __init__(
         self,
-        library: Any,
+        library: GameLibrary,
         sources: SourceDirectory,
         *,
         download_lanes: int = 2,
@@ -63,7 +64,10 @@ class DownloadManager:
         self.settings = settings
         self.space_margin = space_margin
         self.results: dict[str, GameDownload] = {}  # last transfer per game: counters for summaries
-        self._installer, self._resolver = installer, manifest_resolver
+        if manifest_resolver is None and _is_peer_directory(sources):
+            manifest_resolver = peer_manifest_resolver(sources)
+        self._installer = installer or self._install
+        self._resolver = manifest_resolver
         self._listeners: list[Listener] = []
         self._last_event: dict[str, float] = {}
         self._runner: asyncio.Task[None] | None = None
@@ -141,8 +145,9 @@ class DownloadManager:
         except BaseException:
             await asyncio.to_thread(PartDir(game_dir).close)
             raise
+        summary = summary or self._offered_summary(op.game_id, staged)
         await self._commit_shielded(op, game_dir, staged, summary)
-        if then_install and self._installer is not None:
+        if then_install:
             op.state = "installing"
             self._emit(op, "state")
             await self._installer(op.game_id, game_dir)
@@ -202,12 +207,15 @@ class DownloadManager:
     async def _commit(
         self, game_id: str, game_dir: Path, staged: StagedDownload, summary: GameSummary | None
     ) -> None:
-        commit = resolve_commit()
-        async with self._busy(game_id):
+        async with self.library.operation(game_id):  # not served while files move; rescan on exit
             await asyncio.to_thread(
-                commit, game_dir, staged.part.files_dir, staged.files, staged.version_ini
+                commit_download,
+                game_dir,
+                staged.part.dir,
+                staged.files,
+                staged.version_ini,
+                removed=staged.removed,
             )
-            await asyncio.to_thread(staged.part.remove)
             if summary is not None:
                 self.library.add_catalog_entry(
                     summary.id,
@@ -216,17 +224,22 @@ class DownloadManager:
                     genre=summary.genre,
                     max_players=summary.max_players,
                 )
-        await self.library.rescan(game_id)
 
-    @contextlib.asynccontextmanager
-    async def _busy(self, game_id: str) -> AsyncIterator[None]:
-        cm = self.library.operation(game_id)
-        if hasattr(cm, "__aenter__"):
-            async with cm:
-                yield
-        else:
-            with cm:
-                yield
+    def _offered_summary(self, game_id: str, staged: StagedDownload) -> GameSummary | None:
+        """The catalog entry of a peer offering exactly what was downloaded (SPEC §3)."""
+        if not _is_peer_directory(self.sources):
+            return None
+        for peer in self.sources.peers():
+            game = peer.games.get(game_id)
+            if game is not None and game.manifest_hash == staged.manifest_hash:
+                return game
+        return None
+
+    async def _install(self, game_id: str, game_dir: Path) -> None:
+        """Install (or update) after a download: install's transactions, off the loop."""
+        step = update_game if (game_dir / "local").is_dir() else install_game
+        await asyncio.to_thread(step, game_dir)
+        await self.library.rescan(game_id)
 
     # -- where the game lives ------------------------------------------------------------------
 
@@ -251,7 +264,7 @@ class DownloadManager:
         if not (game_dir / "version.ini").is_file():
             return None
         try:
-            manifest: Manifest = await self.library.wait_manifest(game_id)
+            manifest: Manifest = await self.library.wait_manifest(game_id, for_peer=False)
         except Exception as exc:
             log.info("%s: no manifest of the local version (%s); no delta copy", game_id, exc)
             return None
@@ -318,3 +331,10 @@ class DownloadManager:
     def _on_finished(self, op: Operation) -> None:
         self._last_event.pop(op.game_id, None)
         self._emit(op, "finished")
+
+
+def _is_peer_directory(sources: object) -> TypeGuard[PeerDirectory]:
+    """PeerNode is both the SourceDirectory and the peer table (offers, manifests)."""
+    return callable(getattr(sources, "peers", None)) and callable(
+        getattr(sources, "fetch_manifest", None)
+    )

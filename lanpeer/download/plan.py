@@ -44,6 +44,7 @@ class DownloadPlan:
     manifest: Manifest
     staged: list[ManifestFile]  # files assembled under .lanpeer.part/
     kept: list[str]  # unchanged files of the old version: nothing to do
+    removed: list[str]  # files of the old version the new one does not have
     reusable: dict[bytes, LocalCopy] = field(default_factory=dict)
 
     @property
@@ -99,4 +100,6 @@ def make_plan(manifest: Manifest, old: Manifest | None) -> DownloadPlan:
     for prev in old_files.values():
         for c in file_chunks(prev):
             reusable.setdefault(c.digest, LocalCopy(c.path, c.offset))
-    return DownloadPlan(manifest, staged, kept, reusable)
+    new_paths = {f.path for f in manifest.files}
+    removed = sorted(p for p in old_files if p not in new_paths)
+    return DownloadPlan(manifest, staged, kept, removed, reusable)

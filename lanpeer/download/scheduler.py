@@ -81,6 +81,7 @@ class PeerLane:
     listed: bool = True
     banned: str | None = None  # sent bad bytes: never again in this download
     gone: bool = False  # refused or failed too often: until the source list changes
+    verified: int = 0  # chunks this peer delivered intact
 
     @property
     def peer_id(self) -> str:
@@ -90,8 +91,10 @@ class PeerLane:
         return self.listed and not self.banned and not self.gone and now >= self.retry_at
 
     def depth(self, now: float, chunk_len: int, s: SchedulerSettings) -> int:
-        if self.failures:
-            return s.min_depth // 2 or 1  # failing peers get less
+        if self.failures or not self.verified:
+            # Failing peers get less; a new peer gets one request until it has proven itself
+            # (which also lets its transport set up one connection instead of racing several).
+            return 1
         want = math.ceil(self.window.rate(now) * s.target_latency / max(chunk_len, 1)) + 1
         return max(s.min_depth, min(s.max_depth, want))
 
@@ -224,7 +227,7 @@ class ChunkScheduler:
                 self.lanes[peer_id] = PeerLane(source)
                 continue
             lane = known
-            if lane.source is not source or lane.gone:
+            if lane.source != source or lane.gone:
                 # A new session or a fresh listing: give the peer another chance (bans stay).
                 lane.source, lane.gone, lane.failures, lane.retry_at = source, False, 0, 0.0
 
@@ -256,12 +259,11 @@ class ChunkScheduler:
             and lane not in copies.values()
             and now - self._asked.get(c, now) >= s.endgame_after
         ]
-        return min(overdue, key=lambda c: self._asked[c], default=None)
+        return min(overdue, key=lambda c: self._asked.get(c, now), default=None)
 
     def _start(self, lane: PeerLane, chunk: ChunkRef) -> None:
         task = asyncio.create_task(self._fetch(lane, chunk))
         self._copies.setdefault(chunk, {})[task] = lane
-        self._asked.setdefault(chunk, self._clock())
         self._tasks[task] = (chunk, lane)
         lane.in_flight += 1
         self.stats.requests += 1
@@ -278,6 +280,8 @@ class ChunkScheduler:
     async def _fetch(self, lane: PeerLane, chunk: ChunkRef) -> None:
         if self._limiter is not None:
             await self._limiter.wait_acquire(chunk.length)
+        # Time on the wire only: waiting for the bandwidth cap does not make a chunk overdue.
+        self._asked.setdefault(chunk, self._clock())
         async with asyncio.timeout(self.settings.request_timeout):
             data = await lane.source.fetch_chunk(
                 self.game_id, self.manifest_hash, chunk.path, chunk.offset, chunk.length
@@ -322,6 +326,7 @@ class ChunkScheduler:
         self._remaining.discard(chunk)
         lane.window.add(now, chunk.length)
         lane.failures = 0
+        lane.verified += 1
         self.stats.chunks_fetched += 1
         self.stats.bytes_fetched += chunk.length
         by_peer = self.stats.chunks_by_peer

@@ -7,6 +7,7 @@ protocols and ``SourceSet``, a plain in-memory directory. It never opens sockets
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from lanpeer_proto.errors import ErrorCode
@@ -27,9 +28,9 @@ class ChunkSource(Protocol):
 class SourceDirectory(Protocol):
     """Which peers currently offer a game version, and a way to wait until that changes."""
 
-    def sources_for(self, game_id: str, manifest_hash: bytes) -> list[ChunkSource]: ...
+    def sources_for(self, game_id: str, manifest_hash: bytes) -> Sequence[ChunkSource]: ...
 
-    async def wait_sources_changed(self, timeout: float | None) -> None: ...  # noqa: ASYNC109
+    async def wait_sources_changed(self, timeout: float) -> None: ...  # noqa: ASYNC109
 
 
 #: Refusals that mean "this peer no longer serves this version": stop asking it, no backoff.
@@ -37,9 +38,12 @@ GONE_CODES = frozenset({ErrorCode.NOT_FOUND, ErrorCode.STALE_MANIFEST, ErrorCode
 
 
 def refusal_code(exc: BaseException) -> str | None:
-    """The wire error code an exception carries (net's ChunkRefused, library's ServeRefused)."""
-    code = getattr(exc, "code", None)
-    return str(code) if code is not None else None
+    """The wire error code a refusal carries (net's ChunkRefused, library's ServeRefused)."""
+    for attr in ("wire_code", "code"):
+        code = getattr(exc, attr, None)
+        if isinstance(code, ErrorCode):
+            return code.value
+    return None
 
 
 class SourceSet:

@@ -21,8 +21,10 @@ from lanpeer.download.plan import ChunkRef, chunk_count
 from lanpeer.errors import DiskFullError
 
 PART_DIR = ".lanpeer.part"
-STATE_NAME = "state.json"
-FILES_NAME = "files"
+# Staged files sit at .lanpeer.part/<path> (install's commit_download moves them from there).
+# The resume state and its scratch file use reserved names, which no manifest path can start with.
+STATE_NAME = ".lanpeer.json"
+STATE_TMP = ".lanpeer_owned"
 STATE_FORMAT = 1
 
 
@@ -59,7 +61,6 @@ class PartDir:
 
     def __init__(self, game_dir: Path) -> None:
         self.dir = game_dir / PART_DIR
-        self.files_dir = self.dir / FILES_NAME
         self._sizes: dict[str, int] = {}
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -98,7 +99,7 @@ class PartDir:
         for fd in dirty:
             os.fdatasync(fd)
         doc = {"format": STATE_FORMAT, "manifest_hash": manifest_hash.hex(), "files": bits}
-        tmp = self.dir / (STATE_NAME + ".tmp")
+        tmp = self.dir / STATE_TMP
         try:
             with open(tmp, "w") as f:
                 json.dump(doc, f)
@@ -143,7 +144,7 @@ class PartDir:
             return fd
 
     def _open(self, path: str) -> int:
-        target = self.files_dir / path
+        target = self.dir / path
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
@@ -162,9 +163,6 @@ class PartDir:
         """Create (and size) a staged file even if it has no chunk to write (empty files)."""
         self._fd(path)
 
-    def read_staged(self, path: str) -> bytes:
-        return (self.files_dir / path).read_bytes()
-
     def close(self) -> None:
         """Wait for writes in progress, then close every fd. Later writes are refused."""
         with self._lock:
@@ -182,7 +180,7 @@ class PartDir:
         for fd in fds:
             os.fsync(fd)
         self.close()
-        fsync_tree(self.files_dir)
+        fsync_tree(self.dir)
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -192,7 +190,7 @@ class PartDir:
         total = 0
         for path, size in self._sizes.items():
             try:
-                total += min(size, (self.files_dir / path).stat().st_blocks * 512)
+                total += min(size, (self.dir / path).stat().st_blocks * 512)
             except OSError:
                 continue
         return total

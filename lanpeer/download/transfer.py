@@ -53,7 +53,9 @@ class StagedDownload:
     """What commit needs: staged files (relative paths, without version.ini) and version.ini."""
 
     part: PartDir
+    manifest_hash: bytes
     files: list[str]
+    removed: list[str]  # files of the old version the new one no longer has
     version_ini: bytes
     counters: TransferCounters
 
@@ -109,7 +111,14 @@ class GameDownload:
         await asyncio.to_thread(self._finish)
         version_ini = await asyncio.to_thread(self._version_ini)
         files = [f.path for f in self.plan.staged if f.path != VERSION_INI]
-        return StagedDownload(self.part, files, version_ini, self.counters)
+        return StagedDownload(
+            self.part,
+            self.manifest.manifest_hash,
+            files,
+            self.plan.removed,
+            version_ini,
+            self.counters,
+        )
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -207,6 +216,7 @@ class GameDownload:
         self.counters.bytes_fetched += chunk.length
         self.counters.chunks_fetched += 1
         self.rate.add(time.monotonic(), chunk.length)
+        self._report()
 
     def _mark(self, chunk: ChunkRef) -> None:
         assert self._verified is not None
@@ -235,6 +245,6 @@ class GameDownload:
             raise
 
     def _version_ini(self) -> bytes:
-        staged = self.part.files_dir / VERSION_INI
+        staged = self.part.dir / VERSION_INI
         source = staged if staged.exists() else self.game_dir / VERSION_INI
         return source.read_bytes()

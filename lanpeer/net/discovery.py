@@ -79,7 +79,7 @@ class Discovery:
                 "pv": PROTOCOL_VERSION,
                 "rev": str(rev),
                 "name": self._name[:100],
-            },  # fmt: skip
+            },
             server=f"{label}.local.",
             addresses=[socket.inet_aton(a) for a in self._addresses],
             host_ttl=HOST_TTL,
@@ -136,8 +136,10 @@ class Discovery:
 
 
 def _advert_of(info: AsyncServiceInfo) -> Advert | None:
-    props = {k.decode(errors="replace"): (v or b"").decode(errors="replace")
-             for k, v in info.properties.items()}  # fmt: skip
+    props = {
+        k.decode(errors="replace"): (v or b"").decode(errors="replace")
+        for k, v in info.properties.items()
+    }
     addresses = info.parsed_addresses(IPVersion.V4Only)
     if not addresses or info.port is None or not props.get("id"):
         return None

@@ -77,12 +77,14 @@ def interface_mtu(host: str) -> int:
         return 1500
     if address.is_loopback:
         return 65536
-    local = _local_address_towards(host) if not address.is_unspecified else None
-    for adapter in ifaddr.get_adapters():
-        if local is None or any(ip.ip == local for ip in adapter.ips):
-            mtu = _read_mtu(adapter.name)
-            if mtu and (local is not None or not adapter.name.startswith("lo")):
-                return mtu
+    adapters = ifaddr.get_adapters()
+    if address.is_unspecified:  # a wildcard listener: the smallest LAN interface decides
+        mtus = [_read_mtu(a.name) for a in adapters if a.name != "lo" and a.ips]
+        return min((m for m in mtus if m), default=1500)
+    local = _local_address_towards(host)
+    for adapter in adapters:
+        if any(ip.ip == local for ip in adapter.ips):
+            return _read_mtu(adapter.name) or 1500
     return 1500
 
 
@@ -114,6 +116,7 @@ class QuicStream:
         self._eof = False
         self._failure: str | None = None
         self._readable = asyncio.Event()
+        self._wanted = 1  # bytes the waiting reader needs before waking is worth it
         self._writable = asyncio.Event()
         self._fin_sent = False
 
@@ -124,18 +127,20 @@ class QuicStream:
         if len(self._buffer) > self.conn.settings.max_stream_buffer:
             self._buffer.clear()
             self.abort("receive buffer over its limit")
-        self._readable.set()
+        if len(self._buffer) >= self._wanted or self._eof:
+            self._readable.set()  # wake the reader only when its read can complete
 
     def _fail(self, why: str) -> None:
         self._failure = self._failure or why
         self._readable.set()
         self._writable.set()
 
-    async def _wait_readable(self) -> None:
+    async def _wait_readable(self, wanted: int = 1) -> None:
         if self._failure is not None:
             raise StreamClosed(self._failure)
         if self._eof:
             raise StreamClosed("stream ended early")
+        self._wanted = wanted
         self._readable.clear()
         await self._readable.wait()
 
@@ -154,7 +159,7 @@ class QuicStream:
 
     async def read_exactly(self, count: int) -> bytes:
         while len(self._buffer) < count:
-            await self._wait_readable()
+            await self._wait_readable(count)
         data = bytes(self._buffer[:count])
         del self._buffer[:count]
         return data
@@ -286,8 +291,9 @@ class QuicPeerConnection(QuicConnectionProtocol):
     def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
         if not self.remote_address[0]:
             self.remote_address = (_plain_host(str(addr[0])), int(addr[1]))
-        self._quic.receive_datagram(data if isinstance(data, bytes) else data.encode(), addr,
-                                    now=time.monotonic())  # fmt: skip
+        self._quic.receive_datagram(
+            data if isinstance(data, bytes) else data.encode(), addr, now=time.monotonic()
+        )
         self._process_events()
         self.transmit()
         self._wake_writers()
@@ -444,11 +450,13 @@ async def listen(
     return listener
 
 
-async def dial(host: str, port: int, settings: QuicSettings, timeout: float) -> QuicPeerConnection:
+async def dial(host: str, port: int, settings: QuicSettings, within: float) -> QuicPeerConnection:
     """Connect and finish the TLS handshake; the caller checks the certificate's peer_id."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)  # static peers may be names
+    host = str(infos[0][4][0])
     config = _configuration(True, datagram_size_for(host, settings), settings)
     config.server_name = "lanpeer"
-    loop = asyncio.get_running_loop()
     sock = _udp_socket("::" if ":" in host else "0.0.0.0", 0, settings)
     transport, protocol = await loop.create_datagram_endpoint(
         lambda: QuicPeerConnection(QuicConnection(configuration=config)), sock=sock
@@ -457,7 +465,7 @@ async def dial(host: str, port: int, settings: QuicSettings, timeout: float) -> 
     conn.settings = settings
     conn.remote_address = (host, port)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             conn.connect((host, port))
             await conn.wait_connected()
     except BaseException:

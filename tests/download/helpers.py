@@ -1,7 +1,7 @@
 """Test material for downloads: real game dirs, real manifests, in-process chunk sources.
 
 Sources read real files with ``os.pread``; the fault doubles (corrupt, dying, slow) inject what a
-real peer cannot be made to do on demand. ``DirLibrary`` stands in for GameLibrary until it lands.
+real peer cannot be made to do on demand. The downloading side uses a real GameLibrary.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import contextlib
 import os
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import blake3
@@ -19,10 +19,20 @@ from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import Manifest, ManifestFile
 
 from lanpeer.errors import LanpeerError
+from lanpeer.library import GameLibrary
+from lanpeer.library.manifest import manifest_hash_of
 
 CHUNK = 64 * 1024
-SKIP = {"local", ".lanpeer.part", ".lanpeer.json", ".version.ini.tmp", ".sync",
-        ".softlan_game_installed", ".local.installing", ".local.backup"}
+SKIP = {
+    "local",
+    ".lanpeer.part",
+    ".lanpeer.json",
+    ".version.ini.tmp",
+    ".sync",
+    ".softlan_game_installed",
+    ".local.installing",
+    ".local.backup",
+}
 
 
 def write_game(game_dir: Path, files: dict[str, bytes], version: str = "1.0") -> Path:
@@ -48,20 +58,16 @@ def served_paths(game_dir: Path) -> Iterator[str]:
 
 def manifest_of(game_dir: Path, game_id: str, chunk_size: int = CHUNK) -> Manifest:
     files = []
-    for rel in served_paths(game_dir):
+    for rel in sorted(served_paths(game_dir)):
         data = (game_dir / rel).read_bytes()
-        hashes = [
-            blake3.blake3(data[o : o + chunk_size]).digest() for o in range(0, len(data), chunk_size)
-        ]
-        files.append(ManifestFile(path=rel, size=len(data), chunk_size=chunk_size,
-                                  chunk_hashes=hashes))
-    h = blake3.blake3()
-    for f in files:
-        h.update(f"{f.path}\0{f.size}\0{f.chunk_size}\0".encode())
-        for d in f.chunk_hashes:
-            h.update(d)
+        offsets = range(0, len(data), chunk_size)
+        hashes = [blake3.blake3(data[o : o + chunk_size]).digest() for o in offsets]
+        files.append(
+            ManifestFile(path=rel, size=len(data), chunk_size=chunk_size, chunk_hashes=hashes)
+        )
     version = (game_dir / "version.ini").read_text().split("version=")[1].split()[0]
-    return Manifest(game_id=game_id, version=version, manifest_hash=h.digest(), files=files)
+    draft = Manifest(game_id=game_id, version=version, manifest_hash=bytes(32), files=files)
+    return draft.model_copy(update={"manifest_hash": manifest_hash_of(draft)})
 
 
 def tree_bytes(game_dir: Path) -> dict[str, bytes]:
@@ -143,39 +149,42 @@ class SlowSource(DirSource):
         return await super().fetch_chunk(game_id, manifest_hash, path, offset, length)
 
 
-class DirLibrary:
-    """The few GameLibrary calls downloads make, over real dirs (stand-in until library lands)."""
+class GatedSource(DirSource):
+    """Serves ``serve`` chunks, then holds every request until ``gate`` is set (a paused peer)."""
 
-    def __init__(self, root: Path, chunk_size: int = CHUNK) -> None:
-        self.root = root
-        self.chunk_size = chunk_size
-        self.catalog: dict[str, str] = {}
-        self.busy: set[str] = set()
-        self.calls: list[str] = []
+    def __init__(self, *args: object, serve: int, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.serve = serve
+        self.gate = asyncio.Event()
+        self.holding = asyncio.Event()
+        self.requested = 0
 
-    def game_dir(self, game_id: str) -> Path | None:
-        d = self.root / game_id
-        return d if d.is_dir() else None
+    async def fetch_chunk(
+        self, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
+    ) -> bytes:
+        self.requested += 1
+        if self.requested > self.serve and not self.gate.is_set():
+            self.holding.set()
+            await self.gate.wait()
+        return await super().fetch_chunk(game_id, manifest_hash, path, offset, length)
 
-    def game_dir_for_new(self, game_id: str) -> Path:
-        return self.root / game_id
 
-    async def wait_manifest(self, game_id: str) -> Manifest:
-        return await asyncio.to_thread(manifest_of, self.root / game_id, game_id, self.chunk_size)
+async def wait_for(predicate: Callable[[], bool], limit: float = 10.0) -> None:
+    """Poll a cheap in-memory predicate until true (bounded); for state with no event to await."""
+    async with asyncio.timeout(limit):
+        while not predicate():  # noqa: ASYNC110 - several independent conditions
+            await asyncio.sleep(0.01)
 
-    @contextlib.contextmanager
-    def operation(self, game_id: str) -> Iterator[None]:
-        self.busy.add(game_id)
-        self.calls.append(f"busy {game_id}")
-        try:
-            yield
-        finally:
-            self.busy.discard(game_id)
-            self.calls.append(f"idle {game_id}")
 
-    def add_catalog_entry(self, id: str, name: str, **kw: object) -> None:  # noqa: A002
-        self.catalog[id] = name
-        self.calls.append(f"catalog {id}")
+@contextlib.asynccontextmanager
+async def open_library(root: Path) -> AsyncIterator[GameLibrary]:
+    """A real GameLibrary (SQLite index, catalog) over ``root``; no watcher, hashing on demand."""
+    await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+    lib = GameLibrary([root], root.parent / (root.name + "-state"), watch=False,
+                      background_hashing=False)  # fmt: skip
+    async with lib:
+        yield lib
 
-    async def rescan(self, game_id: str | None = None) -> None:
-        self.calls.append(f"rescan {game_id}")
+
+def in_catalog(lib: GameLibrary, game_id: str) -> bool:
+    return any(g.id == game_id and g.in_catalog for g in lib.local_games())

@@ -30,9 +30,10 @@ async def test_fetch_manifest_and_chunks(tmp_path: Path, bulk: str) -> None:
             offset = index * file.chunk_size
             length = min(file.chunk_size, file.size - offset)
             (source,) = b.sources_for("quake", manifest.manifest_hash)
-            chunk = await source.fetch_chunk("quake", manifest.manifest_hash, file.path, offset,
-                                             length)
+            chunk = await source.fetch_chunk(
+                "quake", manifest.manifest_hash, file.path, offset, length
+            )
             assert blake3.blake3(chunk).digest() == digest
             got += chunk
         assert bytes(got) == content
-        assert bool(b._bulk_clients) == (bulk == "auto")  # noqa: SLF001 - which path was used
+        assert b._fetcher.uses_bulk(a.identity.peer_id) == (bulk == "auto")

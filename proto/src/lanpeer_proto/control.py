@@ -243,6 +243,7 @@ class StatusResult(_Model):
     operations: list[OperationInfo]
     games: Count = 0
     peers: Count = 0
+    subscribers: Count = 0  # clients streaming events (watch, --wait)
     control_version: int = CONTROL_VERSION
     parts: dict[Short, bool] = Field(default_factory=dict)  # which daemon parts are running
 
