@@ -173,7 +173,9 @@ class World:
     def readdress(self, peer: Peer) -> str:
         """Give ``peer`` a new address (daemon must be stopped); returns the new listen."""
         if self.lab is None:
-            peer.address, peer.port = f"127.0.0.{next(self._readdressed) % 200 + 2}", _free_port()
+            # A new port only: lanpeerd dials from an unbound socket, so on loopback the
+            # source address of its connections is 127.0.0.1 whatever --bind says.
+            peer.port = _free_port()
             return peer.listen
         host = self._host(peer)
         new = host.address.rsplit(".", 1)[0] + f".{next(self._readdressed) + host.index}"
