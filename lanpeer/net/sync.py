@@ -8,6 +8,7 @@ Never trusts a peer's games for identity: the table is keyed by the session's pr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Rounds one sync runs while the peer keeps changing; the next announcement starts another.
 MAX_ROUNDS = 8
+#: A sync gives up after this many failed requests in a row, waiting 0.5, 1, 2 s between.
+MAX_FAILURES = 4
+RETRY_DELAY = 0.5
 
 
 class LibrarySync:
@@ -40,22 +44,37 @@ class LibrarySync:
         self.applied: Counter[str] = Counter()
 
     async def wait_synced(self, session: PeerLink, rev: int, digest: bytes) -> None:
-        """Bring our copy to the announced ``digest`` (or give up with a log line)."""
+        """Bring our copy to the announced ``digest`` (or give up with a log line).
+
+        A failed round is retried with backoff over the peer's newest open session, so an
+        announcement coalesced into a failing sync is not lost.
+        """
         peer_id = session.peer_id
         self._wanted[peer_id] = digest
         if peer_id in self._running:
             return  # the running sync re-checks the wanted digest after each round
         self._running.add(peer_id)
         try:
-            for _ in range(MAX_ROUNDS):
-                record = self._table.get(peer_id)
-                if record is None or self._in_step(record):
-                    return
-                await self._sync_once(session, record)
-        except (PeerUnavailable, ChunkRefused) as exc:
-            log.info("%r: library sync failed: %s", session, exc)
+            await self._sync_rounds(peer_id)
         finally:
             self._running.discard(peer_id)
+
+    async def _sync_rounds(self, peer_id: str) -> None:
+        failures = 0
+        for _ in range(MAX_ROUNDS + MAX_FAILURES):
+            record = self._table.get(peer_id)
+            link = record.live_session() if record is not None else None
+            if record is None or link is None or self._in_step(record):
+                return  # gone, disconnected (the next handshake syncs again) or in step
+            try:
+                await self._sync_once(link, record)
+            except (PeerUnavailable, ChunkRefused) as exc:
+                failures += 1
+                if failures >= MAX_FAILURES:
+                    log.warning("%r: library sync failed %d times: %s", link, failures, exc)
+                    return
+                log.info("%r: library sync failed (%s); retrying", link, exc)
+                await asyncio.sleep(RETRY_DELAY * 2 ** (failures - 1))
 
     def _in_step(self, record: PeerRecord) -> bool:
         wanted = self._wanted.get(record.peer_id)

@@ -38,6 +38,7 @@ class DirLibrary:
         self._manifests: dict[str, Manifest] = {}
         self._listeners: list[Callable[[int], None]] = []
         self.forget_history = False
+        self.failing_snapshots = 0  # fault injection: the next N snapshots raise
 
     @property
     def library_digest(self) -> bytes:
@@ -102,6 +103,9 @@ class DirLibrary:
 
     # LibraryView ---------------------------------------------------------------
     def snapshot(self) -> list[GameSummary]:
+        if self.failing_snapshots:
+            self.failing_snapshots -= 1
+            raise RuntimeError("injected: snapshot failed")
         return [g for g in self._games.values() if g.id not in self.busy]
 
     def delta_since(self, rev: int) -> LibraryDelta | None:

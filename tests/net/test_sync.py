@@ -28,3 +28,16 @@ async def test_two_peers_handshake_and_sync(tmp_path: Path) -> None:
         (pb,) = a.peers()
         assert pb.peer_id == b.identity.peer_id
         assert pb.address == b.listen  # Hello.listen_port, not the QUIC source port
+
+
+@pytest.mark.asyncio
+async def test_failed_sync_is_retried(tmp_path: Path) -> None:
+    lib_a = DirLibrary(tmp_path / "a-games")
+    lib_a.add_game("quake", {"quake.bin": b"q" * 100})
+    lib_a.failing_snapshots = 2  # the first two snapshot answers are INTERNAL errors
+    async with (
+        running_node(tmp_path, "alpha", library=lib_a) as a,
+        running_node(tmp_path, "beta", static=[a.listen]) as b,
+    ):
+        await wait_for(b, lambda: any("quake" in p.games for p in b.peers()))
+        assert lib_a.failing_snapshots == 0
