@@ -142,6 +142,7 @@ class QuicStream:
         """Reset both directions; only this stream is affected."""
         self._fail(why)
         self.conn.abort_stream(self.stream_id, send=not self._fin_sent, receive=not self._eof)
+        self.conn.forget(self.stream_id)
 
     def close(self) -> None:
         """Finish our side (FIN) and stop receiving; safe to call twice."""
