@@ -135,7 +135,11 @@ class QuicStream:
                 raise StreamClosed(self._failure)
 
     def _credit_changed(self) -> None:
-        self._writable.set()
+        """Wake a waiting writer only once its stream is back under its credit."""
+        if self._writable.is_set():
+            return
+        if self.conn.unacked(self.stream_id) <= self.conn.settings.stream_credit:
+            self._writable.set()
 
     # ending ------------------------------------------------------------------
     def abort(self, why: str) -> None:
