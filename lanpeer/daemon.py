@@ -10,10 +10,10 @@ A part that is not built into this tree is reported as missing and its commands 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -21,10 +21,10 @@ from lanpeer_proto.control import LibraryChangedEvent
 
 from lanpeer.config import DaemonConfig
 from lanpeer.control import views
-from lanpeer.control.commands import ControlCommands, Parts
+from lanpeer.control.commands import ControlCommands, Parts, choose_offer
 from lanpeer.control.events import EventHub
-from lanpeer.control.lane import TransactionLane
 from lanpeer.control.server import ControlSocket
+from lanpeer.errors import LanpeerError
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,7 @@ class Daemon:
         self.events = EventHub()
         self.parts = Parts(config=config, events=self.events)
         self._stopping = asyncio.Event()
-        self.lane = TransactionLane(self.events, self._game_operation)
-        self.commands = ControlCommands(self.parts, self.lane, self.stop)
+        self.commands = ControlCommands(self.parts, self.stop)
         self.control = ControlSocket(config.socket, self.commands.answer, self.events)
 
     def stop(self) -> None:
@@ -71,7 +70,9 @@ class Daemon:
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.control.serve()), group.create_task(self.lane.run())]
+            tasks = [group.create_task(self.control.serve())]
+            if self.parts.downloads is not None:
+                tasks.append(group.create_task(self.parts.downloads.run()))
             log.info("lanpeerd %s ready (control socket %s)", self.config.name, self.config.socket)
             stopping = group.create_task(self._stopping.wait())
             await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -109,12 +110,14 @@ class Daemon:
         )
 
     async def _start_net(self, stack: AsyncExitStack) -> None:
-        net = import_part(self.parts, "node", "lanpeer.net")
+        net = import_part(self.parts, "node", "lanpeer.net.node")
         if net is None or self.parts.library is None:
             if net is not None:
                 self.parts.missing["node"] = "the peer node needs the library part"
             return
-        self.parts.identity = net.Identity.load_or_create(self.config.state)
+        self.parts.identity = importlib.import_module(
+            "lanpeer.net.identity"
+        ).Identity.load_or_create(self.config.state)
         node = net.PeerNode(
             self.parts.identity,
             self.parts.library,
@@ -127,7 +130,13 @@ class Daemon:
             bulk=self.config.bulk,
             upload_limiter=_limiter(self.config.max_upload),
         )
-        self.parts.node = await stack.enter_async_context(node)
+        try:
+            self.parts.node = await stack.enter_async_context(node)
+        except OSError as exc:
+            raise LanpeerError(
+                f"cannot listen on {self.config.bind}:{self.config.port}: {exc.strerror}; "
+                "another lanpeerd or program may use that port: pick one with --port"
+            ) from exc
         node.add_listener(self._on_peer_event)
 
     async def _start_downloads(self, stack: AsyncExitStack) -> None:
@@ -141,20 +150,32 @@ class Daemon:
             self.parts.node,
             download_lanes=self.config.download_lanes,
             max_download=self.config.max_download,
+            installer=self._install_downloaded if self.parts.install else None,
+            manifest_resolver=self._newest_manifest,
         )
-        if hasattr(downloads, "__aenter__"):
-            downloads = await stack.enter_async_context(downloads)
-        self.parts.downloads = downloads
+        self.parts.downloads = downloads  # runs in our task group (see _serve)
         downloads.add_listener(lambda event: self.events.publish(views.download_event(event)))
 
     def _on_peer_event(self, event: Any) -> None:
-        control_event = views.peer_event(event)
+        control_event = views.peer_event(event, self.parts.node.peers())
         if control_event is not None:
             self.events.publish(control_event)
 
-    def _game_operation(self, game_id: str) -> contextlib.AbstractContextManager[Any]:
-        library = self.parts.library
-        return library.operation(game_id) if library is not None else contextlib.nullcontext()
+    async def _install_downloaded(self, game_id: str, game_dir: Path) -> None:
+        """After a download: install, or update when local/ is already there."""
+        install = self.parts.need("install")
+        run = install.update_game if (game_dir / "local").is_dir() else install.install_game
+        async with self.parts.library.operation(game_id):
+            await asyncio.to_thread(run, game_dir)
+
+    async def _newest_manifest(self, game_id: str) -> Any:
+        """The manifest connected peers now offer for ``game_id`` (None: nobody offers it)."""
+        node = self.parts.node
+        try:
+            peer_id, _summary = choose_offer(node.peers(), game_id, None)
+            return await node.fetch_manifest(peer_id, game_id)
+        except LanpeerError:
+            return None
 
 
 def _limiter(rate: int | None) -> Any:

@@ -71,3 +71,9 @@ class AlreadyRunningError(LanpeerError):
     """Another lanpeerd holds the control socket's lock."""
 
     code = "already_running"
+
+
+class InstallCancelled(LanpeerError):
+    """An install or update was cancelled during extraction and rolled back."""
+
+    code = "cancelled"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -114,12 +115,14 @@ def _run(daemon: Daemon) -> None:
             loop.add_signal_handler(signum, daemon.stop)
         await daemon.run()
 
-    try:
+    if os.environ.get("LANPEER_UVLOOP") == "1":
+        # Opt-in: uvloop has no loop.sock_sendfile, which the TCP bulk path uses, and gains
+        # little unless aioquic is fed time.monotonic() (research/perf-baseline.md).
         import uvloop
-    except ImportError:
-        asyncio.run(amain())
-    else:
+
         uvloop.run(amain())
+    else:
+        asyncio.run(amain())
 
 
 def _setup_logging(verbose: bool) -> None:

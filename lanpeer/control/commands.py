@@ -7,10 +7,12 @@ before anything starts (unknown game -> exit 4, busy game -> exit 5). Never touc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -46,7 +48,6 @@ from lanpeer import doctor
 from lanpeer.config import DaemonConfig
 from lanpeer.control import views
 from lanpeer.control.events import EventHub
-from lanpeer.control.lane import Transaction, TransactionLane, game_dir_of
 from lanpeer.errors import (
     ConflictError,
     LanpeerError,
@@ -85,11 +86,8 @@ class Parts:
 class ControlCommands:
     """Answers every control request; each ``LanpeerError`` becomes an error line upstream."""
 
-    def __init__(
-        self, parts: Parts, lane: TransactionLane, request_stop: Callable[[], None]
-    ) -> None:
+    def __init__(self, parts: Parts, request_stop: Callable[[], None]) -> None:
         self._parts = parts
-        self._lane = lane
         self._request_stop = request_stop
         self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
             StatusRequest: self.status,
@@ -128,6 +126,7 @@ class ControlCommands:
             operations=self.operations(),
             games=len(library.local_games()) if library else 0,
             peers=len(node.peers()) if node else 0,
+            subscribers=parts.events.subscriber_count,
             parts=parts.available(),
         )
 
@@ -147,7 +146,7 @@ class ControlCommands:
     def operations(self) -> list[OperationInfo]:
         downloads = self._parts.downloads
         active = list(downloads.operations()) if downloads else []
-        return [views.operation_info(op) for op in [*active, *self._lane.operations()]]
+        return [views.operation_info(op) for op in active]
 
     async def watch(self, _request: WatchRequest) -> AcceptedResult:
         return AcceptedResult(message="watching daemon events")
@@ -158,16 +157,15 @@ class ControlCommands:
     # ------------------------------------------------------------------ commands that act
 
     async def download(self, request: DownloadRequest) -> AcceptedResult:
-        library = self._parts.need("library")
+        self._parts.need("library")
         node = self._parts.need("node")
         downloads = self._parts.need("downloads")
         self._refuse_if_busy(request.game_id)
         peer_id, summary = choose_offer(node.peers(), request.game_id, request.version)
         manifest = await node.fetch_manifest(peer_id, request.game_id)
-        library.add_catalog_entry(
-            summary.id, summary.name, summary.description, summary.genre, summary.max_players
+        operation = downloads.submit_download(
+            request.game_id, manifest, request.install, summary=summary
         )
-        operation = downloads.submit_download(request.game_id, manifest, request.install)
         log.info("download of %s %s queued", request.game_id, summary.version)
         return AcceptedResult(
             message=f"download of {request.game_id} {summary.version} queued",
@@ -180,28 +178,31 @@ class ControlCommands:
     ) -> AcceptedResult:
         library = self._parts.need("library")
         install = self._parts.need("install")
+        downloads = self._parts.need("downloads")  # its general lane runs transactions
         game = self._local_game(request.game_id)
         _check_transaction(request.cmd, game)
-        self._refuse_if_busy(request.game_id)
-        game_dir = game_dir_of(library, request.game_id)
+        game_dir = Path(library.game_dir(request.game_id))
         run: Callable[[], Any] = {
             "install": partial(install.install_game, game_dir),
             "update": partial(install.update_game, game_dir),
             "uninstall": partial(install.uninstall_game, game_dir),
             "remove": partial(install.remove_game, list(self._parts.config.games), game_dir),
         }[request.cmd]
-        transaction = self._lane.submit(Transaction(request.game_id, request.cmd, run))
+
+        async def job() -> None:
+            async with library.operation(request.game_id):
+                await asyncio.to_thread(run)
+
+        operation = downloads.submit_job(request.game_id, request.cmd, job)
         return AcceptedResult(
             message=f"{request.cmd} of {request.game_id} queued",
             game_id=request.game_id,
-            operation=views.operation_info(transaction),
+            operation=_maybe_info(operation),
         )
 
     async def cancel(self, request: CancelRequest) -> AcceptedResult:
-        downloads = self._parts.downloads
-        if downloads and any(op.game_id == request.game_id for op in downloads.operations()):
-            await _maybe_await(downloads.cancel(request.game_id))
-        elif not self._lane.cancel(request.game_id):
+        downloads = self._parts.need("downloads")
+        if not await downloads.cancel(request.game_id):
             raise UnknownGameError(
                 f"{request.game_id} has no queued or running operation to cancel"
             )
@@ -219,7 +220,7 @@ class ControlCommands:
 
     async def add_peer(self, request: AddPeerRequest) -> AcceptedResult:
         node = self._parts.need("node")
-        await _maybe_await(node.add_static_peer(request.host, request.port))
+        node.add_static_peer(request.host, request.port)
         return AcceptedResult(
             message=f"dialling {views.format_address((request.host, request.port))}"
         )
@@ -284,13 +285,5 @@ def _check_transaction(command: str, game: Any) -> None:
 
 
 def _maybe_info(operation: Any) -> OperationInfo | None:
-    try:
-        return views.operation_info(operation)
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-async def _maybe_await(value: Any) -> Any:
-    if hasattr(value, "__await__"):
-        return await value
-    return value
+    status = getattr(operation, "status", None)
+    return views.operation_info(status(None)) if callable(status) else None

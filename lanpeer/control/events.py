@@ -18,16 +18,25 @@ SUBSCRIBER_QUEUE = 1024
 
 
 class Subscription:
-    """The events one client receives; ``game_id`` filters game events (peer events pass)."""
+    """The events one client receives.
 
-    def __init__(self, game_id: str | None, maxsize: int = SUBSCRIBER_QUEUE) -> None:
+    ``game_id`` keeps only that game's events; peer and library events still pass unless
+    ``only_game`` (a ``--wait`` stream shows one operation and nothing else).
+    """
+
+    def __init__(
+        self, game_id: str | None, only_game: bool = False, maxsize: int = SUBSCRIBER_QUEUE
+    ) -> None:
         self.game_id = game_id
+        self.only_game = only_game
         self.lagged = False
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
 
     def offer(self, event: Event) -> None:
-        if self.game_id is not None and getattr(event, "game_id", self.game_id) != self.game_id:
-            return
+        if self.game_id is not None:
+            default = None if self.only_game else self.game_id
+            if getattr(event, "game_id", default) != self.game_id:
+                return
         if self._queue.full():
             dropped = self._queue.get_nowait()
             self.lagged |= not isinstance(dropped, ProgressEvent)
@@ -44,6 +53,10 @@ class EventHub:
         self._subscribers: set[Subscription] = set()
         self.recent_finished: list[FinishedEvent] = []  # for doctor: recent transfer rates
 
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
     def publish(self, event: Event) -> None:
         if isinstance(event, FinishedEvent):
             self.recent_finished = [*self.recent_finished[-19:], event]
@@ -51,8 +64,10 @@ class EventHub:
             subscriber.offer(event)
 
     @contextmanager
-    def subscribe(self, game_id: str | None = None) -> Iterator[Subscription]:
-        subscription = Subscription(game_id)
+    def subscribe(
+        self, game_id: str | None = None, only_game: bool = False
+    ) -> Iterator[Subscription]:
+        subscription = Subscription(game_id, only_game)
         self._subscribers.add(subscription)
         try:
             yield subscription

@@ -90,6 +90,11 @@ def _game_entry(game_id: str, game: Any, offers: list[tuple[str, Any]], busy: bo
         peers=sorted(peer_id for peer_id, _ in offers),
         newest_version=newest_version,
         update_available=update and version_key(newest_version) > version_key(version),  # type: ignore[arg-type]
+        ready_peers=sorted(
+            peer_id
+            for peer_id, s in offers
+            if s.version == newest_version and s.manifest_hash is not None
+        ),
     )
 
 
@@ -100,6 +105,9 @@ def _state(game: Any, busy: bool) -> str:
         return "busy"
     if getattr(game, "local_only", False):
         return "local-only"
+    hashing = getattr(game, "downloaded", False) and getattr(game, "in_catalog", True)
+    if hashing and getattr(game, "manifest_hash", b"") is None:
+        return "hashing"
     if getattr(game, "installed", False):
         return "installed"
     return "downloaded" if getattr(game, "downloaded", False) else "partial"
@@ -125,49 +133,42 @@ def _eta(value: Any) -> float | None:
     return None if value is None or value < 0 else float(value)
 
 
-def peer_event(event: Any) -> Event | None:
-    """A net ``PeerEvent`` as a control event (None for kinds the control protocol omits)."""
-    kind = str(getattr(event, "kind", "")).lower()
-    peer_id = str(getattr(event, "peer_id", ""))
-    if "up" in kind:
-        return PeerUpEvent(
-            peer_id=peer_id,
-            name=str(getattr(event, "name", ""))[:256],
-            address=format_address(getattr(event, "address", "")),
-        )
-    if "down" in kind:
+def peer_event(event: Any, peers: Iterable[Any]) -> Event | None:
+    """A net ``PeerEvent`` (kind up/down/library/removed) as a control event."""
+    kind, peer_id = str(event.kind), str(event.peer_id)
+    info = next((p for p in peers if p.peer_id == peer_id), None)
+    if kind == "up":
+        name = str(info.name)[:256] if info else ""
+        address = format_address(info.address) if info else ""
+        return PeerUpEvent(peer_id=peer_id, name=name, address=address)
+    if kind in ("down", "removed"):
         return PeerDownEvent(peer_id=peer_id)
-    if "library" in kind:
+    if kind == "library":
         return LibraryChangedEvent(
-            peer_id=peer_id, library_rev=int(getattr(event, "library_rev", 0))
+            peer_id=peer_id, library_rev=int(info.library_rev) if info else 0
         )
     return None
 
 
 def download_event(event: Any) -> Event:
-    """A download manager event as ``progress`` or ``finished``."""
-    if getattr(event, "finished", False) or str(getattr(event, "state", "")) in (
-        "done",
-        "failed",
-        "cancelled",
-    ):
+    """A download manager ``ProgressEvent`` (progress / state / finished) as a control event."""
+    if event.event == "finished":
         return FinishedEvent(
             game_id=event.game_id,
-            kind=str(getattr(event, "kind", "download")),
-            ok=bool(getattr(event, "ok", getattr(event, "state", "") == "done")),
-            error=getattr(event, "error", None),
-            bytes=int(getattr(event, "bytes_done", 0)),
-            seconds=float(getattr(event, "seconds", 0.0)),
-            peers_used=[str(p) for p in getattr(event, "peers_used", ()) or ()],
+            kind=str(event.kind),
+            ok=bool(event.ok),
+            error=None if event.ok else (event.error or event.state),
+            bytes=int(event.bytes_done),
+            seconds=max(0.0, float(event.seconds or 0.0)),
+            peers_used=[str(p) for p in event.peers_used] if event.kind == "download" else [],
         )
-    info = operation_info(event)
     return ProgressEvent(
-        game_id=info.game_id,
-        kind=info.kind,
-        state=info.state,
-        bytes_done=info.bytes_done,
-        bytes_total=info.bytes_total,
-        rate=info.rate,
-        eta=info.eta,
-        peer_rates={str(k): float(v) for k, v in (getattr(event, "peer_rates", {}) or {}).items()},
+        game_id=event.game_id,
+        kind=str(event.kind),
+        state=str(event.state),
+        bytes_done=int(event.bytes_done),
+        bytes_total=int(event.bytes_total),
+        rate=max(0.0, float(event.rate)),
+        eta=_eta(event.eta),
+        peer_rates={str(k): float(v) for k, v in event.peers.items()},
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,10 +27,11 @@ from lanpeer.errors import (
     BadArchiveError,
     DiskFullError,
     EncryptedArchiveError,
+    InstallCancelled,
     UnsafeArchiveError,
 )
-from lanpeer.install import fsops
 from lanpeer.install.names import NameRegistry, entry_name_problem, split_entry_name
+from lanpeer.install.staging import StagingDir
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -39,8 +41,6 @@ _FORMATS = ("zip", "7zip", "rar", "rar5", "tar")
 #: Built-in decompressors only; "all" may spawn external programs (lrzip, lzop, grzip).
 _FILTERS = ("gzip", "bzip2", "xz", "lzma", "zstd", "lz4")
 _READ_BLOCK = 1 * MiB
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _entry_is_encrypted = ffi.libarchive.archive_entry_is_encrypted
 _entry_is_encrypted.argtypes = [ctypes.c_void_p]
@@ -78,10 +78,20 @@ class ExtractStats:
     bytes_written: int = 0
 
 
-def extract_archive(archive: Path, dest: Path, limits: ExtractLimits | None = None) -> ExtractStats:
+def extract_archive(
+    archive: Path,
+    dest: Path,
+    limits: ExtractLimits | None = None,
+    *,
+    names: NameRegistry | None = None,
+    cancel: threading.Event | None = None,
+) -> ExtractStats:
     """Extract ``archive`` (format by content) into the existing directory ``dest``.
 
-    Raises UnsafeArchiveError (or its subclasses), BadArchiveError or DiskFullError.
+    Pass one ``names`` registry to several calls that fill the same ``dest`` so duplicates and
+    case collisions across archives are refused too. Setting ``cancel`` stops the extraction
+    at the next block with InstallCancelled. Raises UnsafeArchiveError (or its
+    subclasses), BadArchiveError or DiskFullError.
     """
     limits = limits or ExtractLimits()
     budget, by_free_space = _budget(dest, limits)
@@ -90,8 +100,10 @@ def extract_archive(archive: Path, dest: Path, limits: ExtractLimits | None = No
         stats = ExtractStats(archive_bytes=os.fstat(archive_fd).st_size)
         _refuse_truncated_zip_names(archive_fd)
         os.lseek(archive_fd, 0, os.SEEK_SET)  # the pre-scan moved the shared offset
-        with _open_reader(archive_fd) as reader, _StagingDir(dest) as staging:
+        with _open_reader(archive_fd) as reader, StagingDir(dest) as staging:
             run = _Extraction(reader, staging, limits, stats, budget, by_free_space)
+            run.names = names if names is not None else NameRegistry()
+            run.cancel = cancel
             for entry in reader:
                 run.add(entry)
             stats.format_name = _text(reader.format_name)
@@ -179,18 +191,17 @@ def _entry_kind(entry: Any) -> str:
 @dataclass
 class _Extraction:
     reader: Any
-    staging: _StagingDir
+    staging: StagingDir
     limits: ExtractLimits
     stats: ExtractStats
     budget: int
     by_free_space: bool
     names: NameRegistry = field(default_factory=NameRegistry)
+    cancel: threading.Event | None = None
     entries: int = 0
-    buffer: ctypes.Array[ctypes.c_char] = field(
-        default_factory=lambda: ctypes.create_string_buffer(_READ_BLOCK)
-    )
 
     def add(self, entry: Any) -> None:
+        self._charge(0, 0, 0, entry.pathname)  # the cancel check; no bytes yet
         self.entries += 1
         if self.entries > self.limits.max_entries:
             raise ArchiveBombError(f"archive has more than {self.limits.max_entries} entries")
@@ -224,22 +235,39 @@ class _Extraction:
             self._over_budget(f"entry {'/'.join(parts)!r} declares {entry.size} bytes")
         fd = self.staging.create_file(parts, entry.perm)
         try:
-            self._copy_data(fd, "/".join(parts))
+            self._copy_data(fd, "/".join(parts), entry.size)
             if self.limits.durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
         self.stats.files += 1
 
-    def _copy_data(self, fd: int, name: str) -> None:
-        archive_p, view = self.reader._pointer, memoryview(self.buffer)
-        consumed_at_start, written = self.reader.bytes_read, 0
-        while n := ffi.read_data(archive_p, self.buffer, _READ_BLOCK):
-            written += n
-            self._charge(n, written, self.reader.bytes_read - consumed_at_start, name)
-            _write_all(fd, view[:n])
+    def _copy_data(self, fd: int, name: str, declared: int) -> None:
+        """Write each block where libarchive says it goes (zero-copy); holes count as bytes."""
+        archive_p, block, size, offset = self.reader._pointer, *_block_out_params()
+        consumed_at_start, position = self.reader.bytes_read, 0
+        refs = ctypes.byref(block), ctypes.byref(size), ctypes.byref(offset)
+        while (status := ffi.read_data_block(archive_p, *refs)) != ffi.ARCHIVE_EOF:
+            if status != ffi.ARCHIVE_OK:  # libarchive-c only logs ARCHIVE_WARN (e.g. bad CRC)
+                problem = _text(ffi.error_string(archive_p))
+                raise BadArchiveError(f"entry {name!r} could not be read: {problem}")
+            if offset.value < position:
+                raise BadArchiveError(f"entry {name!r} has overlapping data blocks")
+            end = offset.value + size.value
+            self._charge(end - position, end, self.reader.bytes_read - consumed_at_start, name)
+            if size.value:
+                _write_all_at(
+                    fd, (ctypes.c_char * size.value).from_address(block.value or 0), offset.value
+                )
+            position = end
+        if declared > position:  # a trailing hole
+            consumed = self.reader.bytes_read - consumed_at_start
+            self._charge(declared - position, declared, consumed, name)
+            os.ftruncate(fd, declared)
 
     def _charge(self, n: int, written: int, consumed: int, name: str) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise InstallCancelled(f"cancelled while extracting {name!r}; rolled back")
         self.stats.bytes_written += n
         total, limits = self.stats.bytes_written, self.limits
         if total > self.budget:
@@ -264,70 +292,17 @@ class _Extraction:
         raise ArchiveBombError(f"{what}, over the {self.limits.max_bytes} byte limit")
 
 
-def _write_all(fd: int, data: memoryview) -> None:
+def _block_out_params() -> tuple[ctypes.c_void_p, ctypes.c_size_t, ctypes.c_longlong]:
+    return ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_longlong()
+
+
+def _write_all_at(fd: int, block: ctypes.Array[ctypes.c_char], offset: int) -> None:
+    data = memoryview(block).cast("B")
     try:
         while data:
-            data = data[os.write(fd, data) :]
+            written = os.pwrite(fd, data, offset)
+            data, offset = data[written:], offset + written
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(f"disk full while extracting: {exc.strerror}") from exc
         raise
-
-
-class _StagingDir:
-    """Creates entries fd-relative under one directory; never resolves a path from the root."""
-
-    def __init__(self, dest: Path) -> None:
-        self.root = os.open(dest, _DIR_FLAGS)
-        self._parent: tuple[tuple[str, ...], int] = ((), self.root)
-
-    def __enter__(self) -> _StagingDir:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._drop_parent()
-        os.close(self.root)
-
-    def make_dir(self, parts: list[str], perm: int) -> None:
-        fsops.step("extract", "/".join(parts))
-        parent = self._open_parent(parts[:-1])
-        try:
-            os.mkdir(parts[-1], (perm & 0o755) | 0o700, dir_fd=parent)
-        except FileExistsError:
-            os.close(self._open_dir(parts[-1], parent))  # proves it is a real directory
-
-    def create_file(self, parts: list[str], perm: int) -> int:
-        fsops.step("extract", "/".join(parts))
-        parent = self._open_parent(parts[:-1])
-        try:
-            return os.open(parts[-1], _NEW_FILE_FLAGS, (perm & 0o755) | 0o600, dir_fd=parent)
-        except FileExistsError as exc:
-            raise UnsafeArchiveError(f"entry {'/'.join(parts)!r} already exists") from exc
-
-    def _open_parent(self, parts: list[str]) -> int:
-        if tuple(parts) == self._parent[0]:
-            return self._parent[1]
-        self._drop_parent()
-        fd = self.root
-        for part in parts:
-            try:
-                os.mkdir(part, 0o755, dir_fd=fd)
-            except FileExistsError:
-                pass
-            child = self._open_dir(part, fd)
-            if fd != self.root:
-                os.close(fd)
-            fd = child
-        self._parent = (tuple(parts), fd)
-        return fd
-
-    def _open_dir(self, name: str, parent: int) -> int:
-        try:
-            return os.open(name, _DIR_FLAGS, dir_fd=parent)
-        except (NotADirectoryError, OSError) as exc:
-            raise UnsafeArchiveError(f"{name!r} is not a plain directory") from exc
-
-    def _drop_parent(self) -> None:
-        if self._parent[1] != self.root:
-            os.close(self._parent[1])
-        self._parent = ((), self.root)

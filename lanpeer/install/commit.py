@@ -22,6 +22,7 @@ from lanpeer.install.intent import (
     exists,
     is_real_dir,
     is_regular_file,
+    part_dir_problem,
 )
 from lanpeer.install.recovery import log
 from lanpeer.install.transactions import require_idle, transaction
@@ -35,13 +36,14 @@ def commit_download(
     *,
     removed: Sequence[str] = (),
 ) -> None:
-    """Move ``files`` (relative paths, staged under ``part_dir``) into ``game_dir``, delete
-    ``removed`` (files of the old version absent from the new one), then write version.ini."""
+    """Move ``files`` (relative paths, staged under ``part_dir``, which is ``.lanpeer.part/``
+    or a directory inside it) into ``game_dir``, delete ``removed`` (files of the old version
+    absent from the new one), write version.ini, then delete ``.lanpeer.part/``."""
     paths = GamePaths(game_dir)
-    _check_request(paths, part_dir, files, removed)
-    require_idle(paths)
+    part = _check_request(paths, part_dir, files, removed)
+    require_idle(paths, touches_local=False)
     _make_staged_files_durable(part_dir, files)
-    record = IntentRecord(Intent.COMMITTING, tuple(files), tuple(removed), version_ini)
+    record = IntentRecord(Intent.COMMITTING, tuple(files), tuple(removed), version_ini, part)
     with transaction(paths, record):
         roll_forward_commit(paths, record)
 
@@ -58,9 +60,15 @@ def _make_staged_files_durable(part_dir: Path, files: Sequence[str]) -> None:
 
 def _check_request(
     paths: GamePaths, part_dir: Path, files: Sequence[str], removed: Sequence[str]
-) -> None:
-    if part_dir != paths.part:
-        raise ConflictError(f"downloads are staged in {paths.part}, not {part_dir}")
+) -> str:
+    """Validate a commit request; returns ``part_dir`` relative to the game dir."""
+    try:
+        part = part_dir.relative_to(paths.game_dir).as_posix()
+    except ValueError:
+        part = str(part_dir)
+    problem = part_dir_problem(part)
+    if problem or not is_real_dir(part_dir):
+        raise ConflictError(f"downloads are staged inside {paths.part}, not in {part_dir}")
     for name in [*files, *removed]:
         problem = path_problem(name)
         if problem:
@@ -68,13 +76,13 @@ def _check_request(
     for name in files:
         if not is_regular_file(part_dir / name):
             raise ConflictError(f"cannot commit {name!r}: not a staged regular file")
+    return part
 
 
 def roll_forward_commit(paths: GamePaths, record: IntentRecord) -> None:
     """Idempotent: run again after a crash at any step, it finishes the same commit."""
-    missing = [
-        f for f in record.files if not exists(paths.part / f) and not exists(paths.game_dir / f)
-    ]
+    staged = paths.game_dir / record.part
+    missing = [f for f in record.files if not exists(staged / f) and not exists(paths.game_dir / f)]
     if exists(paths.version):
         fsops.unlink(paths.version)
         fsops.fsync_dir(paths.game_dir)
@@ -87,7 +95,7 @@ def roll_forward_commit(paths: GamePaths, record: IntentRecord) -> None:
             missing[0],
         )
         return
-    _move_files_into_place(paths, record.files)
+    _move_files_into_place(paths.game_dir, staged, record.files)
     _delete_removed(paths, record.removed)
     fsops.replace_durably(paths.version, paths.version_tmp, record.version_ini)
     if exists(paths.part):
@@ -95,12 +103,12 @@ def roll_forward_commit(paths: GamePaths, record: IntentRecord) -> None:
         fsops.fsync_dir(paths.game_dir)
 
 
-def _move_files_into_place(paths: GamePaths, files: Sequence[str]) -> None:
+def _move_files_into_place(game_dir: Path, staged: Path, files: Sequence[str]) -> None:
     touched: set[Path] = set()
     for name in files:
-        source, target = paths.part / name, paths.game_dir / name
+        source, target = staged / name, game_dir / name
         if exists(source):
-            _ensure_parents(paths.game_dir, name)
+            _ensure_parents(game_dir, name)
             fsops.rename(source, target)
             touched.add(target.parent)
     for directory in sorted(touched):

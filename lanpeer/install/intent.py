@@ -23,6 +23,7 @@ from lanpeer.install import fsops
 MARKER = ".lanpeer_owned"
 #: Names in a game dir that lanpeer never creates, changes or deletes (SPEC §3).
 NEVER_TOUCHED = frozenset({".softlan_game_installed", ".sync"})
+PART_NAME = ".lanpeer.part"
 LOG_FORMAT = 1
 #: A log is a few hundred bytes plus the file list of one download commit.
 MAX_LOG_BYTES = 64 * 1024 * 1024
@@ -85,6 +86,8 @@ class IntentRecord:
     files: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     version_ini: bytes = b""
+    #: Where the staged files are, relative to the game dir: ``.lanpeer.part`` or inside it.
+    part: str = ".lanpeer.part"
 
     def to_json(self) -> bytes:
         body = {
@@ -93,6 +96,7 @@ class IntentRecord:
             "files": list(self.files),
             "removed": list(self.removed),
             "version_ini": base64.b64encode(self.version_ini).decode(),
+            "part": self.part,
         }
         return json.dumps(body, indent=1).encode() + b"\n"
 
@@ -105,12 +109,29 @@ class IntentRecord:
                 files=_relative_paths(body["files"]),
                 removed=_relative_paths(body["removed"]),
                 version_ini=base64.b64decode(body["version_ini"], validate=True),
+                part=_part_dir(body.get("part", PART_NAME)),
             )
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise CorruptIntentLog(f"unreadable intent log: {exc!r}") from exc
         if body.get("format") != LOG_FORMAT:
             raise CorruptIntentLog(f"unknown intent log format {body.get('format')!r}")
         return record
+
+
+def _part_dir(value: object) -> str:
+    if not isinstance(value, str) or part_dir_problem(value):
+        raise ValueError(f"bad staging dir {value!r}")
+    return value
+
+
+def part_dir_problem(relative: str) -> str | None:
+    """Why ``relative`` is not ``.lanpeer.part`` or a plain path inside it, or None."""
+    if relative == PART_NAME:
+        return None
+    head, _, rest = relative.partition("/")
+    if head != PART_NAME:
+        return f"{relative!r} is not inside {PART_NAME}"
+    return path_problem(rest)
 
 
 def _relative_paths(value: object) -> tuple[str, ...]:
@@ -130,8 +151,11 @@ def read_intent(paths: GamePaths) -> IntentRecord | None:
         return None
     except OSError as exc:
         raise CorruptIntentLog(f"intent log cannot be opened: {exc}") from exc
-    with os.fdopen(fd, "rb") as log:
-        raw = log.read(MAX_LOG_BYTES + 1)
+    try:
+        with os.fdopen(fd, "rb") as log:
+            raw = log.read(MAX_LOG_BYTES + 1)
+    except OSError as exc:
+        raise CorruptIntentLog(f"intent log cannot be read: {exc}") from exc
     if len(raw) > MAX_LOG_BYTES:
         raise CorruptIntentLog("intent log is implausibly large")
     return IntentRecord.from_json(raw)
@@ -142,7 +166,8 @@ def write_intent(paths: GamePaths, record: IntentRecord) -> None:
 
 
 def clear_intent(paths: GamePaths) -> None:
-    if exists(paths.log):
+    """Delete the log; something that is not a file or symlink there is left for a person."""
+    if exists(paths.log) and not is_real_dir(paths.log):
         fsops.unlink(paths.log)
         fsops.fsync_dir(paths.game_dir)
 

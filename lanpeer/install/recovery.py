@@ -117,17 +117,17 @@ def recover_game_dir(game_dir: Path) -> RecoveryResult:
     except CorruptIntentLog as exc:
         log.warning("%s: %s; recovering conservatively (marked dirs only)", game_dir, exc)
         record, recorded = None, "unreadable"
-    steps = plan(
-        record.intent if record else NO_INTENT, is_real_dir(paths.local), exists(paths.backup)
-    )
     done: list[Step] = []
     try:
+        steps = plan(
+            record.intent if record else NO_INTENT, is_real_dir(paths.local), exists(paths.backup)
+        )
         for step in steps:
             if _STEPS[step](paths, record):
                 done.append(step)
         _sweep_scratch(paths)
-    except OSError as exc:
-        log.exception("%s: recovery of %s failed at %r", game_dir, recorded, step.value)
+    except Exception as exc:  # startup must go on: the intent stays for the next start
+        log.exception("%s: recovery of %s failed after %s", game_dir, recorded, done or "no step")
         return RecoveryResult(game_dir, recorded, tuple(done), error=str(exc))
     if done:
         log.info("%s: recovered %s: %s", game_dir, recorded, "; ".join(done))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from lanpeer.install import fsops
 from lanpeer.install.archive import ExtractLimits, extract_archive
 from lanpeer.install.intent import (
     MARKER,
+    CorruptIntentLog,
     GamePaths,
     Intent,
     IntentRecord,
@@ -31,27 +33,34 @@ from lanpeer.install.intent import (
     read_intent,
     write_intent,
 )
+from lanpeer.install.names import NameRegistry
 from lanpeer.install.recovery import drop_empty_game_dir, finish_remove, log, recover_game_dir
 
 PAYLOAD_SUFFIX = ".eti"
 
 
-def install_game(game_dir: Path, limits: ExtractLimits | None = None) -> None:
-    """Extract every root ``.eti`` archive (name order) into ``local/``."""
+def install_game(
+    game_dir: Path, limits: ExtractLimits | None = None, *, cancel: threading.Event | None = None
+) -> None:
+    """Extract every root ``.eti`` archive (name order) into ``local/``. Setting ``cancel``
+    during extraction rolls back (InstallCancelled); after it, the install completes."""
     paths = GamePaths(game_dir)
     archives = _require_ready(paths, installed=False)
     with transaction(paths, IntentRecord(Intent.INSTALLING)):
-        _extract_to_staging(paths, archives, limits)
+        _extract_to_staging(paths, archives, limits, cancel)
         _promote_staging(paths)
 
 
-def update_game(game_dir: Path, limits: ExtractLimits | None = None) -> None:
-    """Replace ``local/`` with a fresh extraction; a failure restores the previous one."""
+def update_game(
+    game_dir: Path, limits: ExtractLimits | None = None, *, cancel: threading.Event | None = None
+) -> None:
+    """Replace ``local/`` with a fresh extraction; a failure or a cancel during extraction
+    restores the previous one."""
     paths = GamePaths(game_dir)
     archives = _require_ready(paths, installed=True)
     with transaction(paths, IntentRecord(Intent.UPDATING)):
         _move_to_backup(paths)
-        _extract_to_staging(paths, archives, limits)
+        _extract_to_staging(paths, archives, limits, cancel)
         _promote_staging(paths)
         fsops.rmtree(paths.backup)
         fsops.fsync_dir(paths.game_dir)
@@ -99,21 +108,33 @@ def transaction(paths: GamePaths, record: IntentRecord) -> Iterator[None]:
 
 
 def _aborted(paths: GamePaths, record: IntentRecord, exc: OSError) -> LanpeerError:
+    name = paths.game_dir.name
+    if record.intent is Intent.COMMITTING:
+        outcome = "it is not marked downloaded until lanpeerd restarts and finishes the commit"
+    else:
+        outcome = "the game was returned to a consistent state"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFullError(f"disk full in {paths.game_dir}: {record.intent} was rolled back")
+        return DiskFullError(f"disk full during {record.intent} of {name}; {outcome}")
     return TransactionAborted(
-        f"{record.intent} {paths.game_dir.name} aborted: {exc}; the game was returned to a "
-        "consistent state. Check the disk (dmesg) before retrying"
+        f"{record.intent} of {name} aborted: {exc}; {outcome}. Check the disk (dmesg) first"
     )
 
 
-def require_idle(paths: GamePaths) -> None:
-    if read_intent(paths) is not None:
+def require_idle(paths: GamePaths, *, touches_local: bool = True) -> None:
+    """No recorded intent; for operations on ``local/``, no ``.local.*`` dir in the way."""
+    try:
+        recorded = read_intent(paths)
+    except CorruptIntentLog as exc:
+        raise ConflictError(
+            f"{paths.game_dir.name} has an unreadable intent log ({exc}); restart lanpeerd to "
+            "recover it"
+        ) from exc
+    if recorded is not None:
         raise ConflictError(
             f"{paths.game_dir.name} has an unfinished operation; restart lanpeerd to recover it"
         )
     for leftover in (paths.staging, paths.backup):
-        if exists(leftover):
+        if touches_local and exists(leftover):
             raise ConflictError(
                 f"{leftover} exists and was not created by this operation; move it away "
                 "(it may hold your files) and retry"
@@ -154,7 +175,7 @@ def _require_removable(roots: Sequence[Path], paths: GamePaths) -> None:
         raise ConflictError(f"{game_dir.name} is not downloaded (no version.ini)")
     if exists(paths.local):
         raise ConflictError(f"{game_dir.name} is installed; uninstall it first")
-    require_idle(paths)
+    require_idle(paths, touches_local=False)  # .local.* dirs are kept, never deleted
 
 
 def _move_to_backup(paths: GamePaths) -> None:
@@ -164,12 +185,16 @@ def _move_to_backup(paths: GamePaths) -> None:
 
 
 def _extract_to_staging(
-    paths: GamePaths, archives: list[Path], limits: ExtractLimits | None
+    paths: GamePaths,
+    archives: list[Path],
+    limits: ExtractLimits | None,
+    cancel: threading.Event | None,
 ) -> None:
     fsops.mkdir(paths.staging)
     mark_owned(paths.staging)
+    names = NameRegistry()  # one namespace: archives must not collide with each other
     for archive in archives:
-        extract_archive(archive, paths.staging, limits)
+        extract_archive(archive, paths.staging, limits, names=names, cancel=cancel)
     _fsync_tree(paths.staging)
 
 

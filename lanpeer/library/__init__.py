@@ -6,8 +6,9 @@ sample generator in ``lanpeer.library.samples``.
 
 from lanpeer.library.catalog import CatalogEntry
 from lanpeer.library.errors import CatalogError, ServeRefused
-from lanpeer.library.library import GameLibrary, GameOperation, LocalGame
+from lanpeer.library.library import GameLibrary, GameOperation
 from lanpeer.library.manifest import CHUNK_SIZE, verify_manifest
+from lanpeer.library.state import LocalGame
 
 __all__ = [
     "CHUNK_SIZE",

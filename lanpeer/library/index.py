@@ -2,20 +2,27 @@
 
 Owns the schema and every SQL statement: per-game records (fingerprint, states, version, size,
 manifest_hash), per-file chunk hashes keyed by (path, size, mtime_ns, inode), root facts and the
-persisted advertised library. Safe to call from any thread (one connection behind a lock).
-Never touches game files; callers run the heavy calls off the event loop.
+persisted advertised library (rev, snapshot, delta history). Safe to call from any thread (one
+connection behind a lock). Never touches game files; callers run the heavy calls off the loop.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lanpeer_proto.errors import ProtocolError
+
+from lanpeer.errors import LanpeerError
 from lanpeer.library.disk import FileStat
 from lanpeer.library.manifest import FileHashes
+from lanpeer.library.revisions import RevisionLog
+
+log = logging.getLogger(__name__)
 
 INDEX_FILE = "library.sqlite3"
 _HASH = 32
@@ -32,6 +39,9 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (game_id, path));
 CREATE TABLE IF NOT EXISTS roots (root TEXT PRIMARY KEY, was_mount INTEGER NOT NULL);
 """
+_REV_KEY = "advertised"
+_REV_NUMBER_KEY = "library_rev"
+_HISTORY_KEY = "history"
 _PUT_GAME = "INSERT OR REPLACE INTO games VALUES (?,?,?,?,?,?,?,?)"
 
 
@@ -62,11 +72,19 @@ class LibraryIndex:
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(state_dir / INDEX_FILE, check_same_thread=False)
-        with self._lock, self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+        path = state_dir / INDEX_FILE
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        try:
+            with self._lock, self._db:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise LanpeerError(
+                f"the library index {path} is unreadable ({exc}); move it away and restart:"
+                " it is rebuilt from the game dirs (peers then fetch a full snapshot)"
+            ) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -124,14 +142,39 @@ class LibraryIndex:
             self._db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?)", rows)
             self._db.execute(_PUT_GAME, _game_row(record))
 
+    def load_revisions(self, history: int) -> RevisionLog:
+        """The persisted advertised library; if unreadable, at least its rev (never goes back)."""
+        persisted = self.get_meta(_REV_KEY)
+        rev = int.from_bytes(self.get_meta(_REV_NUMBER_KEY) or b"", "big")
+        if persisted is None:
+            return RevisionLog(rev, history=history)
+        try:
+            revisions = RevisionLog.from_bytes(persisted, history)
+        except (ProtocolError, TypeError) as exc:
+            log.warning("persisted library unreadable (%s); continuing from rev %d", exc, rev)
+            return RevisionLog(rev, history=history)
+        revisions.restore_history(self.get_meta(_HISTORY_KEY) or b"")
+        return revisions
+
+    def save_revisions(self, revisions: RevisionLog) -> None:
+        """Rev, advertised snapshot and delta history, in one transaction."""
+        self.set_meta(
+            {
+                _REV_KEY: revisions.to_bytes(),
+                _REV_NUMBER_KEY: revisions.rev.to_bytes(8, "big"),
+                _HISTORY_KEY: revisions.history_to_bytes(),
+            }
+        )
+
     def get_meta(self, key: str) -> bytes | None:
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def set_meta(self, key: str, value: bytes) -> None:
+    def set_meta(self, items: dict[str, bytes]) -> None:
+        """Write several meta rows in one transaction."""
         with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", items.items())
 
     def root_was_mount(self, root: Path) -> bool:
         with self._lock:

@@ -1,11 +1,10 @@
 """``GameLibrary``: the games of this host, as the daemon and peers see them (SPEC §3, §6).
 
-Owns the in-memory view (records, catalog, busy games, unavailable roots), its rev, the event
-worker that turns watcher events into rescans, background hashing and the serving checks of
-SPEC §4. All state changes happen on the event loop; disk and hash work runs in two small
-executors (scans in one ordered thread, hashing in another). Never serves a game outside the
-catalog, not downloaded, busy or on an unavailable root; never drops a game because its root
-could not be read.
+Owns the lifecycle (index, watcher, worker tasks), the advertised library and its rev, the event
+worker that turns watcher events into rescans (per-game gating, rescan-pending), busy marks and
+the catalog. All state changes happen on the event loop; disk work runs in one ordered scan
+thread, hashing in ``GameHasher``'s threads. Never drops a game because its root could not be
+read.
 """
 
 from __future__ import annotations
@@ -13,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -27,52 +24,32 @@ from lanpeer_proto.paths import is_game_id, path_problem
 
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from lanpeer.library import scanner
-from lanpeer.library.catalog import CatalogEntry, load_catalog, write_catalog
-from lanpeer.library.disk import FileStat, open_relative
+from lanpeer.library.catalog import CatalogEntry, add_entry, catalog_stamp, load_catalog
 from lanpeer.library.errors import CatalogError, ServeRefused
-from lanpeer.library.index import GameRecord, LibraryIndex
-from lanpeer.library.revisions import DEFAULT_HISTORY, RevisionLog
-from lanpeer.library.watcher import (
+from lanpeer.library.events import (
+    EVENT_QUEUE_SIZE,
     CatalogChanged,
+    EventQueue,
     GameChanged,
     LibraryEvent,
-    LibraryWatcher,
     ScanAll,
 )
+from lanpeer.library.hashing import GameHasher
+from lanpeer.library.index import GameRecord, LibraryIndex
+from lanpeer.library.revisions import DEFAULT_HISTORY, RevisionLog
+from lanpeer.library.serving import ServedFiles
+from lanpeer.library.state import LibraryState, LocalGame
+from lanpeer.library.watcher import LibraryWatcher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: SPEC §6: a full fallback scan every 300 s catches what the watcher missed.
 FULL_SCAN_INTERVAL = 300.0
-#: Enough for a burst of changes in many games; on overflow one full scan replaces them all.
-EVENT_QUEUE_SIZE = 1024
 #: Lets a burst of writes to one game settle into one rescan.
 DEBOUNCE_SECONDS = 0.2
-#: Manifests kept decoded in memory; the rest are rebuilt from the index on demand.
-MANIFEST_CACHE = 32
-_REV_KEY = "advertised"
-
-
-@dataclass(frozen=True)
-class LocalGame:
-    """One game dir on this host, whatever its state."""
-
-    id: str
-    name: str
-    version: str | None
-    downloaded: bool
-    installed: bool
-    local_only: bool
-    size: int
-    root: Path
-    path: Path
-    manifest_hash: bytes | None
-    hashed_bytes: int  # hashing progress: bytes done of ``hash_total`` (0/0 when idle)
-    hash_total: int
-    in_catalog: bool
-    busy: bool
-    root_available: bool
+#: Coalesces the rev bumps of a burst of hashed games into one (and one push to peers).
+PUBLISH_DELAY = 0.05
 
 
 class GameLibrary:
@@ -87,6 +64,7 @@ class GameLibrary:
         history: int = DEFAULT_HISTORY,
         watch: bool = True,
         background_hashing: bool = True,
+        event_queue_size: int = EVENT_QUEUE_SIZE,
     ) -> None:
         if not roots:
             raise LanpeerError("no game root configured; pass at least one --games DIR")
@@ -98,31 +76,24 @@ class GameLibrary:
         self._history = history
         self._watch = watch
         self._background_hashing = background_hashing
-        self._records: dict[str, GameRecord] = {}
-        self._catalog: dict[str, CatalogEntry] = {}
-        self._unavailable: dict[Path, str] = {}
-        self._busy: set[str] = set()
-        self._generation: Counter[str] = Counter()
+        self._state = LibraryState()
         self._rescans: dict[str, asyncio.Future[None]] = {}
         self._rescan_pending: set[str] = set()
-        self._hash_tasks: dict[str, asyncio.Task[Manifest]] = {}
-        self._progress: dict[str, scanner.HashProgress] = {}
-        self._manifests: dict[str, Manifest] = {}
-        self._served: dict[str, tuple[bytes, dict[str, FileStat]]] = {}
         self._listeners: list[Callable[[int], None]] = []
-        self._events: asyncio.Queue[LibraryEvent] = asyncio.Queue(EVENT_QUEUE_SIZE)
-        self._queued: set[LibraryEvent] = set()
+        self._events = EventQueue(event_queue_size)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._hash_wanted = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._scan_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-scan")
-        self._hash_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-hash")
         self._index: LibraryIndex | None = None
+        self._hasher: GameHasher | None = None
+        self._served: ServedFiles | None = None
         self._revlog = RevisionLog(history=history)
         self._watcher: LibraryWatcher | None = None
+        self._watching = asyncio.Event()  # set once the watcher is up (or will never be)
+        self._publish_timer: asyncio.TimerHandle | None = None
+        self._catalog_stamp: tuple[int, int, int] | None = None  # of the catalog last read
         self.game_scans = 0  # games inspected since start (tests and benchmarks read it)
         self.full_scans = 0
-        self.files_hashed = 0  # files read and hashed (not reused from the index)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -137,51 +108,75 @@ class GameLibrary:
 
     async def start(self) -> None:
         """Open the index, scan (reusing unchanged fingerprints), then watch and hash."""
-        self._index = await self._in_scan_thread(LibraryIndex, self._state_dir)
-        self._records = await self._in_scan_thread(self._index.load_games)
-        persisted = await self._in_scan_thread(self._index.get_meta, _REV_KEY)
-        if persisted is not None:
-            self._revlog = RevisionLog.from_bytes(persisted, self._history)
-        await self._reload_catalog()
-        await self._scan_all()
-        self._publish()
-        loop = asyncio.get_running_loop()
+        try:
+            await self._start()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _start(self) -> None:
+        index = self._index = await self._in_scan_thread(LibraryIndex, self._state_dir)
+        self._hasher = GameHasher(
+            self._state, index, self._in_scan_thread, self._write_lock, self._publish_soon
+        )
+        self._served = ServedFiles(index, lambda game_id: self._post(GameChanged(game_id)))
+        self._state.records = await self._in_scan_thread(index.load_games)
+        self._revlog = await self._in_scan_thread(index.load_revisions, self._history)
+        await self.rescan()
         if self._watch:
-            self._watcher = LibraryWatcher(self.roots, self.catalog_path, self._post, loop)
-            await self._in_scan_thread(self._watcher.start)
+            self._watcher = LibraryWatcher(
+                self.roots, self.catalog_path, self._post, asyncio.get_running_loop()
+            )
+            self._spawn(self._start_watcher(self._watcher))
+        else:
+            self._watching.set()
         self._spawn(self._consume_events())
         self._spawn(self._request_full_scans())
         if self._background_hashing:
-            self._spawn(self._hash_in_background())
-            self._hash_wanted.set()
+            self._spawn(self._hasher.run_in_background())
 
     async def aclose(self) -> None:
-        for progress in self._progress.values():
-            progress.cancelled = True
-        for task in [*self._tasks, *self._hash_tasks.values()]:
+        if self._publish_timer is not None:
+            self._publish_timer.cancel()
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._hash_tasks.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._hasher is not None:
+            await self._hasher.aclose()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
-        await asyncio.to_thread(self._hash_pool.shutdown, True)
-        await asyncio.to_thread(self._scan_pool.shutdown, True)
+            self._watcher = None
+        await asyncio.to_thread(self._scan_pool.shutdown, wait=True, cancel_futures=True)
         if self._index is not None:
             self._index.close()
+            self._index = None
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    async def _start_watcher(self, watcher: LibraryWatcher) -> None:
+        """Set up inotify watches off the startup path, then scan once for what they missed."""
+        try:
+            await asyncio.to_thread(watcher.start)
+            await self.rescan()
+        except OSError as exc:  # e.g. the inotify watch limit (fs.inotify.max_user_watches)
+            log.warning("cannot watch the game roots (%s); relying on the periodic scan", exc)
+        finally:
+            self._watching.set()
+
+    async def wait_watching(self) -> None:
+        """Until filesystem events are being delivered (at once if watching is off)."""
+        await self._watching.wait()
+
+    def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
 
     async def _in_scan_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._scan_pool, fn, *args)
 
-    @property
-    def index(self) -> LibraryIndex:
-        if self._index is None:
+    def _started(self) -> tuple[LibraryIndex, GameHasher, ServedFiles]:
+        if self._index is None or self._hasher is None or self._served is None:
             raise LanpeerError("the game library is not started")
-        return self._index
+        return self._index, self._hasher, self._served
 
     # -- advertised library ----------------------------------------------------------------
 
@@ -206,31 +201,21 @@ class GameLibrary:
         self._listeners.append(callback)
 
     def unavailable_roots(self) -> dict[Path, str]:
-        return dict(self._unavailable)
+        return dict(self._state.unavailable)
 
-    def _advertised(self) -> dict[str, GameSummary]:
-        games = {}
-        for game_id, record in self._records.items():
-            entry = self._catalog.get(game_id)
-            if entry is None or not record.downloaded or game_id in self._busy:
-                continue
-            games[game_id] = GameSummary(
-                id=game_id,
-                name=entry.name,
-                version=record.version or "",
-                manifest_hash=record.manifest_hash,
-                size=record.size,
-                description=entry.description,
-                genre=entry.genre,
-                max_players=entry.max_players,
-            )
-        return games
+    def _publish_soon(self) -> None:
+        if self._publish_timer is None:
+            loop = asyncio.get_running_loop()
+            self._publish_timer = loop.call_later(PUBLISH_DELAY, self._publish)
 
     def _publish(self) -> None:
         """Recompute the advertised library; persist and announce a new rev if it changed."""
-        if not self._revlog.apply(self._advertised()):
+        if self._publish_timer is not None:
+            self._publish_timer.cancel()
+            self._publish_timer = None
+        if not self._revlog.apply(self._state.advertised()):
             return
-        self.index.set_meta(_REV_KEY, self._revlog.to_bytes())  # one small row
+        self._started()[0].save_revisions(self._revlog)  # a few small rows, on the loop
         for callback in list(self._listeners):
             try:
                 callback(self._revlog.rev)
@@ -239,32 +224,18 @@ class GameLibrary:
 
     # -- local view --------------------------------------------------------------------------
 
-    def local_games(self) -> list[LocalGame]:
-        return [self._local_game(self._records[g]) for g in sorted(self._records)]
+    @property
+    def files_hashed(self) -> int:
+        """Files read and hashed since start (cached chunk hashes not counted)."""
+        return self._hasher.files_hashed if self._hasher else 0
 
-    def _local_game(self, record: GameRecord) -> LocalGame:
-        entry = self._catalog.get(record.game_id)
-        progress = self._progress.get(record.game_id) or scanner.HashProgress()
-        return LocalGame(
-            id=record.game_id,
-            name=entry.name if entry else record.game_id,
-            version=record.version,
-            downloaded=record.downloaded,
-            installed=record.installed,
-            local_only=record.installed and not record.downloaded,
-            size=record.size,
-            root=record.root,
-            path=record.root / record.game_id,
-            manifest_hash=record.manifest_hash,
-            hashed_bytes=progress.done,
-            hash_total=progress.total,
-            in_catalog=entry is not None,
-            busy=record.game_id in self._busy,
-            root_available=record.root not in self._unavailable,
-        )
+    def local_games(self) -> list[LocalGame]:
+        records = self._state.records
+        progress = self._hasher.progress if self._hasher else lambda _g: None
+        return [self._state.local_game(records[g], progress(g)) for g in sorted(records)]
 
     def game_dir(self, game_id: str) -> Path:
-        record = self._records.get(game_id)
+        record = self._state.records.get(game_id)
         if record is None:
             raise UnknownGameError(f"no game {game_id!r} in any game root")
         return record.root / game_id
@@ -273,10 +244,10 @@ class GameLibrary:
         """Where a download of ``game_id`` goes: its current dir, else the first available root."""
         if not is_game_id(game_id):
             raise UnknownGameError(f"{game_id!r} is not a valid game id")
-        if game_id in self._records:
+        if game_id in self._state.records:
             return self.game_dir(game_id)
         for root in self.roots:
-            if root not in self._unavailable and root.is_dir():
+            if root not in self._state.unavailable and root.is_dir():
                 return root / game_id
         raise LanpeerError("no game root is available; check that the game dirs are mounted")
 
@@ -290,23 +261,28 @@ class GameLibrary:
         genre: str | None = None,
         max_players: int | None = None,
     ) -> None:
-        """Add or replace an entry and rewrite the catalog file atomically."""
+        """Add or replace an entry and rewrite the catalog file atomically (a small write on the
+        loop; entries added to the file by hand meanwhile are kept)."""
         if not is_game_id(id):
             raise CatalogError(f"{id!r} is not a valid game id")
         entry = CatalogEntry(id, name, description, genre, max_players)
-        if self._catalog.get(id) == entry:
+        if self._state.catalog.get(id) == entry:
             return
-        catalog = {**self._catalog, id: entry}
-        write_catalog(self.catalog_path, catalog.values())
-        self._catalog = catalog
+        self._state.catalog = add_entry(self.catalog_path, entry, self._state.catalog)
+        self._catalog_stamp = catalog_stamp(self.catalog_path)
         self._publish()
-        self._hash_wanted.set()
+        self._started()[1].wanted.set()
 
     async def _reload_catalog(self) -> None:
+        stamp = await self._in_scan_thread(catalog_stamp, self.catalog_path)
+        if stamp is not None and stamp == self._catalog_stamp:
+            return
         try:
-            self._catalog = await self._in_scan_thread(load_catalog, self.catalog_path)
+            self._state.catalog = await self._in_scan_thread(load_catalog, self.catalog_path)
         except CatalogError as exc:
             log.warning("%s; keeping the previous catalog", exc)
+        else:
+            self._catalog_stamp = stamp
 
     # -- scanning ----------------------------------------------------------------------------
 
@@ -318,24 +294,30 @@ class GameLibrary:
         else:
             await self._rescan_game(game_id)
         self._publish()
-        self._hash_wanted.set()
+        self._started()[1].wanted.set()
 
     async def _scan_all(self) -> None:
         self.full_scans += 1
+        index, _, _ = self._started()
         scans = await self._in_scan_thread(
-            lambda: [scanner.scan_root(root, self.index) for root in self.roots]
+            lambda: [scanner.scan_root(root, index) for root in self.roots]
         )
-        self._unavailable = {s.root: s.problem for s in scans if s.problem is not None}
-        for problem in self._unavailable.values():
+        unavailable = self._state.unavailable = {s.root: s.problem for s in scans if s.problem}
+        for problem in unavailable.values():
             log.warning("%s; its games are kept as they were", problem)
+        if self._watching.is_set() and self._watcher is not None:
+            try:
+                await self._in_scan_thread(self._watcher.watch_new_roots)
+            except OSError as exc:
+                log.warning("cannot watch a game root (%s); the periodic scan covers it", exc)
         found: dict[str, Path] = {}
         for scan in scans:
             for game_id in scan.game_ids:
                 found.setdefault(game_id, scan.root)
         gone = [
             g
-            for g, r in self._records.items()
-            if g not in found and r.root not in self._unavailable
+            for g, r in self._state.records.items()
+            if g not in found and r.root not in unavailable
         ]
         await self._refresh(found, force=False, gone=gone)
 
@@ -361,85 +343,80 @@ class GameLibrary:
     async def _rescan_once(self, game_id: str) -> None:
         if not is_game_id(game_id):
             return
-        available = [r for r in self.roots if r not in self._unavailable]
+        unavailable = self._state.unavailable
+        available = [r for r in self.roots if r not in unavailable]
         root = await self._in_scan_thread(scanner.locate_game, available, game_id)
-        record = self._records.get(game_id)
-        if root is None and record is not None and record.root in self._unavailable:
-            return  # its root is unavailable: keep it as it was
+        record = self._state.records.get(game_id)
+        if root is None and record is not None and not await self._root_available(record.root):
+            return  # its root is unavailable: keep the game as it was
         found = {} if root is None else {game_id: root}
         await self._refresh(found, force=True, gone=[] if root else [game_id])
 
+    async def _root_available(self, root: Path) -> bool:
+        """Asked afresh before dropping a game: a root may have gone since the last full scan."""
+        if root in self._state.unavailable:
+            return False
+        problem = await self._in_scan_thread(scanner.root_problem, root, self._started()[0])
+        if problem is not None:
+            log.warning("%s; its games are kept as they were", problem)
+            self._state.unavailable[root] = problem
+        return problem is None
+
     async def _refresh(self, found: dict[str, Path], *, force: bool, gone: list[str]) -> None:
+        index, _, _ = self._started()
         async with self._write_lock:
-            before = dict(self._records)
+            before = dict(self._state.records)
             changed = await self._in_scan_thread(
-                lambda: scanner.refresh_games(found, before, self.index, force=force)
+                lambda: scanner.refresh_games(found, before, index, force=force)
             )
-            gone = [g for g in gone if g in self._records]
+            gone = [g for g in gone if g in self._state.records]
             if gone:
-                await self._in_scan_thread(self.index.delete_games, gone)
+                await self._in_scan_thread(index.delete_games, gone)
             self.game_scans += len(found)
             for game_id, record in [*changed.items(), *((g, None) for g in gone)]:
                 self._apply(game_id, record)
 
     def _apply(self, game_id: str, record: GameRecord | None) -> None:
-        self._generation[game_id] += 1
-        previous = self._records.pop(game_id, None)
+        _, hasher, served = self._started()
+        self._state.records.pop(game_id, None)
         if record is not None:
-            self._records[game_id] = record
-        if previous is None or record is None or previous.manifest_hash != record.manifest_hash:
-            self._manifests.pop(game_id, None)
-            self._served.pop(game_id, None)
-        progress = self._progress.get(game_id)
-        if progress is not None:
-            progress.cancelled = True  # its result would be discarded anyway
+            self._state.records[game_id] = record
+        else:
+            hasher.cancel(game_id)
+        hasher.forget(game_id)
+        served.forget(game_id)
 
     # -- events ------------------------------------------------------------------------------
 
     def _post(self, event: LibraryEvent) -> None:
-        """Queue an event (on the loop); duplicates coalesce, overflow becomes one full scan."""
+        """Queue an event (on the loop) unless its game is busy or already being rescanned."""
         if isinstance(event, GameChanged):
-            if event.game_id in self._busy:
+            if event.game_id in self._state.busy:
                 return  # gated: the operation's owner rescans when it ends
             if event.game_id in self._rescans:
                 self._rescan_pending.add(event.game_id)
                 return
-        if event in self._queued:
-            return
-        try:
-            self._events.put_nowait(event)
-        except asyncio.QueueFull:
-            log.warning("library event queue full; scanning all roots instead")
-            self._queued.clear()
-            while not self._events.empty():
-                self._events.get_nowait()
-            event = ScanAll("event queue overflow")
-            self._events.put_nowait(event)
-        self._queued.add(event)
+        self._events.put(event)
 
     async def _consume_events(self) -> None:
         while True:
-            batch = [await self._events.get()]
-            await asyncio.sleep(self._debounce)
-            while not self._events.empty():
-                batch.append(self._events.get_nowait())
-            self._queued.difference_update(batch)
+            batch = await self._events.wait_batch(self._debounce)
             try:
                 await self._handle(batch)
-            except (OSError, LanpeerError):
+            except Exception:  # the worker must outlive any one bad game dir
                 log.exception("library rescan failed; the next event or full scan retries")
 
     async def _handle(self, batch: list[LibraryEvent]) -> None:
-        if any(isinstance(e, CatalogChanged | ScanAll) for e in batch):
-            await self._reload_catalog()
         if any(isinstance(e, ScanAll) for e in batch):
-            await self._scan_all()
-        else:
-            for event in batch:
-                if isinstance(event, GameChanged) and event.game_id not in self._busy:
-                    await self._rescan_game(event.game_id)
+            await self.rescan()
+            return
+        if any(isinstance(e, CatalogChanged) for e in batch):
+            await self._reload_catalog()
+        for event in batch:
+            if isinstance(event, GameChanged) and event.game_id not in self._state.busy:
+                await self._rescan_game(event.game_id)
         self._publish()
-        self._hash_wanted.set()
+        self._started()[1].wanted.set()
 
     async def _request_full_scans(self) -> None:
         while True:
@@ -452,129 +429,32 @@ class GameLibrary:
         """Mark ``game_id`` busy for the duration of ``with`` / ``async with``.
 
         Busy games are not served or advertised and their watcher events are dropped. On exit
-        the game is rescanned: awaited with ``async with``, queued with plain ``with``.
+        the game is rescanned: awaited with ``async with``, started (not awaited) with ``with``.
         """
         return GameOperation(self, game_id)
 
     def _begin(self, game_id: str) -> None:
-        if game_id in self._busy:
+        if game_id in self._state.busy:
             raise ConflictError(f"game {game_id!r} already has an operation running")
-        self._busy.add(game_id)
-        self._generation[game_id] += 1
-        progress = self._progress.get(game_id)
-        if progress is not None:
-            progress.cancelled = True
+        self._state.busy.add(game_id)
         self._publish()
 
     def _end(self, game_id: str) -> None:
-        self._busy.discard(game_id)
-        self._generation[game_id] += 1
+        self._state.busy.discard(game_id)
 
     # -- manifests and serving ---------------------------------------------------------------
-
-    def _check_served(self, game_id: str) -> GameRecord:
-        record = self._records.get(game_id)
-        if record is None or game_id not in self._catalog:
-            raise ServeRefused(ErrorCode.NOT_FOUND, f"game {game_id!r} is not served here")
-        if not record.downloaded or game_id in self._busy:
-            raise ServeRefused(ErrorCode.BUSY, f"game {game_id!r} is busy or not downloaded")
-        if record.root in self._unavailable:
-            raise ServeRefused(ErrorCode.NOT_FOUND, f"game {game_id!r} is not reachable now")
-        return record
 
     async def wait_manifest(self, game_id: str, *, for_peer: bool = True) -> Manifest:
         """The current manifest, hashing first if needed (off the loop).
 
-        ``for_peer=False`` (local use, e.g. delta downloads) skips the catalog and busy checks.
+        Raises ServeRefused. ``for_peer=False`` (local use, e.g. delta downloads) skips the
+        catalog and busy checks; the game must still be downloaded.
         """
-        for _attempt in range(3):
-            record = self._check_served(game_id) if for_peer else self._downloaded(game_id)
-            cached = self._manifests.get(game_id)
-            if cached is not None and cached.manifest_hash == record.manifest_hash:
-                return cached
-            try:
-                return await asyncio.shield(self._ensure_hashed(game_id))
-            except scanner.HashCancelled:
-                continue
-        raise ServeRefused(ErrorCode.BUSY, f"game {game_id!r} keeps changing; try again later")
-
-    def _downloaded(self, game_id: str) -> GameRecord:
-        record = self._records.get(game_id)
-        if record is None or not record.downloaded:
-            raise ServeRefused(ErrorCode.NOT_FOUND, f"game {game_id!r} is not downloaded here")
-        return record
-
-    def _ensure_hashed(self, game_id: str) -> asyncio.Task[Manifest]:
-        task = self._hash_tasks.get(game_id)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._hash(game_id))
-            self._hash_tasks[game_id] = task
-            task.add_done_callback(self._hash_done)
-        return task
-
-    def _hash_done(self, task: asyncio.Task[Manifest]) -> None:
-        for game_id, running in list(self._hash_tasks.items()):
-            if running is task:
-                del self._hash_tasks[game_id]
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("hashing ended without a manifest: %s", task.exception())
-
-    async def _hash(self, game_id: str) -> Manifest:
-        record, generation = self._records.get(game_id), self._generation[game_id]
-        if record is None:
-            raise scanner.HashCancelled(f"{game_id} is gone")
-        if record.manifest_hash is not None:
-            manifest = await self._in_scan_thread(scanner.load_manifest, record, self.index)
-            if manifest is not None:
-                return self._remember(game_id, manifest)
-        progress = scanner.HashProgress()
-        self._progress[game_id] = progress
-        try:
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._hash_pool, scanner.hash_game, record, self.index, progress
-            )
-        except OSError as exc:
-            raise scanner.HashCancelled(f"{game_id}: {exc}") from exc
-        finally:
-            self._progress.pop(game_id, None)
-        self.files_hashed += result.files_hashed
-        async with self._write_lock:
-            if self._generation[game_id] != generation:
-                raise scanner.HashCancelled(f"{game_id} changed while it was hashed")
-            record = replace(record, manifest_hash=result.manifest.manifest_hash, size=result.size)
-            await self._in_scan_thread(self.index.put_manifest, record, result.files)
-            self._records[game_id] = record
-        self._publish()
-        return self._remember(game_id, result.manifest)
-
-    def _remember(self, game_id: str, manifest: Manifest) -> Manifest:
-        self._manifests[game_id] = manifest
-        while len(self._manifests) > MANIFEST_CACHE:
-            del self._manifests[next(iter(self._manifests))]
+        manifest = await self._started()[1].wait_manifest(game_id, for_peer=for_peer)
+        advertised = self._revlog.games.get(game_id)
+        if advertised is not None and advertised.manifest_hash != manifest.manifest_hash:
+            self._publish()  # whoever asked sees the summary and the manifest agree
         return manifest
-
-    async def _hash_in_background(self) -> None:
-        while True:
-            await self._hash_wanted.wait()
-            self._hash_wanted.clear()
-            for game_id in self._needs_hash():
-                try:
-                    await asyncio.shield(self._ensure_hashed(game_id))
-                except (scanner.HashCancelled, LanpeerError):
-                    pass  # the change that cancelled it queues the game again
-                except Exception:
-                    log.exception("hashing %s failed", game_id)
-
-    def _needs_hash(self) -> list[str]:
-        return [
-            g
-            for g, r in sorted(self._records.items())
-            if r.manifest_hash is None
-            and r.downloaded
-            and g in self._catalog
-            and g not in self._busy
-            and r.root not in self._unavailable
-        ]
 
     def open_served_file(self, game_id: str, manifest_hash: bytes, path: str) -> int:
         """An O_RDONLY fd of a served file, opened fd-relative without following symlinks.
@@ -584,37 +464,10 @@ class GameLibrary:
         problem = path_problem(path)
         if problem is not None:
             raise ServeRefused(ErrorCode.BAD_PATH, problem)
-        record = self._check_served(game_id)
+        record = self._state.served(game_id)
         if record.manifest_hash is None or record.manifest_hash != manifest_hash:
             raise ServeRefused(ErrorCode.STALE_MANIFEST, f"{game_id}: that version is not served")
-        expected = self._served_files(record).get(path)
-        if expected is None:
-            raise ServeRefused(ErrorCode.NOT_FOUND, f"{game_id}: no file {path!r}")
-        try:
-            fd = open_relative(record.root / game_id, path)
-        except FileNotFoundError:
-            self._post(GameChanged(game_id))
-            raise ServeRefused(ErrorCode.NOT_FOUND, f"{game_id}: {path!r} is gone") from None
-        st = os.fstat(fd)
-        if (st.st_size, st.st_mtime_ns, st.st_ino) != (
-            expected.size,
-            expected.mtime_ns,
-            expected.inode,
-        ):
-            os.close(fd)
-            self._post(GameChanged(game_id))
-            raise ServeRefused(ErrorCode.STALE_MANIFEST, f"{game_id}: {path!r} changed on disk")
-        return fd
-
-    def _served_files(self, record: GameRecord) -> dict[str, FileStat]:
-        """Stats of the files the current manifest was made of (one indexed query, cached)."""
-        assert record.manifest_hash is not None
-        cached = self._served.get(record.game_id)
-        if cached is None or cached[0] != record.manifest_hash:
-            rows = self.index.file_hashes(record.game_id)
-            cached = (record.manifest_hash, {p: f.stat for p, f in rows.items()})
-            self._served[record.game_id] = cached
-        return cached[1]
+        return self._started()[2].open(record, path)
 
 
 class GameOperation:
@@ -630,7 +483,7 @@ class GameOperation:
 
     def __exit__(self, *exc: object) -> None:
         self._library._end(self.game_id)
-        self._library._post(GameChanged(self.game_id))
+        self._library._spawn(self._library.rescan(self.game_id))  # now, not after the debounce
 
     async def __aenter__(self) -> GameOperation:
         return self.__enter__()

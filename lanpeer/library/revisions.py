@@ -1,12 +1,14 @@
 """Library revisions: ``library_rev``, ``library_digest`` and deltas between revs (SPEC §6).
 
 Owns the rule "the rev moves only when the advertised library really changes" and a bounded
-history of changes. Pure: no I/O, no clock; the caller persists ``to_bytes()``.
+history of changes. Pure: no I/O, no clock; the caller persists ``to_bytes()`` and
+``history_to_bytes()`` (so peers still get deltas after a restart).
 Never answers a delta it cannot prove complete: a ``from_rev`` older than the history -> None.
 """
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -101,8 +103,30 @@ class RevisionLog:
             removed=removed,
         )
 
+    def history_to_bytes(self) -> bytes:
+        """The change history as JSON: ``[[rev, added, updated, removed], ...]``."""
+        rows = [
+            [c.rev, sorted(c.added), sorted(c.updated), sorted(c.removed)] for c in self._history
+        ]
+        return json.dumps(rows, separators=(",", ":")).encode()
+
+    def restore_history(self, data: bytes) -> bool:
+        """Take a persisted history back if it ends exactly at this rev; else keep none."""
+        try:
+            changes = [
+                _Change(int(rev), frozenset(a), frozenset(u), frozenset(r))
+                for rev, a, u, r in json.loads(data)
+            ]
+        except (ValueError, TypeError):
+            return False
+        revs = [c.rev for c in changes]
+        if not changes or revs != list(range(revs[0], revs[0] + len(revs))) or revs[-1] != self.rev:
+            return False
+        self._history.extend(changes)
+        return True
+
     def to_bytes(self) -> bytes:
-        """The persisted form: a LibrarySnapshot message (history is not persisted)."""
+        """The persisted form of the advertised library: a LibrarySnapshot message."""
         return encode(
             LibrarySnapshot(library_rev=self.rev, library_digest=self.digest, games=self.snapshot())
         )

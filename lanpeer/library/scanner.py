@@ -55,22 +55,32 @@ class HashCancelled(Exception):
 
 
 def scan_root(root: Path, index: LibraryIndex) -> RootScan:
-    """The game ids directly under ``root``, or why the root cannot be trusted right now.
-
-    A root that was a mount point and is not any more is unmounted: its (empty) mount dir says
-    nothing about the games, so it is unavailable rather than empty.
-    """
+    """The game ids directly under ``root``, or why the root cannot be trusted right now."""
     try:
         game_ids = list_game_ids(root)
     except OSError as exc:
         return RootScan(root, [], f"cannot read game root {root}: {exc.strerror or exc}")
+    problem = mount_problem(root, index)
+    return RootScan(root, [] if problem else game_ids, problem)
+
+
+def root_problem(root: Path, index: LibraryIndex) -> str | None:
+    """Why ``root`` is unavailable now, or None: asked before a game of it is dropped."""
+    if not os.path.isdir(root):
+        return f"game root {root} is missing"
+    return mount_problem(root, index)
+
+
+def mount_problem(root: Path, index: LibraryIndex) -> str | None:
+    """A root that was a mount point and is not any more is unmounted: its (empty) mount dir
+    says nothing about the games, so it is unavailable rather than empty."""
     is_mount = os.path.ismount(root)
     was_mount = index.root_was_mount(root)
     if was_mount and not is_mount:
-        return RootScan(root, [], f"game root {root} is no longer mounted")
+        return f"game root {root} is no longer mounted"
     if is_mount and not was_mount:
         index.set_root_mount(root, True)
-    return RootScan(root, game_ids)
+    return None
 
 
 def locate_game(roots: list[Path], game_id: str) -> Path | None:
@@ -163,6 +173,23 @@ def hash_game(record: GameRecord, index: LibraryIndex, progress: HashProgress) -
             read += 1
     manifest = build_manifest(record.game_id, record.version or "", hashed)
     return HashResult(manifest, hashed, progress.total, read)
+
+
+def still_current(record: GameRecord, result: HashResult) -> bool:
+    """True if the game's served files are still exactly the ones ``result`` hashed."""
+    try:
+        walked = walk_served_files(record.root / record.game_id)
+    except OSError:
+        return False
+    return walked == [f.stat for f in result.files]
+
+
+def store_if_current(record: GameRecord, result: HashResult, index: LibraryIndex) -> bool:
+    """Persist ``record`` and the file hashes of ``result`` if they still describe the disk."""
+    if not still_current(record, result):
+        return False
+    index.put_manifest(record, result.files)
+    return True
 
 
 def load_manifest(record: GameRecord, index: LibraryIndex) -> Manifest | None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from lanpeer_proto.paths import RESERVED_NAMES, is_game_id
@@ -20,26 +20,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from lanpeer.library.disk import LOCAL_DIR
+from lanpeer.library.events import CatalogChanged, GameChanged, LibraryEvent, ScanAll
 
 _JOIN_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class GameChanged:
-    game_id: str
-
-
-@dataclass(frozen=True)
-class CatalogChanged:
-    pass
-
-
-@dataclass(frozen=True)
-class ScanAll:
-    reason: str
-
-
-LibraryEvent = GameChanged | CatalogChanged | ScanAll
 
 
 class LibraryWatcher(FileSystemEventHandler):
@@ -57,19 +40,39 @@ class LibraryWatcher(FileSystemEventHandler):
         self._deliver = deliver  # runs on the loop, never in the observer thread
         self._loop = loop
         self._observer = Observer()
+        self._watched: set[str] = set()
+        self._lock = threading.Lock()  # start/watch and stop may run in different threads
+        self._stopped = False
 
     def start(self) -> None:
-        for root in self._roots:
-            if os.path.isdir(root):
-                self._observer.schedule(self, root, recursive=True)
+        """Start the observer thread and watch what exists (blocking: a worker thread).
+
+        Watching a root recursively walks its whole tree (``local/`` too) to add inotify
+        watches, so the library runs this off its startup path.
+        """
+        with self._lock:
+            if not self._stopped:
+                self._observer.start()
+        self.watch_new_roots()
+
+    def watch_new_roots(self) -> None:
+        """Watch roots (and the catalog's dir) that exist now but were missing before."""
         catalog_dir = os.path.dirname(self._catalog)
-        if catalog_dir not in self._roots and os.path.isdir(catalog_dir):
-            self._observer.schedule(self, catalog_dir, recursive=False)
-        self._observer.start()
+        wanted = [(root, True) for root in self._roots]
+        if catalog_dir not in self._roots:
+            wanted.append((catalog_dir, False))
+        for path, recursive in wanted:
+            with self._lock:
+                if self._stopped or path in self._watched or not os.path.isdir(path):
+                    continue
+                self._observer.schedule(self, path, recursive=recursive)
+                self._watched.add(path)
 
     def stop(self) -> None:
         """Stop and join the observer thread (blocking: call it from a worker thread)."""
-        self._observer.stop()
+        with self._lock:
+            self._stopped = True
+            self._observer.stop()
         if self._observer.is_alive():
             self._observer.join(_JOIN_TIMEOUT)
 

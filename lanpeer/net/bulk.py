@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
 import secrets
 import socket
 import time
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: A token outlives a download burst but not a party; re-issued over QUIC when it expires.
 TOKEN_TTL = 600.0
+#: Room for a whole 4 MiB chunk in flight, so sendfile rarely waits for the reader.
+SOCKET_BUFFER = 4 << 20
 #: First frame must arrive quickly; an idle authorised connection is dropped after a while.
 HELLO_TIMEOUT = 10.0
 IDLE_TIMEOUT = 120.0
@@ -121,6 +124,14 @@ class BulkServer:
         self._uploads = uploads
         self._limiter = limiter
         self._sock: socket.socket | None = None
+        self._connections: dict[str, set[socket.socket]] = {}
+
+    def drop_peer(self, peer_id: str) -> None:
+        """The peer's last QUIC session ended: its tokens and bulk connections end too."""
+        self._tokens.revoke(peer_id)
+        for conn in self._connections.pop(peer_id, set()):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)  # the serving task sees EOF and closes it
 
     def open(self, host: str, port: int = 0) -> int:
         """Bind and listen now (so HelloAck can carry the port); returns the port."""
@@ -147,8 +158,14 @@ class BulkServer:
                 while True:
                     conn, _addr = await loop.sock_accept(self._sock)
                     conn.setblocking(False)
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
                     tasks.create_task(self._serve_connection(conn))
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop listening (idempotent; also done when serve() ends)."""
+        if self._sock is not None:
             self._sock.close()
 
     async def _serve_connection(self, conn: socket.socket) -> None:
@@ -160,10 +177,17 @@ class BulkServer:
                     hello.peer_id, hello.token
                 ):
                     log.warning("bulk: refusing a connection without a valid token")
-                    await _send_message(conn, Error(code=ErrorCode.BAD_TOKEN,
-                                                    message="token unknown, used or expired"))  # fmt: skip
+                    await _send_message(
+                        conn,
+                        Error(code=ErrorCode.BAD_TOKEN, message="token unknown, used or expired"),
+                    )
                     return
-                await self._serve_requests(conn, hello.peer_id)
+                peer_conns = self._connections.setdefault(hello.peer_id, set())
+                peer_conns.add(conn)
+                try:
+                    await self._serve_requests(conn, hello.peer_id)
+                finally:
+                    peer_conns.discard(conn)
             except (ConnectionError, TimeoutError, ProtocolError) as exc:
                 log.debug("bulk connection ended: %s", exc)
 
@@ -174,8 +198,10 @@ class BulkServer:
             if request is None:
                 return
             if not isinstance(request, GetChunk):
-                await _send_message(conn, Error(code=ErrorCode.UNEXPECTED,
-                                                message="only get_chunk on the bulk path"))  # fmt: skip
+                await _send_message(
+                    conn,
+                    Error(code=ErrorCode.UNEXPECTED, message="only get_chunk on the bulk path"),
+                )
                 continue
             if not self._uploads.try_acquire(peer_id):
                 await _send_message(
@@ -193,12 +219,46 @@ class BulkServer:
         except ServeError as exc:
             await _send_message(conn, exc.to_message())
             return
-        with open(chunk.fd, "rb", buffering=0) as file:
+        try:
             if self._limiter is not None:
                 await self._limiter.wait_acquire(chunk.length)
             await _send_message(conn, ChunkHeader(offset=chunk.offset, length=chunk.length))
-            loop = asyncio.get_running_loop()
-            await loop.sock_sendfile(conn, file, chunk.offset, chunk.length)
+            await send_file_range(conn, chunk.fd, chunk.offset, chunk.length)
+        finally:
+            chunk.close()
+
+
+async def send_file_range(sock: socket.socket, fd: int, offset: int, count: int) -> None:
+    """Zero-copy os.sendfile on the non-blocking socket, waiting for writability in between.
+
+    Works on any loop (uvloop has no sock_sendfile). The file is expected in the page cache
+    (just hashed or just read); a cold read stalls the loop for that read only.
+    """
+    loop = asyncio.get_running_loop()
+    while count > 0:
+        try:
+            sent = os.sendfile(sock.fileno(), fd, offset, count)
+        except BlockingIOError:
+            await _wait_writable(loop, sock)
+            continue
+        if sent == 0:
+            raise ConnectionError("file ended or peer closed during sendfile")
+        offset += sent
+        count -= sent
+
+
+async def _wait_writable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(sock.fileno(), wake)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(sock.fileno())
 
 
 TokenSource = Callable[[], Awaitable[bytes]]
@@ -251,6 +311,7 @@ class BulkClient:
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
             await loop.sock_connect(sock, (self.host, self.port))
             token = await self._token()
             await _send_message(sock, BulkHello(peer_id=self._local_id, token=token))

@@ -1,15 +1,13 @@
 """This peer's identity: an Ed25519 key and a self-signed certificate in the state dir.
 
-Owns key creation, persistence (mode 0600), ``peer_id`` derivation and the signatures and
-party-key MACs of the handshake. Never talks to the network and never logs key material.
+Owns key creation, persistence (mode 0600), ``peer_id`` derivation (lanpeer_proto's rule) and
+Ed25519 signing and verifying for the handshake. Never talks to the network and never logs
+key material.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
-import hashlib
-import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
+from lanpeer_proto.handshake import peer_id_for
+
+from lanpeer.errors import LanpeerError
 
 KEY_FILE = "peer_key.pem"
 CERT_FILE = "peer_cert.pem"
@@ -29,7 +30,7 @@ _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 
 def peer_id_of(public_key: bytes) -> str:
     """base32 (uppercase, unpadded, 52 chars) of SHA-256 of the raw Ed25519 public key."""
-    return base64.b32encode(hashlib.sha256(public_key).digest()).decode().rstrip("=")
+    return peer_id_for(public_key)
 
 
 def short_id(peer_id: str) -> str:
@@ -57,9 +58,10 @@ def verify_signature(public_key: bytes, signature: bytes, data: bytes) -> bool:
     return True
 
 
-def party_mac(party_key: str, role: bytes, transcript: bytes) -> bytes:
-    """HMAC-SHA256 proving knowledge of the party key without sending it."""
-    return hmac.new(party_key.encode(), role + transcript, hashlib.sha256).digest()
+class IdentityError(LanpeerError):
+    """The identity files in the state dir are unusable."""
+
+    code = "bad_identity"
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class Identity:
     def load_or_create(cls, state_dir: Path) -> Identity:
         """Load the identity from ``state_dir``, creating and persisting it on first use."""
         key_path, cert_path = state_dir / KEY_FILE, state_dir / CERT_FILE
-        if key_path.exists() and cert_path.exists():
+        if key_path.exists():
             return cls._load(key_path, cert_path)
         identity = cls.generate()
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -97,12 +99,21 @@ class Identity:
 
     @classmethod
     def _load(cls, key_path: Path, cert_path: Path) -> Identity:
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        """The key is the identity; a missing, damaged or foreign certificate is remade."""
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise IdentityError(
+                f"{key_path} is damaged ({exc}); move it away to create a new identity "
+                "(peers will then see a new peer_id)"
+            ) from exc
         if not isinstance(key, ed25519.Ed25519PrivateKey):
-            raise ValueError(f"{key_path} is not an Ed25519 key; move it away to make a new one")
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if peer_id_of_certificate(cert) != peer_id_of(raw_public_key(key.public_key())):
-            cert = _self_signed(key)  # a mismatched cert is regenerated, the key is the identity
+            raise IdentityError(f"{key_path} is not an Ed25519 key; move it away to make a new one")
+        cert = _load_cert(cert_path)
+        if cert is None or peer_id_of_certificate(cert) != peer_id_of(
+            raw_public_key(key.public_key())
+        ):
+            cert = _self_signed(key)
             _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         return cls(key, cert)
 
@@ -112,6 +123,13 @@ class Identity:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+
+
+def _load_cert(path: Path) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def _self_signed(key: ed25519.Ed25519PrivateKey) -> x509.Certificate:

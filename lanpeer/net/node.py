@@ -18,23 +18,25 @@ from typing import Any, Literal
 
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import (
-    BulkToken,
-    BulkTokenRequest,
-    GetChunk,
-    GetManifest,
     Hello,
-    HelloAck,
     LibrarySummary,
     Manifest,
     Message,
 )
+from lanpeer_proto.session import SessionTimers
 from lanpeer_proto.version import FEATURE_DELTAS, FEATURE_TCP_BULK, PROTOCOL_MAJOR, PROTOCOL_MINOR
-from pydantic import ValidationError
 
-from lanpeer.net.bulk import BulkClient, BulkServer, BulkTokens
+from lanpeer.net.bulk import BulkServer, BulkTokens
 from lanpeer.net.discovery import Advert, Discovery
-from lanpeer.net.errors import ChunkRefused, HandshakeRefused, PeerUnavailable
-from lanpeer.net.handshake import RemoteFacts, client_handshake, serve_handshake
+from lanpeer.net.errors import HandshakeRefused, ListenError
+from lanpeer.net.fetching import PeerChunkSource, PeerFetcher
+from lanpeer.net.handshake import (
+    ControlChannel,
+    RemoteFacts,
+    client_channel,
+    server_channel,
+    wait_handshake,
+)
 from lanpeer.net.identity import Identity, short_id
 from lanpeer.net.library_view import LibraryView
 from lanpeer.net.peers import PeerEvent, PeerEventKind, PeerInfo, PeerTable
@@ -48,7 +50,7 @@ from lanpeer.net.quic import (
 )
 from lanpeer.net.responder import Responder
 from lanpeer.net.serving import Limiter, UploadSlots
-from lanpeer.net.session import PeerSession, SessionLimits
+from lanpeer.net.session import PeerLink, SessionLimits
 from lanpeer.net.sync import LibrarySync
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ class NodeTimings:
     redial_max: float = 15.0
     #: Library changes are pushed this long after the first one, coalescing bursts.
     push_debounce: float = 0.2
+    #: Of two peers that see each other's advert, the one with the larger peer_id waits this
+    #: long for the other to dial, so a pair usually shares one connection.
+    dial_yield: float = 2.0
 
 
 class PeerNode:
@@ -88,6 +93,7 @@ class PeerNode:
         timings: NodeTimings | None = None,
         quic_settings: QuicSettings | None = None,
         session_limits: SessionLimits | None = None,
+        session_timers: SessionTimers | None = None,
         max_uploads_per_peer: int = 8,
         advertise_addresses: list[str] | None = None,
     ) -> None:
@@ -102,6 +108,7 @@ class PeerNode:
         self.timings = timings or NodeTimings()
         self._quic_settings = quic_settings or QuicSettings()
         self._limits = session_limits or SessionLimits()
+        self._timers = session_timers or SessionTimers()
         self._advertise = advertise_addresses
         self._table = PeerTable()
         self._sync = LibrarySync(self._table, self._emit)
@@ -109,9 +116,9 @@ class PeerNode:
         self._tokens = BulkTokens() if bulk == "auto" else None
         self._bulk_server: BulkServer | None = None
         self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
-        self._bulk_clients: dict[str, BulkClient] = {}
+        self._fetcher = PeerFetcher(self._table, identity.peer_id, bulk, max_uploads_per_peer)
         self._listeners: list[Callable[[PeerEvent], None]] = []
-        self._sources_changed = asyncio.Event()
+        self._sources_changed = asyncio.Event()  # replaced (after set) on every peer event
         self._tasks: set[asyncio.Task[None]] = set()
         self._group: asyncio.TaskGroup | None = None
         self._quic: QuicListener | None = None
@@ -130,16 +137,14 @@ class PeerNode:
         await self.aclose()
 
     async def start(self) -> None:
+        """Bind the listeners and start every task; on failure everything opened is closed."""
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
-        if self._tokens is not None:
-            self._bulk_server = BulkServer(self.library, self._tokens, self._uploads,
-                                           self._responder.limiter)  # fmt: skip
-            self._responder.bulk_port = self._bulk_server.open(self._bind, 0)
-            self._spawn(self._bulk_server.serve())
-        self._quic = await listen(self.identity, self._bind, self._port, self._quic_settings,
-                                  self._accepted)  # fmt: skip
-        self.listen = self._quic.address
+        try:
+            await self._open_listeners()
+        except BaseException:
+            await self.aclose()
+            raise
         self.library.add_listener(self._library_changed)
         self._spawn(self._sweep_stale())
         if self._mdns:
@@ -149,6 +154,26 @@ class PeerNode:
         log.info("peer %s (%s) listening on %s:%d", short_id(self.identity.peer_id), self.name,
                  *self.listen)  # fmt: skip
 
+    async def _open_listeners(self) -> None:
+        try:
+            self._quic = await listen(self.identity, self._bind, self._port, self._quic_settings,
+                                      self._accepted)  # fmt: skip
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on UDP {self._bind}:{self._port}: {exc.strerror or exc}; "
+                "is another lanpeerd running? pick another --port"
+            ) from exc
+        self.listen = self._quic.address
+        if self._tokens is None:
+            return
+        bulk = BulkServer(self.library, self._tokens, self._uploads, self._responder.limiter)
+        try:  # the same port number on TCP when free: one number to allow in a firewall
+            self._responder.bulk_port = bulk.open(self._bind, self.listen[1])
+        except OSError:
+            self._responder.bulk_port = bulk.open(self._bind, 0)
+        self._bulk_server = bulk
+        self._spawn(bulk.serve())
+
     async def aclose(self) -> None:
         """Goodbye to every peer, stop every task, close every socket."""
         if self._group is None:
@@ -157,24 +182,21 @@ class PeerNode:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
                 await asyncio.gather(*(s.say_goodbye("shutting down") for s in sessions))
+        self._close_connections()
         for task in list(self._tasks):
             task.cancel()
         group, self._group = self._group, None
         await group.__aexit__(None, None, None)
         if self._quic is not None:
             self._quic.close()
-        await self._wait_connections_ended()
-        for client in self._bulk_clients.values():
-            client.close()
-        self._bulk_clients.clear()
+        if self._bulk_server is not None:
+            self._bulk_server.close()
+        self._fetcher.close()
 
-    async def _wait_connections_ended(self) -> None:
+    def _close_connections(self) -> None:
+        """CONNECTION_CLOSE to every peer, then drop the sockets without QUIC's draining wait."""
         for conn in list(self._conns):
             conn.close_connection("shutting down")
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2.0):
-                await asyncio.gather(*(c.wait_ended() for c in self._conns))
-        for conn in list(self._conns):
             conn.force_close()
         self._conns.clear()
 
@@ -185,6 +207,7 @@ class PeerNode:
         task = self._group.create_task(_logged(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _task: coro.close())  # cancelled before it ever ran
 
     # public surface -----------------------------------------------------------
     def peers(self) -> list[PeerInfo]:
@@ -199,22 +222,7 @@ class PeerNode:
 
     async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest:
         """The peer's manifest of ``game_id``; its hash must be the one the peer advertises."""
-        session = self._session(peer_id)
-        try:
-            request = GetManifest(game_id=game_id)
-        except ValidationError as exc:
-            raise ChunkRefused(ErrorCode.BAD_MESSAGE, f"bad game id {game_id!r}") from exc
-        manifest = await session.request(request)
-        if not isinstance(manifest, Manifest) or manifest.game_id != game_id:
-            raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not the manifest asked for")
-        record = self._table.get(peer_id)
-        advertised = record.games.get(game_id) if record is not None else None
-        if advertised is not None and advertised.manifest_hash not in (
-            None,
-            manifest.manifest_hash,
-        ):
-            raise ChunkRefused(ErrorCode.STALE_MANIFEST, "manifest changed since it was advertised")
-        return manifest
+        return await self._fetcher.manifest(peer_id, game_id)
 
     async def fetch_chunk(
         self, peer_id: str, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
@@ -223,15 +231,8 @@ class PeerNode:
 
         The caller verifies the bytes against the manifest; raises PeerUnavailable/ChunkRefused.
         """
-        session = self._session(peer_id)
-        try:
-            request = GetChunk(game_id=game_id, manifest_hash=manifest_hash, path=path,
-                               offset=offset, length=length)  # fmt: skip
-        except ValidationError as exc:
-            raise ChunkRefused(ErrorCode.BAD_MESSAGE, f"bad chunk request: {exc}") from exc
-        if self._bulk_mode == "auto" and FEATURE_TCP_BULK in session.facts.features:
-            return await self._fetch_bulk(session, request)
-        return await session.fetch_chunk(request)
+        source = PeerChunkSource(self._fetcher, peer_id)
+        return await source.fetch_chunk(game_id, manifest_hash, path, offset, length)
 
     def sources_for(self, game_id: str, manifest_hash: bytes) -> list[PeerChunkSource]:
         """Connected peers advertising exactly this content (the download engine's sources)."""
@@ -239,80 +240,45 @@ class PeerNode:
         for record in self._table.records():
             game = record.games.get(game_id)
             if record.connected and game is not None and game.manifest_hash == manifest_hash:
-                sources.append(PeerChunkSource(self, record.peer_id))
+                sources.append(PeerChunkSource(self._fetcher, record.peer_id))
         return sources
 
     async def wait_sources_changed(self, timeout: float) -> None:  # noqa: ASYNC109 - seam
-        """Return when a peer came, went or changed its library, or after ``timeout``."""
-        self._sources_changed.clear()
+        """Return when a peer comes, goes or changes its library after this call, or on timeout."""
+        changed = self._sources_changed
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self._sources_changed.wait()
+                await changed.wait()
 
     # events --------------------------------------------------------------------
     def _emit(self, kind: PeerEventKind, peer_id: str) -> None:
         self._sources_changed.set()
-        event = PeerEvent(kind, peer_id)
+        self._sources_changed = asyncio.Event()
+        record = self._table.get(peer_id)
+        event = (
+            PeerEvent(kind, peer_id, record.name, record.address, record.library_rev or 0)
+            if record is not None
+            else PeerEvent(kind, peer_id)
+        )
         for cb in list(self._listeners):
             try:
                 cb(event)
             except Exception:
                 log.exception("peer event listener failed on %s", event)
 
-    def _session(self, peer_id: str) -> PeerSession:
-        record = self._table.get(peer_id)
-        session = record.live_session() if record is not None else None
-        if session is None:
-            raise PeerUnavailable(f"peer {short_id(peer_id)} is not connected")
-        return session
-
-    # bulk path -----------------------------------------------------------------
-    async def _fetch_bulk(self, session: PeerSession, request: GetChunk) -> bytes:
-        client = await self._bulk_client(session)
-        try:
-            return await client.fetch(request)
-        except ChunkRefused as exc:
-            if exc.wire_code is not ErrorCode.BAD_TOKEN:
-                raise
-        self._bulk_clients.pop(session.peer_id, None)  # token expired: one fresh try
-        client.close()
-        return await (await self._bulk_client(session)).fetch(request)
-
-    async def _bulk_client(self, session: PeerSession) -> BulkClient:
-        client = self._bulk_clients.get(session.peer_id)
-        if client is not None and client.host == session.address[0]:
-            return client
-        token = await self._bulk_token(session)
-        client = BulkClient(session.address[0], token.port, self.identity.peer_id,
-                            _TokenCache(session, token).get)  # fmt: skip
-        old = self._bulk_clients.pop(session.peer_id, None)
-        if old is not None:
-            old.close()
-        self._bulk_clients[session.peer_id] = client
-        return client
-
-    @staticmethod
-    async def _bulk_token(session: PeerSession) -> BulkToken:
-        answer = await session.request(BulkTokenRequest())
-        if not isinstance(answer, BulkToken):
-            raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not a bulk token")
-        return answer
-
     # connections ---------------------------------------------------------------
     def _hello(self) -> Hello:
-        return Hello(peer_id=self.identity.peer_id, public_key=self.identity.public_key,
-                     name=self.name, proto_major=PROTOCOL_MAJOR, proto_minor=PROTOCOL_MINOR,
-                     listen_port=self.listen[1], library_rev=self.library.library_rev,
-                     library_digest=self.library.library_digest,
-                     features=self._features())  # fmt: skip
-
-    def _hello_ack(self, nonce: bytes) -> HelloAck:
-        hello = self._hello()
-        return HelloAck(peer_id=hello.peer_id, name=hello.name, proto_major=hello.proto_major,
-                        proto_minor=hello.proto_minor, listen_port=hello.listen_port,
-                        library_rev=hello.library_rev, library_digest=hello.library_digest,
-                        features=hello.features, nonce=nonce,
-                        bulk_port=self._responder.bulk_port)  # fmt: skip
+        return Hello(
+            peer_id=self.identity.peer_id,
+            public_key=self.identity.public_key,
+            name=self.name,
+            proto_major=PROTOCOL_MAJOR,
+            proto_minor=PROTOCOL_MINOR,
+            listen_port=self.listen[1],
+            library_rev=self.library.library_rev,
+            library_digest=self.library.library_digest,
+            features=self._features(),
+        )
 
     def _features(self) -> list[str]:
         return [FEATURE_DELTAS] + ([FEATURE_TCP_BULK] if self._tokens is not None else [])
@@ -320,7 +286,7 @@ class PeerNode:
     def _accepted(self, conn: QuicPeerConnection) -> None:
         """A TLS handshake finished on our listener: its first stream is the control stream."""
         self._conns.add(conn)
-        conn.on_ended = self._conns.discard
+        conn.when_ended(self._conns.discard)
 
         def first_stream(stream: QuicStream) -> None:
             conn.on_stream = lambda extra: extra.abort("not authenticated yet")
@@ -329,69 +295,67 @@ class PeerNode:
         conn.on_stream = first_stream
 
     async def _serve_incoming(self, conn: QuicPeerConnection, control: QuicStream) -> None:
+        channel = server_channel(control, self._hello(), self._party_key,
+                                 self._responder.bulk_port, self._timers)  # fmt: skip
         try:
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                facts = await serve_handshake(control, self.identity, self._hello_ack,
-                                              self._party_key)  # fmt: skip
-        except (HandshakeRefused, ConnectionError, TimeoutError) as exc:
+            facts, _ = await wait_handshake(channel)
+        except (HandshakeRefused, ConnectionError) as exc:
             log.warning("refused peer at %s: %s", conn.remote_address[0], exc)
             with contextlib.suppress(TimeoutError):  # let the Error frame reach the peer
                 async with asyncio.timeout(1.0):
                     await conn.wait_ended()
             conn.close_connection(str(exc))
             return
-        if facts.peer_id == self.identity.peer_id:
-            conn.close_connection("connected to ourselves")
-            return
-        await self._run_session(conn, control, facts, (conn.remote_address[0], facts.listen_port))
+        address = (conn.remote_address[0], facts.listen_port)  # never the QUIC source port
+        await self._run_link(conn, channel, facts, address)
 
     async def _dial_and_run(self, host: str, port: int, expected_id: str | None) -> None:
         conn = await dial(host, port, self._quic_settings, HANDSHAKE_TIMEOUT)
         self._conns.add(conn)
-        conn.on_ended = self._closed_dialled
+        conn.when_ended(self._closed_dialled)
         try:
-            control = conn.open_stream()
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                facts = await client_handshake(conn, control, self.identity, self._hello(),
-                                               self._party_key, expected_id)  # fmt: skip
-        except BaseException:
-            conn.close_connection("handshake failed")
+            channel = client_channel(conn, conn.open_stream(), self.identity, self._hello(),
+                                     self._party_key, expected_id, self._timers)  # fmt: skip
+            facts, _bulk_port = await wait_handshake(channel)
+        except BaseException as exc:
+            conn.close_connection(str(exc) or "handshake failed")
             raise
         if facts.peer_id == self.identity.peer_id:
             conn.close_connection("connected to ourselves")
             raise HandshakeRefused(ErrorCode.AUTH_FAILED, f"{host}:{port} is this peer itself")
-        await self._run_session(conn, control, facts, (host, port))
+        await self._run_link(conn, channel, facts, (host, port))
 
     def _closed_dialled(self, conn: QuicPeerConnection) -> None:
         self._conns.discard(conn)
         conn.force_close()
 
-    async def _run_session(
-        self, conn: QuicPeerConnection, control: QuicStream, facts: RemoteFacts,
+    async def _run_link(
+        self, conn: QuicPeerConnection, channel: ControlChannel, facts: RemoteFacts,
         address: tuple[str, int],
     ) -> None:  # fmt: skip
-        session = PeerSession(conn, control, facts, address, self._limits,
-                              self._responder.answer, self._control_message)  # fmt: skip
+        link = PeerLink(conn, channel, facts, address, self._limits, self._responder.answer,
+                        self._control_message)  # fmt: skip
         log.info("peer %s (%s) connected from %s:%d", short_id(facts.peer_id), facts.name,
                  *address)  # fmt: skip
-        if self._table.session_up(session, facts, address):
+        if self._table.session_up(link, facts, address):
             self._emit(PeerEventKind.UP, facts.peer_id)
-        self._spawn(self._sync.wait_synced(session, facts.library_rev, facts.library_digest))
+        self._spawn(self._sync.wait_synced(link, facts.library_rev, facts.library_digest))
         try:
-            await session.run()
+            await link.run()
         finally:
-            self._table.touch(facts.peer_id, session.last_seen)
-            if self._table.session_down(session):
-                if self._tokens is not None:
-                    self._tokens.revoke(facts.peer_id)
+            self._table.touch(facts.peer_id, link.last_seen)
+            if self._table.session_down(link):
+                if self._bulk_server is not None:
+                    self._bulk_server.drop_peer(facts.peer_id)
+                self._fetcher.link_down(facts.peer_id)
                 log.info("peer %s disconnected", short_id(facts.peer_id))
                 self._emit(PeerEventKind.DOWN, facts.peer_id)
 
-    def _control_message(self, session: PeerSession, message: Message) -> None:
-        self._table.touch(session.peer_id, session.last_seen)
+    def _control_message(self, session: PeerLink, message: Message) -> None:
         if isinstance(message, LibrarySummary):
-            self._spawn(self._sync.wait_synced(session, message.library_rev,
-                                               message.library_digest))  # fmt: skip
+            self._spawn(
+                self._sync.wait_synced(session, message.library_rev, message.library_digest)
+            )
         else:
             log.info("%r: ignoring %s on the control stream", session, message.type)
 
@@ -414,8 +378,12 @@ class PeerNode:
 
     def _start_discovery(self) -> None:
         addresses = self._advertise or ([] if self._bind == "0.0.0.0" else [self._bind])
+        addresses = addresses or _lan_addresses()
+        if not addresses:
+            log.warning("mDNS is off: no LAN IPv4 address to advertise on; use --peer host:port")
+            return
         self._discovery = Discovery(peer_id=self.identity.peer_id, name=self.name,
-                                    addresses=addresses or _lan_addresses(), port=self.listen[1],
+                                    addresses=addresses, port=self.listen[1],
                                     on_advert=self._advert_seen)  # fmt: skip
         self._spawn(self._discovery.run(self.library.library_rev))
 
@@ -429,10 +397,20 @@ class PeerNode:
         """Dial an advert once; a spoofed id fails the handshake and changes nothing."""
         self._dialling.add(advert.peer_id)
         try:
+            if self.identity.peer_id > advert.peer_id:
+                await asyncio.sleep(self.timings.dial_yield)
+                record = self._table.get(advert.peer_id)
+                if record is not None and record.connected:
+                    return  # it dialled us
             await self._dial_and_run(advert.host, advert.port, advert.peer_id)
         except (HandshakeRefused, ConnectionError, OSError, TimeoutError) as exc:
-            log.warning("advert %s at %s:%d failed: %s", short_id(advert.peer_id), advert.host,
-                        advert.port, exc)  # fmt: skip
+            log.warning(
+                "advert %s at %s:%d failed: %s",
+                short_id(advert.peer_id),
+                advert.host,
+                advert.port,
+                exc,
+            )
         finally:
             self._dialling.discard(advert.peer_id)
 
@@ -445,9 +423,11 @@ class PeerNode:
     async def _push_summary(self) -> None:
         await asyncio.sleep(self.timings.push_debounce)  # coalesce a burst of changes
         self._push_pending = False
-        summary = LibrarySummary(library_rev=self.library.library_rev,
-                                 library_digest=self.library.library_digest,
-                                 game_count=min(len(self.library.snapshot()), 10_000))  # fmt: skip
+        summary = LibrarySummary(
+            library_rev=self.library.library_rev,
+            library_digest=self.library.library_digest,
+            game_count=min(len(self.library.snapshot()), 10_000),
+        )
         sessions = [s for r in self._table.records() for s in r.sessions if s.is_open]
         await asyncio.gather(*(s.push(summary) for s in sessions))
         if self._discovery is not None:
@@ -458,39 +438,13 @@ class PeerNode:
         while True:
             await asyncio.sleep(interval)
             for peer_id in self._table.expire(time.monotonic(), self.timings.stale_timeout):
-                log.info("peer %s removed: not seen for %.0f s", short_id(peer_id),
-                         self.timings.stale_timeout)  # fmt: skip
-                self._bulk_clients.pop(peer_id, None)
+                log.info(
+                    "peer %s removed: not seen for %.0f s",
+                    short_id(peer_id),
+                    self.timings.stale_timeout,
+                )
+                self._fetcher.forget(peer_id)
                 self._emit(PeerEventKind.REMOVED, peer_id)
-
-
-@dataclass(frozen=True)
-class PeerChunkSource:
-    """The download engine's ChunkSource for one peer."""
-
-    node: PeerNode
-    peer_id: str
-
-    async def fetch_chunk(
-        self, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
-    ) -> bytes:
-        return await self.node.fetch_chunk(self.peer_id, game_id, manifest_hash, path, offset,
-                                           length)  # fmt: skip
-
-
-class _TokenCache:
-    """Hands the bulk client a token, asking the peer for a fresh one near expiry."""
-
-    def __init__(self, session: PeerSession, token: BulkToken) -> None:
-        self._session = session
-        self._token = token
-        self._expires = time.monotonic() + token.ttl_seconds * 0.8
-
-    async def get(self) -> bytes:
-        if time.monotonic() >= self._expires:
-            self._token = await PeerNode._bulk_token(self._session)
-            self._expires = time.monotonic() + self._token.ttl_seconds * 0.8
-        return self._token.token
 
 
 def _lan_addresses() -> list[str]:

@@ -14,7 +14,7 @@ from enum import StrEnum
 from lanpeer_proto.messages import GameSummary, LibraryDelta, LibrarySnapshot
 
 from lanpeer.net.handshake import RemoteFacts
-from lanpeer.net.session import PeerSession
+from lanpeer.net.session import PeerLink
 
 
 class PeerEventKind(StrEnum):
@@ -28,6 +28,9 @@ class PeerEventKind(StrEnum):
 class PeerEvent:
     kind: PeerEventKind
     peer_id: str
+    name: str = ""
+    address: tuple[str, int] = ("", 0)
+    library_rev: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,26 +53,33 @@ class PeerRecord:
     name: str
     address: tuple[str, int]  # the peer's QUIC listener, never a source port
     proto_ver: str
-    features: frozenset[str]
-    bulk_port: int | None = None
     library_rev: int | None = None  # rev of our copy; None until the first sync
     library_digest: bytes = b""
     games: dict[str, GameSummary] = field(default_factory=dict)
-    sessions: list[PeerSession] = field(default_factory=list)
+    sessions: list[PeerLink] = field(default_factory=list)
     last_seen: float = field(default_factory=time.monotonic)
 
     @property
     def connected(self) -> bool:
         return any(s.is_open for s in self.sessions)
 
-    def live_session(self) -> PeerSession | None:
+    def live_session(self) -> PeerLink | None:
         """The newest open session (requests go there)."""
         return next((s for s in reversed(self.sessions) if s.is_open), None)
 
     def info(self) -> PeerInfo:
-        wall = time.time() - (time.monotonic() - self.last_seen)
-        return PeerInfo(self.peer_id, self.name, self.address, self.proto_ver,
-                        self.library_rev or 0, wall, dict(self.games), self.connected)  # fmt: skip
+        seen = max([self.last_seen, *(s.last_seen for s in self.sessions)])
+        wall = time.time() - (time.monotonic() - seen)
+        return PeerInfo(
+            self.peer_id,
+            self.name,
+            self.address,
+            self.proto_ver,
+            self.library_rev or 0,
+            wall,
+            dict(self.games),
+            self.connected,
+        )
 
 
 class PeerTable:
@@ -82,9 +92,7 @@ class PeerTable:
     def records(self) -> list[PeerRecord]:
         return list(self._records.values())
 
-    def session_up(
-        self, session: PeerSession, facts: RemoteFacts, address: tuple[str, int]
-    ) -> bool:
+    def session_up(self, session: PeerLink, facts: RemoteFacts, address: tuple[str, int]) -> bool:
         """Record an authenticated session; True when the peer was not connected before.
 
         A known peer_id at a new address is updated in place.
@@ -92,17 +100,14 @@ class PeerTable:
         record = self._records.get(facts.peer_id)
         was_connected = record is not None and record.connected
         if record is None:
-            record = PeerRecord(facts.peer_id, facts.name, address, facts.proto_ver, facts.features)
+            record = PeerRecord(facts.peer_id, facts.name, address, facts.proto_ver)
             self._records[facts.peer_id] = record
         record.name, record.address, record.proto_ver = facts.name, address, facts.proto_ver
-        record.features = facts.features
-        if facts.bulk_port is not None:
-            record.bulk_port = facts.bulk_port
         record.sessions = [s for s in record.sessions if s.is_open] + [session]
         record.last_seen = time.monotonic()
         return not was_connected
 
-    def session_down(self, session: PeerSession) -> bool:
+    def session_down(self, session: PeerLink) -> bool:
         """Forget a finished session; True when it was the peer's last one."""
         record = self._records.get(session.peer_id)
         if record is None or session not in record.sessions:

@@ -37,7 +37,7 @@ from lanpeer.net.serving import (
     open_chunk,
     sync_answer,
 )
-from lanpeer.net.session import PeerSession
+from lanpeer.net.session import PeerLink
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Responder:
     bulk_port: int | None
     limiter: Limiter | None = None
 
-    async def answer(self, session: PeerSession, stream: QuicStream) -> None:
+    async def answer(self, session: PeerLink, stream: QuicStream) -> None:
         try:
             request = codec.decode(await stream.read_frame(DEFAULT_MAX_FRAME_SIZE))
         except RemoteProtocolError as exc:
@@ -69,7 +69,7 @@ class Responder:
     async def _refuse(self, stream: QuicStream, exc: ServeError) -> None:
         await stream.write_frame(codec.encode(exc.to_message()), end=True)
 
-    async def _dispatch(self, session: PeerSession, stream: QuicStream, request: Message) -> None:
+    async def _dispatch(self, session: PeerLink, stream: QuicStream, request: Message) -> None:
         answer: Message
         if isinstance(request, GetChunk):
             await self._send_chunk(session, stream, request)
@@ -84,20 +84,21 @@ class Responder:
             raise ServeError(ErrorCode.UNEXPECTED, f"{request.type} is not a request")
         await stream.write_frame(codec.encode(answer), end=True)
 
-    def _bulk_token(self, session: PeerSession) -> BulkToken:
+    def _bulk_token(self, session: PeerLink) -> BulkToken:
         if self.tokens is None or self.bulk_port is None:
             raise ServeError(ErrorCode.NOT_FOUND, "this peer offers no bulk path")
         token = self.tokens.issue(session.peer_id)
         return BulkToken(token=token, port=self.bulk_port, ttl_seconds=self.tokens.ttl)
 
-    async def _send_chunk(self, session: PeerSession, stream: QuicStream, req: GetChunk) -> None:
+    async def _send_chunk(self, session: PeerLink, stream: QuicStream, req: GetChunk) -> None:
         if not self.uploads.try_acquire(session.peer_id):
             raise ServeError(ErrorCode.TOO_MANY, "too many concurrent uploads to this peer")
         try:
             chunk = open_chunk(self.library, req)
             try:
-                await stream.write_frame(codec.encode(ChunkHeader(offset=req.offset,
-                                                                  length=req.length)))  # fmt: skip
+                await stream.write_frame(
+                    codec.encode(ChunkHeader(offset=req.offset, length=req.length))
+                )
                 await self._stream_file(stream, chunk.fd, chunk.offset, chunk.length)
             finally:
                 chunk.close()

@@ -77,14 +77,19 @@ def open_chunk(library: LibraryView, request: GetChunk) -> OpenChunk:
     # open_served_file enforces catalog, downloaded and not busy (BUSY / NOT_FOUND / STALE).
     fd = _open_served(library, request)
     try:
-        size = os.fstat(fd).st_size
-        if request.offset >= size or request.offset + request.length > size:
-            raise ServeError(ErrorCode.BAD_RANGE,
-                             f"bytes {request.offset}+{request.length} outside a {size}-byte file")  # fmt: skip
+        _check_range(os.fstat(fd).st_size, request)
     except BaseException:
         os.close(fd)
         raise
     return OpenChunk(fd, request.offset, request.length)
+
+
+def _check_range(size: int, request: GetChunk) -> None:
+    if request.offset >= size or request.offset + request.length > size:
+        raise ServeError(
+            ErrorCode.BAD_RANGE,
+            f"bytes {request.offset}+{request.length} outside a {size}-byte file",
+        )
 
 
 def _open_served(library: LibraryView, request: GetChunk) -> int:

@@ -1,9 +1,10 @@
-"""One authenticated connection to a peer: control stream, requests, liveness.
+"""One authenticated connection to a peer (a ``PeerLink``): control stream, requests, liveness.
 
-Owns the control stream after the handshake (summaries, pings only when idle, Goodbye), the
-request streams we open (one request per stream, answer frame(s) then FIN) and the per-peer caps
-on concurrent incoming streams. Never decides what a library change means (the node does) and
-never lets a bad stream kill the connection: only a broken control stream closes it.
+Owns running the control stream after the handshake (its sans-IO session answers pings, pings
+when idle, ends a silent peer, says Goodbye), the request streams we open (one request per
+stream: answer frame(s), then FIN) and the cap on concurrent incoming streams. Never decides
+what a library change means (the node does) and never lets a bad request stream kill the
+connection: only the control stream's session ends it.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from lanpeer_proto import codec
-from lanpeer_proto.codec import UnknownMessageType
-from lanpeer_proto.errors import ErrorCode, ProtocolError, RemoteProtocolError
+from lanpeer_proto.errors import ErrorCode, LocalProtocolError, ProtocolError
 from lanpeer_proto.framing import DEFAULT_MAX_FRAME_SIZE, MAX_LARGE_FRAME_SIZE
-from lanpeer_proto.messages import ChunkHeader, Error, GetChunk, Goodbye, Message, Ping, Pong
+from lanpeer_proto.messages import ChunkHeader, Error, GetChunk, Message
+from lanpeer_proto.session import MessageReceived, SessionClosed, SessionEvent, SessionFailed
 
 from lanpeer.net.errors import ChunkRefused, PeerUnavailable
-from lanpeer.net.handshake import RemoteFacts
+from lanpeer.net.handshake import ControlChannel, RemoteFacts
 from lanpeer.net.identity import short_id
 from lanpeer.net.quic import QuicPeerConnection, QuicStream, StreamClosed
 
@@ -33,49 +35,55 @@ log = logging.getLogger(__name__)
 class SessionLimits:
     #: Incoming request streams served at once per connection; more get TOO_MANY.
     max_streams: int = 32
-    #: Ping after this much silence; the peer answers, proving it is alive.
-    ping_interval: float = 5.0
-    #: Close after this much silence (pings unanswered): the peer vanished.
-    silence_timeout: float = 20.0
     #: A request whose answer takes longer is abandoned (a 64 MiB chunk at 20 MiB/s is ~3 s).
     request_timeout: float = 60.0
+    #: After our Goodbye, how long to let the peer close before we do.
+    goodbye_grace: float = 0.5
 
 
-Answerer = Callable[["PeerSession", QuicStream], Awaitable[None]]
+Answerer = Callable[["PeerLink", QuicStream], Awaitable[None]]
 
 
-class PeerSession:
+class PeerLink:
+    """An authenticated connection: its control channel, our requests and its requests."""
+
     def __init__(
         self,
         conn: QuicPeerConnection,
-        control: QuicStream,
+        channel: ControlChannel,
         facts: RemoteFacts,
         address: tuple[str, int],
         limits: SessionLimits,
         answer: Answerer,
-        on_message: Callable[[PeerSession, Message], None],
+        on_message: Callable[[PeerLink, Message], None],
     ) -> None:
         self.conn = conn
         self.facts = facts
         self.peer_id = facts.peer_id
         self.address = address
-        self.last_seen = time.monotonic()
-        self._control = control
+        self._channel = channel
         self._limits = limits
         self._answer = answer
         self._on_message = on_message
         self._tasks: asyncio.TaskGroup | None = None
+        self._children: set[asyncio.Task[None]] = set()
         self._active_streams = 0
-        self._ping_seq = 0
-        self._send_lock = asyncio.Lock()
-        self.goodbye_received = False
 
     @property
     def is_open(self) -> bool:
         return not self.conn.is_closed
 
+    @property
+    def last_seen(self) -> float:
+        """time.monotonic() of the last thing received from the peer."""
+        return self._channel.machine.last_seen or 0.0
+
+    def note_activity(self) -> None:
+        with contextlib.suppress(LocalProtocolError):
+            self._channel.machine.note_activity(time.monotonic())
+
     def __repr__(self) -> str:
-        return f"<PeerSession {short_id(self.peer_id)} {self.address[0]}:{self.address[1]}>"
+        return f"<PeerLink {short_id(self.peer_id)} {self.address[0]}:{self.address[1]}>"
 
     async def run(self) -> None:
         """Serve until the connection ends; returns (never raises) when it does."""
@@ -83,25 +91,33 @@ class PeerSession:
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                tasks.create_task(self._read_control())
-                tasks.create_task(self._keep_alive())
+                self._spawn(self._pump(self._channel.receive))
+                self._spawn(self._pump(self._channel.wait_timer))
                 await self.conn.wait_ended()
-                raise _Ended
-        except* _Ended:
-            pass
+                for task in list(self._children):
+                    task.cancel()
         finally:
             self._tasks = None
             self.conn.on_stream = None
             self.conn.close_connection("session over")
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._tasks is None:
+            coro.close()
+            return
+        task = self._tasks.create_task(coro)
+        self._children.add(task)
+        task.add_done_callback(self._children.discard)
+
     def _stream_opened(self, stream: QuicStream) -> None:
         if self._tasks is None:
             stream.abort("session not running")
             return
+        self.note_activity()
         if self._active_streams >= self._limits.max_streams:
-            self._tasks.create_task(_refuse(stream, ErrorCode.TOO_MANY, "too many open requests"))
+            self._spawn(_refuse(stream, ErrorCode.TOO_MANY, "too many open requests"))
             return
-        self._tasks.create_task(self._serve_stream(stream))
+        self._spawn(self._serve_stream(stream))
 
     async def _serve_stream(self, stream: QuicStream) -> None:
         self._active_streams += 1
@@ -117,61 +133,44 @@ class PeerSession:
             stream.close()
 
     # control stream ----------------------------------------------------------
-    async def _read_control(self) -> None:
+    async def _pump(self, next_events: Callable[[], Awaitable[tuple[SessionEvent, ...]]]) -> None:
         try:
             while True:
-                frame = await self._control.read_frame(DEFAULT_MAX_FRAME_SIZE)
-                self.last_seen = time.monotonic()
-                try:
-                    message = codec.decode(frame)
-                except UnknownMessageType as exc:
-                    log.info("%r: ignoring message of unknown type %r", self, exc.type_name)
-                    continue
-                await self._control_message(message)
-        except RemoteProtocolError as exc:
-            log.warning("%r: closing: control stream broken: %s", self, exc.message)
-            await self._try_send(Error(code=exc.code, message=exc.message[:500]))
-            self.conn.close_connection(f"protocol error: {exc.code.value}")
-        except StreamClosed:
+                for event in await next_events():
+                    self._session_event(event)
+        except ConnectionError:
             self.conn.close_connection("control stream ended")
 
-    async def _control_message(self, message: Message) -> None:
-        if isinstance(message, Ping):
-            await self._try_send(Pong(seq=message.seq))
-        elif isinstance(message, Goodbye):
-            log.info("%r said goodbye: %s", self, message.reason)
-            self.goodbye_received = True
-            self.conn.close_connection("goodbye")
-        elif isinstance(message, Error):
-            log.warning("%r reported an error: %s %s", self, message.code.value, message.message)
-        elif not isinstance(message, Pong):
-            self._on_message(self, message)
-
-    async def _keep_alive(self) -> None:
-        """Ping only when the peer has been silent; give up after the silence timeout."""
-        while True:
-            idle = time.monotonic() - self.last_seen
-            if idle >= self._limits.silence_timeout:
-                log.warning("%r: silent for %.0f s, closing", self, idle)
-                self.conn.close_connection("peer silent")
-                return
-            if idle >= self._limits.ping_interval:
-                self._ping_seq += 1
-                await self._try_send(Ping(seq=self._ping_seq))
-                idle = 0.0
-            await asyncio.sleep(self._limits.ping_interval - idle)
+    def _session_event(self, event: SessionEvent) -> None:
+        if isinstance(event, MessageReceived):
+            if isinstance(event.message, Error):
+                log.warning("%r reported: %s %s", self, event.message.code.value,
+                            event.message.message)  # fmt: skip
+            else:
+                self._on_message(self, event.message)
+        elif isinstance(event, SessionFailed):
+            log.warning("%r: session ended: %s %s", self, event.code.value, event.reason)
+            self.conn.close_connection(f"{event.code.value}: {event.reason}")
+        elif isinstance(event, SessionClosed):
+            log.info("%r: session closed: %s", self, event.reason)
+            self.conn.close_connection(event.reason)
 
     async def push(self, message: Message) -> None:
-        """Send a message on the control stream (summaries, goodbye)."""
-        await self._try_send(message)
-
-    async def _try_send(self, message: Message) -> None:
-        async with self._send_lock:
-            with contextlib.suppress(ConnectionError):
-                await self._control.write_frame(codec.encode(message))
+        """Send a message on the control stream (summaries); dropped if not READY."""
+        try:
+            step = self._channel.machine.send(message)
+        except LocalProtocolError:
+            return
+        with contextlib.suppress(ConnectionError):
+            await self._channel.apply(step)
 
     async def say_goodbye(self, reason: str) -> None:
-        await self._try_send(Goodbye(reason=reason))
+        """Goodbye (a hint to the peer), a moment for it to close, then close ourselves."""
+        with contextlib.suppress(ConnectionError):
+            await self._channel.apply(self._channel.machine.close(reason, time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._limits.goodbye_grace):
+                    await self.conn.wait_ended()
         self.conn.close_connection(reason)
 
     # requests we make ----------------------------------------------------------
@@ -188,7 +187,7 @@ class PeerSession:
             raise ChunkRefused(exc.code, f"bad answer: {exc.message}") from exc
         finally:
             stream.close()
-        self.last_seen = time.monotonic()
+        self.note_activity()
         if isinstance(answer, Error):
             raise ChunkRefused(answer.code, answer.message)
         return answer
@@ -211,7 +210,7 @@ class PeerSession:
             raise ChunkRefused(exc.code, f"bad answer: {exc.message}") from exc
         finally:
             stream.close()
-        self.last_seen = time.monotonic()
+        self.note_activity()
         return data
 
     def _open(self) -> QuicStream:
@@ -219,10 +218,6 @@ class PeerSession:
             return self.conn.open_stream()
         except StreamClosed as exc:
             raise PeerUnavailable(f"{self!r} is not connected") from exc
-
-
-class _Ended(Exception):
-    """Raised inside run() to leave the task group when the connection ends."""
 
 
 async def _refuse(stream: QuicStream, code: ErrorCode, message: str) -> None:

@@ -22,7 +22,7 @@ from lanpeer_proto.messages import (
 
 from lanpeer.net.errors import ChunkRefused, PeerUnavailable
 from lanpeer.net.peers import PeerEventKind, PeerRecord, PeerTable
-from lanpeer.net.session import PeerSession
+from lanpeer.net.session import PeerLink
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class LibrarySync:
         #: How our copies were updated ("delta" / "snapshot"): for logs and tests.
         self.applied: Counter[str] = Counter()
 
-    async def wait_synced(self, session: PeerSession, rev: int, digest: bytes) -> None:
+    async def wait_synced(self, session: PeerLink, rev: int, digest: bytes) -> None:
         """Bring our copy to the announced ``digest`` (or give up with a log line)."""
         peer_id = session.peer_id
         self._wanted[peer_id] = digest
@@ -61,7 +61,7 @@ class LibrarySync:
         wanted = self._wanted.get(record.peer_id)
         return record.library_rev is not None and record.library_digest == wanted
 
-    async def _sync_once(self, session: PeerSession, record: PeerRecord) -> None:
+    async def _sync_once(self, session: PeerLink, record: PeerRecord) -> None:
         request: Message = (
             LibraryDeltaRequest(from_rev=record.library_rev)
             if record.library_rev is not None
@@ -73,8 +73,13 @@ class LibrarySync:
                 self.applied["delta"] += 1
                 self._emit(PeerEventKind.LIBRARY, record.peer_id)
                 return
-            log.info("%r: delta %d->%d does not follow our rev %s, asking a snapshot",
-                     session, answer.from_rev, answer.to_rev, record.library_rev)  # fmt: skip
+            log.info(
+                "%r: delta %d->%d does not follow our rev %s, asking a snapshot",
+                session,
+                answer.from_rev,
+                answer.to_rev,
+                record.library_rev,
+            )
             answer = await session.request(LibrarySnapshotRequest())
         if not isinstance(answer, LibrarySnapshot):
             raise ChunkRefused.unexpected(answer.type)

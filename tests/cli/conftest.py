@@ -36,6 +36,14 @@ def daemons(tmp_path: Path) -> Iterator[list]:
         daemon.kill()
 
 
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One daemon for the read-only tests of a module (each start costs about a second)."""
+    running = harness.Lanpeerd(tmp_path_factory.mktemp("shared")).start()  # type: ignore[attr-defined]
+    yield running
+    running.kill()
+
+
 @pytest.fixture
 def daemon(tmp_path: Path, daemons: list):  # type: ignore[no-untyped-def]
     running = harness.Lanpeerd(tmp_path / "alpha").start()  # type: ignore[attr-defined]

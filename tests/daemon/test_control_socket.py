@@ -22,7 +22,10 @@ try:
 except OSError as exc:
     print("connect-error", exc.errno); sys.exit(0)
 s.sendall(b'{"cmd": "status"}\\n')
-print("answer", s.recv(65536).decode().strip())
+try:
+    print("answer", s.recv(65536).decode().strip())
+except OSError as exc:
+    print("recv-error", exc.errno)
 """
 
 SETPRIV = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]

@@ -56,16 +56,18 @@ def _update_ready(root: Path) -> None:
 
 def _download_staged(root: Path) -> None:
     game = make_game(root / "game", "1.0")
-    part = game / ".lanpeer.part"
+    part = game / ".lanpeer.part" / "files"  # where the download engine stages
     for name, size in (("data1.eti", 800), ("extra/new.pak", 300), ("extra/more.pak", 50)):
         (part / name).parent.mkdir(parents=True, exist_ok=True)
         (part / name).write_bytes(content("new" + name, size))
-    (part / "resume.state").write_bytes(b"verified chunks")
+    (game / ".lanpeer.part" / "resume.state").write_bytes(b"verified chunks")
 
 
 def _commit(game: Path) -> None:
     files = ["data1.eti", "extra/new.pak", "extra/more.pak"]
-    commit_download(game, game / ".lanpeer.part", files, b"version=2.0\n", removed=["cover.jpg"])
+    commit_download(
+        game, game / ".lanpeer.part" / "files", files, b"version=2.0\n", removed=["cover.jpg"]
+    )
 
 
 SCENARIOS = [
@@ -166,6 +168,7 @@ def test_sigkill_at_every_step_recovers_to_old_or_new(
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_eio_at_every_step_aborts_and_converges(scenario: Scenario, tmp_path: Path) -> None:
     template, old, new = _old_and_new(scenario, tmp_path)
+    failed_points = 0
     for k in range(1, MAX_STEPS):
         game = _fresh_copy(template, tmp_path, k)
         seen: list[str] = []
@@ -183,3 +186,5 @@ def test_eio_at_every_step_aborts_and_converges(scenario: Scenario, tmp_path: Pa
             fsops.set_step_hook(None)
         _assert_converged(game, old, new, k)
         shutil.rmtree(game.parent)
+        failed_points = k
+    print(f"{scenario.name}: EIO injected at {failed_points} steps")

@@ -3,8 +3,8 @@ staging changes. Bombs stop at the byte budget; a full disk gives DiskFullError.
 
 from __future__ import annotations
 
+import contextlib
 import io
-import shutil
 import stat
 import struct
 import subprocess
@@ -156,8 +156,7 @@ def test_formats_are_detected_by_content_not_name(tmp_path: Path) -> None:
         "tar.xz": lambda p: write_tar(p, files, mode="w:xz"),
         "tar.bz2": lambda p: write_tar(p, files, mode="w:bz2"),
     }
-    if shutil.which("7z") or shutil.which("bsdtar"):
-        builders["7z"] = _seven_zip(files)
+    builders["7z"] = _seven_zip(files)
     for name, build in builders.items():
         build(tmp_path / f"{name}.eti")
         out = tmp_path / f"out-{name}"
@@ -299,3 +298,79 @@ def test_real_enospc_is_disk_full_and_install_rolls_back(small_tmpfs: Path) -> N
     with pytest.raises(DiskFullError):
         install_game(game, ExtractLimits(free_margin=-64 * MiB))
     assert tree_digest(game) == before
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("Maps/a.map", "maps/b.map"), ("bin/game.exe", "bin/game.exe")]
+)
+def test_collisions_across_archives_of_one_game_are_refused(
+    first: str, second: str, tmp_path: Path
+) -> None:
+    game = tmp_path / "quake"
+    game.mkdir()
+    write_tar(game / "a.eti", {first: b"one"})
+    write_zip(game / "b.eti", {second: b"two"})
+    (game / "version.ini").write_text("version=1\n")
+    before = tree_digest(game)
+    with pytest.raises(UnsafeArchiveError):
+        install_game(game)
+    assert tree_digest(game) == before
+
+
+def _bad_crc_zip(path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.bin", content("crc", 50_000))
+    raw = bytearray(buffer.getvalue())
+    local, central = raw.find(b"PK\x03\x04"), raw.find(b"PK\x01\x02")
+    raw[local + 14] ^= 0xFF
+    raw[central + 16] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def _truncated_tar_gz(path: Path) -> None:
+    write_tar(path, {"big.bin": content("trunc", 200_000)})
+    path.write_bytes(path.read_bytes()[:-30_000])
+
+
+@pytest.mark.parametrize("build", [_bad_crc_zip, _truncated_tar_gz], ids=["bad-crc", "truncated"])
+def test_corrupt_archive_rolls_the_install_back(
+    build: Callable[[Path], None], game: Path, tmp_path: Path
+) -> None:
+    build(game / "data2.eti")
+    before = tree_digest(tmp_path)
+    with pytest.raises(BadArchiveError, match="could not be read"):
+        install_game(game)
+    assert tree_digest(tmp_path) == before
+
+
+def _overlapping_zip(path: Path, copies: int) -> None:
+    """Many central-directory entries pointing at one local entry (bamsoftware-style bomb)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a", bytes(8 * MiB))
+    raw = buffer.getvalue()
+    central_at = raw.find(b"PK\x01\x02")
+    end_at = raw.find(b"PK\x05\x06")
+    record = raw[central_at:end_at]
+    name_len = struct.unpack_from("<H", record, 28)[0]
+    assert name_len == 1
+    records = b"".join(
+        record[:28] + struct.pack("<H", 4) + record[30:46] + f"b{i:03d}".encode()
+        for i in range(copies)
+    )
+    end = bytearray(raw[end_at:])
+    struct.pack_into("<HHII", end, 8, copies, copies, len(records), central_at)
+    path.write_bytes(raw[:central_at] + records + bytes(end))
+
+
+def test_overlapping_entries_never_expand_past_the_caps(tmp_path: Path) -> None:
+    """200 names over one 8 MiB entry would be 1.6 GB; libarchive reads the shared local entry
+    once (seen here), and the ratio cap would stop it anyway."""
+    bomb = tmp_path / "overlap.eti"
+    _overlapping_zip(bomb, copies=200)
+    (tmp_path / "out").mkdir()
+    with contextlib.suppress(ArchiveBombError, BadArchiveError):
+        extract_archive(bomb, tmp_path / "out", ExtractLimits(durable=False))
+    written = sum(p.stat().st_size for p in (tmp_path / "out").rglob("*"))
+    assert written <= 100 * bomb.stat().st_size + 16 * MiB

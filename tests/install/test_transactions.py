@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 from gamekit import content, make_game, tree_digest, write_tar
 
-from lanpeer.errors import ConflictError, TransactionAborted, UnsafeArchiveError
+from lanpeer.errors import (
+    ConflictError,
+    InstallCancelled,
+    TransactionAborted,
+    UnsafeArchiveError,
+)
 from lanpeer.install import (
     commit_download,
     fsops,
@@ -128,6 +134,7 @@ def test_commit_download_moves_files_then_writes_version_ini(tmp_path: Path) -> 
 
 def test_commit_refuses_bad_paths_and_keeps_the_old_version(tmp_path: Path) -> None:
     game = make_game(tmp_path / "quake", "1.0")
+    (game / ".lanpeer.part").mkdir()
     before = tree_digest(game)
     with pytest.raises(ConflictError, match="not allowed"):
         commit_download(game, game / ".lanpeer.part", ["../evil"], b"version=2\n")
@@ -187,3 +194,67 @@ def test_recover_root_skips_files_and_healthy_games(
     assert not results[0].changed
     assert recover_root(tmp_path / "missing") == []
     shutil.rmtree(root)
+
+
+def test_commit_accepts_the_download_engines_files_subdir(tmp_path: Path) -> None:
+    game = make_game(tmp_path / "quake", "1.0")
+    files_dir = game / ".lanpeer.part" / "files"
+    (files_dir / "maps").mkdir(parents=True)
+    (files_dir / "maps" / "new.map").write_bytes(b"map")
+    (game / ".lanpeer.part" / "state.json").write_text("{}")
+    commit_download(game, files_dir, ["maps/new.map"], b"version=3\n")
+    assert (game / "maps" / "new.map").read_bytes() == b"map"
+    assert not (game / ".lanpeer.part").exists()
+    with pytest.raises(ConflictError, match="staged inside"):
+        commit_download(game, tmp_path, ["x"], b"version=4\n")
+
+
+def test_commit_ignores_a_users_markerless_local_dirs(tmp_path: Path) -> None:
+    game = make_game(tmp_path / "quake", "1.0")
+    (game / ".local.backup").mkdir()
+    (game / ".local.backup" / "users-file").write_text("keep")
+    _stage_download(game, {"data1.eti": b"new"})
+    commit_download(game, game / ".lanpeer.part", ["data1.eti"], b"version=2\n")
+    assert (game / ".local.backup" / "users-file").read_text() == "keep"
+    assert (game / "version.ini").read_bytes() == b"version=2\n"
+
+
+def _cancel_on_extract_step(cancel: threading.Event, at: int) -> fsops.StepHook:
+    steps: list[str] = []
+
+    def hook(operation: str, path: str) -> None:
+        if operation == "extract":
+            steps.append(path)
+            if len(steps) == at:
+                cancel.set()
+
+    return hook
+
+
+@pytest.mark.parametrize("at", [1, 3])
+def test_cancel_during_extraction_rolls_install_back(tmp_path: Path, at: int) -> None:
+    game = make_game(tmp_path / "quake", "1.0")
+    before = tree_digest(game)
+    cancel = threading.Event()
+    fsops.set_step_hook(_cancel_on_extract_step(cancel, at))
+    try:
+        with pytest.raises(InstallCancelled):
+            install_game(game, cancel=cancel)
+    finally:
+        fsops.set_step_hook(None)
+    assert tree_digest(game) == before
+
+
+def test_cancel_during_update_restores_the_previous_install(tmp_path: Path) -> None:
+    game = make_game(tmp_path / "quake", "1.0", seed="v1")
+    install_game(game)
+    make_game(game, "2.0", seed="v2")
+    before = tree_digest(game)
+    cancel = threading.Event()
+    fsops.set_step_hook(_cancel_on_extract_step(cancel, 2))
+    try:
+        with pytest.raises(InstallCancelled):
+            update_game(game, cancel=cancel)
+    finally:
+        fsops.set_step_hook(None)
+    assert tree_digest(game) == before

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from watchdog.utils import BaseThread
 
 from lanpeer.library import GameLibrary
+
+
+def _library_threads() -> set[threading.Thread]:
+    """Threads the library starts: its scan/hash pools and watchdog's observer and emitters."""
+    return {
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("lanpeer-") or isinstance(t, BaseThread)
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fails a test that leaves a library thread running after its libraries are closed."""
+    before = _library_threads()
+    yield
+    leaked = _library_threads() - before
+    for thread in leaked:
+        thread.join(5)
+    assert not [t for t in leaked if t.is_alive()], "library threads left running"
 
 
 @pytest.fixture
@@ -37,6 +59,7 @@ async def open_library(
         library = GameLibrary(roots, kwargs.pop("state_dir", state_dir), **kwargs)
         await library.start()
         opened.append(library)
+        await library.wait_watching()
         return library
 
     yield factory

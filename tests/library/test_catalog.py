@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lanpeer.library.catalog import CatalogEntry, load_catalog, write_catalog
+from lanpeer.library.catalog import CatalogEntry, add_entry, load_catalog, write_catalog
 from lanpeer.library.errors import CatalogError
 
 
@@ -60,3 +60,22 @@ def test_written_file_is_plain_toml(tmp_path: Path) -> None:
     write_catalog(path, [CatalogEntry("b", "B"), CatalogEntry("a", "A", genre="g")])
     doc = tomllib.loads(path.read_text())
     assert doc == {"game": [{"id": "a", "name": "A", "genre": "g"}, {"id": "b", "name": "B"}]}
+
+
+def test_add_entry_keeps_edits_made_on_disk(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    write_catalog(path, [CatalogEntry("a", "A")])
+    with open(path, "a") as out:
+        out.write('\n[[game]]\nid = "hand"\nname = "Added by hand"\n')
+    entries = add_entry(path, CatalogEntry("b", "B"), fallback={})
+    assert sorted(entries) == ["a", "b", "hand"]
+    assert load_catalog(path) == entries
+
+
+def test_add_entry_moves_a_broken_catalog_aside(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text("[[game]\nbroken by hand")
+    entries = add_entry(path, CatalogEntry("b", "B"), fallback={"a": CatalogEntry("a", "A")})
+    assert sorted(entries) == ["a", "b"]
+    assert load_catalog(path) == entries
+    assert (tmp_path / "catalog.toml.broken").read_text() == "[[game]\nbroken by hand"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 from lanpeer_proto.errors import ErrorCode
 
 from lanpeer.errors import ConflictError, UnknownGameError
-from lanpeer.library import GameLibrary, ServeRefused, verify_manifest
+from lanpeer.library import GameLibrary, ServeRefused, scanner, verify_manifest
 from lanpeer.library.catalog import load_catalog
 from lanpeer.library.revisions import apply_delta
 
@@ -186,3 +188,63 @@ async def test_removed_game_disappears_and_delta_says_so(
     assert delta.removed == ["b"]
     assert apply_delta(old, delta) == {s.id: s for s in library.snapshot()}
     assert library.delta_since(old_rev + 100) is None
+
+
+@pytest.mark.asyncio
+async def test_a_peer_request_does_not_wait_behind_background_hashing(
+    root: Path, open_library: OpenLibrary
+) -> None:
+    make_game(root, "b")
+    catalog(root, "b")
+    library = await open_library([root], background_hashing=False)
+    gate = threading.Event()
+    busy_thread = library._started()[1]._background_pool.submit(gate.wait, 30)  # a huge game
+    try:
+        async with asyncio.timeout(10):
+            manifest = await library.wait_manifest("b")
+    finally:
+        gate.set()
+    assert busy_thread.result() is True
+    assert manifest.game_id == "b"
+
+
+@pytest.mark.asyncio
+async def test_a_symlinked_game_dir_is_not_a_game(
+    root: Path, tmp_path: Path, open_library: OpenLibrary
+) -> None:
+    elsewhere = make_game(tmp_path / "elsewhere", "real")
+    (root / "linked").symlink_to(elsewhere)
+    catalog(root, "linked")
+    library = await open_library([root])
+    await library.rescan("linked")
+    assert library.local_games() == []
+    assert library.snapshot() == []
+
+
+@pytest.mark.asyncio
+async def test_a_game_that_cannot_be_read_is_not_rehashed_until_it_changes(
+    root: Path, open_library: OpenLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_game(root, "g")
+    catalog(root, "g")
+    real_hash_game = scanner.hash_game
+    calls: list[str] = []
+
+    def failing_disk(record: Any, index: Any, progress: Any) -> Any:  # EIO cannot be had on demand
+        calls.append(record.game_id)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_hash_game(record, index, progress)
+
+    monkeypatch.setattr(scanner, "hash_game", failing_disk)
+    library = await open_library([root], background_hashing=False)
+    for _ in range(2):
+        with pytest.raises(ServeRefused) as refused:
+            await library.wait_manifest("g")
+        assert refused.value.wire_code is ErrorCode.INTERNAL
+    assert calls == ["g"]
+    (root / "g" / "new.eti").write_bytes(b"new")
+    await library.rescan("g")
+    manifest = await library.wait_manifest("g")
+    assert calls == ["g", "g"]
+    assert "new.eti" in [f.path for f in manifest.files]

@@ -9,6 +9,7 @@ import blake3
 import pytest
 
 from lanpeer.library.disk import walk_served_files
+from lanpeer.library.index import GameRecord, LibraryIndex
 from lanpeer.library.manifest import (
     CHUNK_SIZE,
     FileChangedError,
@@ -17,6 +18,7 @@ from lanpeer.library.manifest import (
     manifest_hash_of,
     verify_manifest,
 )
+from lanpeer.library.scanner import HashCancelled, HashProgress, hash_game, still_current
 
 from .helpers import make_game
 
@@ -59,3 +61,53 @@ def test_file_changed_while_hashing_is_detected(tmp_path: Path) -> None:
 
     with pytest.raises(FileChangedError):
         hash_file(game, stat, grow)
+
+
+def test_hashing_progress_is_reported_per_chunk(tmp_path: Path) -> None:
+    game = make_game(tmp_path, "g", files={"a": b"a" * (CHUNK_SIZE + 5), "b": b"bb"})
+    record = GameRecord("g", tmp_path, b"", True, False, "1.0", 0, None)
+    seen: list[tuple[int, int]] = []
+
+    class Recording(HashProgress):
+        def add(self, n: int) -> None:
+            super().add(n)
+            seen.append((self.done, self.total))
+
+    total = CHUNK_SIZE + 5 + 2 + (game / "version.ini").stat().st_size
+    index = LibraryIndex(tmp_path / "state")
+    try:
+        result = hash_game(record, index, Recording())
+    finally:
+        index.close()
+    assert seen[0] == (CHUNK_SIZE, total)
+    assert seen[-1] == (total, total)
+    assert result.files_hashed == 3
+
+
+def test_cancelled_hashing_stops(tmp_path: Path) -> None:
+    make_game(tmp_path, "g", files={"a": b"a" * (2 * CHUNK_SIZE)})
+    record = GameRecord("g", tmp_path, b"", True, False, "1.0", 0, None)
+    progress = HashProgress(cancelled=True)
+    index = LibraryIndex(tmp_path / "state")
+    with pytest.raises(HashCancelled):
+        hash_game(record, index, progress)
+    index.close()
+
+
+def test_a_hash_stays_current_through_local_changes_only(tmp_path: Path) -> None:
+    game = make_game(tmp_path, "g", files={"a": b"a" * 100, "sub/b": b"b"})
+    record = GameRecord("g", tmp_path, b"", True, False, "1.0", 0, None)
+    index = LibraryIndex(tmp_path / "state")
+    try:
+        result = hash_game(record, index, HashProgress())
+    finally:
+        index.close()
+    (game / "local").mkdir()
+    (game / "local" / "game.exe").write_bytes(b"installed")
+    (game / ".lanpeer.json").write_text("{}")
+    assert still_current(record, result)
+    (game / "sub" / "c").write_bytes(b"new")
+    assert not still_current(record, result)
+    (game / "sub" / "c").unlink()
+    (game / "a").write_bytes(b"A" * 101)  # same-size rewrites may keep a coarse mtime
+    assert not still_current(record, result)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lanpeer.library import GameLibrary
+from lanpeer.errors import LanpeerError
+from lanpeer.library import GameLibrary, ServeRefused
+from lanpeer.library.revisions import apply_delta
 
 from .helpers import RevWatch, catalog, make_game
 
@@ -132,3 +135,70 @@ async def test_unmounted_root_is_unavailable_not_empty(tmp_path: Path, state_dir
     async with GameLibrary([mounted], state_dir, catalog_path, watch=False) as library:
         assert "no longer mounted" in library.unavailable_roots()[mounted]
         assert library.snapshot() == snapshot
+
+
+@pytest.mark.asyncio
+async def test_corrupt_index_is_a_clear_error_and_kept(root: Path, state_dir: Path) -> None:
+    _write(state_dir / "library.sqlite3", b"not a database" * 100)
+    with pytest.raises(LanpeerError, match="move it away"):
+        await GameLibrary([root], state_dir, watch=False).start()
+    assert (state_dir / "library.sqlite3").read_bytes() == b"not a database" * 100
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+@pytest.mark.asyncio
+async def test_unreadable_persisted_library_keeps_the_rev(root: Path, state_dir: Path) -> None:
+    make_game(root, "a")
+    catalog(root, "a")
+    async with GameLibrary([root], state_dir, watch=False) as library:
+        await _hashed(library)
+        rev = library.library_rev
+    _corrupt_meta(state_dir, "advertised")
+    async with GameLibrary([root], state_dir, watch=False) as library:
+        assert library.library_rev == rev + 1
+        assert [s.id for s in library.snapshot()] == ["a"]
+
+
+def _corrupt_meta(state_dir: Path, key: str) -> None:
+    with sqlite3.connect(state_dir / "library.sqlite3") as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = ?", (b"\xc1garbage", key))
+    db.close()
+
+
+@pytest.mark.asyncio
+async def test_a_root_lost_between_scans_drops_nothing(tmp_path: Path, state_dir: Path) -> None:
+    first, second = tmp_path / "r1", tmp_path / "r2"
+    make_game(first, "a")
+    make_game(second, "b")
+    catalog(first, "a", "b")
+    async with GameLibrary([first, second], state_dir, watch=False) as library:
+        await _hashed(library)
+        snapshot = library.snapshot()
+        manifest = await library.wait_manifest("b")
+        second.rename(tmp_path / "r2-unplugged")
+        with pytest.raises(ServeRefused):
+            library.open_served_file("b", manifest.manifest_hash, "data.eti")
+        await library.rescan("b")
+        assert second in library.unavailable_roots()
+        assert library.snapshot() == snapshot
+
+
+@pytest.mark.asyncio
+async def test_deltas_survive_a_restart(root: Path, state_dir: Path) -> None:
+    make_game(root, "a")
+    catalog(root, "a", "b")
+    async with GameLibrary([root], state_dir, watch=False) as library:
+        await _hashed(library)
+        rev, held = library.library_rev, {s.id: s for s in library.snapshot()}
+        make_game(root, "b")
+        await library.rescan()
+        await _hashed(library)
+    async with GameLibrary([root], state_dir, watch=False) as library:
+        delta = library.delta_since(rev)
+        assert delta is not None
+        assert [s.id for s in delta.added] == ["b"]
+        assert apply_delta(held, delta) == {s.id: s for s in library.snapshot()}

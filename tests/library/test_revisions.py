@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lanpeer_proto.messages import GameSummary
@@ -55,7 +56,7 @@ def test_delta_limits() -> None:
     assert (same.added, same.updated, same.removed) == ([], [], [])
 
 
-def test_persisted_form_keeps_rev_and_games_but_not_history() -> None:
+def test_persisted_form_keeps_rev_games_and_history() -> None:
     log = RevisionLog()
     log.apply({"a": summary("a")})
     log.apply({"a": summary("a", "2"), "b": summary("b", hashed=False)})
@@ -65,8 +66,18 @@ def test_persisted_form_keeps_rev_and_games_but_not_history() -> None:
         log.digest,
         log.snapshot(),
     )
-    assert restored.delta_since(1) is None
+    assert restored.delta_since(1) is None  # history not restored yet
     assert not restored.apply(dict(log.games))
+    assert restored.restore_history(log.history_to_bytes())
+    assert restored.delta_since(1) == log.delta_since(1)
+    assert restored.delta_since(0) == log.delta_since(0)
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b"[[1, [], [], []]]", b'[["x"]]', b"[[2,[],[],[]]]"])
+def test_a_history_that_does_not_end_at_the_rev_is_ignored(data: bytes) -> None:
+    log = RevisionLog(rev=5)
+    assert not log.restore_history(data)
+    assert log.delta_since(4) is None
 
 
 _ids = st.sampled_from(["a", "b", "c", "d", "e"])

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from lanpeer.library.catalog import load_catalog
 from lanpeer.library.disk import inspect_game, read_version
-from lanpeer.library.samples import generate_game, generate_library, payload_bytes
+from lanpeer.library.samples import (
+    generate_game,
+    generate_library,
+    payload_bytes,
+    write_catalog,
+)
 
 
 def _digest(game: Path) -> dict[str, str]:
@@ -48,3 +53,11 @@ def test_generate_library_writes_catalog(tmp_path: Path) -> None:
     catalog = load_catalog(tmp_path / "catalog.toml")
     assert sorted(catalog) == ids
     assert catalog["game-0001"].name == "Game 0001"
+
+
+def test_write_catalog_accepts_entries_mappings_and_ids(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.toml"
+    write_catalog(path, ["a-b", {"id": "c", "name": "C", "max_players": 4}])
+    catalog = load_catalog(path)
+    assert catalog["a-b"].name == "A B"
+    assert catalog["c"].max_players == 4

@@ -103,3 +103,49 @@ async def test_fallback_scan_runs_periodically(root: Path, open_library: OpenLib
     make_game(root, "late")
     await watch.wait_until(lambda: _ids(library) == ["late"])
     assert library.full_scans >= 2
+
+
+@pytest.mark.asyncio
+async def test_queue_overflow_becomes_one_full_scan(root: Path, open_library: OpenLibrary) -> None:
+    names = [f"g{n}" for n in range(10)]
+    catalog(root, *names)
+    library = await open_library(
+        [root], watch=True, event_queue_size=2, debounce=0.3, background_hashing=False
+    )
+    watch = RevWatch(library)
+    scans = library.full_scans
+    for name in names:
+        make_game(root, name)
+    await watch.wait_until(lambda: _ids(library) == names)
+    assert library.full_scans > scans
+
+
+@pytest.mark.asyncio
+async def test_a_root_that_appears_later_is_watched(
+    tmp_path: Path, open_library: OpenLibrary
+) -> None:
+    first, late = tmp_path / "r1", tmp_path / "late"
+    first.mkdir()
+    catalog(first, "a", "b")
+    library = await open_library([first, late], watch=True, background_hashing=False)
+    assert late in library.unavailable_roots()
+    watch = RevWatch(library)
+    make_game(late, "a")
+    await library.rescan()
+    assert _ids(library) == ["a"]
+    make_game(late, "b")  # seen by the watcher, no rescan asked
+    await watch.wait_until(lambda: _ids(library) == ["a", "b"])
+
+
+@pytest.mark.asyncio
+async def test_watcher_sees_games_moved_in_and_out(
+    root: Path, tmp_path: Path, open_library: OpenLibrary
+) -> None:
+    catalog(root, "moved")
+    outside = make_game(tmp_path / "staging", "moved")
+    library = await open_library([root], watch=True, background_hashing=False)
+    watch = RevWatch(library)
+    outside.rename(root / "moved")
+    await watch.wait_until(lambda: _ids(library) == ["moved"])
+    (root / "moved").rename(tmp_path / "moved-away")
+    await watch.wait_until(lambda: _ids(library) == [])

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import blake3
-
 from lanpeer_proto import codec
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import GameSummary, LibraryDelta, Manifest, ManifestFile
@@ -44,7 +43,7 @@ class DirLibrary:
     def library_digest(self) -> bytes:
         h = hashlib.sha256()
         for game in sorted(self._games.values(), key=lambda g: g.id):
-            h.update(codec.encode(game))
+            h.update(repr(game).encode())
         return h.digest()
 
     def add_game(self, game_id: str, files: dict[str, bytes], version: str = "1.0") -> Manifest:

@@ -13,10 +13,12 @@ import signal
 import sys
 from pathlib import Path
 
+from lanpeer_proto.session import SessionTimers
+
 from lanpeer.net.identity import Identity
+from lanpeer.net.mtu import datagram_size_for
 from lanpeer.net.node import NodeTimings, PeerNode
 from lanpeer.net.peers import PeerEvent
-from lanpeer.net.session import SessionLimits
 from tests.net.dirlibrary import DirLibrary
 
 
@@ -33,10 +35,17 @@ async def main(args: argparse.Namespace) -> None:
     for game_id in args.game:
         library.add_game(game_id, {f"{game_id}.bin": game_id.encode() * 1000})
     static = [(h, int(p)) for h, p in (spec.rsplit(":", 1) for spec in args.peer)]
-    node = PeerNode(Identity.load_or_create(Path(args.state)), library, name=args.name,
-                    bind=args.bind, port=args.port, static_peers=static, mdns=args.mdns,
-                    timings=NodeTimings(stale_timeout=30, redial_min=0.1, redial_max=1.0),
-                    session_limits=SessionLimits(ping_interval=0.5, silence_timeout=3.0))
+    node = PeerNode(
+        Identity.load_or_create(Path(args.state)),
+        library,
+        name=args.name,
+        bind=args.bind,
+        port=args.port,
+        static_peers=static,
+        mdns=args.mdns,
+        timings=NodeTimings(stale_timeout=30, redial_min=0.1, redial_max=1.0),
+        session_timers=SessionTimers(ping_interval=0.5, stale=3.0),
+    )
 
     def report(event: PeerEvent) -> None:
         games = {p.peer_id: sorted(p.games) for p in node.peers()}
@@ -44,7 +53,10 @@ async def main(args: argparse.Namespace) -> None:
 
     node.add_listener(report)
     async with node:
-        _say(listen=list(node.listen), peer_id=node.identity.peer_id)
+        datagram = datagram_size_for(args.bind)
+        _say(listen=list(node.listen), peer_id=node.identity.peer_id, datagram=datagram)
+        for game_id in args.late_game:  # changes the rev while mDNS is still probing
+            library.add_game(game_id, {f"{game_id}.bin": game_id.encode() * 1000})
         await stop.wait()
 
 
@@ -57,5 +69,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--peer", action="append", default=[])
     parser.add_argument("--game", action="append", default=[])
+    parser.add_argument("--late-game", action="append", default=[])
     parser.add_argument("--mdns", action="store_true")
     asyncio.run(main(parser.parse_args()))

@@ -11,10 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from lanpeer_proto.session import SessionTimers
 
-from lanpeer.net.node import NodeTimings
-from lanpeer.net.peers import PeerEvent, PeerEventKind
-from tests.net.conftest import running_node, wait_for
+from lanpeer.net.errors import ListenError
+from lanpeer.net.identity import Identity
+from lanpeer.net.node import NodeTimings, PeerNode
+from lanpeer.net.peers import PeerEventKind
+from lanpeer.net.quic import QuicSettings, dial
+from tests.net.conftest import event_flag, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +31,8 @@ async def test_known_peer_new_address_updated_in_place(tmp_path: Path) -> None:
             await wait_for(a, lambda: any(p.connected for p in a.peers()))
             first = b1.listen
         async with running_node(tmp_path, "beta", static=[a.listen]) as b2:  # same state dir
-            assert b2.identity.peer_id == b1.identity.peer_id and b2.listen != first
+            assert b2.identity.peer_id == b1.identity.peer_id
+            assert b2.listen != first
             await wait_for(a, lambda: [p.address for p in a.peers() if p.connected] == [b2.listen])
             (pb,) = a.peers()
             assert pb.peer_id == b2.identity.peer_id
@@ -36,30 +41,41 @@ async def test_known_peer_new_address_updated_in_place(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_goodbye_marks_peer_down_at_once(tmp_path: Path) -> None:
     async with running_node(tmp_path, "alpha") as a:
-        events: list[PeerEvent] = []
-        a.add_listener(events.append)
-        async with running_node(tmp_path, "beta", static=[a.listen]):
+        async with running_node(tmp_path, "beta", static=[a.listen]) as b:
+            down = event_flag(a, PeerEventKind.DOWN, b.identity.peer_id)
             await wait_for(a, lambda: any(p.connected for p in a.peers()))
-        await wait_for(a, lambda: not a.peers()[0].connected, timeout=2.0)
-        assert [e.kind for e in events][:1] == [PeerEventKind.UP]
-        assert PeerEventKind.DOWN in [e.kind for e in events]
+        await asyncio.wait_for(down.wait(), 1.0)
+        (pb,) = a.peers()  # still known (a Goodbye is a hint), until the stale timeout
+        assert not pb.connected
 
 
 def _spawn_peer(tmp_path: Path, name: str, *extra: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "tests.net.peer_main", "--state", str(tmp_path / name / "state"),
-           "--games", str(tmp_path / name / "games"), "--name", name, *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.net.peer_main",
+        "--state",
+        str(tmp_path / name / "state"),
+        "--games",
+        str(tmp_path / name / "games"),
+        "--name",
+        name,
+        *extra,
+    ]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
 
 
 @pytest.mark.asyncio
 async def test_vanished_peer_removed_by_stale_timeout(tmp_path: Path) -> None:
     timings = NodeTimings(stale_timeout=1.0, redial_min=0.1, redial_max=0.5, push_debounce=0.05)
-    async with running_node(tmp_path, "alpha", timings=timings) as a:
-        removed = asyncio.Event()
-        a.add_listener(lambda e: e.kind is PeerEventKind.REMOVED and removed.set())
+    quick = SessionTimers(handshake=5.0, ping_interval=0.3, stale=1.0)
+    async with running_node(tmp_path, "alpha", timings=timings, session_timers=quick) as a:
         proc = _spawn_peer(tmp_path, "beta", "--peer", f"{a.listen[0]}:{a.listen[1]}")
         try:
-            await wait_for(a, lambda: any(p.connected for p in a.peers()), timeout=20)
+            assert proc.stdout is not None
+            hello = json.loads(await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20))
+            removed = event_flag(a, PeerEventKind.REMOVED, hello["peer_id"])
+            await wait_for(a, lambda: any(p.connected for p in a.peers()), within=20)
             os.kill(proc.pid, signal.SIGKILL)  # no Goodbye, no QUIC close: it just vanishes
             await asyncio.wait_for(removed.wait(), 10)
             assert a.peers() == []
@@ -81,25 +97,59 @@ async def test_three_peers_delta_then_snapshot(tmp_path: Path) -> None:
         running_node(tmp_path, "beta", static=[a.listen]) as b,
         running_node(tmp_path, "gamma", library=lib_c, static=[a.listen, b.listen]) as c,
     ):
+
         def games_of(node_peer: str) -> set[str]:
             return {g for p in b.peers() if p.peer_id == node_peer for g in p.games}
 
-        await wait_for(b, lambda: games_of(a.identity.peer_id) == {"quake"}
-                       and games_of(c.identity.peer_id) == {"doom"})
+        await wait_for(
+            b,
+            lambda: (
+                games_of(a.identity.peer_id) == {"quake"}
+                and games_of(c.identity.peer_id) == {"doom"}
+            ),
+        )
         await wait_for(a, lambda: any("doom" in p.games for p in a.peers()))
         # delta path: a adds and removes games; b applies deltas from the rev it holds
         rev_before = lib_a.library_rev
-        applied = b._sync.applied  # noqa: SLF001 - which sync path ran
+        applied = b._sync.applied
         snapshots = applied["snapshot"]
         lib_a.add_game("hexen", {"h.bin": b"h" * 10})
         lib_a.remove_game("quake")
         await wait_for(b, lambda: games_of(a.identity.peer_id) == {"hexen"})
         pa = next(p for p in b.peers() if p.peer_id == a.identity.peer_id)
         assert pa.library_rev == lib_a.library_rev > rev_before
-        assert applied["delta"] >= 1 and applied["snapshot"] == snapshots
+        assert applied["delta"] >= 1
+        assert applied["snapshot"] == snapshots
         # snapshot path: the server no longer has deltas from b's rev
         lib_a.forget_history = True
         lib_a.add_game("heretic", {"x.bin": b"x"})
         await wait_for(b, lambda: games_of(a.identity.peer_id) == {"hexen", "heretic"})
         assert applied["snapshot"] == snapshots + 1
         await wait_for(c, lambda: any(p.games.keys() == {"hexen", "heretic"} for p in c.peers()))
+
+
+@pytest.mark.asyncio
+async def test_port_in_use_is_a_clear_error_and_leaks_nothing(tmp_path: Path) -> None:
+    async with running_node(tmp_path, "alpha") as a:
+        clash = PeerNode(Identity.generate(), DirLibrary(tmp_path / "b"), name="beta",
+                         bind="127.0.0.1", port=a.listen[1], mdns=False)  # fmt: skip
+        with pytest.raises(ListenError, match="pick another --port"):
+            await clash.start()
+
+
+@pytest.mark.asyncio
+async def test_connection_cap_per_host_counts_only_live_connections(tmp_path: Path) -> None:
+    capped = QuicSettings(max_connections_per_host=2)
+    async with running_node(tmp_path, "alpha", quic_settings=capped) as a:
+        for _ in range(3):  # ended connections must not count against the cap
+            async with running_node(tmp_path, "beta", static=[a.listen]) as b:
+                await wait_for(b, lambda: any(p.connected for p in b.peers()))
+        conns = [await dial(*a.listen, QuicSettings(), 5.0) for _ in range(3)]
+        try:
+            await asyncio.wait_for(conns[2].wait_ended(), 5)  # the third is over the cap
+            assert not conns[0].is_closed
+            assert not conns[1].is_closed
+        finally:
+            for conn in conns:
+                conn.close_connection()
+                conn.force_close()

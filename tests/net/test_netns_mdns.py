@@ -1,7 +1,7 @@
 """Two peers in separate network namespaces on a bridge find each other over real mDNS and sync.
 
-The lab (a switch namespace with a bridge, one namespace per host, 10.213.0.0/24, no default
-route) is built per test with a pid-based prefix, torn down before setup and in ``finally``.
+The lab is tests/netlab's ``NetLab`` (a switch namespace with a bridge, one namespace per host,
+10.213.0.0/24, no default route, a pid-based prefix, torn down before setup and on exit).
 """
 
 from __future__ import annotations
@@ -9,86 +9,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.netlab.lab import Host, NetLab, unavailable_reason
+
 ROOT = Path(__file__).resolve().parents[2]
-NET = "10.213.0"
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=10)
-
-
-def _lab_missing() -> str | None:
-    if shutil.which("ip") is None:
-        return "`ip` (iproute2) is not installed"
-    if os.geteuid() != 0:
-        return "network namespaces need root"
-    if _ip("netns", "list", check=False).returncode != 0:
-        return "`ip netns` does not work here"
-    return None
-
-
-def _down(prefix: str) -> None:
-    names = [line.split()[0] for line in _ip("netns", "list", check=False).stdout.splitlines()]
-    for ns in names:
-        if ns == f"{prefix}-sw" or ns.startswith(f"{prefix}-h"):
-            for pid in _ip("netns", "pids", ns, check=False).stdout.split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), 9)  # only processes inside our own namespaces
-            _ip("netns", "del", ns, check=False)
-
-
-def _up(prefix: str, hosts: int) -> list[str]:
-    _down(prefix)
-    sw = f"{prefix}-sw"
-    _ip("netns", "add", sw)
-    _ip("-n", sw, "link", "set", "lo", "up")
-    _ip("-n", sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-    _ip("-n", sw, "link", "set", "br0", "up")
-    names = []
-    for i in range(1, hosts + 1):
-        host = f"{prefix}-h{i}"
-        _ip("netns", "add", host)
-        _ip("-n", sw, "link", "add", f"v{i}", "type", "veth", "peer", "name", "eth0", "netns", host)
-        _ip("-n", sw, "link", "set", f"v{i}", "master", "br0", "up")
-        _ip("-n", host, "link", "set", "lo", "up")
-        _ip("-n", host, "link", "set", "eth0", "up")
-        _ip("-n", host, "addr", "add", f"{NET}.{10 + i}/24", "dev", "eth0")
-        _ip("-n", host, "route", "add", "224.0.0.0/4", "dev", "eth0")
-        names.append(host)
-    return names
 
 
 @pytest.fixture
-def lab() -> Iterator[list[str]]:
-    missing = _lab_missing()
+def lab() -> Iterator[list[Host]]:
+    missing = unavailable_reason()
     if missing is not None:
         print(f"skipping the netns lab: {missing}")
         pytest.skip(missing)
-    prefix = f"lpnet{os.getpid()}"
-    try:
-        yield _up(prefix, 2)
-    finally:
-        _down(prefix)
+    with NetLab(2) as net:  # tears down before setup and on exit
+        yield net.hosts
 
 
-async def _peer(tmp: Path, ns: str, index: int, game: str) -> asyncio.subprocess.Process:
-    name = f"peer{index}"
-    return await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", ns, sys.executable, "-m", "tests.net.peer_main",
-        "--state", str(tmp / name / "state"), "--games", str(tmp / name / "games"),
-        "--name", "lanparty",  # same display name on both: unique names come from the peer_id
-        "--bind", f"{NET}.{10 + index}", "--port", "47600", "--mdns", "--game", game,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+async def _peer(tmp: Path, host: Host, game: str, late: str) -> asyncio.subprocess.Process:
+    name = f"peer{host.index}"
+    argv = ["ip", "netns", "exec", host.namespace, sys.executable, "-m", "tests.net.peer_main",
+            "--state", str(tmp / name / "state"), "--games", str(tmp / name / "games"),
+            # the same display name on both: unique mDNS names come from the peer_id
+            "--name", "lanparty", "--bind", host.address, "--port", "47600", "--mdns",
+            "--game", game, "--late-game", late]  # fmt: skip
+    return await asyncio.create_subprocess_exec(*argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+
+
+async def _listening(proc: asyncio.subprocess.Process) -> dict[str, object]:
+    assert proc.stdout is not None
+    first: dict[str, object] = json.loads(await proc.stdout.readline())
+    return first
 
 
 async def _wait_sees(proc: asyncio.subprocess.Process, game: str) -> dict[str, object]:
@@ -97,21 +52,24 @@ async def _wait_sees(proc: asyncio.subprocess.Process, game: str) -> dict[str, o
         line = await proc.stdout.readline()
         if not line:
             raise AssertionError(f"peer exited (rc={await proc.wait()}) before seeing {game}")
-        report = json.loads(line)
-        if game in report.get("games", []):
+        report: dict[str, object] = json.loads(line)
+        if game in report.get("games", []):  # type: ignore[operator]
             return report
 
 
 @pytest.mark.netns
 @pytest.mark.asyncio
-async def test_two_namespaces_discover_over_mdns_and_sync(
-    lab: list[str], tmp_path: Path
-) -> None:
-    procs = [await _peer(tmp_path, lab[0], 1, "quake"), await _peer(tmp_path, lab[1], 2, "doom")]
+async def test_two_namespaces_discover_over_mdns_and_sync(lab: list[Host], tmp_path: Path) -> None:
+    procs = [
+        await _peer(tmp_path, lab[0], "quake", "quake2"),
+        await _peer(tmp_path, lab[1], "doom", "doom2"),
+    ]
     try:
         async with asyncio.timeout(30):
+            first = [await _listening(p) for p in procs]
+            assert [f["datagram"] for f in first] == [1452, 1452]  # MTU 1500 veths: no fragments
             seen_by_1, seen_by_2 = await asyncio.gather(
-                _wait_sees(procs[0], "doom"), _wait_sees(procs[1], "quake")
+                _wait_sees(procs[0], "doom2"), _wait_sees(procs[1], "quake2")
             )
         assert seen_by_1["peer_id"] != seen_by_2["peer_id"]
     finally:

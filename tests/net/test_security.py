@@ -10,45 +10,62 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from lanpeer_proto import codec
+from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.framing import encode_frame
+from lanpeer_proto.messages import BulkHello, Error, Hello
+from lanpeer_proto.session import SessionTimers
+from lanpeer_proto.version import PROTOCOL_MAJOR, PROTOCOL_MINOR
 
 from lanpeer.net import handshake
 from lanpeer.net.discovery import Advert
 from lanpeer.net.errors import HandshakeRefused
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import PeerNode
+from lanpeer.net.peers import PeerEventKind
 from lanpeer.net.quic import QuicSettings, dial
-from lanpeer.net.session import PeerSession
-from lanpeer_proto import codec
-from lanpeer_proto.errors import ErrorCode
-from lanpeer_proto.framing import encode_frame
-from lanpeer_proto.messages import BulkHello, Error, Hello
-from lanpeer_proto.version import PROTOCOL_MAJOR, PROTOCOL_MINOR
-from tests.net.conftest import running_node, wait_for
+from lanpeer.net.session import PeerLink
+from tests.net.conftest import event_flag, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
 
 
-async def _wait_log(caplog: pytest.LogCaptureFixture, text: str, count: int = 1) -> None:
-    """Refusals leave no peer-table event to await: watch the log, bounded in time."""
-    async with asyncio.timeout(10):
-        while sum(text in r.getMessage() for r in caplog.records) < count:
-            await asyncio.sleep(0.05)
+class _LogWatch(logging.Handler):
+    """Refusals leave no peer-table event to await: wake on the log lines instead."""
+
+    def __init__(self, text: str, count: int) -> None:
+        super().__init__(logging.INFO)
+        self.text, self.count = text, count
+        self.lines: list[str] = []
+        self.enough = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.lines.append(record.getMessage())
+            if len(self.lines) >= self.count:
+                self.enough.set()
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("key_a", "key_b"), [("red", "blue"), ("red", None), (None, "blue")])
 async def test_party_key_mismatch_refused_on_both_sides(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, key_a: str | None, key_b: str | None
+    tmp_path: Path, key_a: str | None, key_b: str | None
 ) -> None:
-    caplog.set_level(logging.INFO, logger="lanpeer.net")
-    async with (
-        running_node(tmp_path, "alpha", party_key=key_a) as a,
-        running_node(tmp_path, "beta", static=[a.listen], party_key=key_b) as b,
-    ):
-        await _wait_log(caplog, "party key", count=2)
-        messages = [r.getMessage() for r in caplog.records if "party key" in r.getMessage()]
-        assert any(m.startswith("refused peer") for m in messages)  # the server side
-        assert any(m.startswith("static peer") for m in messages)  # the dialling side
-        assert a.peers() == [] and b.peers() == []
+    watch = _LogWatch("party key", count=2)
+    logger = logging.getLogger("lanpeer.net")
+    logger.addHandler(watch)
+    logger.setLevel(logging.INFO)
+    try:
+        async with (
+            running_node(tmp_path, "alpha", party_key=key_a) as a,
+            running_node(tmp_path, "beta", static=[a.listen], party_key=key_b) as b,
+        ):
+            await asyncio.wait_for(watch.enough.wait(), 10)
+            assert any(m.startswith("refused peer") for m in watch.lines)  # the server side
+            assert any(m.startswith("static peer") for m in watch.lines)  # the dialling side
+            assert a.peers() == []
+            assert b.peers() == []
+    finally:
+        logger.removeHandler(watch)
 
 
 @pytest.mark.asyncio
@@ -66,13 +83,23 @@ async def test_forged_peer_id_refused(tmp_path: Path) -> None:
     async with running_node(tmp_path, "alpha") as a:
         conn = await dial(*a.listen, QuicSettings(), 5.0)
         try:
-            hello = Hello(peer_id=victim.peer_id, public_key=victim.public_key, name="mallory",
-                          proto_major=PROTOCOL_MAJOR, proto_minor=PROTOCOL_MINOR, listen_port=1,
-                          library_rev=0, library_digest=bytes(32), features=[])
+            hello = Hello(
+                peer_id=victim.peer_id,
+                public_key=victim.public_key,
+                name="mallory",
+                proto_major=PROTOCOL_MAJOR,
+                proto_minor=PROTOCOL_MINOR,
+                listen_port=1,
+                library_rev=0,
+                library_digest=bytes(32),
+                features=[],
+            )
+            # claims the victim's id and key, but signs with its own key
+            channel = handshake.client_channel(
+                conn, conn.open_stream(), forger, hello, None, None, SessionTimers()
+            )
             with pytest.raises(HandshakeRefused) as refused:
-                # claims the victim's id and key, but signs with its own key
-                await handshake.client_handshake(conn, conn.open_stream(), forger, hello, None,
-                                                 None)
+                await handshake.wait_handshake(channel)
             assert refused.value.wire_code is ErrorCode.AUTH_FAILED
             await asyncio.wait_for(conn.wait_ended(), 5)
         finally:
@@ -90,21 +117,24 @@ async def test_spoofed_advert_does_not_replace_the_real_peer(tmp_path: Path) -> 
     ):
         await wait_for(a, lambda: any(p.connected for p in a.peers()))
         # an advert claiming beta's id but pointing at gamma's listener
-        a._advert_seen(Advert(b.identity.peer_id, "beta", *c.listen, 0))  # noqa: SLF001
-        a._dialling.discard(b.identity.peer_id)  # noqa: SLF001
-        await a._dial_advert(Advert(b.identity.peer_id, "beta", *c.listen, 0))  # noqa: SLF001
+        a._advert_seen(Advert(b.identity.peer_id, "beta", *c.listen, 0))  # ignored: connected
+        with pytest.raises(HandshakeRefused) as refused:  # dialled anyway: gamma's cert
+            await a._dial_and_run(*c.listen, expected_id=b.identity.peer_id)
+        assert refused.value.wire_code is ErrorCode.AUTH_FAILED
         (pb,) = a.peers()
-        assert pb.peer_id == b.identity.peer_id and pb.address == b.listen and pb.connected
+        assert pb.peer_id == b.identity.peer_id
+        assert pb.address == b.listen
+        assert pb.connected
 
 
-def _session(node: PeerNode) -> PeerSession:
-    (record,) = node._table.records()  # noqa: SLF001 - tests reach the live session
+def _session(node: PeerNode) -> PeerLink:
+    (record,) = node._table.records()
     session = record.live_session()
     assert session is not None
     return session
 
 
-async def _raw_request(session: PeerSession, payload: bytes) -> Error | object:
+async def _raw_request(session: PeerLink, payload: bytes) -> Error | object:
     stream = session.conn.open_stream()
     try:
         await stream.write(payload, end=True)
@@ -113,10 +143,17 @@ async def _raw_request(session: PeerSession, payload: bytes) -> Error | object:
         stream.close()
 
 
-def _get_chunk(manifest_hash: bytes, path: str, offset: int = 0, length: int = 100,
-               game_id: str = "quake") -> bytes:
-    raw = {"type": "get_chunk", "game_id": game_id, "manifest_hash": manifest_hash, "path": path,
-           "offset": offset, "length": length}
+def _get_chunk(
+    manifest_hash: bytes, path: str, offset: int = 0, length: int = 100, game_id: str = "quake"
+) -> bytes:
+    raw = {
+        "type": "get_chunk",
+        "game_id": game_id,
+        "manifest_hash": manifest_hash,
+        "path": path,
+        "offset": offset,
+        "length": length,
+    }
     return encode_frame(msgpack.packb(raw, use_bin_type=True))
 
 
@@ -132,7 +169,7 @@ async def test_hostile_requests_get_typed_errors_and_connection_keeps_serving(
     lib.add_game("doom", {"doom.wad": b"d" * 100})
     lib.busy.add("doom")
     h = manifest.manifest_hash
-    doom_hash = lib._games["doom"].manifest_hash  # noqa: SLF001
+    doom_hash = lib._games["doom"].manifest_hash
     assert doom_hash is not None
     cases = [
         (_get_chunk(h, "../etc/passwd"), ErrorCode.BAD_PATH),
@@ -177,20 +214,20 @@ async def test_oversize_frame_on_control_stream_closes_only_that_connection(
         running_node(tmp_path, "gamma", static=[a.listen]) as c,
     ):
         await wait_for(a, lambda: sum(p.connected for p in a.peers()) == 2)
-        beta = _session(b)
-        await beta._control.write((64 << 20).to_bytes(4, "big"))  # noqa: SLF001
-        await asyncio.wait_for(beta.conn.wait_ended(), 5)
-        by_id = {p.peer_id: p for p in a.peers()}
-        await wait_for(a, lambda: not {p.peer_id: p for p in a.peers()}[b.identity.peer_id]
-                       .connected or True)
-        assert by_id[c.identity.peer_id].connected
-        assert _session(c).is_open
+        await wait_for(b, lambda: any(p.connected for p in b.peers()))
+        await wait_for(c, lambda: any(p.connected for p in c.peers()))
+        beta_down = event_flag(a, PeerEventKind.DOWN, b.identity.peer_id)
+        gamma = _session(c)
+        await _session(b)._channel.stream.write((64 << 20).to_bytes(4, "big"))
+        await asyncio.wait_for(beta_down.wait(), 5)
+        assert gamma.is_open
+        assert _session(c) is gamma  # gamma's connection was not touched
 
 
 @pytest.mark.asyncio
 async def test_bulk_path_refuses_a_bad_token(tmp_path: Path) -> None:
     async with running_node(tmp_path, "alpha") as a:
-        port = a._responder.bulk_port  # noqa: SLF001
+        port = a._responder.bulk_port
         assert port is not None
         loop = asyncio.get_running_loop()
         with socket.socket() as sock:
@@ -200,4 +237,49 @@ async def test_bulk_path_refuses_a_bad_token(tmp_path: Path) -> None:
             await loop.sock_sendall(sock, encode_frame(codec.encode(hello)))
             data = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
         answer = codec.decode(data[4:])
-        assert isinstance(answer, Error) and answer.code is ErrorCode.BAD_TOKEN
+        assert isinstance(answer, Error)
+        assert answer.code is ErrorCode.BAD_TOKEN
+
+
+@pytest.mark.asyncio
+async def test_per_peer_upload_cap_refuses_with_too_many(tmp_path: Path) -> None:
+    lib = DirLibrary(tmp_path / "a-games")
+    manifest = lib.add_game("quake", {"big.bin": os.urandom(24 << 20)})
+    h = manifest.manifest_hash
+    async with (
+        running_node(tmp_path, "alpha", library=lib, max_uploads_per_peer=1) as a,
+        running_node(tmp_path, "beta", static=[a.listen]) as b,
+    ):
+        await wait_for(b, lambda: any("quake" in p.games for p in b.peers()))
+        session = _session(b)
+        stalled = session.conn.open_stream()  # asks 24 MiB and never reads: holds the upload
+        try:
+            await stalled.write(_get_chunk(h, "big.bin", length=24 << 20), end=True)
+            await stalled.read_frame(1 << 20)  # the ChunkHeader: the upload is now running
+            answer = await _raw_request(session, _get_chunk(h, "big.bin", length=10))
+            assert isinstance(answer, Error)
+            assert answer.code is ErrorCode.TOO_MANY
+        finally:
+            stalled.close()
+        assert session.is_open
+
+
+@pytest.mark.asyncio
+async def test_other_major_version_refused(tmp_path: Path) -> None:
+    me = Identity.generate()
+    async with running_node(tmp_path, "alpha") as a:
+        conn = await dial(*a.listen, QuicSettings(), 5.0)
+        try:
+            hello = Hello(peer_id=me.peer_id, public_key=me.public_key, name="future",
+                          proto_major=PROTOCOL_MAJOR + 1, proto_minor=0, listen_port=1,
+                          library_rev=0, library_digest=bytes(32), features=[])  # fmt: skip
+            channel = handshake.client_channel(
+                conn, conn.open_stream(), me, hello, None, None, SessionTimers()
+            )
+            with pytest.raises(HandshakeRefused) as refused:
+                await handshake.wait_handshake(channel)
+            assert refused.value.wire_code is ErrorCode.UNSUPPORTED_VERSION
+        finally:
+            conn.close_connection()
+            conn.force_close()
+        assert a.peers() == []

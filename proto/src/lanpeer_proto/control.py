@@ -222,6 +222,7 @@ class GameEntry(_Model):
     peers: list[Short]
     newest_version: Short | None
     update_available: bool
+    ready_peers: list[Short] = Field(default_factory=list)  # offer the newest version, hashed
 
 
 class DoctorCheck(_Model):
@@ -243,6 +244,7 @@ class StatusResult(_Model):
     operations: list[OperationInfo]
     games: Count = 0
     peers: Count = 0
+    subscribers: Count = 0  # clients streaming events (watch, --wait)
     control_version: int = CONTROL_VERSION
     parts: dict[Short, bool] = Field(default_factory=dict)  # which daemon parts are running
 

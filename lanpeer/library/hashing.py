@@ -1,0 +1,185 @@
+"""Manifests on demand and in the background: one hashing task per game, progress, a cache.
+
+Owns the hashing threads (blake3 releases the GIL), per-game progress, the decoded-manifest cache
+and the rule that a result is stored only if the game's served files are still exactly the ones
+hashed (re-walked under the write lock). Never hashes on the event loop and never stores a
+manifest for files that changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.messages import Manifest
+
+from lanpeer.errors import LanpeerError
+from lanpeer.library import scanner
+from lanpeer.library.errors import ServeRefused
+from lanpeer.library.index import GameRecord, LibraryIndex
+from lanpeer.library.manifest import FileChangedError
+from lanpeer.library.state import LibraryState
+
+log = logging.getLogger(__name__)
+
+#: Manifests kept decoded in memory; the rest are rebuilt from the index on demand.
+MANIFEST_CACHE = 32
+#: A peer's GetManifest waits through at most this many "changed while hashing" restarts.
+HASH_ATTEMPTS = 3
+
+ScanThread = Callable[..., Awaitable[Any]]
+
+
+class GameHasher:
+    def __init__(
+        self,
+        state: LibraryState,
+        index: LibraryIndex,
+        in_scan_thread: ScanThread,
+        write_lock: asyncio.Lock,
+        on_hashed: Callable[[], None],
+    ) -> None:
+        self._state = state
+        self._index = index
+        self._in_scan_thread = in_scan_thread  # ordered DB writes share the scan thread
+        self._write_lock = write_lock
+        self._on_hashed = on_hashed
+        # Background hashing has its own thread, so a peer's request for another game's
+        # manifest never waits behind a 150 GB game being hashed.
+        self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-hash-bg")
+        self._request_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-hash")
+        self._tasks: dict[str, asyncio.Task[Manifest]] = {}
+        self._progress: dict[str, scanner.HashProgress] = {}
+        self._manifests: dict[str, Manifest] = {}
+        #: Games whose hashing failed for good (unreadable file, too many files), by the record
+        #: that failed: not retried until the game changes.
+        self._failed: dict[str, tuple[GameRecord, ServeRefused]] = {}
+        self.wanted = asyncio.Event()  # set when a game may need hashing
+        self.files_hashed = 0  # files read and hashed (not reused from the index)
+
+    def progress(self, game_id: str) -> scanner.HashProgress | None:
+        return self._progress.get(game_id)
+
+    def forget(self, game_id: str) -> None:
+        """The game's record changed: drop its cached manifest."""
+        self._manifests.pop(game_id, None)
+
+    def cancel(self, game_id: str) -> None:
+        """The game is gone: stop hashing it (the result could never be stored)."""
+        progress = self._progress.get(game_id)
+        if progress is not None:
+            progress.cancelled = True
+
+    async def aclose(self) -> None:
+        for progress in self._progress.values():
+            progress.cancelled = True
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        for pool in (self._background_pool, self._request_pool):
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+    async def wait_manifest(self, game_id: str, *, for_peer: bool) -> Manifest:
+        for _attempt in range(HASH_ATTEMPTS):
+            state = self._state
+            record = state.served(game_id) if for_peer else state.downloaded(game_id)
+            cached = self._manifests.get(game_id)
+            if cached is not None and cached.manifest_hash == record.manifest_hash:
+                return cached
+            failed = self._failed.get(game_id)
+            if failed is not None and failed[0] == record:
+                raise failed[1]
+            try:
+                return await asyncio.shield(self._ensure(game_id, self._request_pool))
+            except scanner.HashCancelled:
+                continue
+        raise ServeRefused(ErrorCode.BUSY, f"game {game_id!r} keeps changing; try again later")
+
+    async def run_in_background(self) -> None:
+        while True:
+            await self.wanted.wait()
+            self.wanted.clear()
+            for game_id in self._state.needs_hash():
+                failed = self._failed.get(game_id)
+                if failed is not None and failed[0] == self._state.records.get(game_id):
+                    continue
+                try:
+                    await asyncio.shield(self._ensure(game_id, self._background_pool))
+                except (scanner.HashCancelled, LanpeerError):
+                    pass  # the change that cancelled it sets ``wanted`` again
+                except Exception:
+                    log.exception("hashing %s failed", game_id)
+
+    def _ensure(self, game_id: str, pool: ThreadPoolExecutor) -> asyncio.Task[Manifest]:
+        task = self._tasks.get(game_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._hash(game_id, pool))
+            self._tasks[game_id] = task
+            task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Manifest]) -> None:
+        for game_id, running in list(self._tasks.items()):
+            if running is task:
+                del self._tasks[game_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("hashing ended without a manifest: %s", task.exception())
+
+    async def _hash(self, game_id: str, pool: ThreadPoolExecutor) -> Manifest:
+        record = self._state.records.get(game_id)
+        if record is None:
+            raise scanner.HashCancelled(f"{game_id} is gone")
+        if record.manifest_hash is not None:
+            manifest = await self._in_scan_thread(scanner.load_manifest, record, self._index)
+            if manifest is not None:
+                return self._remember(game_id, manifest)
+        result = await self._hash_off_loop(record, pool)
+        self.files_hashed += result.files_hashed
+        async with self._write_lock:
+            current = self._state.records.get(game_id)
+            if current is None or (current.root, current.version) != (record.root, record.version):
+                raise scanner.HashCancelled(f"{game_id} changed while it was hashed")
+            record = replace(current, manifest_hash=result.manifest.manifest_hash, size=result.size)
+            if not await self._in_scan_thread(
+                scanner.store_if_current, record, result, self._index
+            ):
+                raise scanner.HashCancelled(f"{game_id}: files changed while they were hashed")
+            self._state.records[game_id] = record
+        self._on_hashed()
+        return self._remember(game_id, result.manifest)
+
+    async def _hash_off_loop(
+        self, record: GameRecord, pool: ThreadPoolExecutor
+    ) -> scanner.HashResult:
+        progress = scanner.HashProgress()
+        self._progress[record.game_id] = progress
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                pool, scanner.hash_game, record, self._index, progress
+            )
+        except (FileChangedError, FileNotFoundError) as exc:  # moving under us: try again later
+            raise scanner.HashCancelled(f"{record.game_id}: {exc}") from exc
+        except OSError as exc:  # unreadable: wait until the game changes
+            raise self._fail(record, f"cannot read {record.game_id}: {exc}") from exc
+        except ValueError as exc:  # the manifest breaks a wire limit (files, chunks, sizes)
+            raise self._fail(record, f"{record.game_id} is too large for a manifest") from exc
+        finally:
+            self._progress.pop(record.game_id, None)
+
+    def _fail(self, record: GameRecord, why: str) -> ServeRefused:
+        log.warning("%s; not hashed again until it changes", why)
+        refusal = ServeRefused(ErrorCode.INTERNAL, why)
+        self._failed[record.game_id] = (record, refusal)
+        return refusal
+
+    def _remember(self, game_id: str, manifest: Manifest) -> Manifest:
+        self._manifests[game_id] = manifest
+        while len(self._manifests) > MANIFEST_CACHE:
+            del self._manifests[next(iter(self._manifests))]
+        return manifest

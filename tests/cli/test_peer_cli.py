@@ -1,0 +1,130 @@
+"""peer-cli as a subprocess against a real lanpeerd: documents, exit codes, streams."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from lanpeer_cli.main import app
+from lanpeer_test_harness import PEER_CLI, Lanpeerd, ask_raw  # type: ignore[import-not-found]
+from typer.testing import CliRunner
+
+STATUS_FIELDS = {"peer_id", "name", "listen", "roots", "library_rev", "operations"}
+OP_FIELDS = {"game_id", "kind", "state", "lane", "queue_position", "bytes_done", "bytes_total",
+             "rate", "eta", "sources"}  # fmt: skip
+
+
+def test_status_json_carries_the_stable_fields(shared_daemon: Lanpeerd) -> None:
+    result = shared_daemon.cli("status")
+    assert result.rc == 0, result.err
+    doc = result.doc
+    assert set(doc) >= STATUS_FIELDS
+    assert doc["name"] == "alpha"
+    assert doc["listen"] == f"127.0.0.1:{shared_daemon.port}"
+    assert doc["roots"] == [str(shared_daemon.games)]
+    assert doc["operations"] == []
+
+
+def test_status_for_people_is_a_readable_summary(shared_daemon: Lanpeerd) -> None:
+    result = shared_daemon.cli("status", json_output=False)
+    assert result.rc == 0
+    assert "alpha" in result.out
+    assert f"127.0.0.1:{shared_daemon.port}" in result.out
+
+
+def test_ops_json_is_a_list(shared_daemon: Lanpeerd) -> None:
+    result = shared_daemon.cli("ops")
+    assert result.rc == 0
+    assert isinstance(result.doc, list)
+    for op in result.doc:
+        assert set(op) >= OP_FIELDS
+
+
+def test_status_lists_which_parts_run(shared_daemon: Lanpeerd) -> None:
+    parts = shared_daemon.cli("status").doc["parts"]
+    assert set(parts) == {"library", "node", "downloads", "install"}
+
+
+def test_doctor_reports_checks_with_hints(shared_daemon: Lanpeerd) -> None:
+    result = shared_daemon.cli("doctor")
+    checks = {check["name"]: check for check in result.doc}
+    assert checks["daemon"]["status"] == "ok"
+    assert f"root {shared_daemon.games}" in checks
+    assert "interfaces" in checks
+    if shared_daemon.cli("status").doc["parts"]["node"]:
+        assert checks["ports"]["status"] == "ok", checks["ports"]
+        assert f"UDP {shared_daemon.port}" in checks["ports"]["summary"]
+    assert result.rc in (0, 1)
+    assert (result.rc == 1) == any(c["status"] == "fail" for c in result.doc)
+    human = shared_daemon.cli("doctor", json_output=False)
+    assert "daemon" in human.out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("install", "Not A Game"), ("add-peer", "no-port"), ("no-such-command",), ("download",)],
+    ids=str,
+)
+def test_usage_errors_exit_2(args: tuple) -> None:
+    """Checked before any connection is made, so in-process (typer's runner) is faithful."""
+    result = CliRunner().invoke(app, ["--socket", "/nonexistent", "--json", *args])
+    assert result.exit_code == 2, result.output
+
+
+def test_unknown_game_exits_4(shared_daemon: Lanpeerd) -> None:
+    result = shared_daemon.cli("cancel", "no-such-game")
+    assert result.rc == 4
+    assert result.doc["error"] == "unknown_game"
+
+
+def test_missing_daemon_exits_3_and_says_how_to_start_it(tmp_path: Path) -> None:
+    result = Lanpeerd(tmp_path).cli("status")
+    assert result.rc == 3
+    assert result.doc["error"] == "unreachable"
+    assert "lanpeerd" in result.err
+    assert "systemctl --user start lanpeerd" in result.err
+
+
+def test_watch_streams_until_the_daemon_shuts_down(daemon: Lanpeerd) -> None:
+    watch = subprocess.Popen(
+        [PEER_CLI, "--socket", str(daemon.socket), "--json", "watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _wait_for_subscriber(daemon)
+        assert daemon.cli("shutdown").rc == 0
+        watch.communicate(timeout=20)
+        assert watch.returncode == 0
+    finally:
+        watch.kill()
+    assert daemon.proc is not None
+    assert daemon.proc.wait(20) == 0
+    assert not daemon.socket.exists()
+
+
+def _wait_for_subscriber(daemon: Lanpeerd) -> None:
+    """Bounded poll of status until the watch client is subscribed."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = json.loads(ask_raw(daemon.socket, b'{"cmd": "status"}\n'))
+        if answer["result"]["subscribers"] >= 1:
+            return
+        time.sleep(0.02)
+    raise AssertionError("peer-cli watch never subscribed")
+
+
+def test_shutdown_stops_the_daemon_with_exit_0(daemon: Lanpeerd) -> None:
+    result = daemon.cli("shutdown")
+    assert result.rc == 0
+    assert result.doc["ok"] is True
+    assert daemon.proc is not None
+    assert daemon.proc.wait(20) == 0
+    assert daemon.cli("status").rc == 3
+
+
+def test_shell_completion_is_offered() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert "--install-completion" in result.output
