@@ -149,13 +149,13 @@ class DownloadManager:
         try:
             staged = await self._stage(op, job, game_dir, old)
         except asyncio.CancelledError:
-            await self._discard(game_dir, created, remove=op.cancel_requested)
+            await self._discard(self.results[op.game_id].part, created, op.cancel_requested)
             raise
         except DiskFullError:
-            await self._discard(game_dir, created, remove=True)  # give the space back
+            await self._discard(self.results[op.game_id].part, created, True)  # space back
             raise
         except BaseException:
-            await asyncio.to_thread(PartDir(game_dir).close)
+            await self._discard(self.results[op.game_id].part, created, False)  # keep: resume
             raise
         summary = summary or self._offered_summary(op.game_id, staged)
         await self._commit_shielded(op, game_dir, staged, summary)
@@ -282,20 +282,21 @@ class DownloadManager:
             return None
         return manifest
 
-    async def _discard(self, game_dir: Path, created: bool, *, remove: bool) -> None:
-        part = PartDir(game_dir)
+    async def _discard(self, part: PartDir, created: bool, remove: bool) -> None:
+        """Close the download's files (waiting for writes in flight); on cancel or disk full
+        also delete the staging, and the game dir if this download created it."""
         await asyncio.to_thread(part.close)
         if remove:
             await asyncio.to_thread(part.remove)
             if created:
                 with contextlib.suppress(OSError):
-                    os.rmdir(game_dir)  # only if empty: local/, .sync/ etc. keep it
+                    os.rmdir(part.dir.parent)  # only if empty: local/, .sync/ etc. keep it
 
     async def _discard_leftovers(self, game_id: str) -> None:
         game_dir = self._existing_dir(game_id)
         if game_dir is not None and (game_dir / PART_DIR).exists():
             created = {p.name for p in game_dir.iterdir()} <= {PART_DIR}
-            await self._discard(game_dir, created, remove=True)
+            await self._discard(PartDir(game_dir), created, True)
 
     # -- progress ------------------------------------------------------------------------------
 

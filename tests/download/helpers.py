@@ -188,3 +188,14 @@ async def open_library(root: Path) -> AsyncIterator[GameLibrary]:
 
 def in_catalog(lib: GameLibrary, game_id: str) -> bool:
     return any(g.id == game_id and g.in_catalog for g in lib.local_games())
+
+
+def open_part_fds() -> list[str]:
+    """Paths under any .lanpeer.part/ this process still holds open (leaked staging fds)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if "/.lanpeer.part/" in target:
+                found.append(target)
+    return found

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanpeer_proto.messages import GameSummary, Manifest
+from lanpeer_proto.session import SessionTimers
 
 from lanpeer.download import DownloadManager, SourceDirectory
 from lanpeer.download.resolve import newest_offer, peer_manifest_resolver
@@ -27,7 +28,8 @@ from lanpeer.net.session import SessionLimits
 ROOT = Path(__file__).resolve().parents[2]
 # A short stale timeout: a killed peer leaves the table (and net drops its bulk client) quickly.
 TIMINGS = NodeTimings(stale_timeout=2.0, redial_min=0.1, redial_max=0.5, push_debounce=0.05)
-LIMITS = SessionLimits(ping_interval=0.5, silence_timeout=3.0, request_timeout=10.0)
+LIMITS = SessionLimits(request_timeout=10.0)
+TIMERS = SessionTimers(handshake=5.0, ping_interval=0.5, stale=3.0, close=1.0)
 
 
 def free_udp_port() -> int:
@@ -47,6 +49,7 @@ def make_node(home: Path, name: str, library: GameLibrary, **kw: object) -> Peer
         mdns=False,
         timings=TIMINGS,
         session_limits=LIMITS,
+        session_timers=TIMERS,
         **kw,  # type: ignore[arg-type]
     )
 

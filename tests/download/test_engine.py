@@ -20,6 +20,7 @@ from tests.download.helpers import (
     in_catalog,
     manifest_of,
     open_library,
+    open_part_fds,
     random_bytes,
     tree_bytes,
     wait_for,
@@ -157,6 +158,8 @@ async def test_no_source_for_too_long_fails_clearly(tmp_path: Path) -> None:
     assert op.error_code == "no_sources"
     assert "no peer has served" in (op.error or "")
     assert not (tmp_path / "games" / GAME / "version.ini").exists()
+    assert open_part_fds() == []  # kept for resume, but closed
+    assert (tmp_path / "games" / GAME / ".lanpeer.part").is_dir()
 
 
 @pytest.mark.asyncio

@@ -117,7 +117,7 @@ async def test_only_seeder_killed_stalls_then_completes_when_it_returns(tmp_path
             await wait_for(lambda: op.bytes_done >= 8 * CHUNK)
             await child.kill()
             await wait_for(lambda: op.state == "stalled", 15)
-            # net reuses a peer's bulk client until the peer leaves its table: wait for that
+            # the dead peer leaves the table first: the restarted one comes back as a fresh peer
             await wait_for(lambda: not me.node.peers(), 15)
             restarted = await ChildPeer(*args).__aenter__()
             try:

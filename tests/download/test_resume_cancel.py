@@ -18,6 +18,7 @@ from tests.download.helpers import (
     in_catalog,
     manifest_of,
     open_library,
+    open_part_fds,
     random_bytes,
     tree_bytes,
     wait_for,
@@ -175,6 +176,7 @@ async def test_cancel_leaves_nothing_behind(
         assert await mgr.cancel(GAME)
         assert time.monotonic() - started < 0.25
         assert op.state == "cancelled"
+        assert open_part_fds() == []
     if has_previous:
         after = {p.relative_to(dest): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
         assert after == before  # v1, local/, .sync, markers and intent log untouched
