@@ -200,3 +200,11 @@ def test_daemon_and_cli_agree_on_the_default_socket(
     assert daemon_default() == cli_default() != runtime / "lanpeer" / "control.sock"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert daemon_default() == cli_default()
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "contrib" / "lanpeerd.toml"
+    config = build_config(load_config_file(example), {})
+    assert config.port == 47600
+    assert config.bulk == "auto"
+    assert config.download_lanes == 2
