@@ -83,11 +83,20 @@ def _files(folder: Path) -> dict[str, int]:
 
 
 def _cpu(pid: int) -> float:
+    """CPU-seconds of a process and its live children (syncthing may fork a worker)."""
     try:
-        times = psutil.Process(pid).cpu_times()
+        top = psutil.Process(pid)
+        procs = [top, *top.children(recursive=True)]
     except psutil.NoSuchProcess:
         return 0.0
-    return float(times.user + times.system + times.children_user + times.children_system)
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def race(lab: Any, game_dir: Path, work: Path, timeout: float = 900.0) -> dict[str, Any]:

@@ -27,11 +27,10 @@ from tests.scenarios.world import World, _load_lab, mode
 MiB = 1 << 20
 SENDFILE_PORT = 47700
 
-_SERVER = (
-    """
+_SERVER = """
 import json, os, resource, socket, sys, time
 files = sys.argv[2:]
-with socket.create_server((sys.argv[1], %d)) as srv:
+with socket.create_server((sys.argv[1], {port})) as srv:
     conn, _ = srv.accept()
     with conn:
         for name in files:
@@ -42,16 +41,13 @@ with socket.create_server((sys.argv[1], %d)) as srv:
 r = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"cpu_s": r.ru_utime + r.ru_stime}))
 """
-    % SENDFILE_PORT
-)  # noqa: UP031 - a literal script, braces would need escaping
 
-_CLIENT = (
-    """
+_CLIENT = """
 import json, resource, socket, sys, time
 expected, out = int(sys.argv[2]), sys.argv[3]
 for _ in range(200):
     try:
-        sock = socket.create_connection((sys.argv[1], %d), timeout=5); break
+        sock = socket.create_connection((sys.argv[1], {port}), timeout=5); break
     except OSError:
         time.sleep(0.01)
 start, got = time.monotonic(), 0
@@ -66,8 +62,10 @@ seconds = time.monotonic() - start
 r = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"bytes": got, "seconds": seconds, "cpu_s": r.ru_utime + r.ru_stime}))
 """
-    % SENDFILE_PORT
-)  # noqa: UP031
+
+
+def _script(template: str) -> str:
+    return template.replace("{port}", str(SENDFILE_PORT))
 
 
 def lab_or_reason(hosts: int) -> tuple[Any, str]:
@@ -99,11 +97,12 @@ def sendfile_copy(game_dir: Path, work: Path) -> dict[str, Any]:
     files = sorted(str(p) for p in game_dir.iterdir() if p.is_file())
     total = game_bytes(game_dir)
     with lab:
-        server = lab.start(lab.hosts[0], [sys.executable, "-c", _SERVER, lab.hosts[0].address,
-                                          *files], stdout=subprocess.PIPE)  # fmt: skip
-        client = lab.start(lab.hosts[1], [sys.executable, "-c", _CLIENT, lab.hosts[0].address,
-                                          str(total), str(work / "sendfile.out")],
-                           stdout=subprocess.PIPE)  # fmt: skip
+        sender, receiver = lab.hosts
+        server_argv = [sys.executable, "-c", _script(_SERVER), sender.address, *files]
+        client_argv = [sys.executable, "-c", _script(_CLIENT), sender.address, str(total),
+                       str(work / "sendfile.out")]  # fmt: skip
+        server = lab.start(sender, server_argv, stdout=subprocess.PIPE)
+        client = lab.start(receiver, client_argv, stdout=subprocess.PIPE)
         got = json.loads(client.communicate(timeout=600)[0])
         sent = json.loads(server.communicate(timeout=60)[0])
     (work / "sendfile.out").unlink(missing_ok=True)

@@ -31,7 +31,7 @@ MiB = 1 << 20
 EARLIER = {
     "bench_library": (["--hash-mib", "64", "--games", "200", "--game-kib", "16"], []),
     "bench_transfer": (["--size", "64"], []),
-    "bench_download": (None, []),  # arguments found from its --help (see _size_flag)
+    "bench_download": (["--size", "64"], []),
     "bench_extract": (["--size-mib", "64", "--runs", "1"], []),
 }
 SIZE_FLAGS = ("--size-mib", "--size", "--mib")

@@ -56,15 +56,15 @@ def start(world: Any, peer: Any, workdir: Path) -> dict[str, str]:
     (workdir / "bus.conf").write_text(BUS_CONF.format(socket=bus))
     (workdir / "avahi.conf").write_text(AVAHI_CONF)
     env = {"DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={bus}", "PATH": "/usr/sbin:/usr/bin:/bin"}
-    quiet: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
-                             "stderr": (workdir / "daemons.log").open("ab")}  # fmt: skip
-    world.run_in(peer, ["dbus-daemon", f"--config-file={workdir / 'bus.conf'}", "--nofork"],
-                 env=env, **quiet)  # fmt: skip
     avahi = (
         "mkdir -p /run/avahi-daemon && mount -t tmpfs none /run/avahi-daemon && "
         f"exec avahi-daemon -f {workdir / 'avahi.conf'} --no-chroot --no-drop-root --no-rlimits"
     )
-    world.run_in(peer, ["unshare", "-m", "sh", "-c", avahi], env=env, **quiet)
+    with (workdir / "daemons.log").open("ab") as log:
+        quiet: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": log}
+        world.run_in(peer, ["dbus-daemon", f"--config-file={workdir / 'bus.conf'}", "--nofork"],
+                     env=env, **quiet)  # fmt: skip
+        world.run_in(peer, ["unshare", "-m", "sh", "-c", avahi], env=env, **quiet)
     return env
 
 

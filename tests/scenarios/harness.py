@@ -195,6 +195,12 @@ class Peer:
 
         return wait_until(ready, timeout=timeout, what=f"{self.name} to answer status")
 
+    def wait_advertising(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Until this host's own library has a revision (its first scan published games)."""
+        what = f"{self.name} to advertise its library"
+        return wait_until(lambda: (doc := self.status())["library_rev"] >= 1 and doc,
+                          timeout=timeout, what=what)  # fmt: skip
+
     def start(self) -> Peer:
         self.spawn()
         self.wait_ready()
@@ -292,11 +298,13 @@ class Peer:
             return game if game is not None and len(game["peers"]) >= offered_by else None
 
         try:
-            return wait_until(offered, timeout=timeout,
-                              what=f"{self.name} to see {game_id} on {offered_by} peer(s)")  # fmt: skip
+            what = f"{self.name} to see {game_id} on {offered_by} peer(s)"
+            return wait_until(offered, timeout=timeout, what=what)
         except ScenarioTimeout as exc:
-            raise ScenarioTimeout(f"{exc}\npeers: {self.cli('peers', check=False).out}"
-                                  f"\n--- {self.name} log ---\n{self.log_tail()}") from None
+            raise ScenarioTimeout(
+                f"{exc}\npeers: {self.cli('peers', check=False).out}"
+                f"\n--- {self.name} log ---\n{self.log_tail()}"
+            ) from None
 
     def wait_downloaded(self, game_id: str, timeout: float = 60.0) -> Any:
         def downloaded() -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ and the seeder is still answering afterwards.
 from __future__ import annotations
 
 from tests.scenarios.gamefiles import leftovers, seed, tree_hash
-from tests.scenarios.harness import finished_line
+from tests.scenarios.harness import finished_line, wait_until
 
 
 def test_eight_leechers_one_seeder(world, game) -> None:
@@ -17,8 +17,10 @@ def test_eight_leechers_one_seeder(world, game) -> None:
     leechers = [lan.add(f"l{i}") for i in range(1, 9)]
     seed(s.games, game("descent", 3))
     lan.start()
+    wait_until(lambda: sum(p["connected"] for p in s.peers()) == 8, timeout=60,
+               what="the seeder to see all 8 leechers")  # fmt: skip
     for leecher in leechers:
-        leecher.wait_sees_game("descent", timeout=60)
+        leecher.wait_sees_game("descent", timeout=30)
 
     waiting = [leecher.download_waiting("descent") for leecher in leechers]
     results = [finished_line(done, timeout=120) for done in waiting]

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.scenarios import delayline
 from tests.scenarios.harness import Peer
 
 LAB_FILE = Path(__file__).resolve().parents[1] / "netlab" / "lab.py"
@@ -75,6 +76,7 @@ class World:
         self.run_dir = Path(tempfile.mkdtemp(prefix="lps"))  # short: AF_UNIX path limit
         self._readdressed = itertools.count(100)
         self.lab: Any = None
+        self._helpers: list[subprocess.Popen[bytes]] = []
         if self.mode == "netns":
             lab_module = _load_lab()
             assert lab_module is not None
@@ -108,14 +110,30 @@ class World:
 
         return launch
 
-    def start(self, *peers: Peer) -> None:
-        """Start these peers (default: all) at once, then wait until each answers."""
+    def start(self, *peers: Peer, seeders_first: bool = True) -> None:
+        """Start these peers (default: all) and wait until each answers.
+
+        Hosts with a catalog start first and are waited on until they advertise their games
+        (library_rev >= 1): a peer that connects while the seeder's first scan is still
+        running may never learn the seeder's games (see README, known blockers).
+        """
         chosen = list(peers) or self.peers
-        for peer in chosen:
+        seeders = [p for p in chosen if (p.games / "catalog.toml").is_file()]
+        if not seeders_first or len(seeders) == len(chosen):
+            seeders = []
+        self._spawn_and_wait(seeders)
+        for seeder in seeders:
+            seeder.wait_advertising()
+        self._spawn_and_wait([p for p in chosen if p not in seeders])
+
+    def _spawn_and_wait(self, peers: list[Peer]) -> None:
+        for peer in peers:
             if self.discovery == "static":
-                peer.static_peers = [p.listen for p in self.peers if p is not peer]
+                # One direction only (each host dials the hosts added before it): two hosts
+                # dialling each other at once is a separate race (see README, blockers).
+                peer.static_peers = [p.listen for p in self.peers[: self.peers.index(peer)]]
             peer.spawn()
-        for peer in chosen:
+        for peer in peers:
             peer.wait_ready()
 
     def restart(self, peer: Peer) -> None:
@@ -148,10 +166,16 @@ class World:
         """Drop ``percent`` % of frames sent by ``peer`` on the bridge (mDNS spared)."""
         self.lab.loss(self._host(peer), percent)
 
+    def delay(self, peer: Peer, delay_ms: float) -> None:
+        """Delay frames to and from ``peer`` by ``delay_ms`` each way (userspace delay line)."""
+        self._helpers.append(delayline.insert(self.lab, self._host(peer), delay_ms))
+
     def readdress(self, peer: Peer) -> str:
         """Give ``peer`` a new address (daemon must be stopped); returns the new listen."""
         if self.lab is None:
-            peer.address, peer.port = f"127.0.0.{next(self._readdressed) % 200 + 2}", _free_port()
+            # A new port only: lanpeerd dials from an unbound socket, so on loopback the
+            # source address of its connections is 127.0.0.1 whatever --bind says.
+            peer.port = _free_port()
             return peer.listen
         host = self._host(peer)
         new = host.address.rsplit(".", 1)[0] + f".{next(self._readdressed) + host.index}"
@@ -171,6 +195,9 @@ class World:
         try:
             for peer in self.peers:
                 peer.close()
+            for helper in self._helpers:
+                helper.kill()
+                helper.communicate(timeout=10)
         finally:
             if self.lab is not None:
                 self.lab.down()
