@@ -167,7 +167,17 @@ def _mdns_check(node: Any, mdns: bool) -> DoctorCheck:
 
 def peers_check(peers: list[Any], static: list[tuple[str, int]], port: int) -> DoctorCheck:
     connected = [peer for peer in peers if getattr(peer, "connected", True)]
+    reached = {tuple(peer.address) for peer in connected}
+    missing = [f"{host}:{p}" for host, p in static if (host, p) not in reached]
     summary = f"{len(connected)} peer(s) connected, {len(static)} static peer(s) configured"
+    if missing:
+        return DoctorCheck(
+            name="peers",
+            status="warn",
+            summary=f"{summary}; not connected: {', '.join(missing)}",
+            hint="is lanpeerd running there, on that port, with the same --party-key? "
+            "the daemon keeps redialling static peers",
+        )
     if connected:
         return DoctorCheck(name="peers", status="ok", summary=summary)
     return DoctorCheck(

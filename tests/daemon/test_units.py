@@ -208,3 +208,13 @@ def test_shipped_example_config_is_valid() -> None:
     assert config.port == 47600
     assert config.bulk == "auto"
     assert config.download_lanes == 2
+
+
+def test_peers_check_names_static_peers_that_are_not_connected() -> None:
+    up = Peer("A", {}, address=("10.0.0.1", 47600))
+    check = doctor.peers_check([up], [("10.0.0.1", 47600), ("10.0.0.2", 47600)], 47600)
+    assert check.status == "warn"
+    assert "10.0.0.2:47600" in check.summary
+    assert "10.0.0.1:47600" not in check.summary.split("not connected:")[1]
+    assert doctor.peers_check([up], [("10.0.0.1", 47600)], 47600).status == "ok"
+    assert doctor.peers_check([], [], 47600).status == "warn"
