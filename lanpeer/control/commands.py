@@ -186,7 +186,7 @@ class ControlCommands:
             "install": partial(install.install_game, game_dir),
             "update": partial(install.update_game, game_dir),
             "uninstall": partial(install.uninstall_game, game_dir),
-            "remove": partial(install.remove_game, list(self._parts.config.games), game_dir),
+            "remove": partial(install.remove_game, list(library.roots), game_dir),
         }[request.cmd]
 
         async def job() -> None:
