@@ -128,3 +128,17 @@ def test_shutdown_stops_the_daemon_with_exit_0(daemon: Lanpeerd) -> None:
 def test_shell_completion_is_offered() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert "--install-completion" in result.output
+
+
+def test_rescan_then_a_refused_operation_exits_1(shared_daemon: Lanpeerd) -> None:
+    """A game dir without version.ini is on this host but not downloaded: install fails (1)."""
+    half = shared_daemon.games / "half-done"
+    half.mkdir(exist_ok=True)
+    (half / "data.eti").write_bytes(b"partial")
+    rescan = shared_daemon.cli("rescan")
+    assert rescan.rc == 0, rescan.err
+    assert rescan.doc["ok"] is True
+    result = shared_daemon.cli("install", "half-done")
+    assert result.rc == 1, result.err
+    assert result.doc["error"] == "failed"
+    assert "not downloaded" in result.err
