@@ -142,3 +142,20 @@ def test_rescan_then_a_refused_operation_exits_1(shared_daemon: Lanpeerd) -> Non
     assert result.rc == 1, result.err
     assert result.doc["error"] == "failed"
     assert "not downloaded" in result.err
+
+
+def test_a_failed_transaction_ends_its_stream_with_ok_false_and_exit_1(
+    shared_daemon: Lanpeerd,
+) -> None:
+    broken = shared_daemon.games / "broken-game"
+    broken.mkdir(exist_ok=True)
+    (broken / "data.eti").write_bytes(b"this is not an archive" * 100)
+    (broken / "version.ini").write_text("version=1.0\n")
+    assert shared_daemon.cli("rescan").rc == 0
+    result = shared_daemon.cli("install", "broken-game")
+    assert result.rc == 1, result.out + result.err
+    last = result.lines[-1]
+    assert last["event"] == "finished"
+    assert last["ok"] is False
+    assert last["error"]
+    assert not (broken / "local").exists()
