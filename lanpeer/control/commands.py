@@ -245,23 +245,22 @@ class ControlCommands:
 
 
 def choose_offer(peers: list[Any], game_id: str, version: str | None) -> tuple[str, Any]:
-    """(peer_id, summary) of a connected peer offering the newest (or the named) version."""
-    offers = [
-        (str(peer.peer_id), peer.games[game_id])
-        for peer in peers
-        if getattr(peer, "connected", True) and game_id in peer.games
-    ]
+    """(peer_id, summary) of the newest (or named) hashed version connected peers offer.
+
+    The download part's ``newest_offer`` decides (ties go to the content most peers share, so
+    the download has the most sources); this adds the errors a person needs.
+    """
+    from lanpeer.download.resolve import newest_offer
+
+    offers = [peer.games[game_id] for peer in peers if peer.connected and game_id in peer.games]
     if not offers:
         raise UnknownGameError(f"no connected peer offers {game_id} (see `peer-cli games`)")
-    if version is not None:
-        offers = [offer for offer in offers if offer[1].version == version]
-        if not offers:
-            raise UnknownGameError(f"no connected peer offers {game_id} version {version}")
-    offers = [offer for offer in offers if offer[1].manifest_hash is not None] or offers
-    peer_id, summary = max(offers, key=lambda offer: views.version_key(offer[1].version))
-    if summary.manifest_hash is None:
+    if version is not None and all(summary.version != version for summary in offers):
+        raise UnknownGameError(f"no connected peer offers {game_id} version {version}")
+    offer = newest_offer(peers, game_id, version)
+    if offer is None:
         raise LanpeerError(f"the peers offering {game_id} are still hashing it; retry in a moment")
-    return peer_id, summary
+    return offer
 
 
 _NEEDS = {
