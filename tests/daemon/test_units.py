@@ -218,3 +218,31 @@ def test_peers_check_names_static_peers_that_are_not_connected() -> None:
     assert "10.0.0.1:47600" not in check.summary.split("not connected:")[1]
     assert doctor.peers_check([up], [("10.0.0.1", 47600)], 47600).status == "ok"
     assert doctor.peers_check([], [], 47600).status == "warn"
+
+
+def test_lanpeerd_help_lists_every_flag_of_the_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    from lanpeer.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    flags = ["--games", "--state", "--socket", "--bind", "--port", "--name", "--peer",
+             "--no-mdns", "--party-key", "--max-upload", "--max-download", "--config"]  # fmt: skip
+    assert [flag for flag in flags if flag not in text] == []
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="chown needs root")
+def test_socket_dir_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    import os
+
+    from lanpeer.control.server import prepare_socket_dir
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(LanpeerError, match="belongs to uid 65534"):
+        prepare_socket_dir(theirs)
+    mine = tmp_path / "new" / "lanpeer"
+    prepare_socket_dir(mine)
+    assert oct(mine.stat().st_mode & 0o777) == "0o700"
