@@ -246,3 +246,17 @@ def test_socket_dir_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
     mine = tmp_path / "new" / "lanpeer"
     prepare_socket_dir(mine)
     assert oct(mine.stat().st_mode & 0o777) == "0o700"
+
+
+def test_firewall_reading_of_an_nft_ruleset() -> None:
+    chain = {"family": "inet", "table": "filter", "name": "input", "hook": "input"}
+    drop_rule = {"family": "inet", "table": "filter", "chain": "input",
+                 "expr": [{"match": {}}, {"drop": None}]}  # fmt: skip
+    assert doctor.firewall_from_ruleset({"nftables": []}, "x").status == "ok"
+    accepting = {"nftables": [{"chain": {**chain, "policy": "accept"}}]}
+    assert doctor.firewall_from_ruleset(accepting, "x").status == "ok"
+    dropping = {"nftables": [{"chain": {**chain, "policy": "drop"}}, {"rule": drop_rule}]}
+    check = doctor.firewall_from_ruleset(dropping, "allow UDP 47600")
+    assert check.status == "warn"
+    assert "policy drop on input" in check.summary
+    assert check.hint == "allow UDP 47600"
