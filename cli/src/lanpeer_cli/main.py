@@ -6,8 +6,9 @@ Owns the command line (typer), ``--json`` documents, and the exit codes: 0 ok, 1
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -104,22 +105,32 @@ def _accepted(ctx: typer.Context, result: c.AcceptedResult) -> None:
         out.print(result.message, markup=False)
 
 
+def _event_view(
+    client: ControlClient, json_output: bool, bars: bool
+) -> Generator[c.Event, None, None]:
+    """The client's events, drawn as progress bars for people when ``bars``."""
+    events = client.events()
+    return render.progress_bars(out, events) if bars and not json_output else events
+
+
+def _until_finished(
+    events: Iterable[c.Event], game_id: str, json_output: bool, bars: bool
+) -> c.FinishedEvent | None:
+    for event in events:
+        if json_output:
+            print(event.model_dump_json(), flush=True)
+        elif not bars:
+            out.print(render.event_line(event), markup=False)
+        if isinstance(event, c.FinishedEvent) and event.game_id == game_id:
+            return event
+    return None
+
+
 def _follow(ctx: typer.Context, client: ControlClient, game_id: str, bars: bool) -> NoReturn:
     """Stream events of a waited operation and exit with its result."""
     options: Options = ctx.obj
-    finished: c.FinishedEvent | None = None
-    with client:
-        events: Iterable[c.Event] = client.events()
-        if not options.json and bars:
-            events = render.progress_bars(out, events)
-        for event in events:
-            if options.json:
-                print(event.model_dump_json(), flush=True)
-            elif not bars:
-                out.print(render.event_line(event), markup=False)
-            if isinstance(event, c.FinishedEvent) and event.game_id == game_id:
-                finished = event
-                break
+    with client, contextlib.closing(_event_view(client, options.json, bars)) as events:
+        finished = _until_finished(events, game_id, options.json, bars)
     if finished is None:
         _fail(
             options,
