@@ -161,7 +161,7 @@ class ControlCommands:
         node = self._parts.need("node")
         downloads = self._parts.need("downloads")
         self._refuse_if_busy(request.game_id)
-        peer_id, summary = choose_offer(node.peers(), request.game_id, request.version)
+        peer_id, summary = await wait_offer(node, request.game_id, request.version)
         manifest = await node.fetch_manifest(peer_id, request.game_id)
         operation = downloads.submit_download(
             request.game_id, manifest, request.install, summary=summary
@@ -244,6 +244,28 @@ class ControlCommands:
             )
 
 
+class StillHashing(LanpeerError):
+    """Peers offer the game but have no manifest hash for it yet."""
+
+
+# Peers hash a new game in the background; a download asked for right after they start waits
+# this long for the first hash instead of failing (a 150 GB game may take longer: then retry).
+HASH_WAIT = 30.0
+
+
+async def wait_offer(node: Any, game_id: str, version: str | None) -> tuple[str, Any]:
+    """``choose_offer``, waiting up to HASH_WAIT while the peers are still hashing."""
+    deadline = asyncio.get_running_loop().time() + HASH_WAIT
+    while True:
+        try:
+            return choose_offer(node.peers(), game_id, version)
+        except StillHashing:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise
+            await node.wait_sources_changed(min(left, 1.0))
+
+
 def choose_offer(peers: list[Any], game_id: str, version: str | None) -> tuple[str, Any]:
     """(peer_id, summary) of the newest (or named) hashed version connected peers offer.
 
@@ -259,7 +281,7 @@ def choose_offer(peers: list[Any], game_id: str, version: str | None) -> tuple[s
         raise UnknownGameError(f"no connected peer offers {game_id} version {version}")
     offer = newest_offer(peers, game_id, version)
     if offer is None:
-        raise LanpeerError(f"the peers offering {game_id} are still hashing it; retry in a moment")
+        raise StillHashing(f"the peers offering {game_id} are still hashing it; retry in a moment")
     return offer
 
 
