@@ -126,10 +126,10 @@ def _coerce(config: DaemonConfig) -> DaemonConfig:
     peers = [p if isinstance(p, tuple) else parse_host_port(str(p)) for p in config.peers]
     return replace(
         config,
-        games=[Path(g).expanduser() for g in config.games],
-        state=Path(config.state).expanduser(),
-        socket=Path(config.socket).expanduser(),
-        catalog=Path(config.catalog).expanduser() if config.catalog else None,
+        games=[Path(g).expanduser().absolute() for g in config.games],
+        state=Path(config.state).expanduser().absolute(),
+        socket=Path(config.socket).expanduser().absolute(),
+        catalog=Path(config.catalog).expanduser().absolute() if config.catalog else None,
         port=int(config.port),
         peers=peers,
         max_upload=parse_rate(config.max_upload),

@@ -21,7 +21,7 @@ from lanpeer_proto.control import LibraryChangedEvent
 
 from lanpeer.config import DaemonConfig
 from lanpeer.control import views
-from lanpeer.control.commands import ControlCommands, Parts, choose_offer
+from lanpeer.control.commands import ControlCommands, Parts
 from lanpeer.control.events import EventHub
 from lanpeer.control.server import ControlSocket
 from lanpeer.errors import LanpeerError
@@ -151,7 +151,6 @@ class Daemon:
             download_lanes=self.config.download_lanes,
             max_download=self.config.max_download,
             installer=self._install_downloaded if self.parts.install else None,
-            manifest_resolver=self._newest_manifest,
         )
         self.parts.downloads = downloads  # runs in our task group (see _serve)
         downloads.add_listener(lambda event: self.events.publish(views.download_event(event)))
@@ -167,15 +166,6 @@ class Daemon:
         run = install.update_game if (game_dir / "local").is_dir() else install.install_game
         async with self.parts.library.operation(game_id):
             await asyncio.to_thread(run, game_dir)
-
-    async def _newest_manifest(self, game_id: str) -> Any:
-        """The manifest connected peers now offer for ``game_id`` (None: nobody offers it)."""
-        node = self.parts.node
-        try:
-            peer_id, _summary = choose_offer(node.peers(), game_id, None)
-            return await node.fetch_manifest(peer_id, game_id)
-        except LanpeerError:
-            return None
 
 
 def _limiter(rate: int | None) -> Any:

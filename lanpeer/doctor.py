@@ -7,6 +7,8 @@ state (/sys, /proc, statvfs, the daemon parts); never sends traffic off this hos
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +23,7 @@ _IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING, _IFF_MULTICAST = 0x1, 0x8, 0x40, 0x1000
 # Below this, a 150 GB game does not fit: worth a warning before anyone starts a download.
 LOW_SPACE = 20 << 30
 MIB = 1 << 20
+NFT_TIMEOUT = 3.0  # reading the ruleset takes milliseconds; a hung nft must not hang doctor
 
 
 async def run_checks(parts: Parts) -> list[DoctorCheck]:
@@ -28,6 +31,7 @@ async def run_checks(parts: Parts) -> list[DoctorCheck]:
     checks += _part_checks(parts)
     checks.append(interfaces_check(Path("/sys/class/net")))
     checks += _net_checks(parts)
+    checks.append(await firewall_check(parts.config.port))
     checks += [space_check(root) for root in parts.config.games]
     checks.append(_caps_check(parts))
     checks += _transfer_checks(parts)
@@ -167,7 +171,17 @@ def _mdns_check(node: Any, mdns: bool) -> DoctorCheck:
 
 def peers_check(peers: list[Any], static: list[tuple[str, int]], port: int) -> DoctorCheck:
     connected = [peer for peer in peers if getattr(peer, "connected", True)]
+    reached = {tuple(peer.address) for peer in connected}
+    missing = [f"{host}:{p}" for host, p in static if (host, p) not in reached]
     summary = f"{len(connected)} peer(s) connected, {len(static)} static peer(s) configured"
+    if missing:
+        return DoctorCheck(
+            name="peers",
+            status="warn",
+            summary=f"{summary}; not connected: {', '.join(missing)}",
+            hint="is lanpeerd running there, on that port, with the same --party-key? "
+            "the daemon keeps redialling static peers",
+        )
     if connected:
         return DoctorCheck(name="peers", status="ok", summary=summary)
     return DoctorCheck(
@@ -177,6 +191,56 @@ def peers_check(peers: list[Any], static: list[tuple[str, int]], port: int) -> D
         hint="no peer seen yet: check that others run lanpeerd on the same LAN and port, "
         f"that the firewall allows UDP {port}, or add one with `peer-cli add-peer HOST:PORT`",
     )
+
+
+async def firewall_check(port: int) -> DoctorCheck:
+    """Read (never change) the nftables ruleset: an input hook that drops is worth a warning."""
+    allow = f"allow UDP {port} (QUIC), UDP 5353 (mDNS) and the bulk TCP port"
+    nft = shutil.which("nft")
+    if nft is None or os.geteuid() != 0:
+        return DoctorCheck(
+            name="firewall",
+            status="info",
+            summary="not inspected (needs root and nft)",
+            hint=f"if peers cannot connect, {allow}",
+        )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            nft, "-j", "list", "ruleset", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        async with asyncio.timeout(NFT_TIMEOUT):
+            out, _ = await proc.communicate()
+        ruleset = json.loads(out or b"{}")
+    except (OSError, TimeoutError, ValueError) as exc:
+        return DoctorCheck(name="firewall", status="info", summary=f"nft failed: {exc}")
+    return firewall_from_ruleset(ruleset, allow)
+
+
+def firewall_from_ruleset(ruleset: dict[str, Any], allow: str) -> DoctorCheck:
+    """What an ``nft -j list ruleset`` document means for lanpeer's ports."""
+    items = ruleset.get("nftables", [])
+    inputs = {
+        (c["family"], c["table"], c["name"]): c.get("policy", "accept")
+        for item in items
+        if isinstance(c := item.get("chain"), dict) and c.get("hook") == "input"
+    }
+    drops = sum(
+        1
+        for item in items
+        if isinstance(r := item.get("rule"), dict)
+        and (r.get("family"), r.get("table"), r.get("chain")) in inputs
+        and any("drop" in e or "reject" in e for e in r.get("expr", []) if isinstance(e, dict))
+    )
+    if not inputs:
+        return DoctorCheck(name="firewall", status="ok", summary="no nftables input filtering")
+    policy_drop = [name for (_, _, name), policy in inputs.items() if policy == "drop"]
+    summary = f"{len(inputs)} input chain(s), {drops} drop/reject rule(s)"
+    if policy_drop:
+        summary += f", policy drop on {', '.join(policy_drop)}"
+    if policy_drop or drops:
+        return DoctorCheck(name="firewall", status="warn", summary=summary, hint=allow)
+    return DoctorCheck(name="firewall", status="ok", summary=summary + ", all accepted")
 
 
 def space_check(root: Path) -> DoctorCheck:

@@ -115,14 +115,15 @@ def _run(daemon: Daemon) -> None:
             loop.add_signal_handler(signum, daemon.stop)
         await daemon.run()
 
-    if os.environ.get("LANPEER_UVLOOP") == "1":
-        # Opt-in: uvloop has no loop.sock_sendfile, which the TCP bulk path uses, and gains
-        # little unless aioquic is fed time.monotonic() (research/perf-baseline.md).
-        import uvloop
-
-        uvloop.run(amain())
-    else:
-        asyncio.run(amain())
+    if os.environ.get("LANPEER_UVLOOP", "1") == "1":  # LANPEER_UVLOOP=0: plain asyncio
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(amain())
+            return
+    asyncio.run(amain())
 
 
 def _setup_logging(verbose: bool) -> None:

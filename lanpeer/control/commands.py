@@ -161,7 +161,7 @@ class ControlCommands:
         node = self._parts.need("node")
         downloads = self._parts.need("downloads")
         self._refuse_if_busy(request.game_id)
-        peer_id, summary = choose_offer(node.peers(), request.game_id, request.version)
+        peer_id, summary = await wait_offer(node, request.game_id, request.version)
         manifest = await node.fetch_manifest(peer_id, request.game_id)
         operation = downloads.submit_download(
             request.game_id, manifest, request.install, summary=summary
@@ -186,7 +186,7 @@ class ControlCommands:
             "install": partial(install.install_game, game_dir),
             "update": partial(install.update_game, game_dir),
             "uninstall": partial(install.uninstall_game, game_dir),
-            "remove": partial(install.remove_game, list(self._parts.config.games), game_dir),
+            "remove": partial(install.remove_game, list(library.roots), game_dir),
         }[request.cmd]
 
         async def job() -> None:
@@ -244,24 +244,45 @@ class ControlCommands:
             )
 
 
+class StillHashing(LanpeerError):
+    """Peers offer the game but have no manifest hash for it yet."""
+
+
+# Peers hash a new game in the background; a download asked for right after they start waits
+# this long for the first hash instead of failing (a 150 GB game may take longer: then retry).
+HASH_WAIT = 30.0
+
+
+async def wait_offer(node: Any, game_id: str, version: str | None) -> tuple[str, Any]:
+    """``choose_offer``, waiting up to HASH_WAIT while the peers are still hashing."""
+    deadline = asyncio.get_running_loop().time() + HASH_WAIT
+    while True:
+        try:
+            return choose_offer(node.peers(), game_id, version)
+        except StillHashing:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise
+            await node.wait_sources_changed(min(left, 1.0))
+
+
 def choose_offer(peers: list[Any], game_id: str, version: str | None) -> tuple[str, Any]:
-    """(peer_id, summary) of a connected peer offering the newest (or the named) version."""
-    offers = [
-        (str(peer.peer_id), peer.games[game_id])
-        for peer in peers
-        if getattr(peer, "connected", True) and game_id in peer.games
-    ]
+    """(peer_id, summary) of the newest (or named) hashed version connected peers offer.
+
+    The download part's ``newest_offer`` decides (ties go to the content most peers share, so
+    the download has the most sources); this adds the errors a person needs.
+    """
+    from lanpeer.download.resolve import newest_offer
+
+    offers = [peer.games[game_id] for peer in peers if peer.connected and game_id in peer.games]
     if not offers:
         raise UnknownGameError(f"no connected peer offers {game_id} (see `peer-cli games`)")
-    if version is not None:
-        offers = [offer for offer in offers if offer[1].version == version]
-        if not offers:
-            raise UnknownGameError(f"no connected peer offers {game_id} version {version}")
-    offers = [offer for offer in offers if offer[1].manifest_hash is not None] or offers
-    peer_id, summary = max(offers, key=lambda offer: views.version_key(offer[1].version))
-    if summary.manifest_hash is None:
-        raise LanpeerError(f"the peers offering {game_id} are still hashing it; retry in a moment")
-    return peer_id, summary
+    if version is not None and all(summary.version != version for summary in offers):
+        raise UnknownGameError(f"no connected peer offers {game_id} version {version}")
+    offer = newest_offer(peers, game_id, version)
+    if offer is None:
+        raise StillHashing(f"the peers offering {game_id} are still hashing it; retry in a moment")
+    return offer
 
 
 _NEEDS = {

@@ -48,6 +48,8 @@ Answer = Callable[[Request], Awaitable[ResultMessage | ErrorMessage]]
 MAX_CLIENTS = 64
 # A request is one short line: a client that takes longer than this to send it is stuck.
 REQUEST_TIMEOUT = 10.0
+# After a failed accept (EMFILE): long enough not to spin, short enough to go unnoticed.
+ACCEPT_RETRY = 0.1
 
 
 class ControlSocket:
@@ -95,7 +97,13 @@ class ControlSocket:
         async with asyncio.TaskGroup() as clients:
             while True:
                 await self._clients.acquire()
-                conn, _ = await loop.sock_accept(self._sock)
+                try:
+                    conn, _ = await loop.sock_accept(self._sock)
+                except OSError as exc:  # e.g. out of fds: keep serving the clients we have
+                    self._clients.release()
+                    log.warning("control socket accept failed: %s", exc)
+                    await asyncio.sleep(ACCEPT_RETRY)
+                    continue
                 clients.create_task(self._serve_client(conn))
 
     async def _serve_client(self, conn: socket.socket) -> None:

@@ -26,10 +26,14 @@ from lanpeer_proto.control import (
 _VERSION_PART = re.compile(r"\d+|[a-z]+")
 
 
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Orders ``1.10`` after ``1.9`` and ``2.0b`` after ``2.0`` (numbers sort before words)."""
-    parts = _VERSION_PART.findall(version.lower())
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+try:  # one version order for `games` and for what `download` picks
+    from lanpeer.download.resolve import version_key
+except ModuleNotFoundError:  # the download part is not built in
+
+    def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+        """Orders ``1.10`` after ``1.9`` and ``2.0b`` after ``2.0`` (numbers before words)."""
+        parts = _VERSION_PART.findall(version.lower())
+        return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
 
 
 def newest(versions: Iterable[str]) -> str | None:

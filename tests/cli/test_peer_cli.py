@@ -128,3 +128,34 @@ def test_shutdown_stops_the_daemon_with_exit_0(daemon: Lanpeerd) -> None:
 def test_shell_completion_is_offered() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert "--install-completion" in result.output
+
+
+def test_rescan_then_a_refused_operation_exits_1(shared_daemon: Lanpeerd) -> None:
+    """A game dir without version.ini is on this host but not downloaded: install fails (1)."""
+    half = shared_daemon.games / "half-done"
+    half.mkdir(exist_ok=True)
+    (half / "data.eti").write_bytes(b"partial")
+    rescan = shared_daemon.cli("rescan")
+    assert rescan.rc == 0, rescan.err
+    assert rescan.doc["ok"] is True
+    result = shared_daemon.cli("install", "half-done")
+    assert result.rc == 1, result.err
+    assert result.doc["error"] == "failed"
+    assert "not downloaded" in result.err
+
+
+def test_a_failed_transaction_ends_its_stream_with_ok_false_and_exit_1(
+    shared_daemon: Lanpeerd,
+) -> None:
+    broken = shared_daemon.games / "broken-game"
+    broken.mkdir(exist_ok=True)
+    (broken / "data.eti").write_bytes(b"this is not an archive" * 100)
+    (broken / "version.ini").write_text("version=1.0\n")
+    assert shared_daemon.cli("rescan").rc == 0
+    result = shared_daemon.cli("install", "broken-game")
+    assert result.rc == 1, result.out + result.err
+    last = result.lines[-1]
+    assert last["event"] == "finished"
+    assert last["ok"] is False
+    assert last["error"]
+    assert not (broken / "local").exists()

@@ -200,3 +200,63 @@ def test_daemon_and_cli_agree_on_the_default_socket(
     assert daemon_default() == cli_default() != runtime / "lanpeer" / "control.sock"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert daemon_default() == cli_default()
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "contrib" / "lanpeerd.toml"
+    config = build_config(load_config_file(example), {})
+    assert config.port == 47600
+    assert config.bulk == "auto"
+    assert config.download_lanes == 2
+
+
+def test_peers_check_names_static_peers_that_are_not_connected() -> None:
+    up = Peer("A", {}, address=("10.0.0.1", 47600))
+    check = doctor.peers_check([up], [("10.0.0.1", 47600), ("10.0.0.2", 47600)], 47600)
+    assert check.status == "warn"
+    assert "10.0.0.2:47600" in check.summary
+    assert "10.0.0.1:47600" not in check.summary.split("not connected:")[1]
+    assert doctor.peers_check([up], [("10.0.0.1", 47600)], 47600).status == "ok"
+    assert doctor.peers_check([], [], 47600).status == "warn"
+
+
+def test_lanpeerd_help_lists_every_flag_of_the_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    from lanpeer.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    flags = ["--games", "--state", "--socket", "--bind", "--port", "--name", "--peer",
+             "--no-mdns", "--party-key", "--max-upload", "--max-download", "--config"]  # fmt: skip
+    assert [flag for flag in flags if flag not in text] == []
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="chown needs root")
+def test_socket_dir_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    import os
+
+    from lanpeer.control.server import prepare_socket_dir
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(LanpeerError, match="belongs to uid 65534"):
+        prepare_socket_dir(theirs)
+    mine = tmp_path / "new" / "lanpeer"
+    prepare_socket_dir(mine)
+    assert oct(mine.stat().st_mode & 0o777) == "0o700"
+
+
+def test_firewall_reading_of_an_nft_ruleset() -> None:
+    chain = {"family": "inet", "table": "filter", "name": "input", "hook": "input"}
+    drop_rule = {"family": "inet", "table": "filter", "chain": "input",
+                 "expr": [{"match": {}}, {"drop": None}]}  # fmt: skip
+    assert doctor.firewall_from_ruleset({"nftables": []}, "x").status == "ok"
+    accepting = {"nftables": [{"chain": {**chain, "policy": "accept"}}]}
+    assert doctor.firewall_from_ruleset(accepting, "x").status == "ok"
+    dropping = {"nftables": [{"chain": {**chain, "policy": "drop"}}, {"rule": drop_rule}]}
+    check = doctor.firewall_from_ruleset(dropping, "allow UDP 47600")
+    assert check.status == "warn"
+    assert "policy drop on input" in check.summary
+    assert check.hint == "allow UDP 47600"

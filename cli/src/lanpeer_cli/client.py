@@ -11,7 +11,7 @@ import os
 import socket
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 from lanpeer_proto.control import (
@@ -85,7 +85,7 @@ class ControlClient:
             raise RemoteProtocolError("lanpeerd sent an event before answering")
         return message
 
-    def events(self) -> Iterator[Event]:
+    def events(self) -> Generator[Event, None, None]:
         """Events until the daemon ends the stream."""
         while True:
             try:

@@ -6,19 +6,25 @@ Owns the command line (typer), ``--json`` documents, and the exit codes: 0 ok, 1
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from lanpeer_proto import control as c
 from lanpeer_proto.errors import RemoteProtocolError
-from pydantic import BaseModel, ValidationError
-from rich.console import Console
 
-from lanpeer_cli import render
+if TYPE_CHECKING:
+    from rich.console import Console
+from pydantic import BaseModel, ValidationError
+
 from lanpeer_cli.client import ControlClient, DaemonUnreachable, default_socket
 
 app = typer.Typer(
@@ -26,8 +32,32 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-out = Console()
-err = Console(stderr=True)
+
+
+class _Lazy:
+    """rich and the renderers load only when a person reads the output (``--json`` skips them)."""
+
+    @functools.cached_property
+    def render(self) -> ModuleType:
+        return importlib.import_module("lanpeer_cli.render")
+
+    @functools.cached_property
+    def out(self) -> Console:
+        from rich.console import Console
+
+        return Console()
+
+
+lazy = _Lazy()
+
+
+def say(text: str) -> None:
+    lazy.out.print(text, markup=False, highlight=False)
+
+
+def complain(text: str) -> None:
+    print(f"peer-cli: {text}", file=sys.stderr, flush=True)
+
 
 GameArg = Annotated[str, typer.Argument(help="game id, as listed by `peer-cli games`")]
 
@@ -67,7 +97,7 @@ def _fail(options: Options, code: c.ControlErrorCode, message: str) -> NoReturn:
     if options.json:
         doc = {"ok": False, "error": code.value, "message": message, "exit_code": exit_code}
         _print_doc(doc)
-    err.print(f"peer-cli: {message}", markup=False, highlight=False, soft_wrap=True)
+    complain(message)
     raise typer.Exit(exit_code)
 
 
@@ -101,25 +131,35 @@ def _accepted(ctx: typer.Context, result: c.AcceptedResult) -> None:
     if ctx.obj.json:
         _print_doc({"ok": True, **result.model_dump(mode="json", exclude={"kind"})})
     else:
-        out.print(result.message, markup=False)
+        say(result.message)
+
+
+def _event_view(
+    client: ControlClient, json_output: bool, bars: bool
+) -> Generator[c.Event, None, None]:
+    """The client's events, drawn as progress bars for people when ``bars``."""
+    events = client.events()
+    return lazy.render.progress_bars(lazy.out, events) if bars and not json_output else events
+
+
+def _until_finished(
+    events: Iterable[c.Event], game_id: str, json_output: bool, bars: bool
+) -> c.FinishedEvent | None:
+    for event in events:
+        if json_output:
+            print(event.model_dump_json(), flush=True)
+        elif not bars:
+            say(lazy.render.event_line(event))
+        if isinstance(event, c.FinishedEvent) and event.game_id == game_id:
+            return event
+    return None
 
 
 def _follow(ctx: typer.Context, client: ControlClient, game_id: str, bars: bool) -> NoReturn:
     """Stream events of a waited operation and exit with its result."""
     options: Options = ctx.obj
-    finished: c.FinishedEvent | None = None
-    with client:
-        events: Iterable[c.Event] = client.events()
-        if not options.json and bars:
-            events = render.progress_bars(out, events)
-        for event in events:
-            if options.json:
-                print(event.model_dump_json(), flush=True)
-            elif not bars:
-                out.print(render.event_line(event), markup=False)
-            if isinstance(event, c.FinishedEvent) and event.game_id == game_id:
-                finished = event
-                break
+    with client, contextlib.closing(_event_view(client, options.json, bars)) as events:
+        finished = _until_finished(events, game_id, options.json, bars)
     if finished is None:
         _fail(
             options,
@@ -128,11 +168,7 @@ def _follow(ctx: typer.Context, client: ControlClient, game_id: str, bars: bool)
         )
     if not finished.ok:
         code = finished.error_code or c.ControlErrorCode.FAILED
-        err.print(
-            f"peer-cli: {finished.kind} of {game_id} failed: {finished.error}",
-            markup=False,
-            soft_wrap=True,
-        )
+        complain(f"{finished.kind} of {game_id} failed: {finished.error}")
         raise typer.Exit(c.EXIT_CODES.get(code, 1))
     raise typer.Exit(0)
 
@@ -147,7 +183,7 @@ def status(ctx: typer.Context) -> None:
     if ctx.obj.json:
         _print_doc(result.model_dump(mode="json", exclude={"kind"}))
     else:
-        render.status(out, result)
+        lazy.render.status(lazy.out, result)
 
 
 @app.command()
@@ -157,7 +193,7 @@ def peers(ctx: typer.Context) -> None:
     if ctx.obj.json:
         _print_doc([p.model_dump(mode="json") for p in result.peers])
     else:
-        render.peers(out, result)
+        lazy.render.peers(lazy.out, result)
 
 
 @app.command()
@@ -167,7 +203,7 @@ def games(ctx: typer.Context) -> None:
     if ctx.obj.json:
         _print_doc([g.model_dump(mode="json") for g in result.games])
     else:
-        render.games(out, result)
+        lazy.render.games(lazy.out, result)
 
 
 @app.command()
@@ -177,7 +213,7 @@ def ops(ctx: typer.Context) -> None:
     if ctx.obj.json:
         _print_doc([op.model_dump(mode="json") for op in result.ops])
     else:
-        render.ops(out, result.ops)
+        lazy.render.ops(lazy.out, result.ops)
 
 
 @app.command()
@@ -187,7 +223,7 @@ def doctor(ctx: typer.Context) -> None:
     if ctx.obj.json:
         _print_doc([check.model_dump(mode="json") for check in result.checks])
     else:
-        render.doctor(out, result)
+        lazy.render.doctor(lazy.out, result)
     if any(check.status == "fail" for check in result.checks):
         raise typer.Exit(1)
 
@@ -215,7 +251,7 @@ def download(
         _accepted(ctx, result)
         return
     if not ctx.obj.json:
-        out.print(result.message, markup=False)
+        say(result.message)
     _follow(ctx, client, game, bars=True)
 
 
@@ -272,7 +308,7 @@ def watch(
         with client:
             events: Iterable[c.Event] = client.events()
             if not ctx.obj.json:
-                events = render.progress_bars(out, events)
+                events = lazy.render.progress_bars(lazy.out, events)
             for event in events:
                 if ctx.obj.json:
                     print(event.model_dump_json(), flush=True)

@@ -7,7 +7,7 @@ exit codes; ``main`` does both.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import Any
 
 from lanpeer_proto.control import (
@@ -149,7 +149,7 @@ def finished_line(event: FinishedEvent) -> str:
     )
 
 
-def progress_bars(console: Console, events: Iterable[Event]) -> Iterator[Event]:
+def progress_bars(console: Console, events: Iterable[Event]) -> Generator[Event, None, None]:
     """Show progress events as bars (speed, ETA) and others as lines; pass every event on."""
     columns = (
         TextColumn("{task.description}"),
