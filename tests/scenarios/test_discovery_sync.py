@@ -30,7 +30,7 @@ def test_three_hosts_discover_sync_and_download(world, game) -> None:
 
     for host in hosts:
         wait_until(lambda h=host: len([p for p in h.peers() if p["connected"]]) == 2,
-                   timeout=20, what=f"{host.name} to see both other hosts")  # fmt: skip
+                   timeout=15, what=f"{host.name} to see both other hosts")  # fmt: skip
         for game_id in ("quake", "doom", "hexen"):
             host.wait_sees_game(game_id, offered_by=0 if host.games.joinpath(game_id).exists()
                                 else 1)  # fmt: skip
