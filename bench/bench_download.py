@@ -3,8 +3,9 @@
 Seeders are child processes (GameLibrary + PeerNode over a hard-linked copy of one game); the
 downloader (GameLibrary + PeerNode + DownloadManager) runs here and writes, verifies and commits
 the game like the daemon. The baseline copies the same file once over TCP with os.sendfile into
-a file on the same disk. Prints MiB/s, the ratio to raw and CPU-seconds per GiB on both sides;
-writes bench/out/bench_download.json. Everything shares this machine's cores.
+a file on the same disk and fsyncs it (a download is durable before it counts, so is the copy).
+Prints MiB/s, the ratio to raw and CPU-seconds per GiB on both sides; writes
+bench/out/bench_download.json. Everything shares this machine's cores.
 
     uv run python bench/bench_download.py [--size MIB] [--peers 1,2,4]
 """
@@ -152,6 +153,8 @@ def raw_copy(work: Path, data: Path, size: int) -> dict[str, float]:
                 break
             out.write(view[:n])
             got += n
+        out.flush()
+        os.fsync(out.fileno())  # durable, like a committed download (which fsyncs before commit)
     wall = time.monotonic() - t0
     cpu, srv = cpu_seconds(me) - cpu0, cpu_seconds(server) - srv0
     proc.wait()

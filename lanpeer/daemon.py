@@ -130,7 +130,13 @@ class Daemon:
             bulk=self.config.bulk,
             upload_limiter=_limiter(self.config.max_upload),
         )
-        self.parts.node = await stack.enter_async_context(node)
+        try:
+            self.parts.node = await stack.enter_async_context(node)
+        except OSError as exc:
+            raise LanpeerError(
+                f"cannot listen on {self.config.bind}:{self.config.port}: {exc.strerror}; "
+                "another lanpeerd or program may use that port: pick one with --port"
+            ) from exc
         node.add_listener(self._on_peer_event)
 
     async def _start_downloads(self, stack: AsyncExitStack) -> None:

@@ -7,6 +7,7 @@ state (/sys, /proc, statvfs, the daemon parts); never sends traffic off this hos
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,36 +71,69 @@ def _net_checks(parts: Parts) -> list[DoctorCheck]:
     node, config = parts.node, parts.config
     if node is None:
         return []
-    checks = [_port_check("udp", config.port, Path("/proc/net/udp"), Path("/proc/net/udp6"))]
-    bulk_port = getattr(node, "bulk_port", None)
-    if bulk_port:
-        checks.append(_port_check("tcp", bulk_port, Path("/proc/net/tcp"), Path("/proc/net/tcp6")))
-    checks.append(_mdns_check(node, config.mdns))
-    checks.append(peers_check(node.peers(), config.peers))
-    return checks
+    mine = own_socket_inodes(Path("/proc/self/fd"))
+    udp = bound_ports([Path("/proc/net/udp"), Path("/proc/net/udp6")], mine, state="07")
+    tcp = bound_ports([Path("/proc/net/tcp"), Path("/proc/net/tcp6")], mine, state="0A")
+    return [
+        ports_check(config.port, udp, tcp, config.bulk),
+        _mdns_check(node, config.mdns),
+        peers_check(node.peers(), config.peers, config.port),
+    ]
 
 
-def _port_check(proto: str, port: int, *tables: Path) -> DoctorCheck:
-    bound = any(port_bound(table, port) for table in tables)
-    name = f"{proto} port {port}"
-    if bound:
-        return DoctorCheck(name=name, status="ok", summary=f"{proto.upper()} {port} is bound")
+def own_socket_inodes(fd_dir: Path) -> set[str]:
+    """Inodes of the sockets this process holds (from /proc/self/fd links)."""
+    inodes = set()
+    for fd in fd_dir.iterdir() if fd_dir.is_dir() else []:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # the fd was closed while we looked
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def bound_ports(tables: list[Path], inodes: set[str], state: str) -> set[int]:
+    """Local ports of our sockets in /proc/net/{udp,tcp}[6] in ``state`` (07 UDP, 0A LISTEN)."""
+    ports = set()
+    for table in tables:
+        try:
+            rows = [line.split() for line in table.read_text().splitlines()[1:]]
+        except OSError:
+            continue
+        for row in rows:
+            if len(row) > 9 and row[3] == state and row[9] in inodes:
+                ports.add(int(row[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def ports_check(port: int, udp: set[int], tcp: set[int], bulk: str) -> DoctorCheck:
+    if port not in udp:
+        return DoctorCheck(
+            name="ports",
+            status="fail",
+            summary=f"this daemon holds no UDP socket on port {port}",
+            hint="check the daemon log for a bind error",
+        )
+    summary = f"QUIC on UDP {port}"
+    if bulk == "auto" and tcp:
+        summary += f"; TCP bulk path listening on {', '.join(map(str, sorted(tcp)))}"
+    elif bulk == "auto":
+        return DoctorCheck(
+            name="ports",
+            status="warn",
+            summary=summary + "; no TCP bulk listener: chunks go over QUIC (slower)",
+            hint="check the daemon log; firewalls must allow the bulk TCP port too",
+        )
+    else:
+        summary += "; bulk path off (--bulk quic)"
     return DoctorCheck(
-        name=name,
-        status="fail",
-        summary=f"nothing is bound to {proto.upper()} {port}",
-        hint="check the daemon log for a bind error; another program may hold the port",
+        name="ports",
+        status="ok",
+        summary=summary,
+        hint="peers on other hosts need these ports open in the firewall",
     )
-
-
-def port_bound(table: Path, port: int) -> bool:
-    """True when /proc/net/{udp,tcp}[6] lists a local socket on ``port``."""
-    try:
-        lines = table.read_text().splitlines()[1:]
-    except OSError:
-        return False
-    wanted = f":{port:04X}"
-    return any(line.split()[1].endswith(wanted) for line in lines if len(line.split()) > 1)
 
 
 def _mdns_check(node: Any, mdns: bool) -> DoctorCheck:
@@ -111,7 +145,14 @@ def _mdns_check(node: Any, mdns: bool) -> DoctorCheck:
         )
     seen = getattr(node, "own_advert_seen", None)
     if seen is None:
-        return DoctorCheck(name="mdns", status="info", summary="mDNS is on")
+        return DoctorCheck(
+            name="mdns",
+            status="info",
+            summary="mDNS is on (advertising and browsing _lanpeer._udp); whether our own "
+            "advert comes back is not reported by the net part yet",
+            hint="if peers on the LAN stay invisible, multicast may be filtered: "
+            "use --peer HOST:PORT or `peer-cli add-peer`",
+        )
     if seen:
         return DoctorCheck(
             name="mdns", status="ok", summary="our own mDNS advert was seen on the LAN"
@@ -124,7 +165,7 @@ def _mdns_check(node: Any, mdns: bool) -> DoctorCheck:
     )
 
 
-def peers_check(peers: list[Any], static: list[tuple[str, int]]) -> DoctorCheck:
+def peers_check(peers: list[Any], static: list[tuple[str, int]], port: int) -> DoctorCheck:
     connected = [peer for peer in peers if getattr(peer, "connected", True)]
     summary = f"{len(connected)} peer(s) connected, {len(static)} static peer(s) configured"
     if connected:
@@ -134,7 +175,7 @@ def peers_check(peers: list[Any], static: list[tuple[str, int]]) -> DoctorCheck:
         status="warn",
         summary=summary,
         hint="no peer seen yet: check that others run lanpeerd on the same LAN and port, "
-        "that the firewall allows UDP 47600, or add one with `peer-cli add-peer HOST:PORT`",
+        f"that the firewall allows UDP {port}, or add one with `peer-cli add-peer HOST:PORT`",
     )
 
 

@@ -187,20 +187,29 @@ async def _stream(
     writer: asyncio.StreamWriter,
 ) -> None:
     """Send events until ``until_finished`` finishes, the client hangs up, or we are cancelled."""
-    hangup = asyncio.ensure_future(reader.read(1))  # any byte or EOF ends a stream
-    try:
+    async with asyncio.TaskGroup() as group:
+        pump = group.create_task(_pump(subscription, until_finished, writer))
+        hangup = group.create_task(_wait_hangup(reader))
+        await asyncio.wait({pump, hangup}, return_when=asyncio.FIRST_COMPLETED)
+        pump.cancel()
+        hangup.cancel()
+
+
+async def _pump(
+    subscription: Subscription, until_finished: str | None, writer: asyncio.StreamWriter
+) -> None:
+    with contextlib.suppress(ConnectionError):
         while True:
-            next_event = asyncio.ensure_future(subscription.wait_event())
-            done, _ = await asyncio.wait({hangup, next_event}, return_when="FIRST_COMPLETED")
-            if hangup in done:
-                next_event.cancel()
-                return
-            event = next_event.result()
+            event = await subscription.wait_event()
             await _send(writer, EventMessage(event=event))
             if isinstance(event, FinishedEvent) and event.game_id == until_finished:
                 return
-    finally:
-        hangup.cancel()
+
+
+async def _wait_hangup(reader: asyncio.StreamReader) -> None:
+    """Any byte or EOF from a streaming client ends its stream."""
+    with contextlib.suppress(ConnectionError):
+        await reader.read(1)
 
 
 async def _read_request_line(reader: asyncio.StreamReader) -> bytes | ErrorMessage:
@@ -256,7 +265,9 @@ def prepare_socket_dir(directory: Path) -> None:
             "remove it or pass --socket in a dir you own"
         )
     if stat.S_IMODE(info.st_mode) & 0o077:
-        log.warning("control socket dir %s is not private (mode %o)", directory, info.st_mode)
+        log.warning(
+            "control socket dir %s is not private (mode %o)", directory, stat.S_IMODE(info.st_mode)
+        )
 
 
 def take_instance_lock(socket_path: Path) -> int:

@@ -90,6 +90,11 @@ def _game_entry(game_id: str, game: Any, offers: list[tuple[str, Any]], busy: bo
         peers=sorted(peer_id for peer_id, _ in offers),
         newest_version=newest_version,
         update_available=update and version_key(newest_version) > version_key(version),  # type: ignore[arg-type]
+        ready_peers=sorted(
+            peer_id
+            for peer_id, s in offers
+            if s.version == newest_version and s.manifest_hash is not None
+        ),
     )
 
 
@@ -100,6 +105,9 @@ def _state(game: Any, busy: bool) -> str:
         return "busy"
     if getattr(game, "local_only", False):
         return "local-only"
+    hashing = getattr(game, "downloaded", False) and getattr(game, "in_catalog", True)
+    if hashing and getattr(game, "manifest_hash", b"") is None:
+        return "hashing"
     if getattr(game, "installed", False):
         return "installed"
     return "downloaded" if getattr(game, "downloaded", False) else "partial"

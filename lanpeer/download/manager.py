@@ -124,6 +124,18 @@ class DownloadManager:
     async def cancel(self, game_id: str) -> bool:
         return await self.queue.cancel(game_id) is not None
 
+    def unfinished_downloads(self) -> dict[str, bytes]:
+        """game_id -> manifest_hash of downloads a previous run left staged (resume at startup:
+        submit them again with that manifest, or the newest one; staging of another version is
+        wiped then). Lists the game roots only; call it at startup, before any download runs."""
+        found: dict[str, bytes] = {}
+        for root in self.library.roots:
+            for game_dir in sorted(root.iterdir()) if root.is_dir() else []:
+                manifest_hash = PartDir(game_dir).saved_manifest_hash()
+                if manifest_hash is not None:
+                    found[game_dir.name] = manifest_hash
+        return found
+
     # -- a download ----------------------------------------------------------------------------
 
     async def _download(

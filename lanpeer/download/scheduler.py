@@ -305,6 +305,7 @@ class ChunkScheduler:
             self._asked.pop(chunk, None)
         lane.in_flight -= 1
         if task.cancelled():
+            self._requeue(chunk)  # a banned peer's other requests: someone else fetches them
             return
         exc = task.exception()
         if exc is None:

@@ -1,7 +1,7 @@
 """The ``.lanpeer.part/`` directory of one download: staged files, verified-chunk state, resume.
 
 Owns files under ``<game_dir>/.lanpeer.part/`` only; never touches anything else in the game dir.
-Blocking calls (``open``, ``fallocate``, ``pwrite``, ``fsync``) are made from worker threads by
+Blocking calls (``open``, ``ftruncate``, ``pwrite``, ``fsync``) are made from worker threads by
 the caller; ``close`` waits for writes in progress so no thread writes into a recycled fd.
 """
 
@@ -65,6 +65,9 @@ class PartDir:
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        # One pwrite at a time: concurrent writers to one inode spin on its lock in the kernel
+        # (measured: ~4 CPU-s of sys time per GiB with 6 writer threads); hashing stays parallel.
+        self._writing = threading.Lock()
         self._active = 0
         self._closed = False
         self._dirty: set[int] = set()
@@ -83,6 +86,14 @@ class PartDir:
             verified.load(saved if isinstance(saved, dict) else {})
         self.dir.mkdir(parents=True, exist_ok=True)
         return verified
+
+    def saved_manifest_hash(self) -> bytes | None:
+        """The version the saved resume state belongs to, if there is one."""
+        state = self._read_state()
+        try:
+            return bytes.fromhex(str(state["manifest_hash"])) if state else None
+        except (KeyError, ValueError):
+            return None
 
     def _read_state(self) -> dict[str, object] | None:
         try:
@@ -122,7 +133,8 @@ class PartDir:
             self._active += 1
         try:
             fd = self._fd(c.path)
-            os.pwrite(fd, data, c.offset)
+            with self._writing:
+                os.pwrite(fd, data, c.offset)
             with self._lock:
                 self._dirty.add(fd)
         except OSError as exc:
@@ -150,10 +162,10 @@ class PartDir:
         try:
             size = self._sizes[path]
             if os.fstat(fd).st_size != size:
+                # Sized, not block-reserved: on ext4 posix_fallocate made every later write
+                # convert unwritten extents (measured: 4-7x the kernel CPU, 3-5x slower). The
+                # free-space check runs first, and ENOSPC from a write fails the download cleanly.
                 os.ftruncate(fd, size)
-            if size:
-                # Reserve the blocks now: a full disk shows up here, not as a torn write later.
-                os.posix_fallocate(fd, 0, size)
         except BaseException:
             os.close(fd)
             raise

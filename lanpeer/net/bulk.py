@@ -124,6 +124,14 @@ class BulkServer:
         self._uploads = uploads
         self._limiter = limiter
         self._sock: socket.socket | None = None
+        self._connections: dict[str, set[socket.socket]] = {}
+
+    def drop_peer(self, peer_id: str) -> None:
+        """The peer's last QUIC session ended: its tokens and bulk connections end too."""
+        self._tokens.revoke(peer_id)
+        for conn in self._connections.pop(peer_id, set()):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)  # the serving task sees EOF and closes it
 
     def open(self, host: str, port: int = 0) -> int:
         """Bind and listen now (so HelloAck can carry the port); returns the port."""
@@ -153,6 +161,11 @@ class BulkServer:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
                     tasks.create_task(self._serve_connection(conn))
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop listening (idempotent; also done when serve() ends)."""
+        if self._sock is not None:
             self._sock.close()
 
     async def _serve_connection(self, conn: socket.socket) -> None:
@@ -169,7 +182,12 @@ class BulkServer:
                         Error(code=ErrorCode.BAD_TOKEN, message="token unknown, used or expired"),
                     )
                     return
-                await self._serve_requests(conn, hello.peer_id)
+                peer_conns = self._connections.setdefault(hello.peer_id, set())
+                peer_conns.add(conn)
+                try:
+                    await self._serve_requests(conn, hello.peer_id)
+                finally:
+                    peer_conns.discard(conn)
             except (ConnectionError, TimeoutError, ProtocolError) as exc:
                 log.debug("bulk connection ended: %s", exc)
 

@@ -67,12 +67,14 @@ class Discovery:
         self._zc: AsyncZeroconf | None = None
         self._info: AsyncServiceInfo | None = None
         self._browser: AsyncServiceBrowser | None = None
+        self._rev = 0
+        self._updating = asyncio.Lock()
 
-    def _service_info(self, rev: int) -> AsyncServiceInfo:
+    def _service_info(self, rev: int, service_name: str | None = None) -> AsyncServiceInfo:
         label = instance_name(self._name, self._peer_id)
         return AsyncServiceInfo(
             SERVICE_TYPE,
-            f"{label}.{SERVICE_TYPE}",
+            service_name or f"{label}.{SERVICE_TYPE}",
             port=self._port,
             properties={
                 "id": self._peer_id,
@@ -87,11 +89,16 @@ class Discovery:
 
     async def run(self, rev: int) -> None:
         """Advertise and browse until cancelled; unregisters (mDNS goodbye) on the way out."""
+        self._rev = rev
         interfaces: list[str | int] = list(self._addresses)
         self._zc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
         try:
-            self._info = self._service_info(rev)
-            await (await self._zc.async_register_service(self._info))
+            info = self._service_info(rev)
+            # Probing may find the name taken (a stale record of our own last run): rename.
+            await (await self._zc.async_register_service(info, allow_name_change=True))
+            self._info = info
+            if self._rev != rev:  # the library changed while we were probing
+                await self._publish_rev()
             self._browser = AsyncServiceBrowser(
                 self._zc.zeroconf, [SERVICE_TYPE], handlers=[self._state_changed]
             )
@@ -111,10 +118,22 @@ class Discovery:
         self._zc = None
 
     async def update_rev(self, rev: int) -> None:
-        if self._zc is None or self._info is None:
-            return
-        self._info = self._service_info(rev)
-        await (await self._zc.async_update_service(self._info))
+        """Publish a new library rev in the TXT record (kept for later while still probing)."""
+        self._rev = rev
+        if self._info is not None:
+            await self._publish_rev()
+
+    async def _publish_rev(self) -> None:
+        async with self._updating:  # one update at a time; the last rev wins
+            if self._zc is None or self._info is None:
+                return
+            info = self._service_info(self._rev, self._info.name)
+            try:
+                await (await self._zc.async_update_service(info))
+            except Exception as exc:  # zeroconf errors must not end discovery
+                log.warning("mDNS: could not update our advert: %s", exc)
+                return
+            self._info = info
 
     def _state_changed(
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange

@@ -41,3 +41,9 @@ class HandshakeRefused(LanpeerError):
         super().__init__(f"{wire_code.value}: {message}")
         self.wire_code = wire_code
         self.message = message
+
+
+class ListenError(LanpeerError):
+    """The node cannot bind its QUIC (or bulk) listener; the message says what to change."""
+
+    code = "listen_failed"

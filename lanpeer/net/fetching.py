@@ -9,6 +9,7 @@ caller checks every chunk against the BLAKE3 hash in the manifest.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ from lanpeer.net.peers import PeerTable
 from lanpeer.net.session import PeerLink
 
 BulkMode = Literal["auto", "quic"]
+#: After the bulk path to a peer fails while its QUIC session works, QUIC carries its chunks
+#: for this long before the bulk path is tried again.
+BULK_RETRY_AFTER = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class PeerFetcher:
@@ -37,6 +43,7 @@ class PeerFetcher:
         # Our own chunk requests to one peer wait here rather than hit its upload cap (TOO_MANY).
         self._per_peer = per_peer
         self._slots: dict[str, asyncio.Semaphore] = {}
+        self._bulk_broken: dict[str, float] = {}  # peer_id -> when to try the bulk path again
 
     def link(self, peer_id: str) -> PeerLink:
         record = self._table.get(peer_id)
@@ -73,9 +80,23 @@ class PeerFetcher:
 
     async def _chunk(self, peer_id: str, request: GetChunk) -> bytes:
         link = self.link(peer_id)
-        if self._bulk == "auto" and FEATURE_TCP_BULK in link.facts.shared_features:
-            return await self._chunk_by_bulk(link, request)
+        if self._bulk_allowed(link):
+            try:
+                return await self._chunk_by_bulk(link, request)
+            except PeerUnavailable as exc:
+                if not link.is_open:
+                    raise
+                # TCP blocked or the bulk listener gone while QUIC works: QUIC for a while.
+                log.warning("%r: bulk path failed (%s); using QUIC for %.0f s", link, exc,
+                            BULK_RETRY_AFTER)  # fmt: skip
+                self._bulk_broken[peer_id] = time.monotonic() + BULK_RETRY_AFTER
+                self._drop_client(peer_id)
         return await link.fetch_chunk(request)
+
+    def _bulk_allowed(self, link: PeerLink) -> bool:
+        if self._bulk != "auto" or FEATURE_TCP_BULK not in link.facts.shared_features:
+            return False
+        return time.monotonic() >= self._bulk_broken.get(link.peer_id, 0.0)
 
     async def _chunk_by_bulk(self, link: PeerLink, request: GetChunk) -> bytes:
         client = await self._client(link)
@@ -97,9 +118,14 @@ class PeerFetcher:
         self._clients[link.peer_id] = client
         return client
 
+    def link_down(self, peer_id: str) -> None:
+        """The peer's last session ended: its bulk authorisation ended with it."""
+        self._drop_client(peer_id)
+
     def forget(self, peer_id: str) -> None:
         """The peer left the table: drop its slots and bulk connections."""
         self._slots.pop(peer_id, None)
+        self._bulk_broken.pop(peer_id, None)
         self._drop_client(peer_id)
 
     def _drop_client(self, peer_id: str) -> None:

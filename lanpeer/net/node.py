@@ -28,7 +28,7 @@ from lanpeer_proto.version import FEATURE_DELTAS, FEATURE_TCP_BULK, PROTOCOL_MAJ
 
 from lanpeer.net.bulk import BulkServer, BulkTokens
 from lanpeer.net.discovery import Advert, Discovery
-from lanpeer.net.errors import HandshakeRefused
+from lanpeer.net.errors import HandshakeRefused, ListenError
 from lanpeer.net.fetching import PeerChunkSource, PeerFetcher
 from lanpeer.net.handshake import (
     ControlChannel,
@@ -71,6 +71,9 @@ class NodeTimings:
     redial_max: float = 15.0
     #: Library changes are pushed this long after the first one, coalescing bursts.
     push_debounce: float = 0.2
+    #: Of two peers that see each other's advert, the one with the larger peer_id waits this
+    #: long for the other to dial, so a pair usually shares one connection.
+    dial_yield: float = 2.0
 
 
 class PeerNode:
@@ -115,7 +118,7 @@ class PeerNode:
         self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
         self._fetcher = PeerFetcher(self._table, identity.peer_id, bulk, max_uploads_per_peer)
         self._listeners: list[Callable[[PeerEvent], None]] = []
-        self._sources_changed = asyncio.Event()
+        self._sources_changed = asyncio.Event()  # replaced (after set) on every peer event
         self._tasks: set[asyncio.Task[None]] = set()
         self._group: asyncio.TaskGroup | None = None
         self._quic: QuicListener | None = None
@@ -134,30 +137,42 @@ class PeerNode:
         await self.aclose()
 
     async def start(self) -> None:
+        """Bind the listeners and start every task; on failure everything opened is closed."""
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
-        if self._tokens is not None:
-            self._bulk_server = BulkServer(
-                self.library, self._tokens, self._uploads, self._responder.limiter
-            )
-            self._responder.bulk_port = self._bulk_server.open(self._bind, 0)
-            self._spawn(self._bulk_server.serve())
-        self._quic = await listen(
-            self.identity, self._bind, self._port, self._quic_settings, self._accepted
-        )
-        self.listen = self._quic.address
+        try:
+            await self._open_listeners()
+        except BaseException:
+            await self.aclose()
+            raise
         self.library.add_listener(self._library_changed)
         self._spawn(self._sweep_stale())
         if self._mdns:
             self._start_discovery()
         for host, port in self._static:
             self._spawn(self._keep_dialling(host, port))
-        log.info(
-            "peer %s (%s) listening on %s:%d",
-            short_id(self.identity.peer_id),
-            self.name,
-            *self.listen,
-        )
+        log.info("peer %s (%s) listening on %s:%d", short_id(self.identity.peer_id), self.name,
+                 *self.listen)  # fmt: skip
+
+    async def _open_listeners(self) -> None:
+        try:
+            self._quic = await listen(self.identity, self._bind, self._port, self._quic_settings,
+                                      self._accepted)  # fmt: skip
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on UDP {self._bind}:{self._port}: {exc.strerror or exc}; "
+                "is another lanpeerd running? pick another --port"
+            ) from exc
+        self.listen = self._quic.address
+        if self._tokens is None:
+            return
+        bulk = BulkServer(self.library, self._tokens, self._uploads, self._responder.limiter)
+        try:  # the same port number on TCP when free: one number to allow in a firewall
+            self._responder.bulk_port = bulk.open(self._bind, self.listen[1])
+        except OSError:
+            self._responder.bulk_port = bulk.open(self._bind, 0)
+        self._bulk_server = bulk
+        self._spawn(bulk.serve())
 
     async def aclose(self) -> None:
         """Goodbye to every peer, stop every task, close every socket."""
@@ -174,6 +189,8 @@ class PeerNode:
         await group.__aexit__(None, None, None)
         if self._quic is not None:
             self._quic.close()
+        if self._bulk_server is not None:
+            self._bulk_server.close()
         self._fetcher.close()
 
     def _close_connections(self) -> None:
@@ -190,6 +207,7 @@ class PeerNode:
         task = self._group.create_task(_logged(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _task: coro.close())  # cancelled before it ever ran
 
     # public surface -----------------------------------------------------------
     def peers(self) -> list[PeerInfo]:
@@ -226,16 +244,22 @@ class PeerNode:
         return sources
 
     async def wait_sources_changed(self, timeout: float) -> None:  # noqa: ASYNC109 - seam
-        """Return when a peer came, went or changed its library, or after ``timeout``."""
-        self._sources_changed.clear()
+        """Return when a peer comes, goes or changes its library after this call, or on timeout."""
+        changed = self._sources_changed
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self._sources_changed.wait()
+                await changed.wait()
 
     # events --------------------------------------------------------------------
     def _emit(self, kind: PeerEventKind, peer_id: str) -> None:
         self._sources_changed.set()
-        event = PeerEvent(kind, peer_id)
+        self._sources_changed = asyncio.Event()
+        record = self._table.get(peer_id)
+        event = (
+            PeerEvent(kind, peer_id, record.name, record.address, record.library_rev or 0)
+            if record is not None
+            else PeerEvent(kind, peer_id)
+        )
         for cb in list(self._listeners):
             try:
                 cb(event)
@@ -262,7 +286,7 @@ class PeerNode:
     def _accepted(self, conn: QuicPeerConnection) -> None:
         """A TLS handshake finished on our listener: its first stream is the control stream."""
         self._conns.add(conn)
-        conn.on_ended = self._conns.discard
+        conn.when_ended(self._conns.discard)
 
         def first_stream(stream: QuicStream) -> None:
             conn.on_stream = lambda extra: extra.abort("not authenticated yet")
@@ -288,7 +312,7 @@ class PeerNode:
     async def _dial_and_run(self, host: str, port: int, expected_id: str | None) -> None:
         conn = await dial(host, port, self._quic_settings, HANDSHAKE_TIMEOUT)
         self._conns.add(conn)
-        conn.on_ended = self._closed_dialled
+        conn.when_ended(self._closed_dialled)
         try:
             channel = client_channel(conn, conn.open_stream(), self.identity, self._hello(),
                                      self._party_key, expected_id, self._timers)  # fmt: skip
@@ -321,8 +345,9 @@ class PeerNode:
         finally:
             self._table.touch(facts.peer_id, link.last_seen)
             if self._table.session_down(link):
-                if self._tokens is not None:
-                    self._tokens.revoke(facts.peer_id)
+                if self._bulk_server is not None:
+                    self._bulk_server.drop_peer(facts.peer_id)
+                self._fetcher.link_down(facts.peer_id)
                 log.info("peer %s disconnected", short_id(facts.peer_id))
                 self._emit(PeerEventKind.DOWN, facts.peer_id)
 
@@ -353,13 +378,13 @@ class PeerNode:
 
     def _start_discovery(self) -> None:
         addresses = self._advertise or ([] if self._bind == "0.0.0.0" else [self._bind])
-        self._discovery = Discovery(
-            peer_id=self.identity.peer_id,
-            name=self.name,
-            addresses=addresses or _lan_addresses(),
-            port=self.listen[1],
-            on_advert=self._advert_seen,
-        )
+        addresses = addresses or _lan_addresses()
+        if not addresses:
+            log.warning("mDNS is off: no LAN IPv4 address to advertise on; use --peer host:port")
+            return
+        self._discovery = Discovery(peer_id=self.identity.peer_id, name=self.name,
+                                    addresses=addresses, port=self.listen[1],
+                                    on_advert=self._advert_seen)  # fmt: skip
         self._spawn(self._discovery.run(self.library.library_rev))
 
     def _advert_seen(self, advert: Advert) -> None:
@@ -372,6 +397,11 @@ class PeerNode:
         """Dial an advert once; a spoofed id fails the handshake and changes nothing."""
         self._dialling.add(advert.peer_id)
         try:
+            if self.identity.peer_id > advert.peer_id:
+                await asyncio.sleep(self.timings.dial_yield)
+                record = self._table.get(advert.peer_id)
+                if record is not None and record.connected:
+                    return  # it dialled us
             await self._dial_and_run(advert.host, advert.port, advert.peer_id)
         except (HandshakeRefused, ConnectionError, OSError, TimeoutError) as exc:
             log.warning(

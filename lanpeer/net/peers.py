@@ -28,6 +28,9 @@ class PeerEventKind(StrEnum):
 class PeerEvent:
     kind: PeerEventKind
     peer_id: str
+    name: str = ""
+    address: tuple[str, int] = ("", 0)
+    library_rev: int = 0
 
 
 @dataclass(frozen=True)

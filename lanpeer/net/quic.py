@@ -9,17 +9,14 @@ Never interprets messages: it moves frames and raw bytes; the session decides wh
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import ifaddr
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic import events
@@ -30,13 +27,9 @@ from lanpeer_proto.framing import HEADER_SIZE, FrameDecoder, encode_frame
 from lanpeer_proto.version import ALPN
 
 from lanpeer.net.identity import Identity
+from lanpeer.net.mtu import datagram_size_for
 
 log = logging.getLogger(__name__)
-
-#: aioquic writes STREAM frame lengths as 2-byte varints: above 16384 the peer dies.
-MAX_USABLE_DATAGRAM = 16384
-#: IPv6 (40) + UDP (8) headers: 1452 at MTU 1500, no IP fragmentation for either family.
-_UDP_OVERHEAD = 48
 
 
 @dataclass(frozen=True)
@@ -59,51 +52,6 @@ class QuicSettings:
 
 class StreamClosed(ConnectionError):
     """The stream ended, was reset, or its connection closed before the expected bytes."""
-
-
-def datagram_size_for(host: str, settings: QuicSettings) -> int:
-    """Largest datagram that crosses the link to ``host`` unfragmented (16384 on loopback)."""
-    if settings.datagram_size is not None:
-        return settings.datagram_size
-    mtu = interface_mtu(host)
-    return max(1200, min(MAX_USABLE_DATAGRAM, mtu - _UDP_OVERHEAD))
-
-
-def interface_mtu(host: str) -> int:
-    """MTU of the interface that reaches (or owns) ``host``; 1500 when unknown."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return 1500
-    if address.is_loopback:
-        return 65536
-    adapters = ifaddr.get_adapters()
-    if address.is_unspecified:  # a wildcard listener: the smallest LAN interface decides
-        mtus = [_read_mtu(a.name) for a in adapters if a.name != "lo" and a.ips]
-        return min((m for m in mtus if m), default=1500)
-    local = _local_address_towards(host)
-    for adapter in adapters:
-        if any(ip.ip == local for ip in adapter.ips):
-            return _read_mtu(adapter.name) or 1500
-    return 1500
-
-
-def _local_address_towards(host: str) -> str | None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((host, 9))
-        except OSError:
-            return None
-        local: str = probe.getsockname()[0]
-        return local
-
-
-def _read_mtu(name: str) -> int | None:
-    try:
-        return int(Path(f"/sys/class/net/{name}/mtu").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 class QuicStream:
@@ -215,7 +163,7 @@ class QuicPeerConnection(QuicConnectionProtocol):
         self.remote_address: tuple[str, int] = ("", 0)
         self.on_stream: Callable[[QuicStream], None] | None = None
         self.on_handshake: Callable[[QuicPeerConnection], None] | None = None
-        self.on_ended: Callable[[QuicPeerConnection], None] | None = None
+        self._ended_callbacks: list[Callable[[QuicPeerConnection], None]] = []
         self._streams: dict[int, QuicStream] = {}
         self._next_peer_stream = 1 if quic.configuration.is_client else 0
         self._ended = asyncio.Event()
@@ -239,6 +187,10 @@ class QuicPeerConnection(QuicConnectionProtocol):
 
     async def wait_ended(self) -> None:
         await self._ended.wait()
+
+    def when_ended(self, callback: Callable[[QuicPeerConnection], None]) -> None:
+        """Call ``callback(conn)`` once the connection has ended (every owner adds its own)."""
+        self._ended_callbacks.append(callback)
 
     def force_close(self) -> None:
         """Drop a dialled connection's own UDP socket now (after close, or at shutdown)."""
@@ -362,8 +314,8 @@ class QuicPeerConnection(QuicConnectionProtocol):
             stream._fail(f"connection closed: {why}")
         self._streams.clear()
         self._ended.set()
-        if self.on_ended is not None:
-            self.on_ended(self)
+        for callback in self._ended_callbacks:
+            callback(self)
 
 
 def _configuration(is_client: bool, datagram: int, settings: QuicSettings) -> QuicConfiguration:
@@ -397,17 +349,55 @@ def _udp_socket(host: str, port: int, settings: QuicSettings) -> socket.socket:
 class QuicListener:
     """The UDP listener; hands each connection to ``on_connection`` when TLS completes."""
 
-    def __init__(self, server: QuicServer, transport: asyncio.DatagramTransport) -> None:
-        self._server = server
-        self._transport = transport
+    def __init__(
+        self, settings: QuicSettings, on_connection: Callable[[QuicPeerConnection], None]
+    ) -> None:
+        self._settings = settings
+        self._on_connection = on_connection
+        self._server: QuicServer | None = None
         self.connections: set[QuicPeerConnection] = set()
-        host, port = transport.get_extra_info("sockname")[:2]
-        self.address: tuple[str, int] = (host, port)
+        self.address: tuple[str, int] = ("", 0)
+
+    async def open(self, identity: Identity, host: str, port: int) -> None:
+        config = _configuration(
+            False, datagram_size_for(host, self._settings.datagram_size), self._settings
+        )
+        config.certificate = identity.certificate
+        config.private_key = identity.private_key
+        sock = _udp_socket(host, port, self._settings)
+        loop = asyncio.get_running_loop()
+        transport, server = await loop.create_datagram_endpoint(
+            lambda: QuicServer(configuration=config, create_protocol=self._create_protocol),
+            sock=sock,
+        )
+        self._server = server
+        bound_host, bound_port = transport.get_extra_info("sockname")[:2]
+        self.address = (bound_host, bound_port)
+
+    def _create_protocol(
+        self, quic: QuicConnection, stream_handler: Any = None
+    ) -> QuicPeerConnection:
+        conn = QuicPeerConnection(quic)
+        conn.settings = self._settings
+        conn.on_handshake = self._admit
+        return conn
+
+    def _admit(self, conn: QuicPeerConnection) -> None:
+        remote_host = conn.remote_address[0]
+        same_host = [c for c in self.connections if c.remote_address[0] == remote_host]
+        if len(same_host) >= self._settings.max_connections_per_host:
+            log.warning("refusing QUIC connection from %s: over the per-host cap", remote_host)
+            conn.close_connection("too many connections")
+            return
+        self.connections.add(conn)
+        conn.when_ended(self.connections.discard)
+        self._on_connection(conn)
 
     def close(self) -> None:
         for conn in list(self.connections):
             conn.close_connection("shutting down")
-        self._server.close()
+        if self._server is not None:
+            self._server.close()
 
 
 async def listen(
@@ -417,36 +407,8 @@ async def listen(
     settings: QuicSettings,
     on_connection: Callable[[QuicPeerConnection], None],
 ) -> QuicListener:
-    config = _configuration(False, datagram_size_for(host, settings), settings)
-    config.certificate = identity.certificate
-    config.private_key = identity.private_key
-    holder: list[QuicListener] = []
-
-    def admit(conn: QuicPeerConnection) -> None:
-        listener = holder[0]
-        remote_host = conn.remote_address[0]
-        same_host = [c for c in listener.connections if c.remote_address[0] == remote_host]
-        if len(same_host) >= settings.max_connections_per_host:
-            log.warning("refusing QUIC connection from %s: over the per-host cap", remote_host)
-            conn.close_connection("too many connections")
-            return
-        listener.connections.add(conn)
-        conn.on_ended = listener.connections.discard
-        on_connection(conn)
-
-    def create_protocol(quic: QuicConnection, stream_handler: Any = None) -> QuicPeerConnection:
-        conn = QuicPeerConnection(quic)
-        conn.settings = settings
-        conn.on_handshake = admit
-        return conn
-
-    loop = asyncio.get_running_loop()
-    sock = _udp_socket(host, port, settings)
-    transport, server = await loop.create_datagram_endpoint(
-        lambda: QuicServer(configuration=config, create_protocol=create_protocol), sock=sock
-    )
-    listener = QuicListener(server, transport)
-    holder.append(listener)
+    listener = QuicListener(settings, on_connection)
+    await listener.open(identity, host, port)
     return listener
 
 
@@ -455,7 +417,7 @@ async def dial(host: str, port: int, settings: QuicSettings, within: float) -> Q
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)  # static peers may be names
     host = str(infos[0][4][0])
-    config = _configuration(True, datagram_size_for(host, settings), settings)
+    config = _configuration(True, datagram_size_for(host, settings.datagram_size), settings)
     config.server_name = "lanpeer"
     sock = _udp_socket("::" if ":" in host else "0.0.0.0", 0, settings)
     transport, protocol = await loop.create_datagram_endpoint(

@@ -45,6 +45,8 @@ Answerer = Callable[["PeerLink", QuicStream], Awaitable[None]]
 
 
 class PeerLink:
+    """An authenticated connection: its control channel, our requests and its requests."""
+
     def __init__(
         self,
         conn: QuicPeerConnection,

@@ -38,7 +38,8 @@ def _seed(games: Path) -> None:
     games.mkdir(parents=True, exist_ok=True)
     generate_game(games, "space-race", 6 * MIB, seed=1)
     generate_game(games, "slow-game", 64 * MIB, seed=2, archives=1)
-    write_catalog(games / "catalog.toml", ["space-race", "slow-game"])
+    generate_game(games, "tiny-tanks", MIB, seed=3, archives=2)
+    write_catalog(games / "catalog.toml", ["space-race", "slow-game", "tiny-tanks"])
 
 
 def _raw(daemon: Lanpeerd, **request: Any) -> Any:
@@ -82,7 +83,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         watch.terminate()
         _wait_until(
             "both games offered",
-            lambda: all(_offered(leecher, g) for g in ("space-race", "slow-game")),
+            lambda: all(_offered(leecher, g) for g in ("space-race", "slow-game", "tiny-tanks")),
         )
         seeder_id = _raw(seeder, cmd="status")["result"]["peer_id"]
         yield {"seeder": seeder, "leecher": leecher, "seeder_id": seeder_id, "first_event": first}
@@ -120,7 +121,7 @@ def test_peers_and_games_documents(pair: dict[str, Any]) -> None:
         peer
     )
     assert peer["peer_id"] == pair["seeder_id"]
-    assert peer["games"] == 2
+    assert peer["games"] == 3
     games = {g["id"]: g for g in leecher.cli("games").doc}
     race = games["space-race"]
     assert race["version"] is None
@@ -186,3 +187,63 @@ def test_queue_conflict_and_cancel(pair: dict[str, Any]) -> None:
     _wait_until("ops empty", lambda: _raw(leecher, cmd="ops")["result"]["ops"] == [])
     assert not (leecher.games / "slow-game" / ".lanpeer.part").exists()
     assert _raw(leecher, cmd="cancel", game_id="slow-game")["code"] == "unknown_game"
+
+
+def test_newer_version_on_a_peer_is_an_update(pair: dict[str, Any]) -> None:
+    from lanpeer.library.samples import generate_game
+
+    seeder, leecher = pair["seeder"], pair["leecher"]
+    first = _download(leecher, "tiny-tanks", "--wait")
+    assert first.rc == 0, first.err
+    generate_game(seeder.games, "tiny-tanks", MIB, seed=4, archives=2, version="1.1")
+    assert _raw(seeder, cmd="rescan", game_id="tiny-tanks")["type"] == "result"
+
+    def update_offered() -> Any:
+        games = _raw(leecher, cmd="games")["result"]["games"]
+        game = next(g for g in games if g["id"] == "tiny-tanks")
+        return game if game["update_available"] and game["ready_peers"] else None
+
+    game = _wait_until("the update to be offered", update_offered)
+    assert (game["version"], game["newest_version"]) == ("1.0", "1.1")
+    second = _download(leecher, "tiny-tanks", "--no-install", "--wait")
+    assert second.rc == 0, second.err
+    assert "version=1.1" in (leecher.games / "tiny-tanks" / "version.ini").read_text()
+    updated = leecher.cli("update", "tiny-tanks")
+    assert updated.rc == 0, updated.err
+    assert updated.lines[-1]["kind"] == "update"
+    game = next(g for g in leecher.cli("games").doc if g["id"] == "tiny-tanks")
+    assert (game["version"], game["installed"], game["update_available"]) == ("1.1", True, False)
+
+
+def test_sigterm_says_goodbye_and_a_restart_keeps_identity_and_library(
+    pair: dict[str, Any],
+) -> None:
+    """Last in this module: it stops the seeder. Goodbye makes the leecher see peer_down at once
+    (the stale timeout is 45 s); the restarted seeder has the same peer id and library rev."""
+    seeder, leecher = pair["seeder"], pair["leecher"]
+    rev_before = _raw(seeder, cmd="status")["result"]["library_rev"]
+    watch = subprocess.Popen(
+        [PEER_CLI, "--socket", str(leecher.socket), "--json", "watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        _wait_until(
+            "watch subscribed", lambda: _raw(leecher, cmd="status")["result"]["subscribers"]
+        )
+        started = time.monotonic()
+        assert seeder.stop() == 0
+        assert watch.stdout is not None
+        event = json.loads(watch.stdout.readline())
+        assert event == {"event": "peer_down", "peer_id": pair["seeder_id"]}
+        assert time.monotonic() - started < 15
+    finally:
+        watch.kill()
+        watch.communicate(timeout=5)
+    assert not seeder.socket.exists()
+    again = Lanpeerd(seeder.home, name="seeder", port=seeder.port).start()
+    try:
+        status = _raw(again, cmd="status")["result"]
+        assert status["peer_id"] == pair["seeder_id"]
+        assert status["library_rev"] >= rev_before
+    finally:
+        again.kill()

@@ -231,3 +231,29 @@ async def test_progress_events_ops_rows_and_install_after(tmp_path: Path) -> Non
     final = events[-1]
     assert (final.event, final.ok, final.peers_used) == ("finished", True, ["A"])
     assert final.bytes_done == final.bytes_total
+
+
+class TurncoatSource(SlowSource):
+    """Serves good bytes, then (with requests still in flight) starts corrupting them."""
+
+    def __init__(self, *args: object, good_for: int, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.good_for = good_for
+
+    def mangle(self, data: bytes) -> bytes:
+        if sum(self.served.values()) < self.good_for:
+            return data
+        return bytes([data[0] ^ 0xFF]) + data[1:]
+
+
+@pytest.mark.asyncio
+async def test_peer_turning_bad_loses_its_in_flight_chunks_to_others(tmp_path: Path) -> None:
+    seed = seed_game(tmp_path, size=60 * CHUNK)
+    m = manifest_of(seed, GAME)
+    bad = TurncoatSource("TURN", seed, m.manifest_hash, delay=0.01, good_for=12)
+    good = SlowSource("GOOD", seed, m.manifest_hash, delay=0.02)
+    op, job = await download(tmp_path / "games", sources_of(m, bad, good), m)
+    assert op.state == "done", op.error
+    assert job.counters.rejected >= 1
+    assert job.counters.chunks_by_peer["TURN"] <= 12
+    assert tree_bytes(tmp_path / "games" / GAME) == tree_bytes(seed)

@@ -57,8 +57,10 @@ async def test_restart_resumes_from_saved_chunks(tmp_path: Path) -> None:
         mgr.submit_download(GAME, m)
         await first.holding.wait()
         await wait_for(lambda: saved_chunks(dest) >= 18)
-    # the daemon stopped: staging and resume state stay
+    # the daemon stopped: staging and resume state stay, and a new run finds them
     assert (dest / PART_DIR / STATE_NAME).exists()
+    async with open_library(lib_root) as lib:
+        assert DownloadManager(lib, SourceSet()).unfinished_downloads() == {GAME: m.manifest_hash}
     saved = saved_chunks(dest)
     second = DirSource("B", src_dir, m.manifest_hash)
     srcs = SourceSet()

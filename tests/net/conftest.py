@@ -19,7 +19,9 @@ from lanpeer.net.peers import PeerEvent, PeerEventKind
 from lanpeer.net.session import SessionLimits
 from tests.net.dirlibrary import DirLibrary
 
-FAST = NodeTimings(stale_timeout=30.0, redial_min=0.1, redial_max=0.5, push_debounce=0.05)
+FAST = NodeTimings(
+    stale_timeout=30.0, redial_min=0.1, redial_max=0.5, push_debounce=0.05, dial_yield=0.5
+)
 
 
 LIMITS = SessionLimits(request_timeout=10.0)

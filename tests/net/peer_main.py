@@ -16,9 +16,9 @@ from pathlib import Path
 from lanpeer_proto.session import SessionTimers
 
 from lanpeer.net.identity import Identity
+from lanpeer.net.mtu import datagram_size_for
 from lanpeer.net.node import NodeTimings, PeerNode
 from lanpeer.net.peers import PeerEvent
-from lanpeer.net.quic import QuicSettings, datagram_size_for
 from tests.net.dirlibrary import DirLibrary
 
 
@@ -53,8 +53,10 @@ async def main(args: argparse.Namespace) -> None:
 
     node.add_listener(report)
     async with node:
-        datagram = datagram_size_for(args.bind, QuicSettings())
+        datagram = datagram_size_for(args.bind)
         _say(listen=list(node.listen), peer_id=node.identity.peer_id, datagram=datagram)
+        for game_id in args.late_game:  # changes the rev while mDNS is still probing
+            library.add_game(game_id, {f"{game_id}.bin": game_id.encode() * 1000})
         await stop.wait()
 
 
@@ -67,5 +69,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--peer", action="append", default=[])
     parser.add_argument("--game", action="append", default=[])
+    parser.add_argument("--late-game", action="append", default=[])
     parser.add_argument("--mdns", action="store_true")
     asyncio.run(main(parser.parse_args()))

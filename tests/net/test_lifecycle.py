@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 from lanpeer_proto.session import SessionTimers
 
-from lanpeer.net.node import NodeTimings
+from lanpeer.net.errors import ListenError
+from lanpeer.net.identity import Identity
+from lanpeer.net.node import NodeTimings, PeerNode
 from lanpeer.net.peers import PeerEventKind
+from lanpeer.net.quic import QuicSettings, dial
 from tests.net.conftest import event_flag, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
 
@@ -123,3 +126,30 @@ async def test_three_peers_delta_then_snapshot(tmp_path: Path) -> None:
         await wait_for(b, lambda: games_of(a.identity.peer_id) == {"hexen", "heretic"})
         assert applied["snapshot"] == snapshots + 1
         await wait_for(c, lambda: any(p.games.keys() == {"hexen", "heretic"} for p in c.peers()))
+
+
+@pytest.mark.asyncio
+async def test_port_in_use_is_a_clear_error_and_leaks_nothing(tmp_path: Path) -> None:
+    async with running_node(tmp_path, "alpha") as a:
+        clash = PeerNode(Identity.generate(), DirLibrary(tmp_path / "b"), name="beta",
+                         bind="127.0.0.1", port=a.listen[1], mdns=False)  # fmt: skip
+        with pytest.raises(ListenError, match="pick another --port"):
+            await clash.start()
+
+
+@pytest.mark.asyncio
+async def test_connection_cap_per_host_counts_only_live_connections(tmp_path: Path) -> None:
+    capped = QuicSettings(max_connections_per_host=2)
+    async with running_node(tmp_path, "alpha", quic_settings=capped) as a:
+        for _ in range(3):  # ended connections must not count against the cap
+            async with running_node(tmp_path, "beta", static=[a.listen]) as b:
+                await wait_for(b, lambda: any(p.connected for p in b.peers()))
+        conns = [await dial(*a.listen, QuicSettings(), 5.0) for _ in range(3)]
+        try:
+            await asyncio.wait_for(conns[2].wait_ended(), 5)  # the third is over the cap
+            assert not conns[0].is_closed
+            assert not conns[1].is_closed
+        finally:
+            for conn in conns:
+                conn.close_connection()
+                conn.force_close()

@@ -30,13 +30,13 @@ def lab() -> Iterator[list[Host]]:
         yield net.hosts
 
 
-async def _peer(tmp: Path, host: Host, game: str) -> asyncio.subprocess.Process:
+async def _peer(tmp: Path, host: Host, game: str, late: str) -> asyncio.subprocess.Process:
     name = f"peer{host.index}"
     argv = ["ip", "netns", "exec", host.namespace, sys.executable, "-m", "tests.net.peer_main",
             "--state", str(tmp / name / "state"), "--games", str(tmp / name / "games"),
             # the same display name on both: unique mDNS names come from the peer_id
             "--name", "lanparty", "--bind", host.address, "--port", "47600", "--mdns",
-            "--game", game]  # fmt: skip
+            "--game", game, "--late-game", late]  # fmt: skip
     return await asyncio.create_subprocess_exec(*argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
 
 
@@ -60,13 +60,16 @@ async def _wait_sees(proc: asyncio.subprocess.Process, game: str) -> dict[str, o
 @pytest.mark.netns
 @pytest.mark.asyncio
 async def test_two_namespaces_discover_over_mdns_and_sync(lab: list[Host], tmp_path: Path) -> None:
-    procs = [await _peer(tmp_path, lab[0], "quake"), await _peer(tmp_path, lab[1], "doom")]
+    procs = [
+        await _peer(tmp_path, lab[0], "quake", "quake2"),
+        await _peer(tmp_path, lab[1], "doom", "doom2"),
+    ]
     try:
         async with asyncio.timeout(30):
             first = [await _listening(p) for p in procs]
             assert [f["datagram"] for f in first] == [1452, 1452]  # MTU 1500 veths: no fragments
             seen_by_1, seen_by_2 = await asyncio.gather(
-                _wait_sees(procs[0], "doom"), _wait_sees(procs[1], "quake")
+                _wait_sees(procs[0], "doom2"), _wait_sees(procs[1], "quake2")
             )
         assert seen_by_1["peer_id"] != seen_by_2["peer_id"]
     finally:

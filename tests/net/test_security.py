@@ -117,7 +117,10 @@ async def test_spoofed_advert_does_not_replace_the_real_peer(tmp_path: Path) -> 
     ):
         await wait_for(a, lambda: any(p.connected for p in a.peers()))
         # an advert claiming beta's id but pointing at gamma's listener
-        await a._dial_advert(Advert(b.identity.peer_id, "beta", *c.listen, 0))
+        a._advert_seen(Advert(b.identity.peer_id, "beta", *c.listen, 0))  # ignored: connected
+        with pytest.raises(HandshakeRefused) as refused:  # dialled anyway: gamma's cert
+            await a._dial_and_run(*c.listen, expected_id=b.identity.peer_id)
+        assert refused.value.wire_code is ErrorCode.AUTH_FAILED
         (pb,) = a.peers()
         assert pb.peer_id == b.identity.peer_id
         assert pb.address == b.listen
@@ -259,3 +262,24 @@ async def test_per_peer_upload_cap_refuses_with_too_many(tmp_path: Path) -> None
         finally:
             stalled.close()
         assert session.is_open
+
+
+@pytest.mark.asyncio
+async def test_other_major_version_refused(tmp_path: Path) -> None:
+    me = Identity.generate()
+    async with running_node(tmp_path, "alpha") as a:
+        conn = await dial(*a.listen, QuicSettings(), 5.0)
+        try:
+            hello = Hello(peer_id=me.peer_id, public_key=me.public_key, name="future",
+                          proto_major=PROTOCOL_MAJOR + 1, proto_minor=0, listen_port=1,
+                          library_rev=0, library_digest=bytes(32), features=[])  # fmt: skip
+            channel = handshake.client_channel(
+                conn, conn.open_stream(), me, hello, None, None, SessionTimers()
+            )
+            with pytest.raises(HandshakeRefused) as refused:
+                await handshake.wait_handshake(channel)
+            assert refused.value.wire_code is ErrorCode.UNSUPPORTED_VERSION
+        finally:
+            conn.close_connection()
+            conn.force_close()
+        assert a.peers() == []

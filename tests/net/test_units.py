@@ -13,8 +13,8 @@ from lanpeer.net.bulk import BulkTokens
 from lanpeer.net.discovery import instance_name
 from lanpeer.net.handshake import RemoteFacts
 from lanpeer.net.identity import CERT_FILE, KEY_FILE, Identity, IdentityError, peer_id_of
+from lanpeer.net.mtu import datagram_size_for, interface_mtu
 from lanpeer.net.peers import PeerTable
-from lanpeer.net.quic import QuicSettings, datagram_size_for, interface_mtu
 
 
 def test_identity_persists_with_private_modes(tmp_path: Path) -> None:
@@ -108,6 +108,6 @@ def test_instance_names_are_unique_per_peer_and_dns_safe() -> None:
 
 
 def test_datagram_size_follows_the_link() -> None:
-    assert datagram_size_for("127.0.0.1", QuicSettings()) == 16384
-    assert datagram_size_for("127.0.0.1", QuicSettings(datagram_size=1452)) == 1452
+    assert datagram_size_for("127.0.0.1") == 16384
+    assert datagram_size_for("127.0.0.1", 1452) == 1452
     assert interface_mtu("not-an-address") == 1500

@@ -163,6 +163,9 @@ def progress_bars(console: Console, events: Iterable[Event]) -> Iterator[Event]:
             if isinstance(event, ProgressEvent):
                 _update(bars, tasks, event)
             else:
+                if isinstance(event, FinishedEvent) and event.game_id in tasks:
+                    state = "done" if event.ok else "failed"
+                    bars.update(tasks[event.game_id], state=state, eta=eta(0 if event.ok else None))
                 bars.console.print(event_line(event))
             yield event
 

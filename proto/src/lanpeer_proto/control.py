@@ -222,6 +222,7 @@ class GameEntry(_Model):
     peers: list[Short]
     newest_version: Short | None
     update_available: bool
+    ready_peers: list[Short] = Field(default_factory=list)  # offer the newest version, hashed
 
 
 class DoctorCheck(_Model):
