@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -26,6 +27,7 @@ from tests.download.helpers import (
     write_game,
 )
 from tests.download.peers import ChildPeer, free_udp_port, leecher, seeder
+from tests.download.test_delta_space import tmpfs
 
 GAME = "frag-fest"
 pytestmark = pytest.mark.timeout(60)
@@ -327,3 +329,34 @@ async def test_download_then_install_real_archives(tmp_path: Path) -> None:
     assert tree_bytes(mine) == tree_bytes(game_dir)
     extracted = {p.name for p in (mine / "local" / GAME).iterdir()}
     assert {"data00.bin", "data01.bin"} <= extracted
+
+
+@pytest.mark.asyncio
+async def test_disk_full_mid_download_between_peers(tmp_path: Path) -> None:
+    files = game_files(size=48 * CHUNK)
+    put_game(tmp_path / "seed", files)
+    (tmp_path / "me").mkdir()
+    with tmpfs(tmp_path / "me" / "games", "4m") as root:
+        async with (
+            seeder(tmp_path / "seed", "s") as s,
+            leecher(tmp_path / "me", [s.listen], max_download=1 << 20, space_margin=0) as me,
+        ):
+            manifest = await me.wait_offers(GAME, 1)
+            op = me.manager.submit_download(GAME, manifest)
+            await wait_for(lambda: op.bytes_done >= 6 * CHUNK)
+            await asyncio.to_thread(fill_disk, root / "filler.bin")  # someone else fills it
+            async with asyncio.timeout(30):
+                await op.wait_finished()
+            assert op.state == "failed"
+            assert op.error_code == "disk_full"
+            assert "free some space" in (op.error or "")
+            assert me.library.snapshot() == []  # nothing advertised
+            assert not in_catalog(me.library, GAME)
+        assert not (root / GAME).exists()  # staging removed: the space is given back
+        (root / "filler.bin").unlink()
+
+
+def fill_disk(path: Path) -> None:
+    with contextlib.suppress(OSError), open(path, "wb", buffering=0) as f:
+        while True:
+            f.write(bytes(1 << 20))
