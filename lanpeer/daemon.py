@@ -1,8 +1,9 @@
 """``Daemon``: composes library, net, downloads, installs and the control socket (SPEC §10).
 
 Owns the startup order (instance lock and socket bind, install recovery, library, identity and
-peer node, downloads, then serving the control socket), the one task group, and the graceful
-stop (Goodbye to peers, state persisted by each part's close). Never implements a part itself.
+peer node, downloads, resumed downloads, then serving the control socket), the one task group,
+and the graceful stop (Goodbye to peers, state persisted by each part's close). Never implements
+a part itself.
 A part that is not built into this tree is reported as missing and its commands answer
 ``not_available``; a part that is built in but fails to start stops the daemon with its error.
 """
@@ -154,6 +155,8 @@ class Daemon:
         )
         self.parts.downloads = downloads  # runs in our task group (see _serve)
         downloads.add_listener(lambda event: self.events.publish(views.download_event(event)))
+        # Downloads a previous run left staged continue on their own (SPEC §7: resume).
+        importlib.import_module("lanpeer.control.resume").resume_downloads(self.parts)
 
     def _on_peer_event(self, event: Any) -> None:
         control_event = views.peer_event(event, self.parts.node.peers())

@@ -1,6 +1,6 @@
 """Multi-peer downloads: chunk scheduler, staging, resume, delta, cancel, queue (SPEC §7)."""
 
-from lanpeer.download.manager import DownloadManager
+from lanpeer.download.manager import DownloadManager, UnfinishedDownload
 from lanpeer.download.operations import Operation
 from lanpeer.download.progress import OperationStatus, ProgressEvent
 from lanpeer.download.sources import ChunkSource, SourceDirectory, SourceSet
@@ -13,4 +13,5 @@ __all__ = [
     "ProgressEvent",
     "SourceDirectory",
     "SourceSet",
+    "UnfinishedDownload",
 ]

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
 
@@ -39,6 +40,20 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 0.25  # seconds between progress events per operation
 Installer = Callable[[str, Path], Awaitable[None]]
+# Finds what a resumed download continues with: (manifest, the offering peer's summary).
+OfferFinder = Callable[[], Awaitable[tuple[Manifest, GameSummary | None]]]
+
+
+@dataclass(frozen=True)
+class UnfinishedDownload:
+    """A download a previous run left staged in ``game_dir/.lanpeer.part``."""
+
+    game_id: str
+    game_dir: Path
+    manifest_hash: bytes
+    then_install: bool
+
+
 Listener = Callable[[ProgressEvent], None]
 
 
@@ -111,6 +126,29 @@ class DownloadManager:
         op = Operation(game_id, "download", DOWNLOAD_LANE, body, cancel_queued)
         return self.queue.submit(op)
 
+    def submit_resume(self, unfinished: UnfinishedDownload, find: OfferFinder) -> Operation:
+        """Queue a download a previous run left staged: ``stalled`` until ``find`` gives the
+        version to continue with (a different one wipes the staging), then as ``submit_download``.
+        """
+        game_id = unfinished.game_id
+
+        async def body(op: Operation) -> None:
+            op.state = "stalled"
+            self._emit(op, "state")
+            try:
+                manifest, summary = await find()
+            except asyncio.CancelledError:
+                if op.cancel_requested:
+                    await self._discard_leftovers(game_id, unfinished.game_dir)
+                raise
+            await self._download(op, manifest, unfinished.then_install, summary)
+
+        async def cancel_queued() -> None:
+            await self._discard_leftovers(game_id, unfinished.game_dir)
+
+        op = Operation(game_id, "download", DOWNLOAD_LANE, body, cancel_queued)
+        return self.queue.submit(op)
+
     def submit_job(self, game_id: str, kind: str, job: Callable[[], Awaitable[None]]) -> Operation:
         """Queue an install/uninstall/update/remove job in the general lane."""
 
@@ -128,13 +166,20 @@ class DownloadManager:
         """game_id -> manifest_hash of downloads a previous run left staged (resume at startup:
         submit them again with that manifest, or the newest one; staging of another version is
         wiped then). Lists the game roots only; call it at startup, before any download runs."""
-        found: dict[str, bytes] = {}
+        return {u.game_id: u.manifest_hash for u in self.unfinished()}
+
+    def unfinished(self) -> list[UnfinishedDownload]:
+        """Every staged download with its resume record (the first root holding a game wins)."""
+        found: dict[str, UnfinishedDownload] = {}
         for root in self.library.roots:
             for game_dir in sorted(root.iterdir()) if root.is_dir() else []:
-                manifest_hash = PartDir(game_dir).saved_manifest_hash()
-                if manifest_hash is not None:
-                    found[game_dir.name] = manifest_hash
-        return found
+                part = PartDir(game_dir)
+                manifest_hash = part.saved_manifest_hash()
+                if manifest_hash is not None and game_dir.name not in found:
+                    found[game_dir.name] = UnfinishedDownload(
+                        game_dir.name, game_dir, manifest_hash, part.saved_then_install()
+                    )
+        return list(found.values())
 
     # -- a download ----------------------------------------------------------------------------
 
@@ -146,6 +191,7 @@ class DownloadManager:
         if old is not None and old.manifest_hash == manifest.manifest_hash:
             return  # already this exact version
         job = self._job(op, manifest, game_dir, old)
+        job.part.then_install = then_install  # recorded with the resume state
         try:
             staged = await self._stage(op, job, game_dir, old)
         except asyncio.CancelledError:
@@ -201,7 +247,9 @@ class DownloadManager:
                     ) from None
                 log.info("%s: source content changed; restarting with the new version", op.game_id)
                 await asyncio.to_thread(job.part.close)
+                then_install = job.part.then_install
                 job = self._job(op, newer, game_dir, old)  # its load() wipes the old staging
+                job.part.then_install = then_install
 
     async def _commit_shielded(
         self, op: Operation, game_dir: Path, staged: StagedDownload, summary: GameSummary | None
@@ -292,8 +340,8 @@ class DownloadManager:
                 with contextlib.suppress(OSError):
                     os.rmdir(part.dir.parent)  # only if empty: local/, .sync/ etc. keep it
 
-    async def _discard_leftovers(self, game_id: str) -> None:
-        game_dir = self._existing_dir(game_id)
+    async def _discard_leftovers(self, game_id: str, game_dir: Path | None = None) -> None:
+        game_dir = game_dir or self._existing_dir(game_id)
         if game_dir is not None and (game_dir / PART_DIR).exists():
             created = {p.name for p in game_dir.iterdir()} <= {PART_DIR}
             await self._discard(PartDir(game_dir), created, True)

@@ -71,6 +71,8 @@ class PartDir:
         self._active = 0
         self._closed = False
         self._dirty: set[int] = set()
+        # Recorded with the resume state: install once a restart has resumed and finished it.
+        self.then_install = False
 
     # -- resume state (called from a worker thread) --------------------------------------------
 
@@ -95,6 +97,11 @@ class PartDir:
         except (KeyError, ValueError):
             return None
 
+    def saved_then_install(self) -> bool:
+        """Whether the saved download was to be installed afterwards (older records: False)."""
+        state = self._read_state()
+        return bool(state and state.get("then_install") is True)
+
     def _read_state(self) -> dict[str, object] | None:
         try:
             state = json.loads((self.dir / STATE_NAME).read_text())
@@ -109,7 +116,12 @@ class PartDir:
             dirty, self._dirty = self._dirty, set()
         for fd in dirty:
             os.fdatasync(fd)
-        doc = {"format": STATE_FORMAT, "manifest_hash": manifest_hash.hex(), "files": bits}
+        doc = {
+            "format": STATE_FORMAT,
+            "manifest_hash": manifest_hash.hex(),
+            "then_install": self.then_install,
+            "files": bits,
+        }
         tmp = self.dir / STATE_TMP
         try:
             with open(tmp, "w") as f:
