@@ -128,3 +128,18 @@ def test_cancel_of_a_resumed_download_removes_the_staging(
     entry = game_entry(leecher)
     assert entry is not None
     assert not entry["downloaded"]
+
+
+def test_resume_record_keeps_then_install_and_old_records_mean_no_install(tmp_path: Path) -> None:
+    from lanpeer.download.staging import PartDir
+
+    part = PartDir(tmp_path / "g")
+    part.dir.mkdir(parents=True)
+    part.then_install = True
+    part.save(b"\x01" * 32, {})
+    assert PartDir(tmp_path / "g").saved_then_install() is True
+    record = part.dir / ".lanpeer.json"
+    old = {k: v for k, v in json.loads(record.read_text()).items() if k != "then_install"}
+    record.write_text(json.dumps(old))  # as written before then_install was recorded
+    assert PartDir(tmp_path / "g").saved_manifest_hash() == b"\x01" * 32
+    assert PartDir(tmp_path / "g").saved_then_install() is False
