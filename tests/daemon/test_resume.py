@@ -56,10 +56,18 @@ def tree_digest(game_dir: Path, names: list[str]) -> dict[str, str]:
 
 
 def verified_bytes(part_dir: Path) -> int:
-    """Bytes the resume record claims verified (full chunks; enough for a lower bound)."""
+    """Bytes the resume record claims verified (staged files are sized to their full length)."""
     state = json.loads((part_dir / ".lanpeer.json").read_text())
-    bits = sum(bin(b).count("1") for v in state["files"].values() for b in base64.b64decode(v))
-    return int(bits * CHUNK)
+    total = 0
+    for path, encoded in state["files"].items():
+        bits = base64.b64decode(encoded)
+        if not any(bits):
+            continue  # a file without a verified chunk may not exist yet
+        size = (part_dir / path).stat().st_size
+        for i in range((size + CHUNK - 1) // CHUNK):
+            if bits[i >> 3] & (1 << (i & 7)):
+                total += min(CHUNK, size - i * CHUNK)
+    return total
 
 
 def start_pair(tmp_path: Path, daemons: list[Any]) -> tuple[Any, Any]:
