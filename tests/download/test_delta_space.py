@@ -110,7 +110,7 @@ class FillingSource(DirSource):
 
     def mangle(self, data: bytes) -> bytes:
         if not self.fill.exists():
-            with open(self.fill, "wb") as f, contextlib.suppress(OSError):
+            with contextlib.suppress(OSError), open(self.fill, "wb", buffering=0) as f:
                 while True:
                     f.write(bytes(1 << 20))
         return data

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -26,6 +27,7 @@ from tests.download.helpers import (
     write_game,
 )
 from tests.download.peers import ChildPeer, free_udp_port, leecher, seeder
+from tests.download.test_delta_space import tmpfs
 
 GAME = "frag-fest"
 pytestmark = pytest.mark.timeout(60)
@@ -282,7 +284,8 @@ async def test_delta_update_between_peers(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_cancel_keeps_previous_version_served(tmp_path: Path) -> None:
+@pytest.mark.parametrize("percent", [0, 50, 95])
+async def test_cancel_keeps_previous_version_served(tmp_path: Path, percent: int) -> None:
     put_game(tmp_path / "seed", game_files(2, size=64 * CHUNK), "2.0")
     mine = put_game(tmp_path / "me", game_files(1, size=64 * CHUNK), "1.0")
     write_catalog(tmp_path / "me" / "games" / "catalog.toml", [GAME])
@@ -291,13 +294,15 @@ async def test_cancel_keeps_previous_version_served(tmp_path: Path) -> None:
     before = tree_bytes(mine)
     async with (
         seeder(tmp_path / "seed", "s") as s,
-        leecher(tmp_path / "me", [s.listen], max_download=3 << 20) as me,
+        leecher(tmp_path / "me", [s.listen], max_download=1 << 20) as me,
     ):
         old_hash = (await me.library.wait_manifest(GAME)).manifest_hash
         manifest = await me.wait_offers(GAME, 1)
+        total = sum(f.size for f in manifest.files)
         op = me.manager.submit_download(GAME, manifest)
-        await wait_for(lambda: op.bytes_done >= 30 * CHUNK)
-        assert (mine / PART_DIR).is_dir()
+        await wait_for(
+            lambda: op.bytes_done >= total * percent // 100 and op.state == "downloading"
+        )
         assert [g.manifest_hash for g in me.library.snapshot()] == [old_hash]  # still served
         await me.manager.cancel(GAME)
         assert op.state == "cancelled"
@@ -327,3 +332,34 @@ async def test_download_then_install_real_archives(tmp_path: Path) -> None:
     assert tree_bytes(mine) == tree_bytes(game_dir)
     extracted = {p.name for p in (mine / "local" / GAME).iterdir()}
     assert {"data00.bin", "data01.bin"} <= extracted
+
+
+@pytest.mark.asyncio
+async def test_disk_full_mid_download_between_peers(tmp_path: Path) -> None:
+    files = game_files(size=48 * CHUNK)
+    put_game(tmp_path / "seed", files)
+    (tmp_path / "me").mkdir()
+    with tmpfs(tmp_path / "me" / "games", "4m") as root:
+        async with (
+            seeder(tmp_path / "seed", "s") as s,
+            leecher(tmp_path / "me", [s.listen], max_download=1 << 20, space_margin=0) as me,
+        ):
+            manifest = await me.wait_offers(GAME, 1)
+            op = me.manager.submit_download(GAME, manifest)
+            await wait_for(lambda: op.bytes_done >= 6 * CHUNK)
+            await asyncio.to_thread(fill_disk, root / "filler.bin")  # someone else fills it
+            async with asyncio.timeout(30):
+                await op.wait_finished()
+            assert op.state == "failed"
+            assert op.error_code == "disk_full"
+            assert "free some space" in (op.error or "")
+            assert me.library.snapshot() == []  # nothing advertised
+            assert not in_catalog(me.library, GAME)
+        assert not (root / GAME).exists()  # staging removed: the space is given back
+        (root / "filler.bin").unlink()
+
+
+def fill_disk(path: Path) -> None:
+    with contextlib.suppress(OSError), open(path, "wb", buffering=0) as f:
+        while True:
+            f.write(bytes(1 << 20))

@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tests.scenarios.harness import wait_until
+
 PACKAGES = "avahi-daemon avahi-utils dbus"
 
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -64,6 +66,8 @@ def start(world: Any, peer: Any, workdir: Path) -> dict[str, str]:
         quiet: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": log}
         world.run_in(peer, ["dbus-daemon", f"--config-file={workdir / 'bus.conf'}", "--nofork"],
                      env=env, **quiet)  # fmt: skip
+        # avahi-daemon exits at once if the bus is not there yet.
+        wait_until(bus.exists, timeout=10, what="the private D-Bus socket", interval=0.05)
         world.run_in(peer, ["unshare", "-m", "sh", "-c", avahi], env=env, **quiet)
     return env
 

@@ -24,12 +24,22 @@ def test_avahi_browse_resolves_lanpeerd(world, tmp_path) -> None:
     peer_id = a.status()["peer_id"]
     env = avahi.start(lan, b, tmp_path / "avahi")
 
+    outputs: list[str] = []
+
     def resolved() -> str | None:
-        out = avahi.browse(lan, b, env, "_lanpeer._udp")
-        lines = [line for line in out.splitlines() if line.startswith("=") and peer_id in line]
+        outputs.append(avahi.browse(lan, b, env, "_lanpeer._udp"))
+        lines = [line for line in outputs[-1].splitlines()
+                 if line.startswith("=") and peer_id in line]  # fmt: skip
         return lines[0] if lines else None
 
-    line = wait_until(resolved, timeout=30, what="avahi-browse to resolve a's service")
+    try:
+        line = wait_until(resolved, timeout=30, what="avahi-browse to resolve a's service")
+    except AssertionError as exc:
+        daemons = (tmp_path / "avahi" / "daemons.log").read_text(errors="replace")
+        raise AssertionError(
+            f"{exc}\nlast browse: {outputs[-1:]}\navahi/dbus log:\n{daemons}"
+            f"\n--- a log ---\n{a.log_tail(20)}"
+        ) from None
     fields = line.split(";")
     assert fields[2] == "IPv4"
     assert fields[4] == "_lanpeer._udp"
