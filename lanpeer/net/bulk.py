@@ -15,8 +15,10 @@ import logging
 import os
 import secrets
 import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from lanpeer_proto import codec
@@ -37,6 +39,8 @@ SOCKET_BUFFER = 4 << 20
 #: First frame must arrive quickly; an idle authorised connection is dropped after a while.
 HELLO_TIMEOUT = 10.0
 IDLE_TIMEOUT = 120.0
+#: A downloader's bulk exchange stalls (no byte sent or received) at most this long.
+EXCHANGE_TIMEOUT = 60.0
 
 
 @dataclass
@@ -265,7 +269,13 @@ TokenSource = Callable[[], Awaitable[bytes]]
 
 
 class BulkClient:
-    """A downloader's pool of bulk connections to one peer."""
+    """A downloader's pool of bulk connections to one peer.
+
+    Each exchange runs in a worker thread on a blocking socket: the answer's body lands in one
+    ``recv(length, MSG_WAITALL)`` (the kernel copies straight into the returned bytes, no event
+    loop round per segment, the GIL released meanwhile). Kernel timeouts bound every call; a
+    cancelled fetch shuts its socket down so the thread returns at once.
+    """
 
     def __init__(
         self, host: str, port: int, local_id: str, token: TokenSource, max_connections: int = 4
@@ -275,34 +285,21 @@ class BulkClient:
         self._token = token
         self._idle: list[socket.socket] = []
         self._slots = asyncio.Semaphore(max_connections)
+        self._threads = ThreadPoolExecutor(max_connections, thread_name_prefix="lanpeer-bulk")
 
     async def fetch(self, request: GetChunk) -> bytes:
         async with self._slots:
             sock = self._idle.pop() if self._idle else await self._connect()
+            work = self._threads.submit(_exchange, sock, request, f"{self.host}:{self.port}")
             try:
-                data = await self._exchange(sock, request)
+                data = await asyncio.wrap_future(work)
             except BaseException:
-                sock.close()
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the thread if it still waits
+                work.add_done_callback(lambda _: sock.close())
                 raise
             self._idle.append(sock)
             return data
-
-    async def _exchange(self, sock: socket.socket, request: GetChunk) -> bytes:
-        try:
-            await _send_message(sock, request)
-            answer = await _read_message(sock)
-            if isinstance(answer, Error):
-                raise ChunkRefused(answer.code, answer.message)
-            if not isinstance(answer, ChunkHeader) or answer.length != request.length:
-                raise ChunkRefused(ErrorCode.UNEXPECTED, "bad bulk answer")
-            body = await _recv_exactly(sock, answer.length)
-        except (ConnectionError, OSError) as exc:
-            raise PeerUnavailable(f"bulk path to {self.host}:{self.port} failed: {exc}") from exc
-        except ProtocolError as exc:
-            raise ChunkRefused(exc.code, f"bad bulk answer: {exc.message}") from exc
-        if body is None:
-            raise PeerUnavailable(f"bulk path to {self.host}:{self.port} closed")
-        return bytes(body)
 
     async def _connect(self) -> socket.socket:
         loop = asyncio.get_running_loop()
@@ -315,6 +312,7 @@ class BulkClient:
             await loop.sock_connect(sock, (self.host, self.port))
             token = await self._token()
             await _send_message(sock, BulkHello(peer_id=self._local_id, token=token))
+            _make_blocking(sock, EXCHANGE_TIMEOUT)
         except OSError as exc:
             sock.close()
             raise PeerUnavailable(f"bulk path to {self.host}:{self.port}: {exc}") from exc
@@ -328,3 +326,55 @@ class BulkClient:
             with contextlib.suppress(OSError):
                 sock.close()
         self._idle.clear()
+        self._threads.shutdown(wait=False)
+
+
+def _make_blocking(sock: socket.socket, timeout: float) -> None:
+    """Blocking mode (so MSG_WAITALL waits) with kernel send/receive timeouts."""
+    sock.setblocking(True)
+    whole = int(timeout)
+    limit = struct.pack("@ll", whole, int((timeout - whole) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+
+
+def _exchange(sock: socket.socket, request: GetChunk, where: str) -> bytes:
+    """In a worker thread: one GetChunk, its ChunkHeader, then exactly ``length`` bytes."""
+    try:
+        sock.sendall(encode_frame(codec.encode(request)))
+        answer = codec.decode(_recv_frame(sock))
+        if isinstance(answer, Error):
+            raise ChunkRefused(answer.code, answer.message)
+        if not isinstance(answer, ChunkHeader) or answer.length != request.length:
+            raise ChunkRefused(ErrorCode.UNEXPECTED, "bad bulk answer")
+        return _recv_all(sock, answer.length)
+    except (ConnectionError, OSError) as exc:
+        raise PeerUnavailable(f"bulk path to {where} failed: {exc}") from exc
+    except ProtocolError as exc:
+        raise ChunkRefused(exc.code, f"bad bulk answer: {exc.message}") from exc
+
+
+def _recv_frame(sock: socket.socket) -> bytes:
+    decoder = FrameDecoder(DEFAULT_MAX_FRAME_SIZE)
+    header = _recv_all(sock, HEADER_SIZE)
+    decoder.feed(header)  # refuses an oversize length before reading the body
+    decoder.feed(_recv_all(sock, int.from_bytes(header, "big")))
+    frame = decoder.next_frame()
+    assert frame is not None
+    return frame
+
+
+def _recv_all(sock: socket.socket, count: int) -> bytes:
+    """Exactly ``count`` bytes from a blocking socket; one recv unless a signal cuts it short."""
+    data = sock.recv(count, socket.MSG_WAITALL)
+    if len(data) == count:
+        return data
+    pieces = [data]
+    got = len(data)
+    while got < count:
+        piece = sock.recv(count - got, socket.MSG_WAITALL)
+        if not piece:
+            raise ConnectionError(f"connection ended after {got} of {count} bytes")
+        pieces.append(piece)
+        got += len(piece)
+    return b"".join(pieces)

@@ -108,7 +108,12 @@ class QuicStream:
     async def read_exactly(self, count: int) -> bytes:
         while len(self._buffer) < count:
             await self._wait_readable(count)
-        data = bytes(self._buffer[:count])
+        if len(self._buffer) == count:  # a whole chunk: one copy, and a fresh buffer
+            data = bytes(self._buffer)
+            self._buffer = bytearray()
+            return data
+        with memoryview(self._buffer) as view:
+            data = view[:count].tobytes()
         del self._buffer[:count]
         return data
 
@@ -252,8 +257,8 @@ class QuicPeerConnection(QuicConnectionProtocol):
             data if isinstance(data, bytes) else data.encode(), addr, now=time.monotonic()
         )
         self._process_events()
-        self.transmit()
-        self._wake_writers()
+        # One transmit per batch: uvloop hands over every queued datagram before call_soon runs.
+        self._transmit_soon()
 
     def transmit(self) -> None:
         self._transmit_task = None
@@ -269,6 +274,7 @@ class QuicPeerConnection(QuicConnectionProtocol):
             delay = max(0.0, timer_at - time.monotonic())
             self._timer = self._loop.call_later(delay, self._handle_timer)
         self._timer_at = timer_at
+        self._wake_writers()
 
     def _handle_timer(self) -> None:
         now = max(self._timer_at or 0.0, time.monotonic())
@@ -277,7 +283,6 @@ class QuicPeerConnection(QuicConnectionProtocol):
         self._quic.handle_timer(now=now)
         self._process_events()
         self.transmit()
-        self._wake_writers()
 
     def _wake_writers(self) -> None:
         for stream in list(self._streams.values()):
