@@ -64,6 +64,9 @@ class PartDir:
         self._sizes: dict[str, int] = {}
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
+        # Saves come from worker threads; a cancelled checkpoint's thread may still be writing
+        # the scratch file when the final save starts, so saves take turns.
+        self._save_lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         # One pwrite at a time: concurrent writers to one inode spin on its lock in the kernel
         # (measured: ~4 CPU-s of sys time per GiB with 6 writer threads); hashing stays parallel.
@@ -112,6 +115,10 @@ class PartDir:
 
     def save(self, manifest_hash: bytes, bits: dict[str, str]) -> None:
         """Make written chunks durable, then atomically record which chunks are verified."""
+        with self._save_lock:
+            self._save(manifest_hash, bits)
+
+    def _save(self, manifest_hash: bytes, bits: dict[str, str]) -> None:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
         for fd in dirty:
