@@ -160,6 +160,16 @@ class ControlCommands:
         self._parts.need("library")
         node = self._parts.need("node")
         downloads = self._parts.need("downloads")
+        running = downloads.current(request.game_id)
+        if running is not None and running.kind == "download" and request.version is None:
+            # Typically a download the daemon resumed at startup: the person asking for it
+            # again wants to follow it, not to be told it conflicts with itself.
+            log.info("download of %s asked again; following the one in progress", request.game_id)
+            return AcceptedResult(
+                message=f"download of {request.game_id} is already {running.state}; following it",
+                game_id=request.game_id,
+                operation=_maybe_info(running),
+            )
         self._refuse_if_busy(request.game_id)
         peer_id, summary = await wait_offer(node, request.game_id, request.version)
         manifest = await node.fetch_manifest(peer_id, request.game_id)

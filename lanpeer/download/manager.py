@@ -109,6 +109,10 @@ class DownloadManager:
     def operations(self) -> list[OperationStatus]:
         return self.queue.statuses()
 
+    def current(self, game_id: str) -> Operation | None:
+        """The game's queued or running operation, if any."""
+        return self.queue.get(game_id)
+
     def submit_download(
         self,
         game_id: str,

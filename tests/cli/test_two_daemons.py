@@ -177,9 +177,12 @@ def test_queue_conflict_and_cancel(pair: dict[str, Any]) -> None:
     queued = _download(leecher, "slow-game", "--no-install")
     assert queued.rc == 0, queued.err
     assert queued.doc["ok"] is True
-    again = leecher.cli("download", "slow-game")
-    assert again.rc == 5
-    assert again.doc["error"] == "conflict"
+    again = leecher.cli("download", "slow-game")  # the same download asked again: follow it
+    assert again.rc == 0, again.err
+    assert "already" in again.doc["message"]
+    other = leecher.cli("download", "slow-game", "--version", "9.9")  # a different one
+    assert other.rc == 5
+    assert other.doc["error"] == "conflict"
     (op,) = _raw(leecher, cmd="ops")["result"]["ops"]
     assert (op["game_id"], op["kind"], op["lane"]) == ("slow-game", "download", "download")
     cancelled = leecher.cli("cancel", "slow-game")
