@@ -288,7 +288,7 @@ class PeerNode:
         conn.when_ended(self._conns.discard)
 
         def first_stream(stream: QuicStream) -> None:
-            conn.on_stream = lambda extra: extra.abort("not authenticated yet")
+            conn.on_stream = None  # later streams wait for the session (PeerLink.run)
             self._spawn(self._serve_incoming(conn, stream))
 
         conn.on_stream = first_stream
@@ -336,6 +336,10 @@ class PeerNode:
         if self._table.session_up(link, facts, address):
             self._emit(PeerEventKind.UP, facts.peer_id)
         self._spawn(self._sync.wait_synced(link, facts.library_rev, facts.library_digest))
+        if channel.machine.local.library_digest != self.library.library_digest:
+            # Our library changed after the Hello was built; a push made meanwhile skipped
+            # this session (not ready yet), so this peer hears of it now.
+            self._spawn(link.push(self._summary()))
         try:
             await link.run()
         finally:
@@ -424,15 +428,18 @@ class PeerNode:
     async def _push_summary(self) -> None:
         await asyncio.sleep(self.timings.push_debounce)  # coalesce a burst of changes
         self._push_pending = False
-        summary = LibrarySummary(
-            library_rev=self.library.library_rev,
-            library_digest=self.library.library_digest,
-            game_count=min(len(self.library.snapshot()), 10_000),
-        )
+        summary = self._summary()
         sessions = [s for r in self._table.records() for s in r.sessions if s.is_open]
         await asyncio.gather(*(s.push(summary) for s in sessions))
         if self._discovery is not None:
             await self._discovery.update_rev(summary.library_rev)
+
+    def _summary(self) -> LibrarySummary:
+        return LibrarySummary(
+            library_rev=self.library.library_rev,
+            library_digest=self.library.library_digest,
+            game_count=min(len(self.library.snapshot()), 10_000),
+        )
 
     async def _sweep_stale(self) -> None:
         interval = max(0.05, self.timings.stale_timeout / 4)

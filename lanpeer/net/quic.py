@@ -31,6 +31,10 @@ from lanpeer.net.mtu import datagram_size_for
 
 log = logging.getLogger(__name__)
 
+#: Streams a peer may open before our session runs (see ``QuicPeerConnection.on_stream``);
+#: the handshake timeout bounds how long they wait.
+MAX_HELD_STREAMS = 32
+
 
 @dataclass(frozen=True)
 class QuicSettings:
@@ -171,12 +175,29 @@ class QuicPeerConnection(QuicConnectionProtocol):
         super().__init__(quic)
         self.settings = QuicSettings()
         self.remote_address: tuple[str, int] = ("", 0)
-        self.on_stream: Callable[[QuicStream], None] | None = None
+        self._on_stream: Callable[[QuicStream], None] | None = None
+        self._held: list[QuicStream] = []
         self.on_handshake: Callable[[QuicPeerConnection], None] | None = None
         self._ended_callbacks: list[Callable[[QuicPeerConnection], None]] = []
         self._streams: dict[int, QuicStream] = {}
         self._next_peer_stream = 1 if quic.configuration.is_client else 0
         self._ended = asyncio.Event()
+
+    @property
+    def on_stream(self) -> Callable[[QuicStream], None] | None:
+        """Who gets each stream the peer opens; while None, new streams are held for it.
+
+        The peer may open a request stream the moment its side of the handshake completes,
+        before ours has read the last handshake message: dropping that stream would lose the
+        request (and later bytes of it would look like a new stream), so it waits here.
+        """
+        return self._on_stream
+
+    @on_stream.setter
+    def on_stream(self, callback: Callable[[QuicStream], None] | None) -> None:
+        self._on_stream = callback
+        while self._held and self._on_stream is not None:
+            self._on_stream(self._held.pop(0))
 
     @property
     def is_closed(self) -> bool:
@@ -311,15 +332,22 @@ class QuicPeerConnection(QuicConnectionProtocol):
 
     def _accept_stream(self, stream_id: int) -> QuicStream | None:
         is_peer_bidi = stream_id % 4 == (1 if self._quic.configuration.is_client else 0)
-        if not is_peer_bidi or stream_id < self._next_peer_stream or self.on_stream is None:
+        if not is_peer_bidi or stream_id < self._next_peer_stream:
             return None
         self._next_peer_stream = stream_id + 4
         stream = QuicStream(self, stream_id)
         self._streams[stream_id] = stream
-        self.on_stream(stream)
+        if self._on_stream is not None:
+            self._on_stream(stream)
+        elif len(self._held) < MAX_HELD_STREAMS:
+            self._held.append(stream)
+        else:
+            stream.abort("too many streams before the session runs")
+            return None
         return stream
 
     def _terminated(self, why: str) -> None:
+        self._held.clear()
         for stream in list(self._streams.values()):
             stream._fail(f"connection closed: {why}")
         self._streams.clear()

@@ -38,7 +38,7 @@ class LibrarySync:
     def __init__(self, table: PeerTable, emit: Callable[[PeerEventKind, str], None]) -> None:
         self._table = table
         self._emit = emit
-        self._wanted: dict[str, bytes] = {}
+        self._wanted: dict[str, tuple[int, bytes]] = {}  # peer_id -> announced (rev, digest)
         self._running: set[str] = set()
         #: How our copies were updated ("delta" / "snapshot"): for logs and tests.
         self.applied: Counter[str] = Counter()
@@ -50,7 +50,9 @@ class LibrarySync:
         announcement coalesced into a failing sync is not lost.
         """
         peer_id = session.peer_id
-        self._wanted[peer_id] = digest
+        held = self._wanted.get(peer_id)
+        if held is None or rev >= held[0]:  # a late, older announcement changes nothing
+            self._wanted[peer_id] = (rev, digest)
         if peer_id in self._running:
             return  # the running sync re-checks the wanted digest after each round
         self._running.add(peer_id)
@@ -77,8 +79,12 @@ class LibrarySync:
                 await asyncio.sleep(RETRY_DELAY * 2 ** (failures - 1))
 
     def _in_step(self, record: PeerRecord) -> bool:
+        """Our copy is the announced one, or newer (a snapshot answers with the current one)."""
         wanted = self._wanted.get(record.peer_id)
-        return record.library_rev is not None and record.library_digest == wanted
+        if record.library_rev is None or wanted is None:
+            return False
+        rev, digest = wanted
+        return record.library_digest == digest or record.library_rev > rev
 
     async def _sync_once(self, session: PeerLink, record: PeerRecord) -> None:
         request: Message = (

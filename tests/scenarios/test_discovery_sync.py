@@ -8,19 +8,10 @@ byte-identical to a's, it is installed (``local/`` exists), and no download scra
 
 from __future__ import annotations
 
-import pytest
-
 from tests.scenarios.gamefiles import leftovers, seed, tree_hash
 from tests.scenarios.harness import finished_line, wait_until
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="net (load-dependent): when hosts connect while a peer's first scan is still "
-    "publishing its games, the connected side can keep library_rev 0 / 0 games for that peer "
-    "(the change is not pushed to, or the failed sync is not retried on, the new session); "
-    "passes most runs, failed 1 of 5 here",
-)
 def test_three_hosts_discover_sync_and_download(world, game) -> None:
     lan = world(3, discovery="mdns")
     hosts = [lan.add(name) for name in ("a", "b", "c")]

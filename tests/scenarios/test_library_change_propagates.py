@@ -7,18 +7,10 @@ reconnecting, lists the game as offered by a (a library delta or snapshot crosse
 
 from __future__ import annotations
 
-import pytest
-
 from tests.scenarios.gamefiles import seed
 from tests.scenarios.harness import wait_until
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="net: a peer connected while the other side's library_rev was 0 keeps showing "
-    "library_rev 0 / 0 games after the other side publishes games (seen under load: "
-    "'library sync failed: library_snapshot_request failed' in lanpeer.net.sync)",
-)
 def test_added_game_reaches_connected_peer(world, game) -> None:
     lan = world(2)
     a, b = lan.add("a"), lan.add("b")

@@ -1,0 +1,133 @@
+"""Races between the handshake and the first requests / pushes of a new session.
+
+The server side of a handshake is READY one round trip before the client: its first sync
+request can reach the client before the client has read AuthOk. Such a stream must wait for
+the client's session, not be dropped (a dropped request cost a whole request timeout, and the
+rest of its bytes looked like a new stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from lanpeer_proto.messages import Hello
+
+from lanpeer.net.identity import Identity
+from lanpeer.net.quic import MAX_HELD_STREAMS, QuicSettings, QuicStream, dial, listen
+from tests.net.conftest import FAST, running_node, wait_for
+from tests.net.dirlibrary import DirLibrary
+
+
+@pytest.mark.asyncio
+async def test_streams_opened_before_the_session_runs_wait_for_it(tmp_path: Path) -> None:
+    settings = QuicSettings()
+    accepted: asyncio.Queue[object] = asyncio.Queue()
+    identity = Identity.load_or_create(tmp_path / "server")
+    listener = await listen(identity, "127.0.0.1", 0, settings, accepted.put_nowait)
+    client = await dial(*listener.address, settings, 5.0)
+    try:
+        server = await asyncio.wait_for(accepted.get(), 5.0)
+        # The server opens three request streams before the client has anyone to give them to.
+        for n in range(3):
+            stream = server.open_stream()  # type: ignore[attr-defined]
+            await stream.write_frame(f"request {n}".encode(), end=True)
+        await _until(lambda: len(client._held) == 3)
+        got: list[QuicStream] = []
+        client.on_stream = got.append  # the session starts: the held streams arrive in order
+        assert [await s.read_frame(100) for s in got] == [b"request 0", b"request 1", b"request 2"]
+        assert client._held == []
+    finally:
+        client.close_connection("test over")
+        client.force_close()
+        listener.close()
+
+
+@pytest.mark.asyncio
+async def test_held_streams_are_capped(tmp_path: Path) -> None:
+    settings = QuicSettings()
+    accepted: asyncio.Queue[object] = asyncio.Queue()
+    identity = Identity.load_or_create(tmp_path / "server")
+    listener = await listen(identity, "127.0.0.1", 0, settings, accepted.put_nowait)
+    client = await dial(*listener.address, settings, 5.0)
+    try:
+        server = await asyncio.wait_for(accepted.get(), 5.0)
+        extra = []
+        for _ in range(MAX_HELD_STREAMS + 3):
+            stream = server.open_stream()  # type: ignore[attr-defined]
+            await stream.write_frame(b"x", end=True)
+            extra.append(stream)
+        # The streams past the cap are reset by the client; the rest wait.
+        await asyncio.wait_for(asyncio.gather(*(_reset(s) for s in extra[-3:])), 5.0)
+        assert len(client._held) == MAX_HELD_STREAMS
+        assert not client.is_closed
+    finally:
+        client.close_connection("test over")
+        client.force_close()
+        listener.close()
+
+
+@pytest.mark.asyncio
+async def test_every_new_session_syncs_at_once(tmp_path: Path) -> None:
+    """Ten fresh connections in a row: each side has the other's games well inside a request
+    timeout (LIMITS.request_timeout is 10 s; a dropped first request would cost that)."""
+    lib_a = DirLibrary(tmp_path / "a-games")
+    lib_a.add_game("quake", {"quake.bin": b"q" * 1000})
+    lib_b = DirLibrary(tmp_path / "b-games")
+    lib_b.add_game("doom", {"doom.bin": b"d" * 1000})
+    async with running_node(tmp_path, "alpha", library=lib_a) as a:
+        for round_ in range(10):
+            async with running_node(tmp_path, f"beta{round_}", library=lib_b,
+                                    static=[a.listen]) as b:  # fmt: skip
+                await wait_for(b, lambda: any("quake" in p.games for p in b.peers()), 3.0)
+                await wait_for(
+                    a,
+                    lambda: any("doom" in p.games and p.connected for p in a.peers()),
+                    3.0,
+                )
+
+
+@pytest.mark.asyncio
+async def test_a_change_made_during_the_handshake_reaches_the_peer(tmp_path: Path) -> None:
+    """beta holds alpha at rev 1 and reconnects; alpha's Hello says rev 1, but alpha changes
+    to rev 2 right after building it, and its push of rev 2 finds no ready session (no
+    debounce). beta's copy equals the Hello, so only alpha telling the new session helps."""
+    lib_a = DirLibrary(tmp_path / "a-games")
+    lib_a.add_game("quake", {"quake.bin": b"q" * 1000})
+    eager = dataclasses.replace(FAST, push_debounce=0.0)
+    async with (
+        running_node(tmp_path, "alpha", library=lib_a, timings=eager) as a,
+        running_node(tmp_path, "beta", static=[a.listen]) as b,
+    ):
+        await wait_for(b, lambda: any("quake" in p.games for p in b.peers()), 5.0)
+        built_hello = a._hello
+
+        def hello_then_change() -> Hello:
+            hello = built_hello()
+            if lib_a.library_rev == 1:
+                lib_a.add_game("doom", {"doom.bin": b"d" * 1000})
+            return hello
+
+        a._hello = hello_then_change  # type: ignore[method-assign]
+        record = a._table.get(b.identity.peer_id)
+        assert record is not None
+        for link in record.sessions:
+            link.conn.close_connection("test: reconnect")  # beta redials (static peer)
+        await wait_for(b, lambda: any("doom" in p.games for p in b.peers()), 5.0)
+        (pa,) = b.peers()
+        assert (pa.library_rev, lib_a.library_rev) == (2, 2)
+
+
+async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll, bounded: a connection with no session has no event for "a stream arrived"."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+async def _reset(stream: QuicStream) -> None:
+    with pytest.raises(ConnectionError):
+        await stream.read_frame(100)
