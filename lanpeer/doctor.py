@@ -140,32 +140,48 @@ def ports_check(port: int, udp: set[int], tcp: set[int], bulk: str) -> DoctorChe
     )
 
 
+#: How long after our advert is registered its echo may take before doctor calls it missing
+#: (python-zeroconf announces at once, then at 1 s and 2 s; browses query within ~1 s).
+ADVERT_ECHO_WAIT = 5.0
+
+
 def _mdns_check(node: Any, mdns: bool) -> DoctorCheck:
-    if not mdns:
+    return mdns_check(node.mdns_status() if mdns else None)
+
+
+def mdns_check(status: Any) -> DoctorCheck:
+    """From the node's ``MdnsStatus`` (None: --no-mdns)."""
+    if status is None:
         return DoctorCheck(
             name="mdns",
             status="info",
             summary="mDNS is off (--no-mdns); only static peers are dialled",
         )
-    seen = getattr(node, "own_advert_seen", None)
-    if seen is None:
+    if not status.running:
+        return DoctorCheck(
+            name="mdns",
+            status="warn",
+            summary="mDNS is not running: no LAN IPv4 address to advertise on",
+            hint="bring up a LAN interface and restart lanpeerd, or use --peer HOST:PORT",
+        )
+    if status.own_advert_seen:
+        return DoctorCheck(
+            name="mdns",
+            status="ok",
+            summary="our own mDNS advert came back through a browse (multicast works here)",
+        )
+    if status.advertised_for is None or status.advertised_for < ADVERT_ECHO_WAIT:
         return DoctorCheck(
             name="mdns",
             status="info",
-            summary="mDNS is on (advertising and browsing _lanpeer._udp); whether our own "
-            "advert comes back is not reported by the net part yet",
-            hint="if peers on the LAN stay invisible, multicast may be filtered: "
-            "use --peer HOST:PORT or `peer-cli add-peer`",
-        )
-    if seen:
-        return DoctorCheck(
-            name="mdns", status="ok", summary="our own mDNS advert was seen on the LAN"
+            summary="mDNS is starting: our advert is not confirmed yet; run doctor again",
         )
     return DoctorCheck(
         name="mdns",
         status="warn",
-        summary="our own mDNS advert was not seen: multicast may be filtered",
-        hint="allow UDP 5353 multicast in the firewall, or use --peer HOST:PORT",
+        summary=f"our own mDNS advert has not come back in {status.advertised_for:.0f} s: "
+        "multicast is filtered on this host",
+        hint="allow UDP 5353 multicast in the firewall (in and out), or use --peer HOST:PORT",
     )
 
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -69,6 +70,10 @@ class Discovery:
         self._browser: AsyncServiceBrowser | None = None
         self._rev = 0
         self._updating = asyncio.Lock()
+        #: time.monotonic() when our advert was registered; None while probing.
+        self.registered_at: float | None = None
+        #: Our own advert came back through a browse: multicast leaves and enters this host.
+        self.own_advert_seen = False
 
     def _service_info(self, rev: int, service_name: str | None = None) -> AsyncServiceInfo:
         label = instance_name(self._name, self._peer_id)
@@ -97,6 +102,7 @@ class Discovery:
             # Probing may find the name taken (a stale record of our own last run): rename.
             await (await self._zc.async_register_service(info, allow_name_change=True))
             self._info = info
+            self.registered_at = time.monotonic()
             if self._rev != rev:  # the library changed while we were probing
                 await self._publish_rev()
             self._browser = AsyncServiceBrowser(
@@ -150,8 +156,15 @@ class Discovery:
         if not await info.async_request(self._zc.zeroconf, RESOLVE_MS):
             return
         advert = _advert_of(info)
-        if advert is not None and advert.peer_id != self._peer_id:
+        if advert is None:
+            return
+        if advert.peer_id != self._peer_id:
             self._on_advert(advert)
+        elif not self.own_advert_seen:
+            # Our announcement went out and came back in (multicast loop): a firewall dropping
+            # UDP 5353 either way stops this, which is what `peer-cli doctor` reports.
+            self.own_advert_seen = True
+            log.info("mDNS: our own advert %s came back through a browse", name)
 
 
 def _advert_of(info: AsyncServiceInfo) -> Advert | None:

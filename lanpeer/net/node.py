@@ -60,6 +60,13 @@ HANDSHAKE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
+class MdnsStatus:
+    running: bool  # False: --no-mdns, or no LAN IPv4 address to advertise on
+    own_advert_seen: bool
+    advertised_for: float | None  # seconds since our advert was registered; None while probing
+
+
+@dataclass(frozen=True)
 class NodeTimings:
     """Time limits of the node; tests shrink them."""
 
@@ -211,6 +218,18 @@ class PeerNode:
     # public surface -----------------------------------------------------------
     def peers(self) -> list[PeerInfo]:
         return [record.info() for record in self._table.records()]
+
+    def mdns_status(self) -> MdnsStatus:
+        """Whether mDNS runs, and whether our own advert has come back through a browse."""
+        found = self._discovery
+        if found is None:
+            return MdnsStatus(running=False, own_advert_seen=False, advertised_for=None)
+        since = found.registered_at
+        return MdnsStatus(
+            running=True,
+            own_advert_seen=found.own_advert_seen,
+            advertised_for=None if since is None else time.monotonic() - since,
+        )
 
     def add_listener(self, cb: Callable[[PeerEvent], None]) -> None:
         self._listeners.append(cb)

@@ -260,3 +260,19 @@ def test_firewall_reading_of_an_nft_ruleset() -> None:
     assert check.status == "warn"
     assert "policy drop on input" in check.summary
     assert check.hint == "allow UDP 47600"
+
+
+def test_mdns_check_follows_the_node_status() -> None:
+    from lanpeer.net.node import MdnsStatus
+
+    assert doctor.mdns_check(None).status == "info"  # --no-mdns
+    no_lan = MdnsStatus(running=False, own_advert_seen=False, advertised_for=None)
+    assert doctor.mdns_check(no_lan).status == "warn"
+    seen = MdnsStatus(running=True, own_advert_seen=True, advertised_for=1.0)
+    assert doctor.mdns_check(seen).status == "ok"
+    probing = MdnsStatus(running=True, own_advert_seen=False, advertised_for=None)
+    young = MdnsStatus(running=True, own_advert_seen=False, advertised_for=1.0)
+    assert doctor.mdns_check(probing).status == doctor.mdns_check(young).status == "info"
+    lost = MdnsStatus(running=True, own_advert_seen=False, advertised_for=60.0)
+    check = doctor.mdns_check(lost)
+    assert (check.status, "5353" in (check.hint or "")) == ("warn", True)
