@@ -14,6 +14,7 @@ import asyncio
 import importlib
 import logging
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,7 +23,7 @@ from lanpeer_proto.control import LibraryChangedEvent
 
 from lanpeer.config import DaemonConfig
 from lanpeer.control import views
-from lanpeer.control.commands import ControlCommands, Parts
+from lanpeer.control.commands import ControlCommands, Parts, run_in_thread
 from lanpeer.control.events import EventHub
 from lanpeer.control.server import ControlSocket
 from lanpeer.errors import LanpeerError
@@ -168,7 +169,7 @@ class Daemon:
         install = self.parts.need("install")
         run = install.update_game if (game_dir / "local").is_dir() else install.install_game
         async with self.parts.library.operation(game_id):
-            await asyncio.to_thread(run, game_dir)
+            await run_in_thread(partial(run, game_dir), game_id, cancellable=True)
 
 
 def _limiter(rate: int | None) -> Any:

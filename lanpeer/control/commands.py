@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -50,6 +51,7 @@ from lanpeer.control import views
 from lanpeer.control.events import EventHub
 from lanpeer.errors import (
     ConflictError,
+    InstallCancelled,
     LanpeerError,
     NotAvailableError,
     UnknownGameError,
@@ -192,16 +194,17 @@ class ControlCommands:
         game = self._local_game(request.game_id)
         _check_transaction(request.cmd, game)
         game_dir = Path(library.game_dir(request.game_id))
-        run: Callable[[], Any] = {
+        run: Callable[..., Any] = {
             "install": partial(install.install_game, game_dir),
             "update": partial(install.update_game, game_dir),
             "uninstall": partial(install.uninstall_game, game_dir),
             "remove": partial(install.remove_game, list(library.roots), game_dir),
         }[request.cmd]
+        cancellable = request.cmd in ("install", "update")
 
         async def job() -> None:
             async with library.operation(request.game_id):
-                await asyncio.to_thread(run)
+                await run_in_thread(run, request.game_id, cancellable=cancellable)
 
         operation = downloads.submit_job(request.game_id, request.cmd, job)
         return AcceptedResult(
@@ -252,6 +255,32 @@ class ControlCommands:
             raise ConflictError(
                 f"{game_id} already has an operation queued or running (see `peer-cli ops`)"
             )
+
+
+async def run_in_thread(run: Callable[..., Any], what: str, *, cancellable: bool) -> None:
+    """Run a blocking install step in a worker thread; a cancel never abandons the thread.
+
+    ``cancellable`` steps (install, update) take a ``cancel`` event: a cancel during extraction
+    rolls back and the operation ends cancelled. Once past extraction, or for a step without
+    one (uninstall, remove, both short), the transaction rolls forward: the thread is awaited
+    (the game stays busy meanwhile) and the operation ends done, the cancel having come too late.
+    """
+    cancel = threading.Event()
+    work = asyncio.ensure_future(
+        asyncio.to_thread(run, cancel=cancel) if cancellable else asyncio.to_thread(run)
+    )
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        cancel.set()
+        try:
+            await work
+        except InstallCancelled:
+            raise asyncio.CancelledError from None
+        log.info("%s: the cancel came after the point of no return; the step completed", what)
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
 
 
 class StillHashing(LanpeerError):
