@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from lanpeer_cli.main import app
-from lanpeer_test_harness import PEER_CLI, Lanpeerd, ask_raw  # type: ignore[import-not-found]
 from typer.testing import CliRunner
+
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
 
 STATUS_FIELDS = {"peer_id", "name", "listen", "roots", "library_rev", "operations"}
 OP_FIELDS = {"game_id", "kind", "state", "lane", "queue_position", "bytes_done", "bytes_total",

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lanpeer_test_harness import PEER_CLI, Lanpeerd, ask_raw  # type: ignore[import-not-found]
+
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
 
 MIB = 1 << 20
 DEADLINE = 30.0

@@ -2,40 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-
-def _load_harness() -> object:
-    name = "lanpeer_test_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("harness.py"))
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-harness = _load_harness()
+from tests.daemon.harness import Lanpeerd
 
 
 @pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[list]:
+def daemons(tmp_path: Path) -> Iterator[list[Lanpeerd]]:
     """Append started daemons here; every one is stopped (then killed) at teardown."""
-    started: list = []
+    started: list[Lanpeerd] = []
     yield started
     for daemon in started:
         daemon.kill()
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, daemons: list):  # type: ignore[no-untyped-def]
-    running = harness.Lanpeerd(tmp_path / "alpha").start()  # type: ignore[attr-defined]
+def daemon(tmp_path: Path, daemons: list[Lanpeerd]) -> Lanpeerd:
+    running = Lanpeerd(tmp_path / "alpha").start()
     daemons.append(running)
     return running

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lanpeer_test_harness import Lanpeerd, ask_raw  # type: ignore[import-not-found]
+
+from tests.daemon.harness import Lanpeerd, ask_raw
 
 # add_peer is left out: a random host name would be resolved, and tests send nothing off-host.
 COMMANDS = ["status", "peers", "games", "download", "install", "update", "uninstall", "remove",

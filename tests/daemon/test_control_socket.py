@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from lanpeer_test_harness import Lanpeerd, ask_raw  # type: ignore[import-not-found]
+
+from tests.daemon.harness import Lanpeerd, ask_raw
 
 NOBODY_CLIENT = """
 import socket, sys

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lanpeer_test_harness import Lanpeerd  # type: ignore[import-not-found]
 
 from lanpeer.library.samples import generate_game, write_catalog
+from tests.daemon.harness import Lanpeerd
 
 GAME = "resumegame"
 MIB = 1 << 20

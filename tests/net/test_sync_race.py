@@ -10,64 +10,68 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from lanpeer_proto.messages import Hello
 
 from lanpeer.net.identity import Identity
-from lanpeer.net.quic import MAX_HELD_STREAMS, QuicSettings, QuicStream, dial, listen
+from lanpeer.net.quic import (
+    MAX_HELD_STREAMS,
+    QuicPeerConnection,
+    QuicSettings,
+    QuicStream,
+    dial,
+    listen,
+)
 from tests.net.conftest import FAST, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
 
 
-@pytest.mark.asyncio
-async def test_streams_opened_before_the_session_runs_wait_for_it(tmp_path: Path) -> None:
+@asynccontextmanager
+async def quic_pair(tmp: Path) -> AsyncIterator[tuple[QuicPeerConnection, QuicPeerConnection]]:
+    """(server side, client side) of one real QUIC connection on loopback, no sessions."""
     settings = QuicSettings()
-    accepted: asyncio.Queue[object] = asyncio.Queue()
-    identity = Identity.load_or_create(tmp_path / "server")
+    accepted: asyncio.Queue[QuicPeerConnection] = asyncio.Queue()
+    identity = Identity.load_or_create(tmp / "server")
     listener = await listen(identity, "127.0.0.1", 0, settings, accepted.put_nowait)
     client = await dial(*listener.address, settings, 5.0)
     try:
-        server = await asyncio.wait_for(accepted.get(), 5.0)
+        yield await asyncio.wait_for(accepted.get(), 5.0), client
+    finally:
+        client.close_connection("test over")
+        client.force_close()
+        listener.close()
+
+
+@pytest.mark.asyncio
+async def test_streams_opened_before_the_session_runs_wait_for_it(tmp_path: Path) -> None:
+    async with quic_pair(tmp_path) as (server, client):
         # The server opens three request streams before the client has anyone to give them to.
         for n in range(3):
-            stream = server.open_stream()  # type: ignore[attr-defined]
+            stream = server.open_stream()
             await stream.write_frame(f"request {n}".encode(), end=True)
         await _until(lambda: len(client._held) == 3)
         got: list[QuicStream] = []
         client.on_stream = got.append  # the session starts: the held streams arrive in order
         assert [await s.read_frame(100) for s in got] == [b"request 0", b"request 1", b"request 2"]
         assert client._held == []
-    finally:
-        client.close_connection("test over")
-        client.force_close()
-        listener.close()
 
 
 @pytest.mark.asyncio
 async def test_held_streams_are_capped(tmp_path: Path) -> None:
-    settings = QuicSettings()
-    accepted: asyncio.Queue[object] = asyncio.Queue()
-    identity = Identity.load_or_create(tmp_path / "server")
-    listener = await listen(identity, "127.0.0.1", 0, settings, accepted.put_nowait)
-    client = await dial(*listener.address, settings, 5.0)
-    try:
-        server = await asyncio.wait_for(accepted.get(), 5.0)
+    async with quic_pair(tmp_path) as (server, client):
         extra = []
         for _ in range(MAX_HELD_STREAMS + 3):
-            stream = server.open_stream()  # type: ignore[attr-defined]
+            stream = server.open_stream()
             await stream.write_frame(b"x", end=True)
             extra.append(stream)
         # The streams past the cap are reset by the client; the rest wait.
         await asyncio.wait_for(asyncio.gather(*(_reset(s) for s in extra[-3:])), 5.0)
         assert len(client._held) == MAX_HELD_STREAMS
         assert not client.is_closed
-    finally:
-        client.close_connection("test over")
-        client.force_close()
-        listener.close()
 
 
 @pytest.mark.asyncio
