@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from lanpeer.download.staging import FLUSH_EVERY
 from lanpeer.library.samples import generate_game, write_catalog
 from tests.scenarios.harness import finished_line
 from tests.scenarios.world import World, _load_lab, mode
@@ -43,21 +44,27 @@ print(json.dumps({"cpu_s": r.ru_utime + r.ru_stime}))
 """
 
 _CLIENT = """
-import json, resource, socket, sys, time
-expected, out = int(sys.argv[2]), sys.argv[3]
+import json, os, resource, socket, sys, time
+expected, out, flush_every = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 for _ in range(200):
     try:
         sock = socket.create_connection((sys.argv[1], {port}), timeout=5); break
     except OSError:
         time.sleep(0.01)
-start, got = time.monotonic(), 0
+buf = bytearray(1 << 20)
+view = memoryview(buf)
+start, got, unflushed = time.monotonic(), 0, 0
 with sock, open(out, "wb") as f:
     while got < expected:
-        data = sock.recv(1 << 20)
-        if not data:
+        n = sock.recv_into(buf)
+        if not n:
             break
-        f.write(data); got += len(data)
-    f.flush(); os_fsync = __import__("os").fsync(f.fileno())
+        f.write(view[:n]); got += n; unflushed += n
+        if flush_every and unflushed >= flush_every:  # written back like lanpeer's staging
+            f.flush(); os.fdatasync(f.fileno())
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED); unflushed = 0
+    if flush_every:
+        f.flush(); os.fsync(f.fileno())
 seconds = time.monotonic() - start
 r = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"bytes": got, "seconds": seconds, "cpu_s": r.ru_utime + r.ru_stime}))
@@ -89,8 +96,10 @@ def game_bytes(game_dir: Path) -> int:
     return sum(p.stat().st_size for p in game_dir.iterdir() if p.is_file())
 
 
-def sendfile_copy(game_dir: Path, work: Path) -> dict[str, Any]:
-    """Raw TCP sendfile of the game's files, host 1 -> host 2 (written to disk, fsynced)."""
+def sendfile_copy(game_dir: Path, work: Path, to_disk: bool = True) -> dict[str, Any]:
+    """Raw TCP sendfile of the game's files, host 1 -> host 2, written to disk the way the
+    staging writes (back every FLUSH_EVERY bytes, fsynced at the end): the same disk work.
+    Without ``to_disk`` the bytes go to /dev/null: what the link itself carries."""
     lab, why = lab_or_reason(2)
     if lab is None:
         return {"skipped": why}
@@ -100,7 +109,8 @@ def sendfile_copy(game_dir: Path, work: Path) -> dict[str, Any]:
         sender, receiver = lab.hosts
         server_argv = [sys.executable, "-c", _script(_SERVER), sender.address, *files]
         client_argv = [sys.executable, "-c", _script(_CLIENT), sender.address, str(total),
-                       str(work / "sendfile.out")]  # fmt: skip
+                       str(work / "sendfile.out") if to_disk else "/dev/null",
+                       str(FLUSH_EVERY if to_disk else 0)]  # fmt: skip
         server = lab.start(sender, server_argv, stdout=subprocess.PIPE)
         client = lab.start(receiver, client_argv, stdout=subprocess.PIPE)
         got = json.loads(client.communicate(timeout=600)[0])

@@ -82,6 +82,13 @@ def run_link(size_mib: int, quic_mib: int) -> list[dict[str, Any]]:
         game = lanlab.make_game(work / "big", "linkgame", size_mib)
         small = lanlab.make_game(work / "small", "quicgame", quic_mib)
         rows = [
+            _guarded(
+                f"raw TCP sendfile to /dev/null, {size_mib} MiB",
+                lanlab.sendfile_copy,
+                game,
+                work,
+                False,
+            ),
             _guarded(f"raw TCP sendfile, {size_mib} MiB", lanlab.sendfile_copy, game, work),
             _guarded(f"lanpeer 1 peer (bulk), {size_mib} MiB", lanlab.lanpeer_copy, game, "auto"),
             _guarded(f"lanpeer bulk path, {quic_mib} MiB", lanlab.lanpeer_copy, small, "auto"),
