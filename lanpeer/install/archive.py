@@ -231,19 +231,23 @@ class _Extraction:
         return parts
 
     def _write_file(self, entry: Any, parts: list[str]) -> None:
-        if entry.size > self.budget - self.stats.bytes_written:
-            self._over_budget(f"entry {'/'.join(parts)!r} declares {entry.size} bytes")
+        declared: int | None = entry.size  # None when the format does not say
+        if declared is not None and declared > self.budget - self.stats.bytes_written:
+            self._over_budget(f"entry {'/'.join(parts)!r} declares {declared} bytes")
         fd = self.staging.create_file(parts, entry.perm)
         try:
-            self._copy_data(fd, "/".join(parts), entry.size)
+            self._copy_data(fd, "/".join(parts), declared)
             if self.limits.durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
         self.stats.files += 1
 
-    def _copy_data(self, fd: int, name: str, declared: int) -> None:
-        """Write each block where libarchive says it goes (zero-copy); holes count as bytes."""
+    def _copy_data(self, fd: int, name: str, declared: int | None) -> None:
+        """Write each block where libarchive says it goes (zero-copy); holes count as bytes.
+
+        Data past the entry's declared size is refused: some readers (RAR 4 stored entries)
+        hand out a whole read block before they stop at the declared size."""
         archive_p, block, size, offset = self.reader._pointer, *_block_out_params()
         consumed_at_start, position = self.reader.bytes_read, 0
         refs = ctypes.byref(block), ctypes.byref(size), ctypes.byref(offset)
@@ -254,13 +258,17 @@ class _Extraction:
             if offset.value < position:
                 raise BadArchiveError(f"entry {name!r} has overlapping data blocks")
             end = offset.value + size.value
+            if declared is not None and end > declared:
+                raise BadArchiveError(
+                    f"entry {name!r} holds more data than the {declared} bytes it declares"
+                )
             self._charge(end - position, end, self.reader.bytes_read - consumed_at_start, name)
             if size.value:
                 _write_all_at(
                     fd, (ctypes.c_char * size.value).from_address(block.value or 0), offset.value
                 )
             position = end
-        if declared > position:  # a trailing hole
+        if declared is not None and declared > position:  # a trailing hole
             consumed = self.reader.bytes_read - consumed_at_start
             self._charge(declared - position, declared, consumed, name)
             os.ftruncate(fd, declared)

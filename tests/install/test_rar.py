@@ -1,6 +1,6 @@
 """RAR 4 archives, built by the test-only writer in rar4.py: a game archive extracts
 byte-identical (detected by content), hostile ones are refused with nothing changed outside
-staging, and a size that lies is caught by counting the bytes actually written.
+staging, and an entry holding more than its declared size is refused.
 
 Not tested: a stored entry's CRC. libarchive (3.6 to at least 3.8) returns EOF at UNP_SIZE
 before it compares FILE_CRC, so corrupt stored RAR 4 data extracts without an error."""
@@ -15,11 +15,13 @@ import pytest
 from gamekit import content, make_game, tree_digest
 from rar4 import write_rar4
 
-from lanpeer.errors import ArchiveBombError, EncryptedArchiveError, UnsafeArchiveError
+from lanpeer.errors import BadArchiveError, EncryptedArchiveError, UnsafeArchiveError
 from lanpeer.install import ExtractLimits, extract_archive, install_game
 
 MiB = 1024 * 1024
-OUTSIDE = ("/etc/x", "/tmp/lanpeer-rar-escape.txt")
+# Absolute names that would land outside staging: never under /etc, so that a broken check
+# fails the test without touching the system.
+OUTSIDE = ("/tmp/lanpeer-rar-escape/x", "/tmp/lanpeer-rar-escape.txt")
 
 
 def _rar(entries: list[tuple[str, bytes]], **overrides: dict[str, int]) -> Callable[[Path], None]:
@@ -29,7 +31,7 @@ def _rar(entries: list[tuple[str, bytes]], **overrides: dict[str, int]) -> Calla
 HOSTILE: dict[str, Callable[[Path], None]] = {
     "dotdot": _rar([("ok.txt", b"ok"), ("../evil.txt", b"evil")]),
     "inner-dotdot": _rar([("a/../../evil.txt", b"evil")]),
-    "absolute": _rar([("/etc/x", b"x")]),
+    "absolute": _rar([("/tmp/lanpeer-rar-escape/x", b"x")]),
     "absolute-tmp": _rar([("/tmp/lanpeer-rar-escape.txt", b"x")]),
     "symlink": _rar([("link", b"/etc/passwd")], modes={"link": 0o120777}),
     "char-device": _rar([("null", b"")], modes={"null": 0o020644}),
@@ -93,17 +95,20 @@ def test_hostile_rar_is_refused_and_nothing_changes(case: str, game: Path, tmp_p
         assert isinstance(refused.value, EncryptedArchiveError)
 
 
-def test_rar_declaring_fewer_bytes_than_it_holds_counts_actual_bytes(tmp_path: Path) -> None:
+def test_rar_entry_holding_more_than_it_declares_is_refused(tmp_path: Path) -> None:
     """UNP_SIZE says 10 bytes, the stored data is 8 MiB. libarchive 3.6 hands out its whole
-    first read block (up to ~1 MiB) before stopping at UNP_SIZE; the budget counts those bytes,
-    not the declared 10, so the extraction stops at the cap or writes no more than it counted."""
+    first read block (up to ~1 MiB) before stopping at UNP_SIZE; the extractor refuses the
+    entry at the first byte past what it declared, and the caller removes the staging."""
     write_rar4(tmp_path / "liar.eti", [("liar.bin", bytes(8 * MiB))], declared={"liar.bin": 10})
     out = tmp_path / "out"
     out.mkdir()
-    limits = ExtractLimits(durable=False, max_bytes=512 * 1024)
-    try:
-        stats = extract_archive(tmp_path / "liar.eti", out, limits)
-    except ArchiveBombError:
-        assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) <= 512 * 1024
-        return
-    assert stats.bytes_written == (out / "liar.bin").stat().st_size <= 512 * 1024
+    with pytest.raises(BadArchiveError, match="more data than the 10 bytes it declares"):
+        extract_archive(tmp_path / "liar.eti", out, ExtractLimits(durable=False))
+
+
+def test_game_with_a_lying_rar_installs_nothing(tmp_path: Path, game: Path) -> None:
+    write_rar4(game / "data2.eti", [("liar.bin", bytes(2 * MiB))], declared={"liar.bin": 10})
+    before = tree_digest(tmp_path)
+    with pytest.raises(BadArchiveError):
+        install_game(game)
+    assert tree_digest(tmp_path) == before
