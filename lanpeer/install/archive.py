@@ -221,6 +221,8 @@ class _Extraction:
             raise UnsafeArchiveError(f"entry {name!r} is a {kind}; only files and directories")
 
     def _check_name(self, name: object, is_dir: bool) -> list[str]:
+        if name is None:  # e.g. RAR taking a repeated name for a split-file continuation
+            raise UnsafeArchiveError("an entry has no name (a repeated or continued entry?)")
         if not isinstance(name, str):
             raise UnsafeArchiveError(f"entry name {name!r} is not valid UTF-8")
         problem = entry_name_problem(name, self.limits.max_depth)
