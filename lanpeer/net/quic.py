@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 #: Streams a peer may open before our session runs (see ``QuicPeerConnection.on_stream``);
 #: the handshake timeout bounds how long they wait.
 MAX_HELD_STREAMS = 32
+#: What one held stream may buffer: a request frame (1 MiB cap) and its length prefix.
+MAX_HELD_STREAM_BYTES = (1 << 20) + 16
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,9 @@ class QuicPeerConnection(QuicConnectionProtocol):
         if self.is_closed:
             raise StreamClosed("connection closed")
         stream_id = self._quic.get_next_available_stream_id()
+        # aioquic hands out the same id until something is sent on it: reserve it now (an
+        # empty write creates the stream and sends nothing), so two opens never share one.
+        self._quic.send_stream_data(stream_id, b"", end_stream=False)
         stream = QuicStream(self, stream_id)
         self._streams[stream_id] = stream
         return stream
@@ -329,6 +334,11 @@ class QuicPeerConnection(QuicConnectionProtocol):
             if stream is None:
                 return  # late bytes for a stream we already finished
         stream._feed(data, end)
+        if self._held and len(stream._buffer) > MAX_HELD_STREAM_BYTES and stream in self._held:
+            # Before the session runs a stream may carry one request frame, nothing bulkier:
+            # a peer that has not finished its handshake does not get to park data here.
+            self._held.remove(stream)
+            stream.abort("too much data before the session runs")
 
     def _accept_stream(self, stream_id: int) -> QuicStream | None:
         is_peer_bidi = stream_id % 4 == (1 if self._quic.configuration.is_client else 0)

@@ -19,6 +19,7 @@ from lanpeer_proto.messages import Hello
 
 from lanpeer.net.identity import Identity
 from lanpeer.net.quic import (
+    MAX_HELD_STREAM_BYTES,
     MAX_HELD_STREAMS,
     QuicPeerConnection,
     QuicSettings,
@@ -71,6 +72,19 @@ async def test_held_streams_are_capped(tmp_path: Path) -> None:
         # The streams past the cap are reset by the client; the rest wait.
         await asyncio.wait_for(asyncio.gather(*(_reset(s) for s in extra[-3:])), 5.0)
         assert len(client._held) == MAX_HELD_STREAMS
+        assert not client.is_closed
+
+
+@pytest.mark.asyncio
+async def test_a_held_stream_may_not_park_more_than_a_request(tmp_path: Path) -> None:
+    async with quic_pair(tmp_path) as (server, client):
+        small, bulky = server.open_stream(), server.open_stream()
+        await small.write_frame(b"a request", end=True)
+        await bulky.write(bytes(MAX_HELD_STREAM_BYTES + 1), end=True)
+        await asyncio.wait_for(_reset(bulky), 5.0)  # reset by the client, not buffered
+        got: list[QuicStream] = []
+        client.on_stream = got.append
+        assert [await s.read_frame(100) for s in got] == [b"a request"]
         assert not client.is_closed
 
 
