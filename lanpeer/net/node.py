@@ -354,7 +354,9 @@ class PeerNode:
                  *address)  # fmt: skip
         if self._table.session_up(link, facts, address):
             self._emit(PeerEventKind.UP, facts.peer_id)
-        self._spawn(self._sync.wait_synced(link, facts.library_rev, facts.library_digest))
+        self._spawn(
+            self._sync.wait_synced(link, facts.library_rev, facts.library_digest, hello=True)
+        )
         if channel.machine.local.library_digest != self.library.library_digest:
             # Our library changed after the Hello was built; a push made meanwhile skipped
             # this session (not ready yet), so this peer hears of it now.

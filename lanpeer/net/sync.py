@@ -43,7 +43,9 @@ class LibrarySync:
         #: How our copies were updated ("delta" / "snapshot"): for logs and tests.
         self.applied: Counter[str] = Counter()
 
-    async def wait_synced(self, session: PeerLink, rev: int, digest: bytes) -> None:
+    async def wait_synced(
+        self, session: PeerLink, rev: int, digest: bytes, *, hello: bool = False
+    ) -> None:
         """Bring our copy to the announced ``digest`` (or give up with a log line).
 
         A failed round is retried with backoff over the peer's newest open session, so an
@@ -51,8 +53,13 @@ class LibrarySync:
         """
         peer_id = session.peer_id
         held = self._wanted.get(peer_id)
-        if held is None or rev >= held[0]:  # a late, older announcement changes nothing
+        if hello or held is None or rev >= held[0]:  # a late, older push changes nothing
             self._wanted[peer_id] = (rev, digest)
+        record = self._table.get(peer_id)
+        if hello and record is not None and (record.library_rev or 0) > rev:
+            # A new session's Hello is the truth: a rev lower than our copy's means the peer's
+            # index started over (same identity), so our copy and its rev are worth nothing.
+            record.library_rev = None
         if peer_id in self._running:
             return  # the running sync re-checks the wanted digest after each round
         self._running.add(peer_id)

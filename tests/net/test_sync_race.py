@@ -149,3 +149,23 @@ async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
 async def _reset(stream: QuicStream) -> None:
     with pytest.raises(ConnectionError):
         await stream.read_frame(100)
+
+
+@pytest.mark.asyncio
+async def test_a_peer_whose_rev_went_back_is_synced_again(tmp_path: Path) -> None:
+    """alpha's index is reset (same identity, library_rev starts over below what beta holds):
+    its next Hello, not the higher rev beta remembers, says what alpha has."""
+    old = DirLibrary(tmp_path / "old-games")
+    for game_id in ("quake", "doom", "hexen"):
+        old.add_game(game_id, {f"{game_id}.bin": b"x" * 100})
+    async with running_node(tmp_path, "beta") as b:
+        async with running_node(tmp_path, "alpha", library=old) as a:
+            b.add_static_peer(*a.listen)
+            await wait_for(b, lambda: any("hexen" in p.games for p in b.peers()), 5.0)
+        fresh = DirLibrary(tmp_path / "fresh-games")
+        fresh.add_game("wolf3d", {"wolf3d.bin": b"w" * 100})  # rev 1 < 3
+        async with running_node(tmp_path, "alpha", library=fresh) as a2:
+            b.add_static_peer(*a2.listen)
+            await wait_for(b, lambda: any("wolf3d" in p.games for p in b.peers()), 5.0)
+            (pa,) = [p for p in b.peers() if p.connected]
+            assert (pa.library_rev, sorted(pa.games)) == (1, ["wolf3d"])
