@@ -205,6 +205,13 @@ class QuicPeerConnection(QuicConnectionProtocol):
     def is_closed(self) -> bool:
         return self._ended.is_set()
 
+    @property
+    def is_closing(self) -> bool:
+        """Closed, or closing: either side has sent CONNECTION_CLOSE. aioquic reports the end
+        only after the draining period (3 PTO), and a closing connection carries nothing more."""
+        # aioquic has no public accessor; it sets _close_event when either side closes.
+        return self.is_closed or self._quic._close_event is not None
+
     def peer_certificate(self) -> x509.Certificate | None:
         # aioquic has no public accessor; the TLS context keeps the validated leaf here.
         cert: x509.Certificate | None = self._quic.tls._peer_certificate
@@ -432,7 +439,9 @@ class QuicListener:
 
     def _admit(self, conn: QuicPeerConnection) -> None:
         remote_host = conn.remote_address[0]
-        same_host = [c for c in self.connections if c.remote_address[0] == remote_host]
+        same_host = [
+            c for c in self.connections if c.remote_address[0] == remote_host and not c.is_closing
+        ]
         if len(same_host) >= self._settings.max_connections_per_host:
             log.warning("refusing QUIC connection from %s: over the per-host cap", remote_host)
             conn.close_connection("too many connections")

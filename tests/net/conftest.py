@@ -74,6 +74,14 @@ async def wait_for(node: PeerNode, predicate: Callable[[], bool], within: float 
             await node.wait_sources_changed(0.25)
 
 
+async def poll_until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll, bounded, where nothing signals: a bare QUIC connection (no session, no node
+    events) has no event for "a stream arrived" or "the listener admitted it"."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 def lib_factory(tmp_path: Path) -> Callable[[str], DirLibrary]:
     return lambda name: DirLibrary(tmp_path / name / "games")

@@ -18,7 +18,7 @@ from lanpeer.net.identity import Identity
 from lanpeer.net.node import NodeTimings, PeerNode
 from lanpeer.net.peers import PeerEvent, PeerEventKind
 from lanpeer.net.quic import QuicSettings, dial
-from tests.net.conftest import event_flag, running_node, wait_for
+from tests.net.conftest import event_flag, poll_until, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,6 +153,31 @@ async def test_connection_cap_per_host_counts_only_live_connections(tmp_path: Pa
             for conn in conns:
                 conn.close_connection()
                 conn.force_close()
+
+
+@pytest.mark.asyncio
+async def test_a_closing_connection_does_not_count_against_the_cap(tmp_path: Path) -> None:
+    """aioquic ends a closed connection only after its draining period (3 PTO); the cap
+    counts only connections that can still carry something."""
+    capped = QuicSettings(max_connections_per_host=1)
+    async with running_node(tmp_path, "alpha", quic_settings=capped) as a:
+        assert a._quic is not None
+        first = await dial(*a.listen, QuicSettings(), 5.0)
+        second = None
+        try:
+            await poll_until(lambda: len(a._quic.connections) == 1)  # type: ignore[union-attr]
+            (server_side,) = a._quic.connections
+            server_side.close_connection("test: closing")
+            assert server_side.is_closing
+            assert not server_side.is_closed  # still draining
+            second = await dial(*a.listen, QuicSettings(), 5.0)
+            with pytest.raises(TimeoutError):  # admitted: nobody closes it
+                await asyncio.wait_for(second.wait_ended(), 0.5)
+        finally:
+            for conn in (first, second):
+                if conn is not None:
+                    conn.close_connection()
+                    conn.force_close()
 
 
 @pytest.mark.asyncio

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from lanpeer.net.quic import (
     dial,
     listen,
 )
-from tests.net.conftest import FAST, running_node, wait_for
+from tests.net.conftest import FAST, poll_until, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
 
 
@@ -54,7 +54,7 @@ async def test_streams_opened_before_the_session_runs_wait_for_it(tmp_path: Path
         for n in range(3):
             stream = server.open_stream()
             await stream.write_frame(f"request {n}".encode(), end=True)
-        await _until(lambda: len(client._held) == 3)
+        await poll_until(lambda: len(client._held) == 3)
         got: list[QuicStream] = []
         client.on_stream = got.append  # the session starts: the held streams arrive in order
         assert [await s.read_frame(100) for s in got] == [b"request 0", b"request 1", b"request 2"]
@@ -137,13 +137,6 @@ async def test_a_change_made_during_the_handshake_reaches_the_peer(tmp_path: Pat
         await wait_for(b, lambda: any("doom" in p.games for p in b.peers()), 5.0)
         (pa,) = b.peers()
         assert (pa.library_rev, lib_a.library_rev) == (2, 2)
-
-
-async def _until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll, bounded: a connection with no session has no event for "a stream arrived"."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def _reset(stream: QuicStream) -> None:
