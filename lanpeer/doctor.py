@@ -18,6 +18,7 @@ from lanpeer_proto.control import DoctorCheck
 
 if TYPE_CHECKING:
     from lanpeer.control.commands import Parts
+    from lanpeer.net.node import MdnsStatus
 
 _IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING, _IFF_MULTICAST = 0x1, 0x8, 0x40, 0x1000
 # Below this, a 150 GB game does not fit: worth a warning before anyone starts a download.
@@ -149,7 +150,7 @@ def _mdns_check(node: Any, mdns: bool) -> DoctorCheck:
     return mdns_check(node.mdns_status() if mdns else None)
 
 
-def mdns_check(status: Any) -> DoctorCheck:
+def mdns_check(status: MdnsStatus | None) -> DoctorCheck:
     """From the node's ``MdnsStatus`` (None: --no-mdns)."""
     if status is None:
         return DoctorCheck(

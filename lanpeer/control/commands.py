@@ -267,7 +267,7 @@ async def run_in_thread(run: Callable[..., Any], what: str, *, cancellable: bool
     """
     cancel = threading.Event()
     work = asyncio.ensure_future(
-        asyncio.to_thread(run, cancel=cancel) if cancellable else asyncio.to_thread(run)
+        asyncio.to_thread(partial(run, cancel=cancel) if cancellable else run)
     )
     try:
         await asyncio.shield(work)

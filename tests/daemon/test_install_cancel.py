@@ -16,19 +16,13 @@ import pytest
 from lanpeer.control.commands import run_in_thread
 from lanpeer.install import install_game, uninstall_game
 from lanpeer.library.samples import generate_game
+from tests.net.conftest import poll_until
 
 MIB = 1 << 20
 
 
 def _entries(game_dir: Path) -> set[str]:
     return set(os.listdir(game_dir))
-
-
-async def _until_exists(path: Path, within: float = 30.0) -> None:
-    """Bounded poll: a worker thread creating a directory has no event to await."""
-    async with asyncio.timeout(within):
-        while not await asyncio.to_thread(path.exists):  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
 
 
 @pytest.mark.asyncio
@@ -38,7 +32,8 @@ async def test_cancel_during_extraction_rolls_back(tmp_path: Path) -> None:
     task = asyncio.create_task(
         run_in_thread(partial(install_game, game_dir), "big-game", cancellable=True)
     )
-    await _until_exists(game_dir / ".local.installing")
+    installing = game_dir / ".local.installing"
+    await poll_until(installing.exists, within=30.0)  # a worker thread makes it: no event
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
