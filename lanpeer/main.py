@@ -75,12 +75,10 @@ def _config(options: argparse.Namespace) -> DaemonConfig:
     flags = vars(options).copy()
     config_file = flags.pop("config")
     flags.pop("verbose")
-    file_values: dict[str, object] = {}
-    if config_file is not None:
-        file_values = load_config_file(config_file)
-    elif DEFAULT_CONFIG_FILE.is_file():
-        file_values = load_config_file(DEFAULT_CONFIG_FILE)
-    return build_config(file_values, flags)
+    if config_file is None and DEFAULT_CONFIG_FILE.is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    file_values = load_config_file(config_file) if config_file is not None else {}
+    return build_config(file_values, flags, config_file)
 
 
 def run_daemon(config: DaemonConfig) -> int:

@@ -11,56 +11,10 @@ import pytest
 from lanpeer_proto import control as c
 
 from lanpeer import doctor
-from lanpeer.config import ConfigError, build_config, load_config_file, parse_host_port, parse_rate
 from lanpeer.control import views
 from lanpeer.control.events import EventHub
 from lanpeer.control.server import error_message
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
-
-
-@pytest.mark.parametrize(
-    ("text", "rate"),
-    [("50MB/s", 50_000_000), ("4MiB/s", 4 << 20), ("100Mbit", 12_500_000), ("512k", 512_000),
-     ("1G", 10**9), (None, None)],
-)  # fmt: skip
-def test_parse_rate(text: str | None, rate: int | None) -> None:
-    assert parse_rate(text) == rate
-
-
-@pytest.mark.parametrize("text", ["fast", "-5MB/s", "0", "5 parsecs"])
-def test_parse_rate_refuses_nonsense(text: str) -> None:
-    with pytest.raises(ConfigError):
-        parse_rate(text)
-
-
-def test_parse_host_port() -> None:
-    assert parse_host_port("10.0.0.5:47600") == ("10.0.0.5", 47600)
-    assert parse_host_port("[fe80::1]:1") == ("fe80::1", 1)
-    for bad in ("host", "host:0", "host:99999", ":5"):
-        with pytest.raises(ConfigError):
-            parse_host_port(bad)
-
-
-def test_flags_override_config_file_override_defaults(tmp_path: Path) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text('name = "file"\nport = 5000\npeers = ["1.2.3.4:5"]\nmax-download = "1MB/s"\n')
-    config = build_config(load_config_file(path), {"name": "flag", "port": None, "peers": []})
-    assert config.name == "flag"
-    assert config.port == 5000
-    assert config.peers == [("1.2.3.4", 5)]
-    assert config.max_download == 1_000_000
-    assert config.bind == "0.0.0.0"
-
-
-def test_config_file_errors_are_clear(tmp_path: Path) -> None:
-    path = tmp_path / "c.toml"
-    path.write_text("name = [unclosed\n")
-    with pytest.raises(ConfigError, match="cannot be read"):
-        load_config_file(path)
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_config_file(tmp_path / "missing.toml")
-    with pytest.raises(ConfigError, match="bulk"):
-        build_config({"bulk": "carrier-pigeon"}, {})
 
 
 def test_version_order() -> None:
@@ -200,14 +154,6 @@ def test_daemon_and_cli_agree_on_the_default_socket(
     assert daemon_default() == cli_default() != runtime / "lanpeer" / "control.sock"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert daemon_default() == cli_default()
-
-
-def test_shipped_example_config_is_valid() -> None:
-    example = Path(__file__).parents[2] / "contrib" / "lanpeerd.toml"
-    config = build_config(load_config_file(example), {})
-    assert config.port == 47600
-    assert config.bulk == "auto"
-    assert config.download_lanes == 2
 
 
 def test_peers_check_names_static_peers_that_are_not_connected() -> None:
