@@ -27,6 +27,7 @@ from lanpeer.control.commands import ControlCommands, Parts, run_in_thread
 from lanpeer.control.events import EventHub
 from lanpeer.control.server import ControlSocket
 from lanpeer.errors import LanpeerError
+from lanpeer.locks import LockFile
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,19 @@ class Daemon:
 
     async def run(self) -> None:
         self.control.bind()  # first: a second instance must refuse before touching anything
+        state_lock = LockFile(
+            self.config.state / "lanpeerd.lock",
+            f"already uses the state dir {self.config.state} (its identity and index); "
+            "give this one its own --state",
+        )
         try:
+            self.config.state.mkdir(parents=True, exist_ok=True)
+            state_lock.take()
             async with AsyncExitStack() as stack:
-                self.config.state.mkdir(parents=True, exist_ok=True)
                 await self._start_parts(stack)
                 await self._serve()
         finally:
+            state_lock.release()
             self.control.close()
         log.info("stopped")
 
