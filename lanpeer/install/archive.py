@@ -107,6 +107,13 @@ def extract_archive(
             for entry in reader:
                 run.add(entry)
             stats.format_name = _text(reader.format_name)
+        if stats.files + stats.directories == 0 and stats.archive_bytes > 0:
+            # A tar whose first blocks are zeros reads as "end of archive" at once: an empty
+            # local/ reported as installed is a lie, so a non-empty archive must yield entries.
+            raise BadArchiveError(
+                f"{archive.name} holds no files ({stats.archive_bytes} bytes, nothing readable): "
+                "it is damaged; delete the game (`peer-cli remove`) and download it again"
+            )
         return stats
     except libarchive.ArchiveError as exc:
         raise _translate(archive, exc) from exc

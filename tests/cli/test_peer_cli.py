@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -160,3 +162,26 @@ def test_a_failed_transaction_ends_its_stream_with_ok_false_and_exit_1(
     assert last["ok"] is False
     assert last["error"]
     assert not (broken / "local").exists()
+
+
+def test_a_tar_with_zeroed_head_fails_to_install_instead_of_installing_nothing(
+    shared_daemon: Lanpeerd,
+) -> None:
+    """Its first 4 KiB of zeros read as "end of archive": once an empty local/ and exit 0."""
+    game = shared_daemon.games / "zeroed-tar"
+    game.mkdir(exist_ok=True)
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as tar:
+        for n in range(8):
+            data = bytes([n + 1]) * 3000
+            info = tarfile.TarInfo(f"file{n}.dat")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    damaged = b"\0" * 4096 + payload.getvalue()[4096:]
+    (game / "data.eti").write_bytes(damaged)
+    (game / "version.ini").write_text("version=1.0\n")
+    assert shared_daemon.cli("rescan").rc == 0
+    result = shared_daemon.cli("install", "zeroed-tar")
+    assert result.rc == 1, result.out + result.err
+    assert "holds no files" in result.lines[-1]["error"]
+    assert not (game / "local").exists()
