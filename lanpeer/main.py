@@ -52,7 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     add("--catalog", type=Path, metavar="FILE", help="catalog TOML file")
     add("--config", type=Path, metavar="FILE", help=f"TOML config (default {DEFAULT_CONFIG_FILE})")
     add("-v", "--verbose", action="store_true", help="debug logging")
+    add("--version", action="version", version=f"lanpeerd {_version()}")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("lanpeer")
 
 
 def main(argv: list[str] | None = None) -> int:

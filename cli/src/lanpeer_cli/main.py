@@ -68,6 +68,13 @@ class Options:
     json: bool
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from lanpeer_cli.entry import print_version
+
+        raise typer.Exit(print_version())
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
@@ -76,6 +83,12 @@ def _global(
         typer.Option("--socket", help="control socket of the daemon", envvar="LANPEER_SOCKET"),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="print the version and exit", callback=_print_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = Options(socket=socket or default_socket(), json=json_output)
 
@@ -344,8 +357,15 @@ def shutdown(ctx: typer.Context) -> None:
     _accepted(ctx, _once(ctx, c.ShutdownRequest()))
 
 
+def run(args: list[str]) -> None:
+    """The full CLI on already hoisted arguments (``lanpeer_cli.entry`` is the entry point)."""
+    app(args=args, prog_name="peer-cli")
+
+
 def main() -> None:
-    app()
+    from lanpeer_cli.entry import main as entry_main
+
+    entry_main()
 
 
 if __name__ == "__main__":
