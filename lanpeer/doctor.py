@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lanpeer_proto import units
 from lanpeer_proto.control import DoctorCheck
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 _IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING, _IFF_MULTICAST = 0x1, 0x8, 0x40, 0x1000
 # Below this, a 150 GB game does not fit: worth a warning before anyone starts a download.
 LOW_SPACE = 20 << 30
-MIB = 1 << 20
 NFT_TIMEOUT = 3.0  # reading the ruleset takes milliseconds; a hung nft must not hang doctor
 
 
@@ -270,7 +270,7 @@ def space_check(root: Path) -> DoctorCheck:
             summary=f"game root is unavailable: {exc.strerror}",
             hint="create or mount it, or fix --games",
         )
-    free = f"{usage.free / (1 << 30):.1f} GiB free of {usage.total / (1 << 30):.1f} GiB"
+    free = f"{units.size(usage.free)} free of {units.size(usage.total)}"
     if usage.free < LOW_SPACE:
         return DoctorCheck(
             name=f"root {root}", status="warn", summary=free, hint="large games will not fit"
@@ -281,7 +281,7 @@ def space_check(root: Path) -> DoctorCheck:
 def _caps_check(parts: Parts) -> DoctorCheck:
     config = parts.config
     caps = [
-        f"{label} {value / MIB:.1f} MiB/s"
+        f"{label} {units.rate(value)}"
         for label, value in (("upload", config.max_upload), ("download", config.max_download))
         if value
     ]
@@ -299,8 +299,8 @@ def _transfer_checks(parts: Parts) -> list[DoctorCheck]:
 
 def transfer_check(event: Any, max_download: int | None) -> DoctorCheck:
     rate = event.bytes / event.seconds if event.seconds > 0 else 0.0
-    size = f"{event.bytes / MIB:.1f} MiB in {event.seconds:.1f} s"
-    summary = f"{event.game_id}: {size} = {rate / MIB:.1f} MiB/s"
+    size = f"{units.size(event.bytes)} in {event.seconds:.1f} s"
+    summary = f"{event.game_id}: {size} = {units.rate(rate)}"
     if max_download and rate >= 0.8 * max_download:
         limit = "limited by --max-download"
     elif len(event.peers_used) <= 1:
