@@ -80,6 +80,17 @@ def quick_document(args: list[str]) -> int | None:
     if parsed is None:
         return None
     command, path = parsed
+    document = ask_document(path, command)
+    if document is None:
+        return None
+    print(json.dumps(document, indent=2), flush=True)
+    if command == "doctor" and isinstance(document, list):
+        return 1 if any(check.get("status") == "fail" for check in document) else 0
+    return 0
+
+
+def ask_document(path: str, command: str) -> object:
+    """The document of ``command`` (one of ``DOCUMENTS``), or None when there is no answer."""
     kind, field = DOCUMENTS[command]
     answer = _ask(path, json.dumps({"v": 1, "cmd": command}).encode() + b"\n")
     if answer is None or answer.get("type") != "result":
@@ -88,11 +99,7 @@ def quick_document(args: list[str]) -> int | None:
     if not isinstance(result, dict) or result.get("kind") != kind:
         return None
     result.pop("kind")
-    document: object = result if field is None else result.get(field)
-    print(json.dumps(document, indent=2), flush=True)
-    if command == "doctor" and isinstance(document, list):
-        return 1 if any(check.get("status") == "fail" for check in document) else 0
-    return 0
+    return result if field is None else result.get(field)
 
 
 def _plain_json_document(args: list[str]) -> tuple[str, str] | None:
