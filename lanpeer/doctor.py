@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from lanpeer.control.commands import Parts
     from lanpeer.net.node import MdnsStatus
 
-_IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING, _IFF_MULTICAST = 0x1, 0x8, 0x40, 0x1000
+# /sys/class/net/*/flags carries the administrative flags only: IFF_RUNNING (0x40) never shows
+# there, so "is the link up" comes from operstate (and carrier when operstate is "unknown").
+_IFF_UP, _IFF_LOOPBACK, _IFF_MULTICAST = 0x1, 0x8, 0x1000
 # Below this, a 150 GB game does not fit: worth a warning before anyone starts a download.
 LOW_SPACE = 20 << 30
 NFT_TIMEOUT = 3.0  # reading the ruleset takes milliseconds; a hung nft must not hang doctor
@@ -57,7 +59,7 @@ def interfaces_check(sys_net: Path) -> DoctorCheck:
             continue
         if flags & _IFF_LOOPBACK:
             continue
-        up = flags & _IFF_UP and flags & _IFF_RUNNING
+        up = flags & _IFF_UP and _link_up(device)
         (usable if up and flags & _IFF_MULTICAST else down).append(device.name)
     if usable:
         return DoctorCheck(
@@ -70,6 +72,21 @@ def interfaces_check(sys_net: Path) -> DoctorCheck:
         + (f" (down or without multicast: {', '.join(down)})" if down else ""),
         hint="connect to the LAN, or use static peers: lanpeerd --peer HOST:PORT",
     )
+
+
+def _link_up(device: Path) -> bool:
+    operstate = _read(device / "operstate")
+    if operstate == "up":
+        return True
+    # Virtual devices (tun, some bridges) report "unknown": their carrier says it.
+    return operstate in ("unknown", "") and _read(device / "carrier") == "1"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:  # carrier cannot be read while the device is down (EINVAL)
+        return ""
 
 
 def _net_checks(parts: Parts) -> list[DoctorCheck]:
@@ -263,6 +280,7 @@ def firewall_from_ruleset(ruleset: dict[str, Any], allow: str) -> DoctorCheck:
 def space_check(root: Path) -> DoctorCheck:
     try:
         usage = shutil.disk_usage(root)
+        read_only = bool(os.statvfs(root).f_flag & os.ST_RDONLY)
     except OSError as exc:
         return DoctorCheck(
             name=f"root {root}",
@@ -271,6 +289,14 @@ def space_check(root: Path) -> DoctorCheck:
             hint="create or mount it, or fix --games",
         )
     free = f"{units.size(usage.free)} free of {units.size(usage.total)}"
+    if read_only or not os.access(root, os.W_OK | os.X_OK):
+        why = "is on a read-only filesystem" if read_only else "is not writable by this user"
+        return DoctorCheck(
+            name=f"root {root}",
+            status="fail",
+            summary=f"game root {why} ({free}): downloads into it will fail",
+            hint="remount it read-write, fix its permissions, or pick another --games root",
+        )
     if usage.free < LOW_SPACE:
         return DoctorCheck(
             name=f"root {root}", status="warn", summary=free, hint="large games will not fit"
