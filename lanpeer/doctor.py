@@ -99,7 +99,12 @@ def _net_checks(parts: Parts) -> list[DoctorCheck]:
     return [
         ports_check(config.port, udp, tcp, config.bulk),
         _mdns_check(node, config.mdns),
-        peers_check(node.peers(), config.peers, config.port),
+        peers_check(
+            node.peers(),
+            [static.address for static in node.static_peers()],
+            config.port,
+            {static.address: static.error for static in node.static_peers()},
+        ),
     ]
 
 
@@ -203,10 +208,20 @@ def mdns_check(status: MdnsStatus | None) -> DoctorCheck:
     )
 
 
-def peers_check(peers: list[Any], static: list[tuple[str, int]], port: int) -> DoctorCheck:
+def peers_check(
+    peers: list[Any],
+    static: list[tuple[str, int]],
+    port: int,
+    errors: dict[tuple[str, int], str | None] | None = None,
+) -> DoctorCheck:
     connected = [peer for peer in peers if getattr(peer, "connected", True)]
     reached = {tuple(peer.address) for peer in connected}
-    missing = [f"{host}:{p}" for host, p in static if (host, p) not in reached]
+    why = errors or {}
+    missing = [
+        f"{host}:{p}" + (f" ({why[(host, p)]})" if why.get((host, p)) else "")
+        for host, p in static
+        if (host, p) not in reached
+    ]
     summary = f"{len(connected)} peer(s) connected, {len(static)} static peer(s) configured"
     if missing:
         return DoctorCheck(

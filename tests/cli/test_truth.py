@@ -103,3 +103,27 @@ def test_ctrl_c_on_download_wait_says_the_download_goes_on(pair: tuple[Lanpeerd,
         proc.communicate(timeout=5)
         leecher.cli("cancel", "slow-game")
         wait_until("ops empty", lambda: raw(leecher, cmd="ops")["result"]["ops"] == [])
+
+
+def test_add_peer_to_a_dead_address_fails_with_a_reason(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    _, leecher = pair
+    dead = leecher.cli("add-peer", "127.0.0.1:9", timeout=60)  # once: "dialling", exit 0
+    assert dead.rc == 1, dead.out + dead.err
+    assert "no lanpeerd answered at 127.0.0.1:9: no answer" in dead.doc["message"]
+    doctor = {check["name"]: check for check in leecher.cli("doctor").doc}
+    assert "127.0.0.1:9 (no answer" in doctor["peers"]["summary"]
+    removed = leecher.cli("remove-peer", "127.0.0.1:9")
+    assert removed.rc == 0, removed.err
+    doctor = {check["name"]: check for check in leecher.cli("doctor").doc}
+    assert "127.0.0.1:9" not in doctor["peers"]["summary"]
+    assert leecher.cli("remove-peer", "127.0.0.1:9").rc == 4  # no longer a static peer
+    assert "Future exception was never retrieved" not in leecher.log_text()
+
+
+def test_add_peer_to_an_unresolvable_name_is_refused(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    _, leecher = pair
+    result = leecher.cli("add-peer", "no-such-host.invalid:47600")
+    assert result.rc == 4, result.out + result.err
+    assert "cannot resolve 'no-such-host.invalid'" in result.doc["message"]
+    doctor = {check["name"]: check for check in leecher.cli("doctor").doc}
+    assert "no-such-host" not in doctor["peers"]["summary"]  # not kept, not redialled

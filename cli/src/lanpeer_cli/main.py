@@ -379,17 +379,28 @@ def rescan(
     _accepted(ctx, _once(ctx, _request(c.RescanRequest, game_id=game)))
 
 
-@app.command("add-peer")
-def add_peer(
-    ctx: typer.Context,
-    address: Annotated[str, typer.Argument(metavar="HOST:PORT", help="the peer's listener")],
-) -> None:
-    """Dial a static peer (for networks where multicast is blocked)."""
+def _host_port(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise typer.BadParameter(f"{address!r} is not HOST:PORT (e.g. 192.168.1.20:47600)")
-    request = _request(c.AddPeerRequest, host=host.strip("[]"), port=int(port))
-    _accepted(ctx, _once(ctx, request))
+    return host.strip("[]"), int(port)
+
+
+PeerAddress = Annotated[str, typer.Argument(metavar="HOST:PORT", help="the peer's listener")]
+
+
+@app.command("add-peer")
+def add_peer(ctx: typer.Context, address: PeerAddress) -> None:
+    """Dial a static peer (for networks where multicast is blocked); says if it answered."""
+    host, port = _host_port(address)
+    _accepted(ctx, _once(ctx, _request(c.AddPeerRequest, host=host, port=port)))
+
+
+@app.command("remove-peer")
+def remove_peer(ctx: typer.Context, address: PeerAddress) -> None:
+    """Stop dialling a static peer added with --peer or add-peer."""
+    host, port = _host_port(address)
+    _accepted(ctx, _once(ctx, _request(c.RemovePeerRequest, host=host, port=port)))
 
 
 @app.command()

@@ -148,6 +148,12 @@ class AddPeerRequest(_Request):
     port: Annotated[int, Field(ge=1, le=65535)]
 
 
+class RemovePeerRequest(_Request):
+    cmd: Literal["remove_peer"] = "remove_peer"
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    port: Annotated[int, Field(ge=1, le=65535)]
+
+
 class DoctorRequest(_Request):
     cmd: Literal["doctor"] = "doctor"
 
@@ -170,6 +176,7 @@ Request = Annotated[
     | WatchRequest
     | RescanRequest
     | AddPeerRequest
+    | RemovePeerRequest
     | DoctorRequest
     | ShutdownRequest,
     Field(discriminator="cmd"),
