@@ -131,6 +131,11 @@ def _run(daemon: Daemon) -> None:
     asyncio.run(amain())
 
 
+#: Libraries whose INFO lines say nothing a person acts on: aioquic logs every connection's
+#: version and ALPN negotiation (half the log on a busy host), libarchive its digest support.
+QUIET_LOGGERS = ("quic", "libarchive")
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -138,6 +143,9 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    if not verbose:
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -127,3 +127,12 @@ def test_add_peer_to_an_unresolvable_name_is_refused(pair: tuple[Lanpeerd, Lanpe
     assert "cannot resolve 'no-such-host.invalid'" in result.doc["message"]
     doctor = {check["name"]: check for check in leecher.cli("doctor").doc}
     assert "no-such-host" not in doctor["peers"]["summary"]  # not kept, not redialled
+
+
+def test_the_log_carries_no_library_noise(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    for daemon in pair:
+        text = daemon.log_text()
+        assert "peer " in text  # the log is there, with the connection in it
+        assert "Negotiated protocol version" not in text  # once: half the lines
+        assert "RecoveryResult(" not in text  # once: a Python repr per game at every start
+        assert "doesn't support modifying entry digests" not in text
