@@ -130,15 +130,16 @@ def games(console: Console, doc: GamesResult) -> None:
     if not doc.games:
         console.print("no games here or on any peer")
         return
-    cols = [Col("game", key=True), Col("version", 8), Col("state", 9), Col("newest", 7),
-            Col("size", 6), Col("peers", 5), Col("name", 3)]  # fmt: skip
+    cols = [Col("game", key=True), Col("installed", 9), Col("downloaded", 8), Col("state", 7),
+            Col("newest", 6), Col("size", 5), Col("peers", 4), Col("name", 3)]  # fmt: skip
     rows = []
     for g in doc.games:
         newest = g.newest_version or "-"
         if g.update_available:
             newest = f"[yellow]{escape(newest)} (update)[/]"
-        rows.append([g.id, escape(g.version or "-"), g.state, newest, size(g.size),
-                     str(len(g.peers)), escape(g.name)])  # fmt: skip
+        installed = (g.installed_version or "yes") if g.installed else "-"
+        rows.append([g.id, escape(installed), escape(g.version or "-"), g.state, newest,
+                     size(g.size), str(len(g.peers)), escape(g.name)])  # fmt: skip
     console.print(fitted(console, cols, rows))
 
 

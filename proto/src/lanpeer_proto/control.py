@@ -108,6 +108,7 @@ class InstallRequest(_Request):
 class UpdateRequest(_Request):
     cmd: Literal["update"] = "update"
     game_id: GameId
+    version: Short | None = None  # this version instead of the newest a peer offers
     wait: bool = True
 
 
@@ -216,6 +217,23 @@ class PeerEntry(_Model):
     connected: bool = True
 
 
+class SourceEntry(_Model):
+    """One peer offering a game (SPEC §9a ``games.sources``)."""
+
+    peer_id: Short
+    version: Short
+    manifest_hash: Short | None = None  # hex; None while that peer still hashes it
+    partial: bool = False  # a swarm source holding only part of it
+
+
+class VariantEntry(_Model):
+    """Peers holding different bytes under one version string (SPEC §9a ``games.variants``)."""
+
+    version: Short
+    manifest_hash: Short
+    peers: list[Short]
+
+
 class GameEntry(_Model):
     """One game of the merged library (SPEC §9 ``games``)."""
 
@@ -230,6 +248,11 @@ class GameEntry(_Model):
     newest_version: Short | None
     update_available: bool
     ready_peers: list[Short] = Field(default_factory=list)  # offer the newest version, hashed
+    #: What local/ holds, apart from ``version`` (what is downloaded); None when not installed
+    #: or installed before lanpeer kept that record.
+    installed_version: Short | None = None
+    sources: list[SourceEntry] = Field(default_factory=list)
+    variants: list[VariantEntry] = Field(default_factory=list)
 
 
 class DoctorCheck(_Model):
