@@ -42,7 +42,22 @@ async def run_checks(parts: Parts) -> list[DoctorCheck]:
         checks.append(await catalog_check(parts.config.games, parts.library.catalog_path))
     checks.append(_caps_check(parts))
     checks += _transfer_checks(parts)
+    checks += failure_checks(parts.events.history.standing_failures())
     return checks
+
+
+def failure_checks(failures: list[Any], shown: int = 5) -> list[DoctorCheck]:
+    """The failures that still stand (no success of that game since), newest first."""
+    return [
+        DoctorCheck(
+            name=f"failed: {f.event.game_id}",
+            status="warn",
+            summary=f"{f.event.kind} of {f.event.game_id} failed: {f.event.error}",
+            hint=f.hint
+            or f"see the daemon log; retry with `peer-cli {f.event.kind} {f.event.game_id}`",
+        )
+        for f in reversed(failures[-shown:])
+    ]
 
 
 def _part_checks(parts: Parts) -> list[DoctorCheck]:

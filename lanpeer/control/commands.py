@@ -148,8 +148,15 @@ class ControlCommands:
         installed = await asyncio.to_thread(installed_versions, local)
         return GamesResult(games=views.merge_games(local, peers, busy, installed))
 
-    async def ops(self, _request: OpsRequest) -> OpsResult:
-        return OpsResult(ops=self.operations())
+    async def ops(self, request: OpsRequest) -> OpsResult:
+        """Active operations, then finished ones: all (``--all``) or the standing failures."""
+        active = self.operations()
+        history = self._parts.events.history
+        if request.all:
+            return OpsResult(ops=history.entries() + active)
+        running = {op.game_id for op in active}
+        failed = [f.info() for f in history.standing_failures() if f.event.game_id not in running]
+        return OpsResult(ops=failed + active)
 
     def operations(self) -> list[OperationInfo]:
         downloads = self._parts.downloads

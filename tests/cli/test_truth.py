@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
+from tests.daemon.readonly import ReadOnlyRootLanpeerd, needs_mount
 
 pytestmark = pytest.mark.process
 
@@ -208,3 +209,34 @@ def test_installed_and_downloaded_versions_are_told_apart(pair: tuple[Lanpeerd, 
     game = game_doc(leecher, "neon-racer")
     assert (game["version"], game["installed_version"]) == ("1.1", "1.1")
     assert game["update_available"] is False
+
+
+@needs_mount
+def test_a_failed_download_without_wait_stays_visible_with_a_hint(
+    pair: tuple[Lanpeerd, Lanpeerd], tmp_path: Path
+) -> None:
+    """Once: ops empty, games unchanged, doctor "no download finished yet"; only a traceback."""
+    seeder, _ = pair
+    leecher = ReadOnlyRootLanpeerd(tmp_path / "ro", name="ro-leecher").start()
+    try:
+        assert leecher.cli("add-peer", f"127.0.0.1:{seeder.port}").rc == 0
+        ready(leecher, "tiny-tanks")
+        queued = leecher.cli("download", "tiny-tanks")
+        assert queued.rc == 0, queued.err
+
+        def failed() -> Any:
+            ops = leecher.cli("ops").doc
+            return ops if ops and ops[0]["state"] == "failed" else None
+
+        (op,) = wait_until("the download to fail", failed)
+        assert (op["game_id"], op["kind"], op["ok"]) == ("tiny-tanks", "download", False)
+        assert "read-only" in op["error"].lower()
+        assert "remount it read-write" in op["hint"]
+        assert op["finished_at"] > 0
+        assert [o["game_id"] for o in leecher.cli("ops", "--all").doc] == ["tiny-tanks"]
+        doctor = {c["name"]: c for c in leecher.cli("doctor").doc}
+        assert "remount it read-write" in doctor["failed: tiny-tanks"]["hint"]
+        assert "download of tiny-tanks failed: [Errno 30] Read-only" in leecher.log_text()
+        assert "Traceback" not in leecher.log_text()  # an expected error is one line
+    finally:
+        leecher.kill()

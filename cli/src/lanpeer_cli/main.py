@@ -261,9 +261,15 @@ def games(ctx: typer.Context) -> None:
 
 
 @app.command()
-def ops(ctx: typer.Context) -> None:
-    """Operations with lane, queue position, state, progress, speed, ETA, sources."""
-    result = _once(ctx, c.OpsRequest())
+def ops(
+    ctx: typer.Context,
+    all_ops: Annotated[
+        bool, typer.Option("--all", help="finished and failed operations too")
+    ] = False,
+) -> None:
+    """Operations with lane, queue position, state, progress, speed, ETA, sources; failures
+    stay listed until that game's next success."""
+    result = _once(ctx, c.OpsRequest(all=all_ops))
     if ctx.obj.json:
         _print_doc([op.model_dump(mode="json") for op in result.ops])
     else:

@@ -154,9 +154,17 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
         state = op.state if op.queue_position is None else f"queued #{op.queue_position}"
         done = progress_text(op.bytes_done, op.bytes_total)
         sources = " ".join(short(s) for s in op.sources) or "-"
+        if op.finished_at is not None:
+            state = f"{op.state} {ago(op.finished_at)}"
+            done = size(op.bytes_done) if op.ok else "-"
         rows.append([op.game_id, op.kind, state, done, rate(op.rate), eta(op.eta), sources,
                      op.lane])  # fmt: skip
     console.print(fitted(console, cols, rows))
+    for op in operations:
+        if op.ok is False:
+            console.print(f"{op.game_id}: {escape(op.error or 'failed')}", highlight=False)
+            if op.hint:
+                console.print(f"  -> {escape(op.hint)}", highlight=False)
 
 
 def progress_text(done: int, total: int) -> str:

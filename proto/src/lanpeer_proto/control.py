@@ -131,6 +131,7 @@ class CancelRequest(_Request):
 
 class OpsRequest(_Request):
     cmd: Literal["ops"] = "ops"
+    all: bool = False  # finished operations too, not only active ones and standing failures
 
 
 class WatchRequest(_Request):
@@ -202,6 +203,11 @@ class OperationInfo(_Model):
     rate: Annotated[float, Field(ge=0)] = 0.0  # bytes/s
     eta: Annotated[float, Field(ge=0)] | None = None  # seconds
     sources: list[Short] = Field(default_factory=list)  # peer ids
+    # finished operations only (``ops --all``, and a failure until the game's next success):
+    finished_at: float | None = None  # seconds since the epoch
+    ok: bool | None = None
+    error: Text | None = None
+    hint: Text | None = None  # what to do, when the cause is known
 
 
 class PeerEntry(_Model):
