@@ -43,6 +43,8 @@ from lanpeer_proto.control import (
     StatusResult,
     UninstallRequest,
     UpdateRequest,
+    UploadsRequest,
+    UploadsResult,
     WatchRequest,
 )
 
@@ -109,6 +111,7 @@ class ControlCommands:
             RescanRequest: self.rescan,
             AddPeerRequest: self.add_peer,
             RemovePeerRequest: self.remove_peer,
+            UploadsRequest: self.uploads,
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
         }
@@ -138,7 +141,28 @@ class ControlCommands:
 
     async def peers(self, _request: PeersRequest) -> PeersResult:
         node = self._parts.need("node")
-        return PeersResult(peers=[views.peer_entry(peer) for peer in node.peers()])
+        downloads = self._parts.downloads
+        active = list(downloads.operations()) if downloads else []
+        return PeersResult(
+            peers=[
+                views.peer_entry(
+                    peer,
+                    rate_up=node.uploads.peer_rate(peer.peer_id),
+                    rate_down=sum(op.peer_rates.get(peer.peer_id, 0.0) for op in active),
+                )
+                for peer in node.peers()
+            ]
+        )
+
+    async def uploads(self, _request: UploadsRequest) -> UploadsResult:
+        ledger = self._parts.need("node").uploads
+        return UploadsResult(
+            uploads=[
+                views.upload_entry(s, ledger.names(s.peer_id), ledger.rate(s))
+                for s in ledger.sessions()
+            ],
+            total_bytes=ledger.total_bytes,
+        )
 
     async def games(self, _request: GamesRequest) -> GamesResult:
         library = self._parts.need("library")

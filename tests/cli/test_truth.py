@@ -240,3 +240,60 @@ def test_a_failed_download_without_wait_stays_visible_with_a_hint(
         assert "Traceback" not in leecher.log_text()  # an expected error is one line
     finally:
         leecher.kill()
+
+
+def _next_upload_event(watch: subprocess.Popen[str]) -> Any:
+    """The next upload line of a `watch --json` (peer and library lines pass through too)."""
+    assert watch.stdout is not None
+    while line := watch.stdout.readline():  # bounded by the test timeout and watch's end
+        event = json.loads(line)
+        if event["event"] == "upload":
+            return event
+    raise AssertionError("watch ended before an upload event")
+
+
+def test_the_seeder_sees_who_downloads_what(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    """Once: the seeder's ops, status, watch and peers said nothing; its log nothing either."""
+    seeder, leecher = pair
+    leecher_id = raw(leecher, cmd="status")["result"]["peer_id"]
+    watch = subprocess.Popen(
+        [PEER_CLI, "--socket", str(seeder.socket), "--json", "watch", "--game", "slow-game"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        wait_until("watch subscribed", lambda: raw(seeder, cmd="status")["result"]["subscribers"])
+        assert leecher.cli("download", "slow-game", "--no-install").rc == 0
+        assert watch.stdout is not None
+        started = _next_upload_event(watch)
+        assert (started["state"], started["peer_id"], started["name"], started["game_id"]) == (
+            "started", leecher_id, "leecher", "slow-game"
+        )  # fmt: skip
+
+        def pulling() -> Any:
+            uploads = seeder.cli("uploads").doc
+            return uploads if uploads and uploads[0]["rate"] > 0 else None
+
+        (upload,) = wait_until("an upload with a rate", pulling)
+        assert (upload["peer_id"], upload["name"], upload["game_id"]) == (
+            leecher_id, "leecher", "slow-game"
+        )  # fmt: skip
+        assert upload["bytes"] > 0
+        assert upload["since"] > 0
+        peer = next(p for p in seeder.cli("peers").doc if p["peer_id"] == leecher_id)
+        assert peer["rate_up"] > 0
+        assert peer["rate_down"] == 0
+        (seen_from_leecher,) = leecher.cli("peers").doc
+        assert wait_until("a download rate", lambda: leecher.cli("peers").doc[0]["rate_down"] > 0)
+        assert seen_from_leecher["rate_up"] == 0
+        assert "slow-game" in seeder.cli("uploads", json_output=False).out
+        assert leecher.cli("cancel", "slow-game").rc == 0
+        finished = _next_upload_event(watch)  # after ~10 s without a request
+        assert (finished["event"], finished["state"]) == ("upload", "finished")
+        assert finished["bytes"] >= upload["bytes"]
+        assert "upload of slow-game to leecher" in seeder.log_text()
+        assert seeder.cli("uploads").doc == []
+    finally:
+        watch.kill()
+        watch.communicate(timeout=5)
+        leecher.cli("cancel", "slow-game")
+        wait_until("ops empty", lambda: raw(leecher, cmd="ops")["result"]["ops"] == [])

@@ -277,6 +277,16 @@ def ops(
 
 
 @app.command()
+def uploads(ctx: typer.Context) -> None:
+    """Who downloads what from this host now: peer, game, rate, bytes sent, since when."""
+    result = _once(ctx, c.UploadsRequest())
+    if ctx.obj.json:
+        _print_doc([u.model_dump(mode="json") for u in result.uploads])
+    else:
+        lazy.render.uploads(lazy.out, result)
+
+
+@app.command()
 def doctor(ctx: typer.Context) -> None:
     """Explain what blocks discovery or speed: interfaces, ports, peers, disk, caps."""
     result = _once(ctx, c.DoctorRequest())

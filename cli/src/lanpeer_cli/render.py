@@ -24,6 +24,8 @@ from lanpeer_proto.control import (
     PeerUpEvent,
     ProgressEvent,
     StatusResult,
+    UploadEvent,
+    UploadsResult,
 )
 from rich import box
 from rich.cells import cell_len
@@ -108,14 +110,17 @@ def peers(console: Console, doc: PeersResult) -> None:
     if not doc.peers:
         console.print("no peers known yet (see `peer-cli doctor`)")
         return
-    cols = [Col("peer", key=True), Col("name", 9), Col("address", 8), Col("connected", 7),
-            Col("games", 6), Col("last seen", 5), Col("rev", 2), Col("proto", 1)]  # fmt: skip
+    cols = [Col("peer", key=True), Col("name", 9), Col("address", 8), Col("connected", 10),
+            Col("up", 7), Col("down", 7), Col("games", 6), Col("last seen", 5), Col("rev", 2),
+            Col("proto", 1)]  # fmt: skip
     rows = [
         [
             short(p.peer_id),
             escape(p.name),
             p.address,
             "yes" if p.connected else "[red]no[/]",
+            rate(p.rate_up),
+            rate(p.rate_down),
             str(p.games),
             ago(p.last_seen),
             str(p.library_rev),
@@ -167,6 +172,21 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
                 console.print(f"  -> {escape(op.hint)}", highlight=False)
 
 
+def uploads(console: Console, doc: UploadsResult) -> None:
+    total = f"uploaded since start: {size(doc.total_bytes)}"
+    if not doc.uploads:
+        console.print(f"nobody is downloading from this host now ({total})")
+        return
+    cols = [Col("game", key=True), Col("peer", 9), Col("name", 8), Col("rate", 10),
+            Col("sent", 9), Col("since", 5)]  # fmt: skip
+    rows = [[u.game_id, short(u.peer_id), escape(u.name), rate(u.rate), size(u.bytes),
+             ago(u.since)] for u in doc.uploads]  # fmt: skip
+    console.print(fitted(console, cols, rows))
+    console.print(
+        f"{len(doc.uploads)} upload(s), {rate(sum(u.rate for u in doc.uploads))}; {total}"
+    )
+
+
 def progress_text(done: int, total: int) -> str:
     """``1.2/3.4 GB 35%``; ``-`` while the total is not known (never a fake ``0 B/0 B``)."""
     if not total:
@@ -193,6 +213,13 @@ def event_line(event: Event) -> str:
     if isinstance(event, ProgressEvent):
         done = progress_text(event.bytes_done, event.bytes_total)
         return f"progress   {event.game_id} {event.kind} {event.state} {done} {rate(event.rate)}"
+    if isinstance(event, UploadEvent):
+        who = f"{escape(event.name) or short(event.peer_id)} ({short(event.peer_id)})"
+        if event.state == "started":
+            return f"upload     {event.game_id} to {who} started"
+        speed = rate(event.bytes / event.seconds) if event.seconds > 0 else "-"
+        took = f"{size(event.bytes)} in {event.seconds:.1f} s ({speed})"
+        return f"upload     {event.game_id} to {who} finished: {took}"
     return finished_line(event)
 
 

@@ -156,6 +156,10 @@ class RemovePeerRequest(_Request):
     port: Annotated[int, Field(ge=1, le=65535)]
 
 
+class UploadsRequest(_Request):
+    cmd: Literal["uploads"] = "uploads"
+
+
 class DoctorRequest(_Request):
     cmd: Literal["doctor"] = "doctor"
 
@@ -179,6 +183,7 @@ Request = Annotated[
     | RescanRequest
     | AddPeerRequest
     | RemovePeerRequest
+    | UploadsRequest
     | DoctorRequest
     | ShutdownRequest,
     Field(discriminator="cmd"),
@@ -221,6 +226,8 @@ class PeerEntry(_Model):
     last_seen: float  # seconds since the epoch
     games: Count
     connected: bool = True
+    rate_up: Annotated[float, Field(ge=0)] = 0.0  # bytes/s we upload to it now
+    rate_down: Annotated[float, Field(ge=0)] = 0.0  # bytes/s we download from it now
 
 
 class SourceEntry(_Model):
@@ -259,6 +266,17 @@ class GameEntry(_Model):
     installed_version: Short | None = None
     sources: list[SourceEntry] = Field(default_factory=list)
     variants: list[VariantEntry] = Field(default_factory=list)
+
+
+class UploadEntry(_Model):
+    """One peer pulling one game from this host (SPEC §9a ``uploads``)."""
+
+    peer_id: Short
+    name: Short
+    game_id: GameId
+    bytes: Count
+    rate: Annotated[float, Field(ge=0)]  # bytes/s over the last seconds
+    since: float  # seconds since the epoch
 
 
 class DoctorCheck(_Model):
@@ -300,6 +318,12 @@ class OpsResult(_Model):
     ops: list[OperationInfo]
 
 
+class UploadsResult(_Model):
+    kind: Literal["uploads"] = "uploads"
+    uploads: list[UploadEntry]
+    total_bytes: Count = 0  # uploaded since the daemon started
+
+
 class AcceptedResult(_Model):
     """A command that was accepted: an operation queued, a rescan started, a peer dialled."""
 
@@ -315,7 +339,13 @@ class DoctorResult(_Model):
 
 
 Result = Annotated[
-    StatusResult | PeersResult | GamesResult | OpsResult | AcceptedResult | DoctorResult,
+    StatusResult
+    | PeersResult
+    | GamesResult
+    | OpsResult
+    | AcceptedResult
+    | DoctorResult
+    | UploadsResult,
     Field(discriminator="kind"),
 ]
 
@@ -366,8 +396,20 @@ class FinishedEvent(_Model):
     peers_used: list[Short] = Field(default_factory=list)
 
 
+class UploadEvent(_Model):
+    """A peer started or finished pulling a game from this host."""
+
+    event: Literal["upload"] = "upload"
+    state: Literal["started", "finished"]
+    peer_id: Short
+    name: Short = ""
+    game_id: GameId
+    bytes: Count = 0
+    seconds: Annotated[float, Field(ge=0)] = 0.0
+
+
 Event = Annotated[
-    PeerUpEvent | PeerDownEvent | LibraryChangedEvent | ProgressEvent | FinishedEvent,
+    PeerUpEvent | PeerDownEvent | LibraryChangedEvent | ProgressEvent | FinishedEvent | UploadEvent,
     Field(discriminator="event"),
 ]
 
