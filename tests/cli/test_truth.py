@@ -297,3 +297,27 @@ def test_the_seeder_sees_who_downloads_what(pair: tuple[Lanpeerd, Lanpeerd]) -> 
         watch.communicate(timeout=5)
         leecher.cli("cancel", "slow-game")
         wait_until("ops empty", lambda: raw(leecher, cmd="ops")["result"]["ops"] == [])
+
+
+def test_games_filters_and_totals(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    _, leecher = pair
+    assert leecher.cli("download", "tiny-tanks", "--wait").rc in (0, 5)  # installed either way
+    ids = {name: [g["id"] for g in leecher.cli("games", *flags).doc]
+           for name, flags in {"installed": ["--installed"], "remote": ["--remote"],
+                               "match": ["--match", "NEON"], "all": []}.items()}  # fmt: skip
+    assert "tiny-tanks" in ids["installed"]
+    assert "slow-game" not in ids["installed"]
+    assert "slow-game" in ids["remote"]
+    assert "tiny-tanks" not in ids["remote"]
+    assert ids["match"] == ["neon-racer"]  # case-insensitive, by id or name
+    assert set(ids["all"]) == {"slow-game", "tiny-tanks", "neon-racer"}
+    updates = leecher.cli("games", "--updates").doc
+    assert all(g["update_available"] for g in updates)
+    human = leecher.cli("games", json_output=False).out
+    every = leecher.cli("games").doc
+    here = sum(1 for g in every if g["version"] is not None or g["installed"])
+    assert here >= 1
+    on_disk = sum(g["size"] for g in every if g["version"] is not None or g["installed"])
+    totals = f"3 games ({here} here, {len(ids['installed'])} installed): {on_disk / 1e6:.1f} MB"
+    assert totals in " ".join(human.split())
+    assert "offered by peers" in human

@@ -251,13 +251,37 @@ def peers(ctx: typer.Context) -> None:
 
 
 @app.command()
-def games(ctx: typer.Context) -> None:
-    """The merged library: local version and state, peers offering, newest version."""
+def games(
+    ctx: typer.Context,
+    installed: Annotated[bool, typer.Option("--installed", help="only installed games")] = False,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="only games peers offer that are not here")
+    ] = False,
+    updates: Annotated[bool, typer.Option("--updates", help="only games with an update")] = False,
+    match: Annotated[
+        str | None, typer.Option("--match", help="only ids or names containing TEXT")
+    ] = None,
+) -> None:
+    """The merged library: installed and downloaded versions, state, peers, newest version;
+    totals at the end."""
     result = _once(ctx, c.GamesRequest())
+    chosen = [g for g in result.games if _game_matches(g, installed, remote, updates, match)]
     if ctx.obj.json:
-        _print_doc([g.model_dump(mode="json") for g in result.games])
+        _print_doc([g.model_dump(mode="json") for g in chosen])
     else:
-        lazy.render.games(lazy.out, result)
+        lazy.render.games(lazy.out, c.GamesResult(games=chosen))
+
+
+def _game_matches(
+    game: c.GameEntry, installed: bool, remote: bool, updates: bool, match: str | None
+) -> bool:
+    text = (match or "").casefold()
+    return (
+        (not installed or game.installed)
+        and (not remote or (game.version is None and not game.installed and bool(game.peers)))
+        and (not updates or game.update_available)
+        and (not text or text in game.id.casefold() or text in game.name.casefold())
+    )
 
 
 @app.command()

@@ -146,6 +146,19 @@ def games(console: Console, doc: GamesResult) -> None:
         rows.append([g.id, escape(installed), escape(g.version or "-"), g.state, newest,
                      size(g.size), str(len(g.peers)), escape(g.name)])  # fmt: skip
     console.print(fitted(console, cols, rows))
+    console.print(games_totals(doc.games), highlight=False)
+
+
+def games_totals(games: list[Any]) -> str:
+    """``12 games (5 here, 3 installed): 40.1 GB on disk, 93.0 GB offered by peers``."""
+    here = [g for g in games if g.version is not None or g.installed]
+    on_disk = sum(g.size for g in here)
+    offered = sum(g.size for g in games if g.peers)
+    installed = sum(1 for g in games if g.installed)
+    return (
+        f"{len(games)} games ({len(here)} here, {installed} installed): "
+        f"{size(on_disk)} on disk, {size(offered)} offered by peers"
+    )
 
 
 def ops(console: Console, operations: list[OperationInfo]) -> None:
