@@ -25,6 +25,8 @@ from lanpeer_proto.control import (
     DoctorResult,
     DownloadRequest,
     ErrorMessage,
+    GameRequest,
+    GameResult,
     GamesRequest,
     GamesResult,
     InstallRequest,
@@ -112,6 +114,7 @@ class ControlCommands:
             AddPeerRequest: self.add_peer,
             RemovePeerRequest: self.remove_peer,
             UploadsRequest: self.uploads,
+            GameRequest: self.game,
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
         }
@@ -171,6 +174,24 @@ class ControlCommands:
         local = library.local_games()
         installed = await asyncio.to_thread(installed_versions, local)
         return GamesResult(games=views.merge_games(local, peers, busy, installed))
+
+    async def game(self, request: GameRequest) -> GameResult:
+        games = (await self.games(GamesRequest())).games
+        entry = next((g for g in games if g.id == request.game_id), None)
+        if entry is None:
+            raise UnknownGameError(
+                f"{request.game_id} is neither here nor offered by a connected peer "
+                "(see `peer-cli games`)"
+            )
+        local = next((g for g in self._parts.need("library").local_games()
+                      if g.id == request.game_id), None)  # fmt: skip
+        history = self._parts.events.history.entries()
+        return GameResult(
+            game=entry,
+            path=str(local.path) if local is not None else None,
+            operation=next((op for op in self.operations() if op.game_id == entry.id), None),
+            history=[op for op in history if op.game_id == entry.id],
+        )
 
     async def ops(self, request: OpsRequest) -> OpsResult:
         """Active operations, then finished ones: all (``--all``) or the standing failures."""

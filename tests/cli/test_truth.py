@@ -321,3 +321,28 @@ def test_games_filters_and_totals(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
     totals = f"3 games ({here} here, {len(ids['installed'])} installed): {on_disk / 1e6:.1f} MB"
     assert totals in " ".join(human.split())
     assert "offered by peers" in human
+
+
+def test_game_shows_one_game_in_full(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    seeder, leecher = pair
+    seeder_id = raw(seeder, cmd="status")["result"]["peer_id"]
+    assert leecher.cli("download", "tiny-tanks", "--wait").rc in (0, 5)
+    doc = leecher.cli("game", "tiny-tanks").doc
+    game = doc["game"]
+    assert game["id"] == "tiny-tanks"
+    assert game["installed"] is True
+    assert game["installed_version"] == game["version"]
+    (source,) = [s for s in game["sources"] if s["peer_id"] == seeder_id]
+    assert source["version"] == game["newest_version"]
+    assert len(source["manifest_hash"]) == 64
+    assert source["partial"] is False
+    assert doc["path"] == str(leecher.games / "tiny-tanks")
+    assert doc["operation"] is None
+    assert doc["pin"] is None
+    assert any(h["kind"] == "download" and h["ok"] for h in doc["history"])
+    human = leecher.cli("game", "tiny-tanks", json_output=False).out
+    assert "history:" in human
+    assert seeder_id[:8] in human
+    remote = leecher.cli("game", "slow-game").doc["game"]  # offered, not here
+    assert (remote["version"], remote["installed"]) == (None, False)
+    assert leecher.cli("game", "no-such-game").rc == 4

@@ -301,6 +301,17 @@ def ops(
 
 
 @app.command()
+def game(ctx: typer.Context, game_id: GameArg) -> None:
+    """One game in full: versions (installed, downloaded, offered), variants, sizes, sources,
+    state, the operation now and the history."""
+    result = _once(ctx, _request(c.GameRequest, game_id=game_id))
+    if ctx.obj.json:
+        _print_doc(result.model_dump(mode="json", exclude={"kind"}))
+    else:
+        lazy.render.game(lazy.out, result)
+
+
+@app.command()
 def uploads(ctx: typer.Context) -> None:
     """Who downloads what from this host now: peer, game, rate, bytes sent, since when."""
     result = _once(ctx, c.UploadsRequest())

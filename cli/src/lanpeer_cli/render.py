@@ -16,6 +16,7 @@ from lanpeer_proto.control import (
     DoctorResult,
     Event,
     FinishedEvent,
+    GameResult,
     GamesResult,
     LibraryChangedEvent,
     OperationInfo,
@@ -183,6 +184,40 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
             console.print(f"{op.game_id}: {escape(op.error or 'failed')}", highlight=False)
             if op.hint:
                 console.print(f"  -> {escape(op.hint)}", highlight=False)
+
+
+def game(console: Console, doc: GameResult) -> None:
+    g = doc.game
+    installed = (g.installed_version or "yes, version not recorded") if g.installed else "no"
+    lines = [
+        ("game", g.id),
+        ("name", escape(g.name)),
+        ("state", g.state),
+        ("installed", installed),
+        ("downloaded", g.version or "no"),
+        ("newest offered", g.newest_version or "-"),
+        ("update", "available" if g.update_available else "no"),
+        ("size", size(g.size)),
+        ("pin", doc.pin or "none (follows the newest)"),
+        ("path", escape(doc.path or "-")),
+    ]
+    table = Table.grid(padding=(0, 2))
+    for label, value in lines:
+        table.add_row(label, value)
+    console.print(table)
+    if g.sources:
+        cols = [Col("source", key=True), Col("version", 5), Col("manifest", 3), Col("partial", 1)]
+        rows = [[short(s.peer_id), escape(s.version), (s.manifest_hash or "hashing")[:16],
+                 "yes" if s.partial else "no"] for s in g.sources]  # fmt: skip
+        console.print(fitted(console, cols, rows))
+    for v in g.variants:
+        peers = ", ".join(short(p) for p in v.peers)
+        console.print(f"[yellow]variant[/] {escape(v.version)} {v.manifest_hash[:16]}: {peers}")
+    if doc.operation is not None:
+        ops(console, [doc.operation])
+    if doc.history:
+        console.print("history:")
+        ops(console, doc.history)
 
 
 def uploads(console: Console, doc: UploadsResult) -> None:

@@ -156,6 +156,11 @@ class RemovePeerRequest(_Request):
     port: Annotated[int, Field(ge=1, le=65535)]
 
 
+class GameRequest(_Request):
+    cmd: Literal["game"] = "game"
+    game_id: GameId
+
+
 class UploadsRequest(_Request):
     cmd: Literal["uploads"] = "uploads"
 
@@ -184,6 +189,7 @@ Request = Annotated[
     | AddPeerRequest
     | RemovePeerRequest
     | UploadsRequest
+    | GameRequest
     | DoctorRequest
     | ShutdownRequest,
     Field(discriminator="cmd"),
@@ -318,6 +324,17 @@ class OpsResult(_Model):
     ops: list[OperationInfo]
 
 
+class GameResult(_Model):
+    """One game in full (SPEC §9a ``game GAME``)."""
+
+    kind: Literal["game"] = "game"
+    game: GameEntry
+    path: Text | None = None  # its dir on this host
+    operation: OperationInfo | None = None  # queued or running now
+    history: list[OperationInfo] = Field(default_factory=list)  # finished, oldest first
+    pin: Short | None = None  # a pinned version (none: follows the newest)
+
+
 class UploadsResult(_Model):
     kind: Literal["uploads"] = "uploads"
     uploads: list[UploadEntry]
@@ -345,7 +362,8 @@ Result = Annotated[
     | OpsResult
     | AcceptedResult
     | DoctorResult
-    | UploadsResult,
+    | UploadsResult
+    | GameResult,
     Field(discriminator="kind"),
 ]
 
