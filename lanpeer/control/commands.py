@@ -275,6 +275,8 @@ class ControlCommands:
         downloads = self._parts.need("downloads")  # its general lane runs transactions
         game = self._local_game(request.game_id)
         _check_transaction(request.cmd, game)
+        if isinstance(request, RemoveRequest) and not request.yes:
+            self._refuse_last_copy(game.id)
         game_dir = Path(library.game_dir(request.game_id))
         run: Callable[..., Any] = {
             "install": partial(install.install_game, game_dir),
@@ -330,6 +332,15 @@ class ControlCommands:
             if game.id == game_id:
                 return game
         raise UnknownGameError(f"{game_id} is not in this host's game roots (see `peer-cli games`)")
+
+    def _refuse_last_copy(self, game_id: str) -> None:
+        node = self._parts.node
+        peers = node.peers() if node is not None else []
+        if not any(peer.connected and game_id in peer.games for peer in peers):
+            raise ConflictError(
+                f"no connected peer has {game_id}: this is the last copy on the LAN; "
+                f"`peer-cli remove {game_id} --yes` deletes it anyway"
+            )
 
     def _refuse_if_busy(self, game_id: str) -> None:
         if any(op.game_id == game_id for op in self.operations()):

@@ -346,3 +346,19 @@ def test_game_shows_one_game_in_full(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
     remote = leecher.cli("game", "slow-game").doc["game"]  # offered, not here
     assert (remote["version"], remote["installed"]) == (None, False)
     assert leecher.cli("game", "no-such-game").rc == 4
+
+
+def test_remove_of_the_last_copy_on_the_lan_asks_first(daemon: Lanpeerd) -> None:
+    """Once: `remove` deleted the only copy anyone had without a word."""
+    from lanpeer.library.samples import generate_game, write_catalog
+
+    generate_game(daemon.games, "only-copy", MIB, seed=9, archives=1)
+    write_catalog(daemon.games / "catalog.toml", ["only-copy"])
+    assert daemon.cli("rescan").rc == 0
+    refused = daemon.cli("remove", "only-copy")
+    assert refused.rc == 5, refused.out + refused.err
+    assert "last copy on the LAN" in refused.doc["message"]
+    assert (daemon.games / "only-copy" / "version.ini").is_file()
+    removed = daemon.cli("remove", "only-copy", "--yes")
+    assert removed.rc == 0, removed.err
+    assert not (daemon.games / "only-copy").exists()

@@ -401,9 +401,24 @@ def uninstall(ctx: typer.Context, game: GameArg, no_wait: NoWait = False) -> Non
 
 
 @app.command()
-def remove(ctx: typer.Context, game: GameArg, no_wait: NoWait = False) -> None:
-    """Delete the downloaded files of a game that is not installed."""
-    _transaction(ctx, c.RemoveRequest, game, not no_wait)
+def remove(
+    ctx: typer.Context,
+    game: GameArg,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="delete even the last copy on the LAN")
+    ] = False,
+    no_wait: NoWait = False,
+) -> None:
+    """Delete the downloaded files of a game that is not installed; asks first when no
+    connected peer has a copy (the last one on the LAN)."""
+    if not yes and not ctx.obj.json and sys.stdin.isatty():
+        offered = _once(ctx, _request(c.GameRequest, game_id=game)).game.peers
+        yes = bool(offered) or typer.confirm(
+            f"no connected peer has {game}: delete the last copy on the LAN?", default=False
+        )
+        if not yes:
+            raise typer.Exit(1)
+    _transaction(ctx, c.RemoveRequest, game, not no_wait, yes=yes)
 
 
 @app.command()

@@ -122,6 +122,7 @@ class RemoveRequest(_Request):
     cmd: Literal["remove"] = "remove"
     game_id: GameId
     wait: bool = True
+    yes: bool = False  # delete it even when no connected peer has a copy
 
 
 class CancelRequest(_Request):
