@@ -25,6 +25,7 @@ from lanpeer.config import DaemonConfig
 from lanpeer.control import views
 from lanpeer.control.commands import ControlCommands, Parts, run_in_thread
 from lanpeer.control.events import EventHub
+from lanpeer.control.install_progress import InstallProgress
 from lanpeer.control.server import ControlSocket
 from lanpeer.errors import LanpeerError
 from lanpeer.library.diagnose import library_problems
@@ -183,9 +184,22 @@ class Daemon:
     async def _install_downloaded(self, game_id: str, game_dir: Path) -> None:
         """After a download: install, or update when local/ is already there."""
         install = self.parts.need("install")
-        run = install.update_game if (game_dir / "local").is_dir() else install.install_game
-        async with self.parts.library.operation(game_id):
-            await run_in_thread(partial(run, game_dir), game_id, cancellable=True)
+        updating = (game_dir / "local").is_dir()
+        run = install.update_game if updating else install.install_game
+        reporter = InstallProgress(
+            game_id, "download", "updating" if updating else "installing",
+            lambda: self.parts.downloads.current(game_id), self.events.publish,
+        )  # fmt: skip
+        op = self.parts.downloads.current(game_id)
+        downloaded = (op.bytes_done, op.bytes_total) if op is not None else None
+        try:
+            async with self.parts.library.operation(game_id):
+                await run_in_thread(
+                    partial(run, game_dir), game_id, cancellable=True, progress=reporter.report
+                )
+        finally:
+            if op is not None and downloaded is not None:  # the finish reports the download
+                op.bytes_done, op.bytes_total = downloaded
 
 
 def _limiter(rate: int | None) -> Any:

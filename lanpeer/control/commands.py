@@ -54,6 +54,7 @@ from lanpeer import doctor
 from lanpeer.config import DaemonConfig
 from lanpeer.control import peer_commands, views
 from lanpeer.control.events import EventHub
+from lanpeer.control.install_progress import InstallProgress
 from lanpeer.control.update_plan import plan_update
 from lanpeer.errors import (
     ConflictError,
@@ -285,10 +286,20 @@ class ControlCommands:
             "remove": partial(install.remove_game, list(library.roots), game_dir),
         }[request.cmd]
         cancellable = request.cmd in ("install", "update")
+        state = {"install": "installing", "update": "updating"}.get(request.cmd)
 
         async def job() -> None:
+            progress = None
+            if state is not None:
+                reporter = InstallProgress(
+                    game.id, request.cmd, state,
+                    lambda: downloads.current(game.id), self._parts.events.publish,
+                )  # fmt: skip
+                progress = reporter.report
             async with library.operation(request.game_id):
-                await run_in_thread(run, request.game_id, cancellable=cancellable)
+                await run_in_thread(
+                    run, request.game_id, cancellable=cancellable, progress=progress
+                )
 
         operation = downloads.submit_job(request.game_id, request.cmd, job)
         return AcceptedResult(
@@ -349,7 +360,13 @@ class ControlCommands:
             )
 
 
-async def run_in_thread(run: Callable[..., Any], what: str, *, cancellable: bool) -> None:
+async def run_in_thread(
+    run: Callable[..., Any],
+    what: str,
+    *,
+    cancellable: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Run a blocking install step in a worker thread; a cancel never abandons the thread.
 
     ``cancellable`` steps (install, update) take a ``cancel`` event: a cancel during extraction
@@ -358,9 +375,10 @@ async def run_in_thread(run: Callable[..., Any], what: str, *, cancellable: bool
     (the game stays busy meanwhile) and the operation ends done, the cancel having come too late.
     """
     cancel = threading.Event()
-    work = asyncio.ensure_future(
-        asyncio.to_thread(partial(run, cancel=cancel) if cancellable else run)
-    )
+    extra: dict[str, Any] = {"cancel": cancel} if cancellable else {}
+    if progress is not None:
+        extra["progress"] = progress
+    work = asyncio.ensure_future(asyncio.to_thread(partial(run, **extra)))
     try:
         await asyncio.shield(work)
     except asyncio.CancelledError:
