@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
 
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
+
 STATUS_FIELDS = {"peer_id", "name", "listen", "roots", "library_rev", "operations"}
 OP_FIELDS = {"game_id", "kind", "state", "lane", "queue_position", "bytes_done", "bytes_total",
              "rate", "eta", "sources"}  # fmt: skip
@@ -228,6 +230,7 @@ def test_install_reports_progress_in_bytes_of_the_total(shared_daemon: Lanpeerd)
     assert {e["bytes_total"] for e in progress} == {total}
     done = [e["bytes_done"] for e in progress]
     assert done == sorted(done)
-    assert done[-1] == total
+    assert 0 < done[-1] <= total
     assert any(e["rate"] > 0 for e in progress)
-    assert result.lines[-1]["event"] == "finished"
+    finished = result.lines[-1]
+    assert (finished["event"], finished["bytes"]) == ("finished", total)  # all of it
