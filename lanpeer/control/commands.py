@@ -208,7 +208,7 @@ class ControlCommands:
         peer_id, summary = await wait_offer(node, request.game_id, request.version)
         manifest = await node.fetch_manifest(peer_id, request.game_id)
         operation = downloads.submit_download(
-            request.game_id, manifest, request.install, summary=summary
+            request.game_id, manifest, request.install, summary=summary, pin=request.version
         )
         log.info("download of %s %s queued", request.game_id, summary.version)
         return AcceptedResult(

@@ -126,6 +126,7 @@ class FakeDownloads:
         then_install: bool = False,
         *,
         summary: GameSummary | None = None,
+        pin: str | None = None,
     ) -> Operation:
         version = summary.version if summary else None
         self.rec.actions.append(f"downloads.submit {game_id} {version} install={then_install}")
