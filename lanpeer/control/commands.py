@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ from lanpeer_proto.control import (
     UploadsResult,
     WatchRequest,
 )
-from lanpeer_proto.messages import GameSummary
+from lanpeer_proto.errors import ProtocolError
+from lanpeer_proto.messages import GameSummary, Manifest
 
 from lanpeer import doctor
 from lanpeer.control import peer_commands, views
@@ -55,6 +57,7 @@ from lanpeer.download.resolve import OfferTable, PeerView, newest_offer
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from lanpeer.library.disk import read_installed_version
 from lanpeer.library.state import LocalGame
+from lanpeer.net.peers import PeerInfo
 from lanpeer.parts import Parts
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,8 @@ class ControlCommands:
     def __init__(self, parts: Parts, request_stop: Callable[[], None]) -> None:
         self._parts = parts
         self._request_stop = request_stop
+        # (name, size) of every game a peer offered: a stalled download's row keeps them.
+        self._known: dict[str, tuple[str, int]] = {}
         self._handlers: dict[type[Request], Handler] = {
             StatusRequest: self.status,
             PeersRequest: self.peers,
@@ -142,7 +147,14 @@ class ControlCommands:
         busy = {op.game_id for op in self.operations()}
         local, peers = self._parts.library.local_games(), self._parts.node.peers()
         installed = await asyncio.to_thread(installed_versions, local)
-        return GamesResult(games=views.merge_games(local, peers, busy, installed))
+        self._remember(peers)
+        return GamesResult(games=views.merge_games(local, peers, busy, installed, self._known))
+
+    def _remember(self, peers: Sequence[PeerInfo]) -> None:
+        for peer in peers:
+            for game_id, summary in peer.games.items():
+                if game_id in self._known or len(self._known) < MAX_KNOWN_GAMES:
+                    self._known[game_id] = (summary.name, summary.size)
 
     async def game(self, request: GameRequest) -> GameResult:
         games = (await self.games(GamesRequest())).games
@@ -205,7 +217,23 @@ class ControlCommands:
                 operation=_info(running),
             )
         self._refuse_if_busy(request.game_id)
-        peer_id, summary = await wait_offer(node, request.game_id, request.version)
+        try:
+            peer_id, summary = await wait_offer(node, request.game_id, request.version)
+        except StillHashing:
+            # A big game takes minutes to hash on a cold disk: wait as an operation (stalled,
+            # with the reason in `ops`), never fail on a clock.
+            waiting = downloads.submit_when_offered(
+                request.game_id,
+                partial(wait_hashed_offer, node, request.game_id, request.version),
+                request.install,
+                pin=request.version,
+            )
+            return AcceptedResult(
+                message=f"download of {request.game_id} queued: waiting for the peers offering "
+                "it to finish hashing it (`peer-cli ops` shows it)",
+                game_id=request.game_id,
+                operation=_info(waiting),
+            )
         manifest = await node.fetch_manifest(peer_id, request.game_id)
         operation = downloads.submit_download(
             request.game_id, manifest, request.install, summary=summary, pin=request.version
@@ -308,13 +336,19 @@ def installed_versions(local_games: Sequence[LocalGame]) -> dict[str, str | None
     return {g.id: read_installed_version(Path(g.path)) for g in local_games if g.installed}
 
 
+#: Games whose name and size are remembered: ten times a big party's library.
+MAX_KNOWN_GAMES = 10_000
+#: How often a download waiting for a hash looks again without a peer event (hash done is one).
+HASH_RETRY = 2.0
+
+
 class StillHashing(LanpeerError):
     """Peers offer the game but have no manifest hash for it yet."""
 
 
 # Peers hash a new game in the background; a download asked for right after they start waits
-# this long for the first hash instead of failing (a 150 GB game may take longer: then retry).
-HASH_WAIT = 30.0
+# this long in the request for the first hash (a small game), then as a stalled operation.
+HASH_WAIT = 5.0
 
 
 async def wait_offer(
@@ -330,6 +364,24 @@ async def wait_offer(
             if left <= 0:
                 raise
             await node.wait_sources_changed(min(left, 1.0))
+
+
+async def wait_hashed_offer(
+    node: OfferTable, game_id: str, version: str | None, op: Operation
+) -> tuple[Manifest, GameSummary]:
+    """Until a peer offers ``game_id`` hashed (then its manifest); ``op.reason`` says why not."""
+    while True:
+        try:
+            peer_id, summary = choose_offer(node.peers(), game_id, version)
+            return await node.fetch_manifest(peer_id, game_id), summary
+        except StillHashing:
+            hashing = [p.peer_id[:8] for p in node.peers() if p.connected and game_id in p.games]
+            op.reason = f"waiting for peer(s) {', '.join(sorted(hashing))} to finish hashing it"
+        except UnknownGameError:
+            op.reason = "no connected peer offers it now; it starts when one does"
+        except (LanpeerError, ProtocolError, OSError) as exc:
+            op.reason = f"the manifest could not be fetched ({exc}); retrying"
+        await node.wait_sources_changed(HASH_RETRY)
 
 
 def choose_offer(

@@ -159,6 +159,28 @@ class DownloadManager:
 
         return self.queue.submit(game_id, OpKind.DOWNLOAD, body, cancel_queued)
 
+    def submit_when_offered(
+        self,
+        game_id: str,
+        find: Callable[[Operation], Awaitable[tuple[Manifest, GameSummary]]],
+        then_install: bool = False,
+        pin: str | None = None,
+    ) -> Operation:
+        """Queue a download whose version is not served yet (its peers are still hashing it):
+        ``stalled``, with ``find`` saying why in ``op.reason``, until ``find`` has an offer."""
+        self._require_installer(then_install)
+
+        async def body(op: Operation) -> None:
+            op.move(OpState.STALLED)
+            manifest, summary = await find(op)
+            op.reason = None
+            await self._download(op, manifest, then_install, summary, pin)
+
+        async def cancel_queued() -> None:
+            await self._discard_leftovers(game_id)
+
+        return self.queue.submit(game_id, OpKind.DOWNLOAD, body, cancel_queued)
+
     def _require_installer(self, then_install: bool) -> None:
         if then_install and self._installer is None:
             raise LanpeerError("this download manager has no installer: cannot install afterwards")
@@ -235,7 +257,7 @@ class DownloadManager:
             limiter=self.limiter,
             settings=self.settings,
             still_current=still_current,
-            on_state=op.move,
+            on_state=lambda state: _move_saying_why(op, state),
             on_progress=lambda: self.queue.progressed(op),
             space_margin=self.space_margin,
         )
@@ -371,3 +393,12 @@ class DownloadManager:
         if game_dir is not None and (game_dir / PART_DIR).exists():
             created = {p.name for p in game_dir.iterdir()} <= {PART_DIR}
             await self._discard(PartDir(game_dir), created, True)
+
+
+#: Why a download stalls mid-way (SPEC §7: it continues when a source returns).
+STALL_REASON = "no connected peer serves this version now; it continues when one returns"
+
+
+def _move_saying_why(op: Operation, state: OpState) -> None:
+    op.reason = STALL_REASON if state is OpState.STALLED else None
+    op.move(state)

@@ -73,3 +73,29 @@ def test_a_pinned_download_resumes_the_pinned_version(
     assert leecher.cli("add-peer", f"127.0.0.1:{old.port}").rc == 0
     wait_until(lambda: raw(leecher, cmd="ops")["ops"] == [], "the download to finish")
     assert "version=1.0" in (leecher.games / GAME / "version.ini").read_text()
+
+
+def test_a_stalled_download_says_why_and_keeps_its_name_and_size(
+    tmp_path: Path, daemons: list[Lanpeerd]
+) -> None:
+    """Once: no reason anywhere, and the game's row lost its name and size."""
+    source = seeder(tmp_path / "old", "1.0", 1, daemons)
+    leecher = Lanpeerd(tmp_path / "leecher", name="leecher",
+                       extra=["--peer", f"127.0.0.1:{source.port}"])  # fmt: skip
+    daemons.append(leecher.start())
+    wait_until(lambda: offered(leecher, "1.0"), "the offer")
+    before = next(g for g in raw(leecher, cmd="games")["games"] if g["id"] == GAME)
+    assert leecher.cli("download", GAME, "--no-install").rc == 0
+    wait_until(lambda: any(op["bytes_done"] for op in raw(leecher, cmd="ops")["ops"]), "bytes")
+    source.stop()  # the only source leaves (Goodbye)
+
+    def stalled() -> Any:
+        ops = raw(leecher, cmd="ops")["ops"]
+        return ops[0] if ops and ops[0]["state"] == "stalled" else None
+
+    op = wait_until(stalled, "the download to stall")
+    assert "no connected peer serves this version" in op["reason"]
+    row = next(g for g in raw(leecher, cmd="games")["games"] if g["id"] == GAME)
+    assert (row["name"], row["size"]) == (before["name"], before["size"])
+    assert "no connected peer serves" in leecher.cli("ops", json_output=False).out
+    assert leecher.cli("cancel", GAME).rc == 0
