@@ -234,6 +234,9 @@ class ControlCommands:
                 game_id=request.game_id,
                 operation=_info(waiting),
             )
+        here = self._already_here(request.game_id, summary, request.install)
+        if here is not None:
+            return here
         manifest = await node.fetch_manifest(peer_id, request.game_id)
         operation = downloads.submit_download(
             request.game_id, manifest, request.install, summary=summary, pin=request.version
@@ -272,6 +275,12 @@ class ControlCommands:
         self, request: InstallRequest | UpdateRequest | UninstallRequest | RemoveRequest
     ) -> AcceptedResult:
         kind = OpKind(request.cmd)
+        running = self._parts.downloads.current(request.game_id)
+        if running is not None:  # once: "not downloaded" while it was downloading
+            raise ConflictError(
+                f"{request.game_id} has a {running.kind} running ({running.state}); wait for it "
+                f"(`peer-cli ops`) or `peer-cli cancel {request.game_id}`, then {request.cmd}"
+            )
         game = self._local_game(request.game_id)
         _check_transaction(kind, game)
         if isinstance(request, RemoveRequest) and not request.yes:
@@ -316,6 +325,28 @@ class ControlCommands:
             if game.id == game_id:
                 return game
         raise UnknownGameError(f"{game_id} is not in this host's game roots (see `peer-cli games`)")
+
+    def _already_here(
+        self, game_id: str, offer: GameSummary, install: bool
+    ) -> AcceptedResult | None:
+        """That exact version is downloaded: install it if asked and needed, else say so.
+
+        Once ``download`` of a game already here said "queued" and did nothing."""
+        game = next((g for g in self._parts.library.local_games() if g.id == game_id), None)
+        if game is None or not game.downloaded or game.manifest_hash != offer.manifest_hash:
+            return None
+        if install and not game.installed:
+            operation = self._parts.installs.submit(OpKind.INSTALL, game_id)
+            return AcceptedResult(
+                message=f"{game_id} {offer.version} is already downloaded; installing it",
+                game_id=game_id,
+                operation=_info(operation),
+            )
+        state = "downloaded and installed" if game.installed else "downloaded"
+        return AcceptedResult(
+            message=f"{game_id} {offer.version} is already {state}: nothing to do",
+            game_id=game_id,
+        )
 
     def _refuse_last_copy(self, game_id: str) -> None:
         if not any(peer.connected and game_id in peer.games for peer in self._parts.node.peers()):

@@ -351,7 +351,7 @@ def download(
         c.DownloadRequest, game_id=game, version=version, install=not no_install, wait=wait
     )
     client, result = _ask(ctx, request)
-    if not wait:
+    if not wait or result.operation is None:  # nothing queued (already here): say so
         client.close()
         _accepted(ctx, result)
         return
