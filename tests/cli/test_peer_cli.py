@@ -6,6 +6,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -212,6 +213,22 @@ def test_tab_completes_game_ids_from_the_daemon(shared_daemon: Lanpeerd) -> None
     done = subprocess.run([PEER_CLI], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["comp-alpha", "comp-beta"]
+    # answered without typer (the quick road): the same ids, for --json anywhere too
+    code = (
+        "import sys\n"
+        "from lanpeer_cli.entry import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('TYPER' if 'typer' in sys.modules else 'QUICK', file=sys.stderr)\n"
+    )
+    env["COMP_WORDS"] = f"peer-cli --json --socket {shared_daemon.socket} game comp"
+    env["COMP_CWORD"] = "5"
+    quick = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=30)  # fmt: skip
+    assert quick.stdout.split() == ["comp-alpha", "comp-beta"]
+    assert "QUICK" in quick.stderr
 
 
 @pytest.mark.process
