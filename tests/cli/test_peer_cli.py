@@ -251,3 +251,9 @@ def test_install_reports_progress_in_bytes_of_the_total(shared_daemon: Lanpeerd)
     assert any(e["rate"] > 0 for e in progress)
     finished = result.lines[-1]
     assert (finished["event"], finished["bytes"]) == ("finished", total)  # all of it
+    local = sum(p.stat().st_size for p in (game / "local").rglob("*") if p.is_file())
+    removed = shared_daemon.cli("uninstall", "progress-game")
+    assert removed.rc == 0, removed.err
+    deleting = [e for e in removed.lines if e["event"] == "progress" and e["bytes_total"]]
+    assert {(e["kind"], e["bytes_total"]) for e in deleting} <= {("uninstall", local)}
+    assert (removed.lines[-1]["event"], removed.lines[-1]["bytes"]) == ("finished", local)
