@@ -46,6 +46,7 @@ class DaemonConfig:
     catalog: Path | None = None
     bulk: str = "auto"
     download_lanes: int = 2
+    http_share: tuple[str, int] | None = None  # SPEC §9c; off unless asked for
 
 
 def default_socket() -> Path:
@@ -92,6 +93,17 @@ def parse_host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def parse_share_address(text: str | tuple[str, int] | None) -> tuple[str, int] | None:
+    """``0.0.0.0:8080`` -> ("0.0.0.0", 8080); port 0 picks a free port (tests)."""
+    if text is None or isinstance(text, tuple):
+        return text
+    host, sep, port = str(text).strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"http-share {text!r} is not ADDR:PORT (e.g. 0.0.0.0:8080)")
+    return host, int(port)
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     """The TOML config as a dict of ``DaemonConfig`` field values (still raw)."""
     try:
@@ -134,4 +146,5 @@ def _coerce(config: DaemonConfig) -> DaemonConfig:
         peers=peers,
         max_upload=parse_rate(config.max_upload),
         max_download=parse_rate(config.max_download),
+        http_share=parse_share_address(config.http_share),
     )

@@ -51,6 +51,8 @@ class Daemon:
         self.events = EventHub()
         self.parts = Parts(config=config, events=self.events)
         self._stopping = asyncio.Event()
+        # One upload cap for peers and the HTTP share alike.
+        self._upload_limiter = _limiter(config.max_upload)
         self.commands = ControlCommands(self.parts, self.stop)
         self.control = ControlSocket(config.socket, self.commands.answer, self.events)
 
@@ -75,6 +77,8 @@ class Daemon:
             tasks = [group.create_task(self.control.serve())]
             if self.parts.downloads is not None:
                 tasks.append(group.create_task(self.parts.downloads.run()))
+            if self.parts.share is not None:
+                tasks.append(group.create_task(self.parts.share.run()))
             log.info("lanpeerd %s ready (control socket %s)", self.config.name, self.config.socket)
             stopping = group.create_task(self._stopping.wait())
             await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -86,6 +90,7 @@ class Daemon:
         await self._start_library(stack)
         await self._start_net(stack)
         await self._start_downloads(stack)
+        await self._start_share(stack)
 
     def _recover_installs(self) -> None:
         install = import_part(self.parts, "install", "lanpeer.install")
@@ -130,7 +135,7 @@ class Daemon:
             mdns=self.config.mdns,
             party_key=self.config.party_key,
             bulk=self.config.bulk,
-            upload_limiter=_limiter(self.config.max_upload),
+            upload_limiter=self._upload_limiter,
         )
         try:
             self.parts.node = await stack.enter_async_context(node)
@@ -158,6 +163,25 @@ class Daemon:
         downloads.add_listener(lambda event: self.events.publish(views.download_event(event)))
         # Downloads a previous run left staged continue on their own (SPEC §7: resume).
         importlib.import_module("lanpeer.control.resume").resume_downloads(self.parts)
+
+    async def _start_share(self, stack: AsyncExitStack) -> None:
+        if self.config.http_share is None or self.parts.library is None:
+            return  # off by default (SPEC §9c)
+        module = import_part(self.parts, "share", "lanpeer.share")
+        if module is None:
+            return
+        host, port = self.config.http_share
+        server = module.ShareServer(
+            self.parts.library, host, port, name=self.config.name,
+            party_key=self.config.party_key, limiter=self._upload_limiter,
+        )  # fmt: skip
+        try:
+            self.parts.share = await stack.enter_async_context(server)
+        except OSError as exc:
+            raise LanpeerError(
+                f"cannot serve the HTTP share on {host}:{port}: {exc.strerror}; "
+                "pick a free address with --http-share ADDR:PORT"
+            ) from exc
 
     def _on_peer_event(self, event: Any) -> None:
         control_event = views.peer_event(event, self.parts.node.peers())

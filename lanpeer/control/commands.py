@@ -71,6 +71,7 @@ class Parts:
     node: Any = None  # lanpeer.net.PeerNode
     downloads: Any = None  # lanpeer.download.DownloadManager
     install: ModuleType | None = None  # lanpeer.install
+    share: Any = None  # lanpeer.share.ShareServer, only with --http-share
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it is not running
 
     def need(self, part: str) -> Any:
