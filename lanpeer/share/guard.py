@@ -86,7 +86,7 @@ class GuardedConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.address = str(peer[0]) if peer else "?"
         if not self._guard._admit(self):
-            transport.write(_BUSY)
+            self.transport.write(_BUSY)
             transport.close()
             return
         self._admitted = True
