@@ -37,6 +37,8 @@ from lanpeer_proto.control import (
     Request,
     RescanRequest,
     ResultMessage,
+    ShareRequest,
+    ShareResult,
     ShutdownRequest,
     StatusRequest,
     StatusResult,
@@ -108,6 +110,7 @@ class ControlCommands:
             AddPeerRequest: self.add_peer,
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
+            ShareRequest: self.share,
         }
 
     async def answer(self, request: Request) -> ResultMessage | ErrorMessage:
@@ -156,6 +159,13 @@ class ControlCommands:
 
     async def doctor(self, _request: DoctorRequest) -> DoctorResult:
         return DoctorResult(checks=await doctor.run_checks(self._parts))
+
+    async def share(self, _request: ShareRequest) -> ShareResult:
+        share = self._parts.share
+        if share is None:
+            return ShareResult(enabled=False)
+        downloads = [views.share_download_entry(d) for d in share.downloads()]
+        return ShareResult(enabled=True, url=share.url, link=share.link_url(), downloads=downloads)
 
     # ------------------------------------------------------------------ commands that act
 

@@ -8,6 +8,7 @@ return; never changes state, never does I/O.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +22,7 @@ from lanpeer_proto.control import (
     PeerEntry,
     PeerUpEvent,
     ProgressEvent,
+    ShareDownloadEntry,
 )
 
 _VERSION_PART = re.compile(r"\d+|[a-z]+")
@@ -175,4 +177,19 @@ def download_event(event: Any) -> Event:
         rate=max(0.0, float(event.rate)),
         eta=_eta(event.eta),
         peer_rates={str(k): float(v) for k, v in event.peers.items()},
+    )
+
+
+def share_download_entry(download: Any) -> ShareDownloadEntry:
+    """One ``lanpeer.share.ShareDownload`` (an HTTP share download) as its control document."""
+    elapsed = max(time.time() - download.started, 1e-3)
+    return ShareDownloadEntry(
+        client=download.client[:256],
+        game_id=download.game_id,
+        item=download.item[:4096],
+        offset=download.offset,
+        bytes_sent=download.sent,
+        bytes_total=download.total,
+        rate=download.sent / elapsed,
+        started=download.started,
     )

@@ -21,6 +21,7 @@ from lanpeer_proto.control import (
     PeersResult,
     PeerUpEvent,
     ProgressEvent,
+    ShareResult,
     StatusResult,
 )
 from rich.console import Console
@@ -114,6 +115,20 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
             op.game_id, op.kind, op.lane, state, done, rate(op.rate), eta(op.eta), sources
         )
     console.print(table if operations else "no operations")
+
+
+def share(console: Console, doc: ShareResult) -> None:
+    if not doc.enabled:
+        console.print("the HTTP share is off (start lanpeerd with --http-share ADDR:PORT)")
+        return
+    console.print(f"sharing downloaded catalog games at {escape(doc.url or '-')}")
+    if doc.link and doc.link != doc.url:
+        console.print(f"link with the party key's token: {escape(doc.link)}")
+    table = Table("client", "game", "item", "progress", "speed", "started")
+    for d in doc.downloads:
+        done = f"{size(d.offset + d.bytes_sent)} / {size(d.offset + d.bytes_total)}"
+        table.add_row(d.client, d.game_id, escape(d.item), done, rate(d.rate), ago(d.started))
+    console.print(table if doc.downloads else "nobody is downloading")
 
 
 def doctor(console: Console, doc: DoctorResult) -> None:
