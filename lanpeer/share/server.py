@@ -50,16 +50,18 @@ class ShareLimits:
     #: download manager 8-16; past this a client gets a 503 and the daemon keeps its fds.
     max_connections: int = 64
     connections_per_address: int = 16
-    #: Bodies being sent at once: in total (16 x 1 MiB pieces in flight at most), and per client
+    #: Bodies being sent at once (each a sendfile from the page cache, no buffer of its own): in
+    #: total as many as the node's per-peer chunk uploads times two, and per client
     #: address so one PC with a 16-connection download manager cannot take every slot.
     max_downloads: int = 16
     downloads_per_address: int = 4
     #: A request head must arrive this long after connecting or after the previous response
     #: (slowloris); browsers send it at once. Also the idle keep-alive time.
     head_timeout: float = 30.0
-    #: A reader that takes no 1 MiB piece for this long is gone (a 17 KB/s floor).
+    #: A reader that takes no piece for this long is gone (4 MiB in 60 s: a 70 KB/s floor).
+    #: Pieces of 4 MiB: 1 MiB ones cost ~10% more server CPU per GiB (bench/bench_share.py).
     stall_timeout: float = 60.0
-    piece_size: int = 1 << 20
+    piece_size: int = 4 << 20
     #: Request line and each header field; aiohttp's defaults, as nginx's 8 KiB buffers.
     max_line_size: int = 8190
     max_field_size: int = 8190
