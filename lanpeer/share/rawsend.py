@@ -19,6 +19,10 @@ from typing import Protocol
 from lanpeer.net.bulk import send_file_range
 
 
+class FileChangedWhileSent(OSError):
+    """The file being sent was rewritten: the body would mix two versions."""
+
+
 class Limiter(Protocol):
     async def wait_acquire(self, n: int) -> None: ...
 
@@ -54,12 +58,17 @@ class BodySocket:
             self._on_sent(len(piece))
 
     async def send_file(self, fd: int, offset: int, count: int) -> None:
+        """``count`` bytes of ``fd`` from ``offset``; FileChangedWhileSent if it is rewritten."""
+        before = os.fstat(fd)
         end = offset + count
         while offset < end:
             take = min(self._piece_size, end - offset)
             await self._grant(take)
             async with asyncio.timeout(self._stall_timeout):
                 await send_file_range(self._sock, fd, offset, take)
+            now = os.fstat(fd)  # a file rewritten in place would mix versions in one body
+            if (now.st_size, now.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+                raise FileChangedWhileSent("a file changed while it was sent")
             self._on_sent(take)
             offset += take
 

@@ -62,11 +62,19 @@ async def _get(server: ShareServer, path: str, extra: bytes = b"") -> tuple[byte
 
 async def _stalled_download(server: ShareServer) -> asyncio.StreamWriter:
     """A GET of the ZIP whose client reads nothing: it holds a download slot."""
-    _reader, writer = await asyncio.open_connection(*server.address, limit=1024)
-    writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    _reader, writer = await _slow_reader(server)
     writer.write(b"GET /games/tiny.zip HTTP/1.1\r\nHost: t\r\n\r\n")
     await _until(lambda: bool(server.downloads()), "the download to start")
     return writer
+
+
+async def _slow_reader(server: ShareServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection with a 4 KiB receive window: the server's sends stall once buffers fill."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, server.address)
+    return await asyncio.open_connection(sock=sock, limit=4096)
 
 
 async def _until(probe: Callable[[], bool], what: str) -> None:
@@ -174,3 +182,58 @@ async def test_crcs_are_read_once_then_come_from_the_index(games: Path, tmp_path
         again = await _get(server, "/games/tiny.zip")
         assert again == first
         assert server._crcs.files_read == 0
+
+
+@pytest.mark.asyncio
+async def test_a_busy_game_gets_503_until_its_operation_ends(games: Path, tmp_path: Path) -> None:
+    async with _share(games, tmp_path / "state") as (library, server):
+        with library.operation("tiny"):
+            status, body = await _get(server, "/games/tiny.zip")
+            assert status == b"HTTP/1.1 503 Service Unavailable"
+            assert b"busy" in body
+        await library.rescan("tiny")
+        assert (await _get(server, "/games/tiny/files/b.txt")) == (b"HTTP/1.1 200 OK", b"bee")
+
+
+@pytest.mark.asyncio
+async def test_crcs_are_computed_ahead_of_the_first_download(games: Path, tmp_path: Path) -> None:
+    async with _share(games, tmp_path / "state") as (_library, server):
+        ahead = asyncio.get_running_loop().create_task(server.run())
+        try:
+            await _until(lambda: server._crcs.files_read == 3, "the CRCs of all three files")
+        finally:
+            ahead.cancel()
+        await _get(server, "/games/tiny.zip")
+        assert server._crcs.files_read == 3  # the download found them all in the index
+
+
+@pytest.mark.asyncio
+async def test_a_file_rewritten_mid_body_cuts_the_connection(games: Path, tmp_path: Path) -> None:
+    async with _share(games, tmp_path / "state", piece_size=256 << 10) as (_library, server):
+        reader, writer = await _slow_reader(server)
+        writer.write(b"GET /games/tiny/files/a.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        async with asyncio.timeout(WAIT):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            first = await reader.readexactly(1 << 20)
+            with (games / "tiny" / "a.bin").open("r+b") as rewrite:  # in place: same inode
+                rewrite.write(b"X" * 4096)
+                os.utime(rewrite.fileno(), ns=(1, 1))
+            rest = await reader.read(-1)  # until the server closes
+        writer.close()
+        assert len(first) + len(rest) < length  # cut short, never a silent mix of versions
+
+
+@pytest.mark.asyncio
+async def test_two_downloads_on_one_keep_alive_connection(games: Path, tmp_path: Path) -> None:
+    async with _share(games, tmp_path / "state") as (_library, server):
+        reader, writer = await asyncio.open_connection(*server.address)
+        bodies = []
+        async with asyncio.timeout(WAIT):
+            for _ in range(2):
+                writer.write(b"GET /games/tiny/files/b.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 OK")
+                bodies.append(await reader.readexactly(3))
+        writer.close()
+        assert bodies == [b"bee", b"bee"]
