@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -177,7 +178,10 @@ class ShareServer:
 
     @property
     def url(self) -> str:
+        """The page's URL; on a wildcard bind, with an address other LAN hosts can reach."""
         host, port = self.address
+        if host in ("0.0.0.0", "::"):
+            host = _lan_address(host)
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     def link_url(self) -> str:
@@ -189,12 +193,19 @@ class ShareServer:
 
     async def run(self) -> None:
         """Compute the CRC-32s of newly served games ahead of their first download."""
+        done: set[tuple[str, bytes]] = set()  # (game, manifest_hash) whose CRCs are known
         while True:
             await self._wanted.wait()
             self._wanted.clear()
-            for game in self._library.snapshot():
+            games = [g for g in self._library.snapshot() if g.manifest_hash is not None]
+            done &= {(g.id, g.manifest_hash) for g in games if g.manifest_hash is not None}
+            for game in games:
+                key = (game.id, game.manifest_hash or b"")
+                if key in done:
+                    continue
                 try:
                     await self._crcs.wait_crcs(await self._library.wait_manifest(game.id))
+                    done.add(key)
                 except (ServeRefused, FileChanged, OSError) as exc:  # retried on the next change
                     log.info("share: CRC-32 of %s not ready: %s", game.id, exc)
 
@@ -400,6 +411,18 @@ class ShareServer:
             await out.send_file(fd, piece.offset, piece.length)
         finally:
             os.close(fd)
+
+
+def _lan_address(wildcard: str) -> str:
+    """This host's address on its default route (a UDP connect sends nothing), else its name."""
+    family = socket.AF_INET6 if wildcard == "::" else socket.AF_INET
+    probe_target = "2001:db8::1" if family == socket.AF_INET6 else "192.0.2.1"  # documentation
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((probe_target, 9))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return socket.gethostname()
 
 
 def link_token(party_key: str) -> str:
