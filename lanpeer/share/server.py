@@ -1,8 +1,8 @@
 """``ShareServer``: the opt-in HTTP share (SPEC §9c), an aiohttp app on its own address.
 
 Owns the routes (the games page, a game's files page, ``/games/<id>.zip``, single files), the
-party-key check (HTTP Basic with any user name, or the link token), the download slots per
-client address and in total, and the table of who is downloading what. Serving rules are the
+party-key gate on every route (``access`` decides), the download slots per client address and
+in total, and the table of who is downloading what. Serving rules are the
 library's (catalog only, no ``local/``, reserved names or symlinks): every file is opened with
 ``open_served_file``. Never serves a byte without the key when one is set, and never builds an
 archive: ``zipmap`` computes where every byte comes from.
@@ -11,8 +11,6 @@ archive: ``zipmap`` computes where every byte comes from.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import os
 import socket
@@ -24,13 +22,14 @@ from typing import Protocol
 from urllib.parse import quote
 
 import blake3
-from aiohttp import BasicAuth, web
+from aiohttp import web
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import GameSummary, Manifest
 from lanpeer_proto.paths import is_game_id
 
 from lanpeer.library.errors import ServeRefused
 from lanpeer.share import page
+from lanpeer.share.access import PartyKeyCheck
 from lanpeer.share.crc import Crc32Cache, FileChanged
 from lanpeer.share.guard import ConnectionGuard
 from lanpeer.share.ranges import Part, Unsatisfiable, choose_range
@@ -121,8 +120,7 @@ class ShareServer:
     ) -> None:
         self._library = library
         self._host, self._port, self._name = host, port, name
-        self._key = party_key
-        self._token = link_token(party_key) if party_key else None
+        self._access = PartyKeyCheck(party_key)
         self._limiter = limiter  # the daemon's upload cap, shared with peer uploads
         self.limits = limits or ShareLimits()
         self._guard = ConnectionGuard(
@@ -159,7 +157,7 @@ class ShareServer:
         self._wanted.set()
         log.warning(
             "HTTP share on %s: every downloaded catalog game can be fetched by anyone on the LAN%s",
-            self.url, "" if self._key else " (no party key set: no password asked)",
+            self.url, "" if self._access.required else " (no party key set: no password asked)",
         )  # fmt: skip
         return self
 
@@ -186,7 +184,8 @@ class ShareServer:
 
     def link_url(self) -> str:
         """The page's URL, with the link token when a party key protects the share."""
-        return self.url + (f"?token={self._token}" if self._token else "")
+        token = self._access.token
+        return self.url + (f"?token={token}" if token else "")
 
     def downloads(self) -> list[ShareDownload]:
         return list(self._downloads)
@@ -217,7 +216,7 @@ class ShareServer:
     ) -> web.StreamResponse:
         self._guard.request_started(request.transport)
         try:
-            if not self._authorised(request):
+            if not self._access.allows(request.query, request.headers):
                 return web.Response(
                     status=401,
                     text="this share needs the party key (any user name, the key as password)\n",
@@ -227,24 +226,9 @@ class ShareServer:
         finally:
             self._guard.request_done(request.transport)
 
-    def _authorised(self, request: web.Request) -> bool:
-        if self._key is None or self._token is None:
-            return True
-        token = request.query.get("token")
-        if token is not None and hmac.compare_digest(token.encode(), self._token.encode()):
-            return True
-        header = request.headers.get("Authorization")
-        if header is None:
-            return False
-        try:
-            auth = BasicAuth.decode(header)
-        except ValueError:
-            return False
-        return hmac.compare_digest(auth.password.encode(), self._key.encode())
-
     async def _games_page(self, _request: web.Request) -> web.Response:
         games = [g for g in self._library.snapshot() if g.manifest_hash is not None]
-        html = page.games_page(self._name, games, self._token)
+        html = page.games_page(self._name, games, self._access.token)
         return web.Response(text=html, content_type="text/html")
 
     async def _files_page(self, request: web.Request) -> web.Response:
@@ -253,7 +237,7 @@ class ShareServer:
         summary = next((g for g in self._library.snapshot() if g.id == game_id), None)
         if summary is None:
             raise web.HTTPNotFound(text="no such game\n")
-        html = page.files_page(summary, manifest.files, self._token)
+        html = page.files_page(summary, manifest.files, self._access.token)
         return web.Response(text=html, content_type="text/html")
 
     async def _zip(self, request: web.Request) -> web.StreamResponse:
@@ -423,11 +407,6 @@ def _lan_address(wildcard: str) -> str:
             return str(probe.getsockname()[0])
     except OSError:
         return socket.gethostname()
-
-
-def link_token(party_key: str) -> str:
-    """The token share links carry instead of a password: derived from the key, stable."""
-    return hmac.new(party_key.encode(), b"lanpeer http share link", hashlib.sha256).hexdigest()[:32]
 
 
 def _http_refusal(exc: ServeRefused) -> web.HTTPException:
