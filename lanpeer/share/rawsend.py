@@ -63,6 +63,11 @@ class BodySocket:
         end = offset + count
         while offset < end:
             take = min(self._piece_size, end - offset)
+            # Ask the kernel to read the next piece ahead, so a cold page cache stalls the
+            # loop's sendfile less (the read itself is the kernel's, asynchronous).
+            ahead = min(self._piece_size, end - offset - take)
+            if ahead:
+                os.posix_fadvise(fd, offset + take, ahead, os.POSIX_FADV_WILLNEED)
             await self._grant(take)
             async with asyncio.timeout(self._stall_timeout):
                 await send_file_range(self._sock, fd, offset, take)

@@ -306,7 +306,7 @@ class ShareServer:
             "Accept-Ranges": "bytes",
             "ETag": body.etag,
             "Content-Type": body.content_type,
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(body.filename)}",
+            "Content-Disposition": _attachment(body.filename),
         }
         if isinstance(choice, Unsatisfiable):
             headers["Content-Range"] = f"bytes */{body.size}"
@@ -338,10 +338,13 @@ class ShareServer:
             )
         download = ShareDownload(client, body.manifest.game_id, body.item, end - start, start)
         self._downloads.append(download)
+        log.info("share: %s downloads %s (bytes %d-%d)", client, body.item, start, end - 1)
         try:
             yield download
         finally:
             self._downloads.remove(download)
+            log.info("share: %s got %d of %d bytes of %s", client, download.sent,
+                     download.total, body.item)  # fmt: skip
 
     async def _send(
         self,
@@ -407,6 +410,13 @@ def _lan_address(wildcard: str) -> str:
             return str(probe.getsockname()[0])
     except OSError:
         return socket.gethostname()
+
+
+def _attachment(filename: str) -> str:
+    """Content-Disposition with an ASCII fallback name and the exact UTF-8 one (RFC 6266)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
+                       for c in filename)  # fmt: skip
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
 
 
 def _http_refusal(exc: ServeRefused) -> web.HTTPException:

@@ -32,6 +32,7 @@ def test_full_download_unzips_into_the_games_files(share: Share, tmp_path: Path)
         assert response.headers["Content-Length"] == str(len(data))
         assert response.headers["Accept-Ranges"] == "bytes"
         assert response.headers["Content-Type"] == "application/zip"
+        assert 'filename="tiny.zip"' in response.headers["Content-Disposition"]
     assert _unzipped(data) == _expected(share)
     assert not any(
         name.startswith(("tiny/local", "tiny/link", "tiny/.lanpeer")) for name in _unzipped(data)
