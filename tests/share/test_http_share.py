@@ -182,3 +182,28 @@ def test_a_daemon_without_the_flag_shares_nothing(share: Share) -> None:
         assert "HTTP share" not in plain.log_text()
     finally:
         plain.kill()
+
+
+def test_downloads_follow_each_other_on_one_keep_alive_connection(share: Share) -> None:
+    import http.client
+
+    host, port = share.host_port
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        bodies = []
+        for request_range in ("bytes=0-", "bytes=10-20", "bytes=0-"):
+            connection.request("GET", "/games/tiny.zip", headers={"Range": request_range})
+            response = connection.getresponse()
+            bodies.append(response.read())
+            assert not response.will_close
+    finally:
+        connection.close()
+    assert bodies[0] == bodies[2]
+    assert bodies[1] == bodies[0][10:21]
+
+
+def test_the_daemon_logged_no_traceback(share: Share) -> None:
+    """Last in this module: every request above was answered without an unhandled error."""
+    log = share.daemon.log_text()
+    assert "Traceback" not in log
+    assert "Error handling request" not in log
