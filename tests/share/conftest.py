@@ -40,7 +40,7 @@ def served_tree(game_dir: Path) -> dict[str, bytes]:
     for path in sorted(game_dir.rglob("*")):
         rel = path.relative_to(game_dir).as_posix()
         top = rel.split("/")[0]
-        if top in ("local", ".lanpeer.json") or path.is_symlink() or not path.is_file():
+        if top in ("local", ".softlan_game_installed") or path.is_symlink() or not path.is_file():
             continue
         tree[rel] = path.read_bytes()
     return tree
@@ -118,7 +118,7 @@ def standard_games(games: Path) -> dict[str, Path]:
     )
     (tiny / "local").mkdir()
     (tiny / "local" / "save.dat").write_bytes(b"private save game")
-    (tiny / ".lanpeer.json").write_text("{}")
+    (tiny / ".softlan_game_installed").write_text("reserved: never served")  # recovery leaves it
     (tiny / "link").symlink_to("/etc/hostname")
     (tiny / "sub" / "outside").symlink_to(games / "hidden")
     hidden = write_game(games, "hidden", {"secret.bin": b"not in the catalog"})

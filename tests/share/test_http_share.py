@@ -35,7 +35,7 @@ def test_full_download_unzips_into_the_games_files(share: Share, tmp_path: Path)
         assert 'filename="tiny.zip"' in response.headers["Content-Disposition"]
     assert _unzipped(data) == _expected(share)
     assert not any(
-        name.startswith(("tiny/local", "tiny/link", "tiny/.lanpeer")) for name in _unzipped(data)
+        name.startswith(("tiny/local", "tiny/link", "tiny/.softlan")) for name in _unzipped(data)
     )
     archive = tmp_path / "tiny.zip"
     archive.write_bytes(data)
@@ -124,7 +124,7 @@ def test_the_page_lists_downloaded_catalog_games_with_links(share: Share) -> Non
         "/games/hidden/files/secret.bin",
         "/games/nosuch.zip",
         "/games/tiny/files/local/save.dat",  # local/ is never served
-        "/games/tiny/files/.lanpeer.json",  # reserved name
+        "/games/tiny/files/.softlan_game_installed",  # reserved name
         "/games/tiny/files/link",  # symlink
         "/games/tiny/files/sub/outside/secret.bin",  # through a symlinked dir
         "/games/tiny/files/../hidden/files/secret.bin",
@@ -144,6 +144,7 @@ def test_what_is_not_served_gets_404(share: Share, path: str) -> None:
     assert answer.status == 404, (path, answer.status, answer.body[:200])
     assert b"private save game" not in answer.body
     assert b"not in the catalog" not in answer.body
+    assert b"reserved: never served" not in answer.body
 
 
 def test_share_command_shows_the_url_and_who_is_downloading(share: Share) -> None:
