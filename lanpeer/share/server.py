@@ -157,7 +157,8 @@ class ShareServer:
         self._wanted.set()
         log.warning(
             "HTTP share on %s: every downloaded catalog game can be fetched by anyone on the LAN%s",
-            self.url, "" if self._access.required else " (no party key set: no password asked)",
+            self.url, " who has the party key" if self._access.required
+            else " (no party key set: no password asked)",
         )  # fmt: skip
         return self
 
