@@ -167,7 +167,7 @@ class Daemon:
     async def _start_share(self, stack: AsyncExitStack) -> None:
         if self.config.http_share is None or self.parts.library is None:
             return  # off by default (SPEC §9c)
-        module = import_part(self.parts, "share", "lanpeer.share")
+        module = import_part(self.parts, "share", "lanpeer.share.server")
         if module is None:
             return
         host, port = self.config.http_share

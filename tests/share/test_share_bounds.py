@@ -18,7 +18,7 @@ import pytest
 
 from lanpeer.library import GameLibrary
 from lanpeer.library.samples import write_catalog
-from lanpeer.share import ShareLimits, ShareServer
+from lanpeer.share.server import ShareLimits, ShareServer
 from tests.share.conftest import MIB, write_game
 
 WAIT = 10.0  # bound of every wait below
@@ -125,7 +125,11 @@ async def test_a_trickled_request_head_is_cut_at_the_deadline(games: Path, tmp_p
                     break
                 writer.write(bytes([byte]))
                 await asyncio.sleep(0.02)  # the attacker's pace, not a wait for an event
-            assert await closed == b""  # closed without an answer
+            try:
+                answer = await closed
+            except ConnectionResetError:  # closed with our unread bytes in its buffer: RST
+                answer = b""
+        assert answer == b""  # closed without an answer, long before the head was complete
         writer.close()
         assert server._guard.open_count() == 0
 

@@ -124,3 +124,17 @@ def test_more_than_65535_entries_use_zip64_counts() -> None:
     layout = ZipLayout(entries)
     with zipfile.ZipFile(io.BytesIO(_assemble(layout, [b""] * len(entries)))) as archive:
         assert len(archive.infolist()) == 70_000
+
+
+def test_the_layout_and_range_modules_are_sans_io() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, lanpeer.share.zipmap, lanpeer.share.ranges; "
+        "print(sorted({'asyncio', 'socket', 'aiohttp', 'lanpeer.library'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == b"[]"
