@@ -54,9 +54,14 @@ class Crc32Cache:
         if task is None:
             task = asyncio.get_running_loop().create_task(self._compute(manifest))
             self._running[key] = task
-            task.add_done_callback(lambda _: self._running.pop(key, None))
+            task.add_done_callback(lambda done: self._forget(key, done))
         # Shielded: one client giving up does not cancel the work others wait for.
         return await asyncio.shield(task)
+
+    def _forget(self, key: tuple[str, bytes], task: asyncio.Task[dict[str, int]]) -> None:
+        self._running.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have given up (each one re-raises it)
 
     async def _compute(self, manifest: Manifest) -> dict[str, int]:
         loop = asyncio.get_running_loop()
