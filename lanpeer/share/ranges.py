@@ -7,10 +7,15 @@ neither clamps nor tells "unsatisfiable" from "malformed", which is the whole de
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
-_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE | re.ASCII)
+_UNIT_RE = re.compile(r"^\s*bytes\s*=(.*)$", re.IGNORECASE | re.ASCII | re.DOTALL)
+_SPEC_RE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$", re.ASCII)
+#: Ranges answered as one multipart/byteranges body; more (or overlapping ones, a known
+#: amplification trick, RFC 9110 §14.2) get the whole body instead.
+MAX_RANGES = 8
 
 
 @dataclass(frozen=True)
@@ -30,11 +35,18 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Parts:
+    """Several ascending, disjoint ranges: 206 with a multipart/byteranges body."""
+
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
 class Unsatisfiable:
     """The range starts past the end (416 with Content-Range ``*/size``)."""
 
 
-Choice = Whole | Part | Unsatisfiable
+Choice = Whole | Part | Parts | Unsatisfiable
 
 
 def choose_range(range_header: str | None, if_range: str | None, etag: str, size: int) -> Choice:
@@ -42,25 +54,46 @@ def choose_range(range_header: str | None, if_range: str | None, etag: str, size
 
     An If-Range that is not exactly our ETag (an old ETag, a weak one, a date: we send no
     Last-Modified) means the client's partial copy is of other bytes: the whole new body, never a
-    mix. Several ranges, or a Range we cannot parse, are ignored as RFC 9110 allows (200).
+    mix. A Range we cannot parse, more than ``MAX_RANGES`` ranges or overlapping ones are
+    ignored as RFC 9110 allows (200). Ranges past the end are dropped; if none is left, 416.
     """
     if range_header is None:
         return Whole()
     if if_range is not None and if_range.strip() != etag:
         return Whole()
-    match = _RANGE_RE.match(range_header)
-    if match is None:
+    unit = _UNIT_RE.match(range_header)
+    specs = unit.group(1).split(",") if unit else []
+    if not specs or len(specs) > MAX_RANGES:
         return Whole()
+    parts: list[Part] = []
+    for spec in specs:
+        part = _one_range(spec, size)
+        if part is None:
+            return Whole()
+        if isinstance(part, Part):
+            parts.append(part)
+    if not parts:
+        return Unsatisfiable()
+    if any(a.end > b.start for a, b in itertools.pairwise(parts)):
+        return Whole()  # overlapping or out of order
+    return parts[0] if len(parts) == 1 else Parts(tuple(parts))
+
+
+def _one_range(spec: str, size: int) -> Part | Unsatisfiable | None:
+    """One ``first-last`` spec: the part, unsatisfiable, or None when it is invalid."""
+    match = _SPEC_RE.match(spec)
+    if match is None:
+        return None
     first, last = match.groups()
     if not first and not last:
-        return Whole()
-    if not first:  # "bytes=-N": the last N bytes
+        return None
+    if not first:  # "-N": the last N bytes
         suffix = int(last)
         return Part(max(0, size - suffix), size) if suffix and size else Unsatisfiable()
     start = int(first)
     end = size if not last else int(last) + 1
     if last and end <= start:
-        return Whole()  # "bytes=9-3" is invalid, not unsatisfiable
+        return None  # "9-3" is invalid, not unsatisfiable
     if start >= size:
         return Unsatisfiable()
     return Part(start, min(end, size))

@@ -32,7 +32,7 @@ from lanpeer.share import page
 from lanpeer.share.access import PartyKeyCheck
 from lanpeer.share.crc import Crc32Cache, FileChanged
 from lanpeer.share.guard import ConnectionGuard
-from lanpeer.share.ranges import Part, Unsatisfiable, choose_range
+from lanpeer.share.ranges import Part, Parts, Unsatisfiable, Whole, choose_range
 from lanpeer.share.rawsend import BodySocket, Limiter, dup_connection_socket
 from lanpeer.share.zipmap import FileBytes, HeaderBytes, Piece, ZipEntry, ZipLayout
 
@@ -312,24 +312,23 @@ class ShareServer:
         if isinstance(choice, Unsatisfiable):
             headers["Content-Range"] = f"bytes */{body.size}"
             return web.Response(status=416, headers=headers)
-        start, end = (choice.start, choice.end) if isinstance(choice, Part) else (0, body.size)
-        response = web.StreamResponse(status=206 if isinstance(choice, Part) else 200)
+        plan = _plan(choice, body)
+        response = web.StreamResponse(status=200 if isinstance(choice, Whole) else 206)
         response.headers.update(headers)
-        if isinstance(choice, Part):
-            response.headers["Content-Range"] = choice.content_range(body.size)
-        response.content_length = end - start
+        response.headers.update(plan.headers)
+        response.content_length = plan.length
         if request.method == "HEAD":
             await response.prepare(request)
             await response.write_eof()
             return response
         client = request.remote or "?"
-        async with self._download_slot(client, body, start, end) as download:
-            await self._send(request, response, body, start, end, download)
+        async with self._download_slot(client, body, plan.start, plan.length) as download:
+            await self._send(request, response, body, plan.pieces, download)
         return response
 
     @asynccontextmanager
     async def _download_slot(
-        self, client: str, body: _Body, start: int, end: int
+        self, client: str, body: _Body, start: int, length: int
     ) -> AsyncIterator[ShareDownload]:
         mine = sum(1 for d in self._downloads if d.client == client)
         limits = self.limits
@@ -337,9 +336,9 @@ class ShareServer:
             raise web.HTTPServiceUnavailable(
                 text="too many downloads at once; retry shortly\n", headers={"Retry-After": "5"}
             )
-        download = ShareDownload(client, body.manifest.game_id, body.item, end - start, start)
+        download = ShareDownload(client, body.manifest.game_id, body.item, length, start)
         self._downloads.append(download)
-        log.info("share: %s downloads %s (bytes %d-%d)", client, body.item, start, end - 1)
+        log.info("share: %s downloads %s (%d bytes from %d)", client, body.item, length, start)
         try:
             yield download
         finally:
@@ -352,8 +351,7 @@ class ShareServer:
         request: web.Request,
         response: web.StreamResponse,
         body: _Body,
-        start: int,
-        end: int,
+        pieces: Iterable[Piece],
         download: ShareDownload,
     ) -> None:
         transport = request.transport
@@ -363,8 +361,10 @@ class ShareServer:
         assert writer is not None
         await writer.drain()
         sock = dup_connection_socket(transport) if not transport.get_write_buffer_size() else None
-        if sock is None:
-            raise web.HTTPInternalServerError(text="this connection cannot carry a share body\n")
+        if sock is None:  # not a plain TCP socket (or already closing): the head is out, so close
+            log.warning("share: the connection for %s cannot carry a body", download.item)
+            transport.close()
+            return
 
         def sent(n: int) -> None:
             download.sent += n
@@ -374,7 +374,7 @@ class ShareServer:
             limiter=self._limiter, on_sent=sent,
         )  # fmt: skip
         try:
-            for piece in body.pieces(start, end):
+            for piece in pieces:
                 if isinstance(piece, HeaderBytes):
                     await out.send_bytes(piece.data)
                 else:
@@ -411,6 +411,40 @@ def _lan_address(wildcard: str) -> str:
             return str(probe.getsockname()[0])
     except OSError:
         return socket.gethostname()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one GET sends: extra headers, the body length and its pieces in order."""
+
+    headers: dict[str, str]
+    start: int  # of the first range (the download table's "offset")
+    length: int
+    pieces: Iterable[Piece]
+
+
+def _plan(choice: Whole | Part | Parts, body: _Body) -> _Plan:
+    if isinstance(choice, Whole):
+        return _Plan({}, 0, body.size, body.pieces(0, body.size))
+    if isinstance(choice, Part):
+        headers = {"Content-Range": choice.content_range(body.size)}
+        return _Plan(headers, choice.start, choice.end - choice.start,
+                     body.pieces(choice.start, choice.end))  # fmt: skip
+    # multipart/byteranges (RFC 9110 §14.6): the boundary is derived from the ETag, so HEAD and
+    # GET agree; 24 hex digits of a BLAKE3 do not turn up in the parts by chance.
+    boundary = "lanpeer-" + blake3.blake3(body.etag.encode()).hexdigest()[:24]
+    pieces: list[Piece] = []
+    for part in choice.parts:
+        head = (
+            f"\r\n--{boundary}\r\nContent-Type: {body.content_type}\r\n"
+            f"Content-Range: {part.content_range(body.size)}\r\n\r\n"
+        )
+        pieces.append(HeaderBytes(head.encode()))
+        pieces.extend(body.pieces(part.start, part.end))
+    pieces.append(HeaderBytes(f"\r\n--{boundary}--\r\n".encode()))
+    length = sum(len(p.data) if isinstance(p, HeaderBytes) else p.length for p in pieces)
+    headers = {"Content-Type": f"multipart/byteranges; boundary={boundary}"}
+    return _Plan(headers, choice.parts[0].start, length, pieces)
 
 
 def _attachment(filename: str) -> str:

@@ -57,6 +57,27 @@ def test_a_download_cut_in_half_resumes_with_range_to_the_same_bytes(share: Shar
     assert (tail.status, tail.body) == (206, whole.body[-10:])
 
 
+def test_several_ranges_come_as_one_multipart_byteranges_body(share: Share) -> None:
+    whole = share.request("/games/tiny.zip").body
+    ranges = [(0, 9), (100, 199), (len(whole) - 5, len(whole) - 1)]
+    spec = "bytes=" + ",".join(f"{a}-{b}" for a, b in ranges)
+    answer = share.request("/games/tiny.zip", {"Range": spec})
+    assert answer.status == 206
+    kind, _, boundary = answer.headers["Content-Type"].partition("; boundary=")
+    assert kind == "multipart/byteranges"
+    assert int(answer.headers["Content-Length"]) == len(answer.body)
+    assert answer.body.endswith(f"\r\n--{boundary}--\r\n".encode())
+    parts = answer.body.split(f"\r\n--{boundary}".encode())[1:-1]
+    assert len(parts) == len(ranges)
+    for part, (first, last) in zip(parts, ranges, strict=True):
+        head, _, data = part.partition(b"\r\n\r\n")
+        assert f"Content-Range: bytes {first}-{last}/{len(whole)}".encode() in head
+        assert data == whole[first : last + 1]
+    head = share.request("/games/tiny.zip", {"Range": spec}, method="HEAD")
+    assert head.headers["Content-Length"] == answer.headers["Content-Length"]
+    assert head.headers["Content-Type"] == answer.headers["Content-Type"]
+
+
 def test_curl_resumes_a_cut_download_to_the_same_bytes(share: Share, tmp_path: Path) -> None:
     full, part = tmp_path / "full.zip", tmp_path / "part.zip"
     url = share.url + "games/tiny.zip"

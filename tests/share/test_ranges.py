@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lanpeer.share.ranges import Part, Unsatisfiable, Whole, choose_range
+from lanpeer.share.ranges import Part, Parts, Unsatisfiable, Whole, choose_range
 
 ETAG = '"abc"'
 
@@ -24,7 +24,14 @@ ETAG = '"abc"'
         ("bytes=150-160", Unsatisfiable()),
         ("bytes=-0", Unsatisfiable()),
         ("bytes=9-3", Whole()),  # invalid: ignored, not 416
-        ("bytes=0-1,5-6", Whole()),  # several ranges: the whole body (allowed)
+        ("bytes=0-1,5-6", Parts((Part(0, 2), Part(5, 7)))),
+        ("bytes=0-1, 5-6 ,-3", Parts((Part(0, 2), Part(5, 7), Part(97, 100)))),
+        ("bytes=0-1,200-300", Part(0, 2)),  # the unsatisfiable one is dropped
+        ("bytes=200-,300-400", Unsatisfiable()),
+        ("bytes=0-10,5-20", Whole()),  # overlapping: ignored
+        ("bytes=5-6,0-1", Whole()),  # out of order: ignored
+        ("bytes=" + ",".join(f"{i}-{i}" for i in range(0, 18, 2)), Whole()),  # over MAX_RANGES
+        ("bytes=0-1,x", Whole()),
         ("items=0-5", Whole()),
         ("bytes=-", Whole()),
         ("bytes=abc", Whole()),
