@@ -113,6 +113,7 @@ def standard_games(games: Path) -> dict[str, Path]:
             "data.bin": os.urandom(3 * MIB + 17),
             "sub/deeper/readme.txt": b"hello\n",
             "sub/empty.dat": b"",
+            "sub/Ünïcode name #1.txt": b"unicode\n",
             "big.bin": os.urandom(24 * MIB),
         },
     )

@@ -8,6 +8,7 @@ import subprocess
 import urllib.request
 import zipfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -121,6 +122,14 @@ def test_one_file_downloads_and_resumes_alone(share: Share) -> None:
     assert (part.status, part.body) == (206, expected[1000:])
     nested = share.request("/games/tiny/files/sub/deeper/readme.txt")
     assert (nested.status, nested.body) == (200, b"hello\n")
+    quoted = "/games/tiny/files/" + quote("sub/Ünïcode name #1.txt")
+    unicode = share.request(quoted)
+    assert (unicode.status, unicode.body) == (200, b"unicode\n")
+    assert (
+        "filename*=UTF-8''%C3%9Cn%C3%AFcode%20name%20%231.txt"
+        in unicode.headers["Content-Disposition"]
+    )
+    assert quoted in share.request("/games/tiny/").body.decode()  # the files page links it
 
 
 def test_the_page_lists_downloaded_catalog_games_with_links(share: Share) -> None:
