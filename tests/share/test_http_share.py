@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
+from lanpeer.share.page import human_size
 from tests.share.conftest import Share, served_tree, share_doc
 
 pytestmark = pytest.mark.process
@@ -141,6 +142,8 @@ def test_the_page_lists_downloaded_catalog_games_with_links(share: Share) -> Non
     assert "/games/tiny/" in text
     assert "1.0" in text
     assert "hidden" not in text  # not in the catalog
+    size = sum(len(data) for data in served_tree(share.daemon.games / "tiny").values())
+    assert human_size(size) in text
     files = share.request("/games/tiny/").body.decode()
     assert "/games/tiny/files/sub/deeper/readme.txt" in files
     assert "save.dat" not in files

@@ -241,3 +241,35 @@ async def test_two_downloads_on_one_keep_alive_connection(games: Path, tmp_path:
                 bodies.append(await reader.readexactly(3))
         writer.close()
         assert bodies == [b"bee", b"bee"]
+
+
+@pytest.mark.asyncio
+async def test_total_downloads_are_capped_across_addresses(games: Path, tmp_path: Path) -> None:
+    limits = {"max_downloads": 1, "downloads_per_address": 4}
+    async with _share(games, tmp_path / "state", **limits) as (_lib, server):
+        stalled = await _stalled_download(server)
+        status, _ = await _get(server, "/games/tiny/files/b.txt")
+        assert status == b"HTTP/1.1 503 Service Unavailable"
+        stalled.close()
+
+
+@pytest.mark.asyncio
+async def test_file_bytes_go_out_with_os_sendfile(
+    games: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent_by_sendfile = 0
+    real_sendfile = os.sendfile
+
+    def counting_sendfile(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        nonlocal sent_by_sendfile
+        sent = real_sendfile(out_fd, in_fd, offset, count)
+        sent_by_sendfile += sent
+        return sent
+
+    async with _share(games, tmp_path / "state") as (_lib, server):
+        monkeypatch.setattr(os, "sendfile", counting_sendfile)  # a spy: the real call runs
+        status, body = await _get(server, "/games/tiny.zip")
+    assert status == b"HTTP/1.1 200 OK"
+    files = sum(p.stat().st_size for p in (games / "tiny").rglob("*") if p.is_file())
+    assert sent_by_sendfile == files  # every file byte, and only those (headers are small sends)
+    assert len(body) > files
