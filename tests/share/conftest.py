@@ -10,6 +10,7 @@ import base64
 import http.client
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,6 +126,17 @@ def standard_games(games: Path) -> dict[str, Path]:
     hidden = write_game(games, "hidden", {"secret.bin": b"not in the catalog"})
     write_catalog(games / "catalog.toml", ["tiny"])
     return {"tiny": tiny, "hidden": hidden}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fails a test that leaves a share or library worker thread running after it closed."""
+    before = {t for t in threading.enumerate() if t.name.startswith("lanpeer-")}
+    yield
+    leaked = {t for t in threading.enumerate() if t.name.startswith("lanpeer-")} - before
+    for thread in leaked:
+        thread.join(5)
+    assert not [t.name for t in leaked if t.is_alive()]
 
 
 @pytest.fixture(scope="module")
