@@ -94,6 +94,26 @@ def test_curl_resumes_a_cut_download_to_the_same_bytes(share: Share, tmp_path: P
     assert _unzipped(full.read_bytes()) == _expected(share)
 
 
+def test_four_parallel_curl_downloads_get_the_same_bytes(share: Share, tmp_path: Path) -> None:
+    url = share.url + "games/tiny.zip"
+    outs = [tmp_path / f"copy{i}.zip" for i in range(4)]  # the per-address cap: 4 at once
+    # --retry: a 503 while an earlier test's download leaves the table is retried, as browsers do
+    curls = [
+        subprocess.Popen(["curl", "-sSf", "--retry", "3", "-o", str(out), url]) for out in outs
+    ]
+    try:
+        codes = [curl.wait(60) for curl in curls]
+    finally:
+        for curl in curls:
+            if curl.poll() is None:
+                curl.kill()
+                curl.wait(5)
+    assert codes == [0, 0, 0, 0]
+    first = outs[0].read_bytes()
+    assert all(out.read_bytes() == first for out in outs[1:])
+    assert _unzipped(first) == _expected(share)
+
+
 def test_head_answers_the_same_headers_without_a_body(share: Share) -> None:
     get = share.request("/games/tiny.zip", {"Range": "bytes=5-"})
     head = share.request("/games/tiny.zip", {"Range": "bytes=5-"}, method="HEAD")
