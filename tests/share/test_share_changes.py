@@ -116,7 +116,6 @@ def _download_sparse(share: Share, path: str, target: Path) -> int:
     return total
 
 
-@pytest.mark.slow
 def test_a_5_gib_sparse_game_crosses_zip64_and_still_unzips(tmp_path: Path) -> None:
     games = tmp_path / "games"
     game = write_game(games, "huge", {"after.txt": b"after the big one\n"})

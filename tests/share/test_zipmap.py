@@ -126,6 +126,7 @@ def test_more_than_65535_entries_use_zip64_counts() -> None:
         assert len(archive.infolist()) == 70_000
 
 
+@pytest.mark.process
 def test_the_layout_and_range_modules_are_sans_io() -> None:
     import subprocess
     import sys
