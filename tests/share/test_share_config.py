@@ -11,8 +11,6 @@ import pytest
 from lanpeer.config import ConfigError, parse_share_address
 from tests.daemon.harness import Lanpeerd
 
-pytestmark = pytest.mark.process
-
 
 def test_share_addresses_parse_or_say_what_is_expected() -> None:
     assert parse_share_address("0.0.0.0:8080") == ("0.0.0.0", 8080)
@@ -23,6 +21,7 @@ def test_share_addresses_parse_or_say_what_is_expected() -> None:
             parse_share_address(bad)
 
 
+@pytest.mark.process
 def test_the_config_file_turns_the_share_on_with_a_warning(tmp_path: Path) -> None:
     config = tmp_path / "lanpeerd.toml"
     config.write_text('http-share = "127.0.0.1:0"\n')
@@ -37,6 +36,7 @@ def test_the_config_file_turns_the_share_on_with_a_warning(tmp_path: Path) -> No
         daemon.kill()
 
 
+@pytest.mark.process
 def test_a_bad_share_address_stops_the_daemon_with_exit_2(tmp_path: Path) -> None:
     daemon = Lanpeerd(tmp_path, extra=["--http-share", "everywhere"])
     done = subprocess.run(daemon.argv(), capture_output=True, timeout=30, check=False)
@@ -44,6 +44,7 @@ def test_a_bad_share_address_stops_the_daemon_with_exit_2(tmp_path: Path) -> Non
     assert b"http-share 'everywhere' is not ADDR:PORT" in done.stderr
 
 
+@pytest.mark.process
 def test_a_share_port_in_use_stops_the_daemon_with_its_reason(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
