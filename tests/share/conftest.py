@@ -67,11 +67,15 @@ class Share:
         return parts.hostname, parts.port
 
     def request(
-        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+        self,
+        path: str,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+        timeout: float = 30.0,
     ) -> Answer:
         """One request with the path sent exactly as given (no client-side normalisation)."""
         host, port = self.host_port
-        connection = http.client.HTTPConnection(host, port, timeout=30)
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
         try:
             connection.putrequest(method, path, skip_accept_encoding=True)
             for name, value in (headers or {}).items():

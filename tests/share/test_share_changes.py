@@ -127,9 +127,11 @@ def test_a_5_gib_sparse_game_crosses_zip64_and_still_unzips(tmp_path: Path) -> N
     share = start_share(tmp_path)
     try:
         deadline = time.monotonic() + 300
-        while share.request("/games/huge.zip", method="HEAD").status != 200:
+        # The first HEAD waits while the daemon hashes and CRCs 5 GiB: seconds idle, far more on
+        # a loaded machine, so this one request may wait as long as the whole deadline.
+        while share.request("/games/huge.zip", method="HEAD", timeout=300).status != 200:
             assert time.monotonic() < deadline, share.daemon.log_text()
-            time.sleep(0.2)  # hashing and the CRC of 5 GiB take a few seconds
+            time.sleep(0.2)  # poll interval; the deadline bounds the loop
         archive = tmp_path / "huge.zip"
         size = _download_sparse(share, "/games/huge.zip", archive)
         assert size > 5 * GIB
