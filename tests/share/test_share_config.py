@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lanpeer.config import ConfigError, parse_share_address
+from lanpeer.config import ConfigError, build_config, parse_share_address
 from tests.daemon.harness import Lanpeerd
 
 
@@ -16,9 +16,13 @@ def test_share_addresses_parse_or_say_what_is_expected() -> None:
     assert parse_share_address("0.0.0.0:8080") == ("0.0.0.0", 8080)
     assert parse_share_address("[::1]:0") == ("::1", 0)
     assert parse_share_address(None) is None
-    for bad in ("8080", "host:", ":80", "host:70000", "host:http"):
-        with pytest.raises(ConfigError, match="ADDR:PORT"):
+    for bad in ("8080", "host:", ":80", "host:70000", "host:http", 8080):
+        with pytest.raises(ValueError, match="ADDR:PORT"):
             parse_share_address(bad)
+    with pytest.raises(ConfigError, match=r"flag --http-share = 'x': expected ADDR:PORT"):
+        build_config({}, {"http_share": "x"})
+    assert build_config({"http_share": "127.0.0.1:0"}, {}).http_share == ("127.0.0.1", 0)
+    assert build_config({}, {}).http_share is None  # off by default
 
 
 @pytest.mark.process
@@ -41,7 +45,7 @@ def test_a_bad_share_address_stops_the_daemon_with_exit_2(tmp_path: Path) -> Non
     daemon = Lanpeerd(tmp_path, extra=["--http-share", "everywhere"])
     done = subprocess.run(daemon.argv(), capture_output=True, timeout=30, check=False)
     assert done.returncode == 2
-    assert b"http-share 'everywhere' is not ADDR:PORT" in done.stderr
+    assert b"flag --http-share = 'everywhere': expected ADDR:PORT" in done.stderr
 
 
 @pytest.mark.process
