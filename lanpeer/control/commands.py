@@ -138,13 +138,14 @@ class ControlCommands:
 
     async def uploads(self, _request: UploadsRequest) -> UploadsResult:
         ledger = self._parts.node.uploads
-        return UploadsResult(
-            uploads=[
-                views.upload_entry(s, ledger.names(s.peer_id), ledger.rate(s))
-                for s in ledger.sessions()
-            ],
-            total_bytes=ledger.total_bytes,
-        )
+        uploads = [
+            views.upload_entry(s, ledger.names(s.peer_id), ledger.rate(s))
+            for s in ledger.sessions()
+        ]
+        share = self._parts.share
+        if share is not None:  # browsers on the HTTP share are uploads too (SPEC §9c)
+            uploads += [views.share_upload_entry(d) for d in share.downloads()]
+        return UploadsResult(uploads=uploads, total_bytes=ledger.total_bytes)
 
     async def games(self, _request: GamesRequest) -> GamesResult:
         busy = {op.game_id for op in self.operations()}

@@ -292,3 +292,17 @@ def share_download_entry(download: ShareDownload) -> ShareDownloadEntry:
         rate=download.sent / elapsed,
         started=download.started,
     )
+
+
+def share_upload_entry(download: ShareDownload) -> UploadEntry:
+    """An HTTP share download as a row of ``uploads`` (``via="http"``, the client's address)."""
+    entry = share_download_entry(download)
+    return UploadEntry(
+        peer_id=entry.client,
+        name="HTTP share",
+        game_id=entry.game_id,
+        bytes=entry.bytes_sent,
+        rate=entry.rate,
+        since=entry.started,
+        via="http",
+    )

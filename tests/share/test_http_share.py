@@ -207,6 +207,7 @@ def test_share_command_shows_the_url_and_who_is_downloading(share: Share) -> Non
         client.sendall(b"GET /games/tiny.zip HTTP/1.1\r\nHost: x\r\n\r\n")
         assert client.recv(4096).startswith(b"HTTP/1.1 200")
         doc = share_doc(share)  # the reader stalls: its download is in the table meanwhile
+        uploads = share.daemon.cli("uploads").doc  # and among the host's uploads
     assert doc["url"] == share.url
     downloads = doc["downloads"]
     assert isinstance(downloads, list)
@@ -216,6 +217,8 @@ def test_share_command_shows_the_url_and_who_is_downloading(share: Share) -> Non
     assert entry["game_id"] == "tiny"
     assert entry["item"] == "tiny.zip"
     assert 0 < entry["bytes_sent"] < entry["bytes_total"]
+    (upload,) = [u for u in uploads if u["via"] == "http" and u["bytes"] < entry["bytes_total"]]
+    assert (upload["peer_id"], upload["game_id"]) == ("127.0.0.1", "tiny")
     human = share.daemon.cli("share", json_output=False)
     assert human.rc == 0
     assert share.url in human.out

@@ -230,8 +230,8 @@ def uploads(console: Console, doc: UploadsResult) -> None:
         return
     cols = [Col("game", key=True), Col("peer", 9), Col("name", 8), Col("rate", 10),
             Col("sent", 9), Col("since", 5)]  # fmt: skip
-    rows = [[u.game_id, short(u.peer_id), escape(u.name), rate(u.rate), size(u.bytes),
-             ago(u.since)] for u in doc.uploads]  # fmt: skip
+    rows = [[u.game_id, u.peer_id if u.via == "http" else short(u.peer_id), escape(u.name),
+             rate(u.rate), size(u.bytes), ago(u.since)] for u in doc.uploads]  # fmt: skip
     console.print(fitted(console, cols, rows))
     console.print(
         f"{len(doc.uploads)} upload(s), {rate(sum(u.rate for u in doc.uploads))}; {total}"

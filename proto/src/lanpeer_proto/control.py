@@ -292,6 +292,9 @@ class UploadEntry(_Model):
     bytes: Count
     rate: Annotated[float, Field(ge=0)]  # bytes/s over the last seconds
     since: float  # seconds since the epoch
+    #: "http": a browser or download manager on the HTTP share (SPEC §9c); ``peer_id`` is then
+    #: the client's address (it has no lanpeer identity) and ``bytes`` those of its response.
+    via: Literal["peer", "http"] = "peer"
 
 
 class DoctorCheck(_Model):
