@@ -324,8 +324,9 @@ class PeerNode:
                     await conn.wait_ended()
             conn.close_connection(str(exc))
             return
+        conn.mark_authenticated()
         address = (conn.remote_address[0], facts.listen_port)  # never the QUIC source port
-        await self._run_link(conn, channel, facts, address)
+        await self._run_link(conn, channel, facts, address, dialled=False)
 
     async def _dial_and_run(self, host: str, port: int, expected_id: str | None) -> None:
         conn = await dial(host, port, self._quic_settings, HANDSHAKE_TIMEOUT)
@@ -338,7 +339,8 @@ class PeerNode:
         except BaseException as exc:
             conn.close_connection(str(exc) or "handshake failed")
             raise
-        await self._run_link(conn, channel, facts, (host, port))
+        conn.mark_authenticated()
+        await self._run_link(conn, channel, facts, (host, port), dialled=True)
 
     def _closed_dialled(self, conn: QuicPeerConnection) -> None:
         self._conns.discard(conn)
@@ -346,10 +348,12 @@ class PeerNode:
 
     async def _run_link(
         self, conn: QuicPeerConnection, channel: ControlChannel, facts: RemoteFacts,
-        address: tuple[str, int],
+        address: tuple[str, int], *, dialled: bool,
     ) -> None:  # fmt: skip
         link = PeerLink(conn, channel, facts, address, self._limits, self._responder.answer,
-                        self._control_message)  # fmt: skip
+                        self._control_message, dialled=dialled)  # fmt: skip
+        if not self._keep_one_connection(link):
+            return
         log.info("peer %s (%s) connected from %s:%d", short_id(facts.peer_id), facts.name,
                  *address)  # fmt: skip
         if self._table.session_up(link, facts, address):
@@ -371,6 +375,25 @@ class PeerNode:
                 self._fetcher.link_down(facts.peer_id)
                 log.info("peer %s disconnected", short_id(facts.peer_id))
                 self._emit(PeerEventKind.DOWN, facts.peer_id)
+
+    def _keep_one_connection(self, link: PeerLink) -> bool:
+        """One connection per pair: when two peers dialled each other, both sides keep the one
+        the smaller peer_id dialled and close the other. False when ``link`` is the one closed.
+
+        A newer connection from the same dialer (a reconnect) replaces the old as before.
+        """
+        record = self._table.get(link.peer_id)
+        other = record.live_session() if record is not None else None
+        if other is None or other.dialled == link.dialled:
+            return True
+        kept = link if self._dialler_of(link) < self._dialler_of(other) else other
+        dropped = other if kept is link else link
+        log.debug("%r: closing a duplicate connection to the same peer", dropped)
+        dropped.conn.close_connection("duplicate connection")
+        return kept is link
+
+    def _dialler_of(self, link: PeerLink) -> str:
+        return self.identity.peer_id if link.dialled else link.peer_id
 
     def _control_message(self, session: PeerLink, message: Message) -> None:
         if isinstance(message, LibrarySummary):

@@ -78,6 +78,11 @@ class LibrarySync:
             try:
                 await self._sync_once(link, record)
             except (PeerUnavailable, ChunkRefused) as exc:
+                if not link.is_open and record.live_session() not in (None, link):
+                    # A duplicate connection was closed under the request (node keeps one per
+                    # pair): not a failure of the peer, go on over the connection kept.
+                    log.debug("%r: closed during a sync; going on over the kept one", link)
+                    continue
                 failures += 1
                 if failures >= MAX_FAILURES:
                     log.warning("%r: library sync failed %d times: %s", link, failures, exc)
