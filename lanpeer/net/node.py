@@ -25,7 +25,7 @@ from lanpeer_proto.messages import (
 from lanpeer_proto.session import SessionTimers
 from lanpeer_proto.version import FEATURE_DELTAS, FEATURE_TCP_BULK, PROTOCOL_MAJOR, PROTOCOL_MINOR
 
-from lanpeer.net.bulk import BulkServer, BulkTokens
+from lanpeer.net.bulk import BulkLimits, BulkSecrets, BulkServer
 from lanpeer.net.discovery import Advert, Discovery
 from lanpeer.net.errors import DialledSelf, HandshakeRefused, ListenError
 from lanpeer.net.fetching import PeerChunkSource, PeerFetcher
@@ -38,7 +38,7 @@ from lanpeer.net.handshake import (
 )
 from lanpeer.net.identity import Identity, short_id
 from lanpeer.net.library_view import LibraryView
-from lanpeer.net.peers import PeerEvent, PeerEventKind, PeerInfo, PeerTable
+from lanpeer.net.peers import MAX_LIBRARY_RECORDS, PeerEvent, PeerEventKind, PeerInfo, PeerTable
 from lanpeer.net.quic import (
     QuicListener,
     QuicPeerConnection,
@@ -102,6 +102,8 @@ class PeerNode:
         session_timers: SessionTimers | None = None,
         max_uploads_per_peer: int = 8,
         advertise_addresses: list[str] | None = None,
+        bulk_limits: BulkLimits | None = None,
+        max_library_records: int | None = None,
     ) -> None:
         self.identity = identity
         self.library = library
@@ -116,10 +118,11 @@ class PeerNode:
         self._limits = session_limits or SessionLimits()
         self._timers = session_timers or SessionTimers()
         self._advertise = advertise_addresses
-        self._table = PeerTable()
+        self._bulk_limits = bulk_limits
+        self._table = PeerTable(max_library_records or MAX_LIBRARY_RECORDS)
         self._sync = LibrarySync(self._table, self._emit)
         self._uploads = UploadSlots(max_uploads_per_peer)
-        self._tokens = BulkTokens() if bulk == "auto" else None
+        self._tokens = BulkSecrets(identity.peer_id) if bulk == "auto" else None
         self._bulk_server: BulkServer | None = None
         self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
         self._fetcher = PeerFetcher(self._table, identity.peer_id, bulk, max_uploads_per_peer)
@@ -172,7 +175,8 @@ class PeerNode:
         self.listen = self._quic.address
         if self._tokens is None:
             return
-        bulk = BulkServer(self.library, self._tokens, self._uploads, self._responder.limiter)
+        bulk = BulkServer(self.library, self._tokens, self._uploads, self._responder.limiter,
+                          self._bulk_limits)  # fmt: skip
         try:  # the same port number on TCP when free: one number to allow in a firewall
             self._responder.bulk_port = bulk.open(self._bind, self.listen[1])
         except OSError:
