@@ -22,6 +22,7 @@ from lanpeer.net.fetching import bulk_token
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import PeerNode
 from lanpeer.net.quic import QuicSettings, dial
+from lanpeer.net.session import PeerLink
 from tests.net.conftest import poll_until, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
 from tests.net.hostile import (
@@ -229,5 +230,29 @@ async def test_no_library_sync_retry_in_a_fresh_mesh(
             return all(sum(len(p.games) for p in n.peers() if p.connected) == 4 for n in nodes)
 
         await poll_until(synced, 10.0)
+    retries = [r.getMessage() for r in caplog.records if "library sync failed" in r.getMessage()]
+    assert retries == []
+
+
+@pytest.mark.asyncio
+async def test_a_request_held_during_the_handshake_is_served_not_reset(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pins the ordering seen between processes: alpha's first sync request reaches beta in
+    the datagram batch that completes beta's handshake, so it is held on beta's connection
+    when beta's session starts. It must be answered, not reset (no retry on alpha)."""
+    caplog.set_level(logging.INFO, logger="lanpeer.net")
+    original_run = PeerLink.run
+
+    async def run_once_a_stream_is_held(link: PeerLink) -> None:
+        await poll_until(lambda: bool(link.conn._held), 5.0)
+        await original_run(link)
+
+    lib_b = DirLibrary(tmp_path / "b-games")
+    lib_b.add_game("doom", {"doom.bin": b"d" * 100})
+    async with running_node(tmp_path, "alpha") as a:
+        monkeypatch.setattr(PeerLink, "run", run_once_a_stream_is_held)  # beta's dialled link
+        async with running_node(tmp_path, "beta", library=lib_b, static=[a.listen]):
+            await wait_for(a, lambda: any("doom" in p.games for p in a.peers()), 5.0)
     retries = [r.getMessage() for r in caplog.records if "library sync failed" in r.getMessage()]
     assert retries == []
