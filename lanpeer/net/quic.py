@@ -513,14 +513,18 @@ async def listen(
     return listener
 
 
-async def dial(host: str, port: int, settings: QuicSettings, within: float) -> QuicPeerConnection:
-    """Connect and finish the TLS handshake; the caller checks the certificate's peer_id."""
+async def dial(
+    host: str, port: int, settings: QuicSettings, within: float, *, local_host: str | None = None
+) -> QuicPeerConnection:
+    """Connect and finish the TLS handshake; the caller checks the certificate's peer_id.
+
+    ``local_host`` picks the source address (default: any)."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)  # static peers may be names
     host = str(infos[0][4][0])
     config = _configuration(True, datagram_size_for(host, settings.datagram_size), settings)
     config.server_name = "lanpeer"
-    sock = _udp_socket("::" if ":" in host else "0.0.0.0", 0, settings)
+    sock = _udp_socket(local_host or ("::" if ":" in host else "0.0.0.0"), 0, settings)
     datagrams = _Datagrams(lambda data, addr: None)
     transport, _ = await loop.create_datagram_endpoint(lambda: datagrams, sock=sock)
     conn = QuicPeerConnection(QuicConnection(configuration=config), settings, transport.sendto,
