@@ -141,6 +141,7 @@ class BulkServer:
         self._sock: socket.socket | None = None
         self._connections: dict[str, set[socket.socket]] = {}
         self._strangers: Counter[str] = Counter()  # unauthenticated connections per host
+        self._waiting: dict[socket.socket, str] = {}  # the same (conn -> host), oldest first
         self._open = 0
         self.accept_failures = 0  # failed accepts (EMFILE...), for logs and tests
 
@@ -193,22 +194,33 @@ class BulkServer:
                     if not self._admit(host):
                         conn.close()  # over a cap: no challenge, no descriptor held
                         continue
+                    self._waiting[conn] = host
                     tasks.create_task(self._serve_connection(conn, host))
+                    await asyncio.sleep(0)  # a burst of accepts lets evicted ones close
         finally:
             self.close()
 
     def _admit(self, host: str) -> bool:
         limits = self._limits
-        strangers = self._strangers.total()
-        if self._open >= limits.max_connections or strangers >= limits.max_unauthenticated:
+        if self._open >= limits.max_connections:
             return False
         if self._strangers[host] >= limits.max_unauthenticated_per_host:
             return False
+        if self._strangers.total() >= limits.max_unauthenticated:
+            # Full: the oldest stranger makes room (its task sees EOF and closes it). An
+            # honest downloader proves itself in one round trip, so a flood keeps nobody out.
+            oldest = next(iter(self._waiting))
+            self._forget_stranger(oldest)
+            with contextlib.suppress(OSError):
+                oldest.shutdown(socket.SHUT_RDWR)
         self._open += 1
         self._strangers[host] += 1
         return True
 
-    def _proven(self, host: str) -> None:
+    def _forget_stranger(self, conn: socket.socket) -> None:
+        host = self._waiting.pop(conn, None)
+        if host is None:
+            return  # proven, or already evicted
         self._strangers[host] -= 1
         if self._strangers[host] <= 0:
             del self._strangers[host]
@@ -219,15 +231,13 @@ class BulkServer:
             self._sock.close()
 
     async def _serve_connection(self, conn: socket.socket, host: str) -> None:
-        stranger = True
         try:
             with conn:
                 conn.setblocking(False)
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
                 async with asyncio.timeout(HELLO_TIMEOUT):
                     peer_id = await self._wait_proof(conn)
-                self._proven(host)
-                stranger = False
+                self._forget_stranger(conn)
                 if peer_id is None:
                     return
                 peer_conns = self._connections.setdefault(peer_id, set())
@@ -240,8 +250,7 @@ class BulkServer:
             log.debug("bulk connection ended: %s", exc)
         finally:
             self._open -= 1
-            if stranger:
-                self._proven(host)
+            self._forget_stranger(conn)
 
     async def _wait_proof(self, conn: socket.socket) -> str | None:
         """Challenge with a fresh nonce; the proven peer_id, or None after a refusal."""
@@ -250,7 +259,7 @@ class BulkServer:
         hello = codec.decode(await _read_frame(conn))
         if isinstance(hello, BulkHello) and self._secrets.check(hello, nonce):
             return hello.peer_id
-        log.warning("bulk: refusing a connection without a valid proof")
+        log.info("bulk: refusing a connection without a valid proof")
         await _send_message(
             conn, Error(code=ErrorCode.BAD_TOKEN, message="bulk secret unknown or expired")
         )

@@ -110,6 +110,7 @@ class QuicPeerConnection:
         self._loop = asyncio.get_running_loop()
         self.remote_address: tuple[str, int] = (_plain_host(str(remote[0])), int(remote[1]))
         self.authenticated = False
+        self.created = time.monotonic()
         self.on_handshake: Callable[[QuicPeerConnection], None] | None = None
         self.on_connection_id: Callable[[QuicPeerConnection, bytes, bool], None] | None = None
         self._on_stream: Callable[[QuicStream], None] | None = None
@@ -476,11 +477,14 @@ class QuicListener:
         if len(self.connections) >= settings.max_connections:
             return "over the connection cap"
         strangers = [c for c in self.connections if not c.authenticated and not c.is_closing]
-        if len(strangers) >= settings.max_unauthenticated:
-            return "over the cap of unauthenticated connections"
         from_host = sum(1 for c in strangers if c.remote_address[0] == host)
         if from_host >= settings.max_unauthenticated_per_host:
             return "over the per-host cap of unauthenticated connections"
+        if len(strangers) >= settings.max_unauthenticated:
+            # Full: the oldest stranger makes room. An honest peer authenticates in a few
+            # round trips, so a flood that cannot out-open that keeps nobody out.
+            oldest = min(strangers, key=lambda c: c.created)
+            oldest.close_connection("too many unauthenticated connections")
         return None
 
     def _connection_id(self, conn: QuicPeerConnection, cid: bytes, issued: bool) -> None:
