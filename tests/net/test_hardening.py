@@ -82,6 +82,28 @@ async def test_silent_connections_are_dropped_at_the_deadline_and_an_honest_peer
                 drop(conn)
 
 
+@pytest.mark.asyncio
+async def test_data_that_can_never_be_delivered_does_not_keep_a_stranger_alive(
+    tmp_path: Path,
+) -> None:
+    """A stream whose first bytes never come (a gap at offset 0) delivers nothing, so no
+    stream is ever seen: the deadline from the first packet still drops the connection."""
+    settings = QuicSettings(auth_deadline=1.0)
+    async with running_node(tmp_path, "alpha", quic_settings=settings) as a:
+        conn = await dial(*a.listen, QuicSettings(), 5.0)
+        try:
+            stream = conn.open_stream()
+            await stream.write(bytes(1000))
+            # aioquic test hook: drop bytes 0..100 from what is to be sent, so the server only
+            # ever gets offsets 100..1000 (fails loudly if aioquic renames these internals).
+            conn._quic._streams[stream.stream_id].sender._pending.subtract(0, 100)
+            conn.transmit()
+            async with asyncio.timeout(1.0 + 3.0):
+                await conn.wait_ended()
+        finally:
+            drop(conn)
+
+
 # 5 ---------------------------------------------------------------------------------------
 @pytest.mark.asyncio
 async def test_bad_bulk_requests_get_the_quic_paths_typed_errors_and_the_connection_lives(
