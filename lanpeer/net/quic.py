@@ -188,8 +188,11 @@ class QuicPeerConnection:
         self._streams[stream_id] = stream
         return stream
 
-    async def wait_connected(self) -> None:
-        """Wait for the TLS handshake; ConnectionError if the connection ends first."""
+    async def wait_handshake_done(self) -> None:
+        """Until the TLS handshake completes; ConnectionError if the connection ends first.
+
+        The future is ours and its failure is always retrieved, so a dial that timed out
+        leaves nothing to fail unobserved later."""
         await asyncio.shield(self._connected)
 
     async def wait_ended(self) -> None:
@@ -538,7 +541,7 @@ async def dial(
     try:
         async with asyncio.timeout(within):
             conn.connect((host, port))
-            await conn.wait_connected()
+            await conn.wait_handshake_done()
     except BaseException:
         conn.close_connection("handshake failed")
         conn.force_close()
