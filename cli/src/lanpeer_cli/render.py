@@ -66,6 +66,9 @@ def status(console: Console, doc: StatusResult) -> None:
     missing = [name for name, running in doc.parts.items() if not running]
     if missing:
         console.print(f"[yellow]not running: {', '.join(missing)}[/]")
+    if doc.uploads:
+        console.print(f"uploading: {doc.uploads} session(s) at {rate(doc.upload_rate)} "
+                      "(see `peer-cli uploads`)")  # fmt: skip
     if doc.operations:
         ops(console, doc.operations)
     else:
@@ -145,7 +148,10 @@ def games(console: Console, doc: GamesResult) -> None:
         if g.update_available:
             newest = f"[yellow]{escape(newest)} (update)[/]"
         installed = (g.installed_version or "yes") if g.installed else "-"
-        rows.append([g.id, escape(installed), escape(g.version or "-"), g.state, newest,
+        state = g.state
+        if g.state == "hashing" and g.hash_total:
+            state = f"hashing {100 * g.hashed_bytes // g.hash_total}%"
+        rows.append([g.id, escape(installed), escape(g.version or "-"), state, newest,
                      size(g.size), str(len(g.peers)), escape(g.name)])  # fmt: skip
     console.print(fitted(console, cols, rows))
     console.print(games_totals(doc.games), highlight=False)

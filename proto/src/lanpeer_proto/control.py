@@ -281,6 +281,9 @@ class GameEntry(_Model):
     installed_version: Short | None = None
     sources: list[SourceEntry] = Field(default_factory=list)
     variants: list[VariantEntry] = Field(default_factory=list)
+    #: While this host hashes the game (state ``hashing``): bytes hashed of the total.
+    hashed_bytes: Count = 0
+    hash_total: Count = 0
 
 
 class UploadEntry(_Model):
@@ -319,6 +322,8 @@ class StatusResult(_Model):
     subscribers: Count = 0  # clients streaming events (watch, --wait)
     control_version: int = CONTROL_VERSION
     parts: dict[Short, bool] = Field(default_factory=dict)  # which daemon parts are running
+    uploads: Count = 0  # (peer, game) upload sessions now (`peer-cli uploads` lists them)
+    upload_rate: Annotated[float, Field(ge=0)] = 0.0  # bytes/s over all of them
 
 
 class PeersResult(_Model):
