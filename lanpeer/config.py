@@ -6,6 +6,7 @@ anything and never writes files: it only turns text into a ``DaemonConfig``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -20,6 +21,7 @@ import platformdirs
 from lanpeer_proto.control import default_socket_path
 
 DEFAULT_PORT = 47600
+DEFAULT_WEB = "127.0.0.1:47680"  # the web UI (SPEC §9b): this host only unless asked otherwise
 DEFAULT_CONFIG_FILE = Path(platformdirs.user_config_dir("lanpeer")) / "lanpeerd.toml"
 
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
@@ -46,6 +48,9 @@ class DaemonConfig:
     catalog: Path | None = None
     bulk: str = "auto"
     download_lanes: int = 2
+    web: str | tuple[str, int] | None = DEFAULT_WEB  # (host, port) once coerced; None: no web UI
+    no_web: bool = False
+    web_public: bool = False  # a non-loopback web address must be asked for by name
 
 
 def default_socket() -> Path:
@@ -126,6 +131,7 @@ def _coerce(config: DaemonConfig) -> DaemonConfig:
     peers = [p if isinstance(p, tuple) else parse_host_port(str(p)) for p in config.peers]
     return replace(
         config,
+        web=_web_address(config),
         games=[Path(g).expanduser().absolute() for g in config.games],
         state=Path(config.state).expanduser().absolute(),
         socket=Path(config.socket).expanduser().absolute(),
@@ -135,3 +141,32 @@ def _coerce(config: DaemonConfig) -> DaemonConfig:
         max_upload=parse_rate(config.max_upload),
         max_download=parse_rate(config.max_download),
     )
+
+
+def _web_address(config: DaemonConfig) -> tuple[str, int] | None:
+    """Where the web UI listens, or None (``no-web``); a public address needs ``web-public``."""
+    if config.no_web or config.web is None:
+        return None
+    if isinstance(config.web, tuple):
+        return config.web
+    try:
+        host, port = parse_host_port(str(config.web))
+    except ConfigError:
+        raise ConfigError(
+            f"web {config.web!r} is not ADDR:PORT (e.g. {DEFAULT_WEB}); --no-web turns it off"
+        ) from None
+    if not _loopback(host) and not config.web_public:
+        raise ConfigError(
+            f"web {config.web!r} is reachable from the network (anyone there with the token "
+            "can control this daemon); add --web-public (config key web-public) to mean it"
+        )
+    return host, port
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -75,6 +75,8 @@ class Daemon:
             tasks = [group.create_task(self.control.serve())]
             if self.parts.downloads is not None:
                 tasks.append(group.create_task(self.parts.downloads.run()))
+            if self.parts.web is not None and self.parts.web.url is not None:
+                tasks.append(group.create_task(self.parts.web.run()))
             log.info("lanpeerd %s ready (control socket %s)", self.config.name, self.config.socket)
             stopping = group.create_task(self._stopping.wait())
             await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -86,6 +88,7 @@ class Daemon:
         await self._start_library(stack)
         await self._start_net(stack)
         await self._start_downloads(stack)
+        await self._start_web(stack)
 
     def _recover_installs(self) -> None:
         install = import_part(self.parts, "install", "lanpeer.install")
@@ -158,6 +161,21 @@ class Daemon:
         downloads.add_listener(lambda event: self.events.publish(views.download_event(event)))
         # Downloads a previous run left staged continue on their own (SPEC §7: resume).
         importlib.import_module("lanpeer.control.resume").resume_downloads(self.parts)
+
+    async def _start_web(self, stack: AsyncExitStack) -> None:
+        """The web UI (SPEC §9b); a port already taken is a warning, not a stop (see WebUI)."""
+        if not isinstance(self.config.web, tuple):
+            return  # --no-web
+        from lanpeer.web import WebUI
+
+        web = WebUI(
+            self.config.web,
+            self.config.state,
+            self.commands.answer,
+            self.events,
+            lambda: self.parts.library,
+        )
+        self.parts.web = await stack.enter_async_context(web)
 
     def _on_peer_event(self, event: Any) -> None:
         control_event = views.peer_event(event, self.parts.node.peers())

@@ -40,6 +40,8 @@ from lanpeer_proto.control import (
     ShutdownRequest,
     StatusRequest,
     StatusResult,
+    UiRequest,
+    UiResult,
     UninstallRequest,
     UpdateRequest,
     WatchRequest,
@@ -71,6 +73,7 @@ class Parts:
     node: Any = None  # lanpeer.net.PeerNode
     downloads: Any = None  # lanpeer.download.DownloadManager
     install: ModuleType | None = None  # lanpeer.install
+    web: Any = None  # lanpeer.web.WebUI (None with --no-web)
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it is not running
 
     def need(self, part: str) -> Any:
@@ -107,6 +110,7 @@ class ControlCommands:
             AddPeerRequest: self.add_peer,
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
+            UiRequest: self.ui,
         }
 
     async def answer(self, request: Request) -> ResultMessage | ErrorMessage:
@@ -155,6 +159,14 @@ class ControlCommands:
 
     async def doctor(self, _request: DoctorRequest) -> DoctorResult:
         return DoctorResult(checks=await doctor.run_checks(self._parts))
+
+    async def ui(self, _request: UiRequest) -> UiResult:
+        web = self._parts.web
+        if web is None:
+            return UiResult(url=None, message="the web UI is off (lanpeerd runs with --no-web)")
+        if web.url_with_token is None:
+            return UiResult(url=None, message=f"the web UI is not running: {web.problem}")
+        return UiResult(url=web.url_with_token, message=f"web UI at {web.url}")
 
     # ------------------------------------------------------------------ commands that act
 

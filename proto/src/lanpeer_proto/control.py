@@ -156,6 +156,12 @@ class ShutdownRequest(_Request):
     cmd: Literal["shutdown"] = "shutdown"
 
 
+class UiRequest(_Request):
+    """The web UI's address with its access token (SPEC §9b): ``peer-cli ui``."""
+
+    cmd: Literal["ui"] = "ui"
+
+
 Request = Annotated[
     StatusRequest
     | PeersRequest
@@ -171,7 +177,8 @@ Request = Annotated[
     | RescanRequest
     | AddPeerRequest
     | DoctorRequest
-    | ShutdownRequest,
+    | ShutdownRequest
+    | UiRequest,
     Field(discriminator="cmd"),
 ]
 
@@ -278,8 +285,16 @@ class DoctorResult(_Model):
     checks: list[DoctorCheck]
 
 
+class UiResult(_Model):
+    """Where the web UI is; ``url`` carries the token (the control socket is 0600, so may)."""
+
+    kind: Literal["ui"] = "ui"
+    url: Text | None  # None when the web UI is off or could not listen
+    message: Text
+
+
 Result = Annotated[
-    StatusResult | PeersResult | GamesResult | OpsResult | AcceptedResult | DoctorResult,
+    StatusResult | PeersResult | GamesResult | OpsResult | AcceptedResult | DoctorResult | UiResult,
     Field(discriminator="kind"),
 ]
 
