@@ -127,6 +127,10 @@ def test_cancel_from_the_task_center_stops_the_download_within_a_second(
         ),
     )
     assert "download" in _one(browser, row).text
+    browser.refresh()  # a reopened tab shows the running download with its first message
+    _wait(browser, "the live channel again", lambda d: _one(d, '#live[data-state="live"]'))
+    assert _one(browser, row) is not None
+    assert float(_one(browser, f"{row} [role=progressbar]").get_attribute("aria-valuenow")) > 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "tasks-downloading.png"))  # for the reviewer
     cancel = _one(browser, f'{row} button[data-action="cancel"]')

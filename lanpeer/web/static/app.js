@@ -9,6 +9,7 @@ const S = {
   filter: "all",
   query: "",
   checks: null,
+  fresh: false,        // a snapshot arrived on the current live channel
 };
 const GRAPH_SECONDS = 300;
 
@@ -495,6 +496,7 @@ function render() {
     if (S.page === "library") renderLibrary();
     else if (S.page === "tasks") renderTasks();
     else if (S.page === "peers") renderPeers();
+    if (S.fresh) setLive("live", "live");  // only once what the page shows is current
   });
 }
 
@@ -526,6 +528,7 @@ function applyEvent(event) {
 function onMessage(message) {
   if (message.type === "snapshot") {
     S.snap = message;
+    S.fresh = true;
     if (message.throughput) S.samples = message.throughput;
   } else if (message.type === "event") {
     applyEvent(message.event);
@@ -547,9 +550,10 @@ let retry = 500;
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/api/live`);
-  socket.addEventListener("open", () => { retry = 500; setLive("live", "live"); });
+  socket.addEventListener("open", () => { retry = 500; });
   socket.addEventListener("message", (e) => onMessage(JSON.parse(e.data)));
   socket.addEventListener("close", (e) => {
+    S.fresh = false;
     setLive("offline", "reconnecting…");
     // 4000: we fell behind and get a fresh snapshot at once; otherwise back off up to 5 s.
     setTimeout(connect, e.code === 4000 ? 0 : retry);
