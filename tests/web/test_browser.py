@@ -110,6 +110,45 @@ def test_download_click_shows_a_moving_bar_that_ends_installed(
     assert _one(browser, 'article[data-game="space-race"] button[data-action="uninstall"]')
 
 
+def _state_is(driver: Any, game_id: str, state: str) -> Any:
+    return _one(driver, f'article[data-game="{game_id}"] .state[data-state="{state}"]')
+
+
+def _confirm(driver: Any, choice: str) -> None:
+    dialog = _wait(driver, "the confirmation", lambda d: _one(d, "dialog#confirm[open]"))
+    dialog.find_element("css selector", f'button[value="{choice}"]').click()
+    _wait(driver, "the dialog closed", lambda d: _one(d, "dialog#confirm[open]") is None)
+
+
+def test_install_uninstall_remove_buttons_with_confirmations(
+    browser: Any, lan: dict[str, Any]
+) -> None:
+    leecher: Lanpeerd = lan["leecher"]
+    if not games_of(leecher)["space-race"]["installed"]:
+        assert leecher.cli("download", "space-race", "--wait", timeout=60).rc == 0
+    _open(browser, lan, "library")
+    _wait(browser, "space-race installed", lambda d: _state_is(d, "space-race", "installed"))
+    _click_action(browser, "space-race", "uninstall")
+    _confirm(browser, "cancel")  # "Keep it": nothing is asked of the daemon
+    assert games_of(leecher)["space-race"]["installed"] is True
+    title = browser.find_element("id", "confirm-title").get_attribute("textContent")
+    assert title == "Uninstall Space Race?"
+    _click_action(browser, "space-race", "uninstall")
+    _confirm(browser, "ok")
+    _wait(browser, "uninstalled", lambda d: _state_is(d, "space-race", "downloaded"))
+    _click_action(browser, "space-race", "install")  # no question: nothing is lost
+    _wait(browser, "installed again", lambda d: _state_is(d, "space-race", "installed"))
+    assert (leecher.games / "space-race" / "local").is_dir()
+    _click_action(browser, "space-race", "uninstall")
+    _confirm(browser, "ok")
+    _wait(browser, "uninstalled again", lambda d: _state_is(d, "space-race", "downloaded"))
+    _click_action(browser, "space-race", "remove")
+    _confirm(browser, "ok")
+    _wait(browser, "removed: only the peer has it", lambda d: _state_is(d, "space-race", "remote"))
+    assert not (leecher.games / "space-race").exists()
+    assert _one(browser, 'article[data-game="space-race"] button[data-action="download"]')
+
+
 def test_cancel_from_the_task_center_stops_the_download_within_a_second(
     browser: Any, lan: dict[str, Any]
 ) -> None:
