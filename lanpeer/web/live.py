@@ -115,8 +115,8 @@ class LiveChannel:
         try:
             with self._events.subscribe(maxsize=self._tab_queue) as subscription:
                 await self._serve_tab(tab, subscription)
-        except (ConnectionError, TimeoutError):
-            log.info("web: a tab stopped reading; dropped it")
+        except* (ConnectionError, TimeoutError):  # alone or from the tab's task group
+            log.info("web: a tab stopped reading or went away; dropped it")
         finally:
             self._tabs.discard(tab)
             await tab.close()

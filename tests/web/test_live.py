@@ -102,8 +102,9 @@ async def _wait_tabs(channel: LiveChannel, count: int, hub: EventHub | None = No
 @pytest.mark.asyncio
 @pytest.mark.parametrize("served", [{"send_timeout": 0.5}], indirect=True)
 async def test_a_tab_that_stops_reading_is_dropped_and_others_keep_receiving(
-    served: Served,
+    served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="lanpeer.web.live")
     stalled = _stalled_tab(served.port)
     try:
         async with _tab(served.port) as reader:
