@@ -235,7 +235,7 @@ def test_screenshots_of_every_page(browser: Any, lan: dict[str, Any]) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     wait_until("library settled", lambda: raw(lan["leecher"], cmd="ops")["result"]["ops"] == [])
     written = []
-    for width, height in ((1280, 800), (360, 740)):
+    for width, height in ((1280, 800), (360, 740), (1920, 1080)):
         metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500}
         browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
         for page in ("library", "tasks", "peers", "doctor"):

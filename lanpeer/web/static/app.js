@@ -196,6 +196,16 @@ function initials(name) {
   return words.slice(0, 2).map((w) => w[0].toUpperCase()).join("") || "?";
 }
 
+// The words a player reads for the daemon's states (``data-state`` keeps the daemon's own).
+const STATE_LABELS = {
+  remote: "on peers", downloaded: "downloaded", installed: "installed", partial: "partial",
+  hashing: "checking", busy: "busy", "local-only": "this host only",
+};
+const OP_LABELS = {
+  download: "downloading", install: "installing", update: "updating",
+  uninstall: "uninstalling", remove: "removing",
+};
+
 function createCard(game) {
   const cover = el("div", { class: "cover" });
   const h = hue(game.id);
@@ -225,7 +235,7 @@ function updateCard(card, game) {
   setText(r.title, game.name);
   r.title.title = `${game.name} (${game.id})`;
   setText(r.size, fmtBytes(game.size));
-  const shown = op ? op.kind === "download" ? "downloading" : `${op.kind}ing` : game.state;
+  const shown = op ? OP_LABELS[op.kind] ?? op.kind : STATE_LABELS[game.state] ?? game.state;
   setText(r.state, shown);
   r.state.dataset.state = op ? "busy" : game.state;
   // A cover is served once the game is here and hashed; ask again when its state moves on.
@@ -246,7 +256,8 @@ function updateCard(card, game) {
   if (game.downloaded && game.version) facts.push(["", `downloaded ${game.version}`]);
   if (game.update_available) facts.push(["update", `update ${game.newest_version}`]);
   else if (!game.downloaded && game.newest_version) facts.push(["", `v${game.newest_version}`]);
-  const partial = game.partial_peers?.length ?? 0;
+  const partial = game.partial_peers?.length
+    ?? (game.sources ?? []).filter((source) => source.partial).length;
   const full = game.peers.length;
   facts.push(["", full ? `${full} peer${full === 1 ? "" : "s"}${partial ? ` + ${partial} partial` : ""}`
     : "no peer offers it"]);
@@ -333,8 +344,12 @@ function updateOp(row, op) {
   const key = JSON.stringify(ids.map((id) => [id, Math.round((rates[id] ?? 0) / 1e5)]));
   if (r.sources.dataset.key !== key) {
     r.sources.dataset.key = key;
-    r.sources.replaceChildren(...ids.map((id) => el("span", { class: "tag",
-      text: rates[id] !== undefined ? `${peerName(id)} ${fmtRate(rates[id])}` : peerName(id) })));
+    const partial = new Set(op.partial_sources ?? []);
+    r.sources.replaceChildren(...ids.map((id) => {
+      const name = partial.has(id) ? `${peerName(id)} (partial)` : peerName(id);
+      const text = rates[id] !== undefined ? `${name} ${fmtRate(rates[id])}` : name;
+      return el("span", { class: "tag", "data-source": id, text });
+    }));
   }
 }
 
