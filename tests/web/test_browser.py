@@ -166,6 +166,12 @@ def test_cancel_from_the_task_center_stops_the_download_within_a_second(
         ),
     )
     assert "download" in _one(browser, row).text
+    _wait(  # the host's throughput graph follows the download
+        browser,
+        "a download rate in the graph's legend",
+        lambda d: d.find_element("id", "rate-down").text not in ("", "0 B/s"),
+    )
+    assert browser.execute_script("return S.samples.filter((s) => s[1] > 0).length") > 0
     browser.refresh()  # a reopened tab shows the running download with its first message
     _wait(browser, "the live channel again", lambda d: _one(d, '#live[data-state="live"]'))
     assert _one(browser, row) is not None
@@ -228,6 +234,46 @@ def test_a_new_peer_appears_on_the_peers_page_without_a_reload(
         assert browser.execute_script("return window.__same_page") == "yes"  # no reload
     finally:
         late.kill()
+
+
+def test_search_and_filters(browser: Any, lan: dict[str, Any]) -> None:
+    _open(browser, lan, "library")
+    _wait(browser, "the cards", lambda d: len(_css(d, "article[data-game]")) >= 4)
+
+    def shown(d: Any) -> set[str]:
+        return {c.get_attribute("data-game") for c in _css(d, "#games article[data-game]")}
+
+    search = browser.find_element("id", "search")
+    search.send_keys("tiny")
+    _wait(browser, "only tiny-tanks", lambda d: shown(d) == {"tiny-tanks"})
+    search.send_keys("\b" * 4)  # backspaces, as a person does (clear() sends no input event)
+    _wait(browser, "every game again", lambda d: len(shown(d)) >= 4)
+    here = {g for g, entry in games_of(lan["leecher"]).items() if entry["downloaded"]}
+    browser.find_element("css selector", '.chip[data-filter="downloaded"]').click()
+    _wait(browser, "only games on this host", lambda d: shown(d) == here)
+    browser.find_element("css selector", '.chip[data-filter="remote"]').click()
+    remote = {g for g, entry in games_of(lan["leecher"]).items() if not entry["downloaded"]}
+    _wait(browser, "only games on peers", lambda d: shown(d) == remote)
+    browser.find_element("css selector", '.chip[data-filter="all"]').click()
+    _wait(browser, "all games", lambda d: len(shown(d)) >= 4)
+
+
+def test_doctor_page_shows_the_checks_peer_cli_shows(browser: Any, lan: dict[str, Any]) -> None:
+    _open(browser, lan, "doctor")
+    _wait(browser, "doctor checks", lambda d: _one(d, "#checks [data-check]"))
+    checks = lan["leecher"].cli("doctor").doc
+    on_page = {
+        row.get_attribute("data-check"): row for row in _css(browser, "#checks [data-check]")
+    }
+    assert set(on_page) == {check["name"] for check in checks}
+    for check in checks:
+        row = on_page[check["name"]]
+        assert (
+            row.find_element("css selector", ".badge").get_attribute("data-status")
+            == (check["status"])
+        )
+        if check["hint"]:
+            assert row.find_element("css selector", ".hint").text == check["hint"]
 
 
 def test_screenshots_of_every_page(browser: Any, lan: dict[str, Any]) -> None:
