@@ -10,6 +10,7 @@ const S = {
   query: "",
   checks: null,
   fresh: false,        // a snapshot arrived on the current live channel
+  skew: 0,             // the daemon's clock minus this device's, in seconds
 };
 const GRAPH_SECONDS = 300;
 
@@ -49,8 +50,11 @@ function fmtEta(s) {
   if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
+// The daemon's clock, as far as this device can tell (a phone's clock may be off by minutes).
+function daemonNow() { return Date.now() / 1000 + S.skew; }
+
 function fmtAgo(t) {
-  const s = Math.max(0, Date.now() / 1000 - t);
+  const s = Math.max(0, daemonNow() - t);
   if (s < 5) return "just now";
   if (s < 90) return `${Math.round(s)} s ago`;
   if (s < 5400) return `${Math.round(s / 60)} min ago`;
@@ -394,7 +398,7 @@ function drawGraph() {
   const ctx = canvas.getContext("2d");
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, w, h);
-  const now = Date.now() / 1000;
+  const now = daemonNow();
   const points = S.samples.filter((s) => s[0] >= now - GRAPH_SECONDS);
   const top = Math.max(1e6, ...points.map((s) => Math.max(s[1], s[2]))) * 1.15;
   const x = (t) => ((t - (now - GRAPH_SECONDS)) / GRAPH_SECONDS) * w;
@@ -544,6 +548,7 @@ function onMessage(message) {
   if (message.type === "snapshot") {
     S.snap = message;
     S.fresh = true;
+    S.skew = message.now - Date.now() / 1000;
     if (message.throughput) S.samples = message.throughput;
   } else if (message.type === "event") {
     applyEvent(message.event);
