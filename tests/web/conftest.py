@@ -131,6 +131,7 @@ def browser() -> Iterator[Any]:
         "--disable-features=MediaRouter,OptimizationHints,Translate",
     ):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the page's console
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     try:
         yield driver

@@ -301,3 +301,15 @@ def test_screenshots_of_every_page(browser: Any, lan: dict[str, Any]) -> None:
             assert overflow <= 0, f"{page} at {width}px scrolls sideways by {overflow}px"
     browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert all(p.stat().st_size > 10_000 for p in written)
+
+
+def test_the_page_logged_no_script_error(browser: Any, lan: dict[str, Any]) -> None:
+    """Runs last: whatever the tests above clicked, the page's own code never threw."""
+    _open(browser, lan, "tasks")
+    entries = browser.get_log("browser")
+    errors = [
+        e["message"]
+        for e in entries
+        if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]
+    ]  # a 404 for a game without a cover is expected and not a script error
+    assert errors == []
