@@ -24,9 +24,13 @@ WAIT = 30.0
 
 
 def _wait(driver: Any, what: str, condition: Any, timeout: float = WAIT) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition, message=what)
+    # The page replaces rows as state changes: an element found a moment ago may be gone.
+    ignored = [StaleElementReferenceException]
+    wait = WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=ignored)
+    return wait.until(condition, message=what)
 
 
 def _css(driver: Any, selector: str) -> list[Any]:
@@ -171,7 +175,6 @@ def test_cancel_from_the_task_center_stops_the_download_within_a_second(
         "a download rate in the graph's legend",
         lambda d: d.find_element("id", "rate-down").text not in ("", "0 B/s"),
     )
-    assert browser.execute_script("return S.samples.filter((s) => s[1] > 0).length") > 0
     browser.refresh()  # a reopened tab shows the running download with its first message
     _wait(browser, "the live channel again", lambda d: _one(d, '#live[data-state="live"]'))
     assert _one(browser, row) is not None
