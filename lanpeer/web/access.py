@@ -102,6 +102,8 @@ class AccessGuard:
         response = await handler(request)
         if not response.prepared:  # the live channel has sent its headers already
             response.headers.update(SECURITY_HEADERS)
+            # Revalidate every time: after an upgrade of lanpeer, no tab runs yesterday's script.
+            response.headers.setdefault("Cache-Control", "no-cache")
         return response
 
     def _same_origin(self, request: web.Request) -> bool:
