@@ -38,6 +38,7 @@ from lanpeer_proto.paths import GAME_ID_RE
 from lanpeer.control.events import EventHub
 from lanpeer.control.server import error_message
 from lanpeer.errors import LanpeerError
+from lanpeer.library import GameLibrary
 from lanpeer.web.live import Throughput
 
 log = logging.getLogger(__name__)
@@ -75,14 +76,14 @@ SNAPSHOT_PARTS: tuple[tuple[str, Request], ...] = (
 
 
 class WebApi:
-    """The handlers; ``library`` returns the running library part (or None) for covers."""
+    """The handlers of the page's requests."""
 
     def __init__(
         self,
         answer: Answer,
         events: EventHub,
         throughput: Throughput,
-        library: Callable[[], Any],
+        library: GameLibrary,
     ) -> None:
         self._answer = answer
         self._events = events
@@ -137,9 +138,9 @@ class WebApi:
 
     async def cover(self, request: web.Request) -> web.Response:
         game_id = request.match_info["game_id"]
-        library = self._library()
+        library = self._library
         game = None
-        if library is not None and GAME_ID_RE.fullmatch(game_id):
+        if GAME_ID_RE.fullmatch(game_id):
             game = next((g for g in library.local_games() if g.id == game_id), None)
         if game is None or game.manifest_hash is None:
             raise web.HTTPNotFound(text="no cover\n")

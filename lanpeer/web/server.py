@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from aiohttp import web
 from lanpeer_proto.control import OpsRequest, ResultMessage
 
 from lanpeer.control.events import EventHub
+from lanpeer.library import GameLibrary
 from lanpeer.web.access import AccessGuard, Handler, load_or_create_token
 from lanpeer.web.api import Answer, WebApi
 from lanpeer.web.live import SAMPLE_EVERY, LiveChannel, Throughput
@@ -46,7 +45,7 @@ class WebUI:
         state: Path,
         answer: Answer,
         events: EventHub,
-        library: Callable[[], Any],
+        library: GameLibrary,
         *,
         max_requests: int = MAX_REQUESTS,
     ) -> None:
