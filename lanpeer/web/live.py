@@ -47,15 +47,16 @@ class Throughput:
     """The host's download and upload rate, one sample a second, the last minutes of it."""
 
     def __init__(self, kept: int = SAMPLES_KEPT) -> None:
-        self.samples: deque[tuple[float, float, float]] = deque(maxlen=kept)
+        # (time, down, up); up is None while the daemon does not measure what it sends
+        self.samples: deque[tuple[float, float, float | None]] = deque(maxlen=kept)
         self._tick = asyncio.Event()
 
-    def add(self, down: float, up: float) -> None:
-        self.samples.append((round(time.time(), 1), round(down), round(up)))
+    def add(self, down: float, up: float | None) -> None:
+        self.samples.append((round(time.time(), 1), round(down), None if up is None else round(up)))
         self._tick.set()
         self._tick = asyncio.Event()
 
-    async def wait_sample(self) -> tuple[float, float, float]:
+    async def wait_sample(self) -> tuple[float, float, float | None]:
         await self._tick.wait()
         return self.samples[-1]
 

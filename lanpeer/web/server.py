@@ -114,7 +114,7 @@ class WebUI:
             if isinstance(answer, ResultMessage):
                 ops = getattr(answer.result, "ops", [])
                 down = sum(op.rate for op in ops if op.kind == "download")
-                self.throughput.add(down, 0.0)
+                self.throughput.add(down, None)  # upload: not measured by the daemon yet
 
     def _app(self) -> web.Application:
         guard = AccessGuard(self._token, self.address[1])

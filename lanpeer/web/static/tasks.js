@@ -99,7 +99,7 @@ export function drawGraph() {
   ctx.clearRect(0, 0, w, h);
   const now = daemonNow();
   const points = S.samples.filter((s) => s[0] >= now - GRAPH_SECONDS);
-  const top = Math.max(1e6, ...points.map((s) => Math.max(s[1], s[2]))) * 1.15;
+  const top = Math.max(1e6, ...points.map((s) => Math.max(s[1], s[2] ?? 0))) * 1.15;
   const x = (t) => ((t - (now - GRAPH_SECONDS)) / GRAPH_SECONDS) * w;
   const y = (v) => h - 16 - (v / top) * (h - 26);
   ctx.strokeStyle = "#2a3140";
@@ -113,8 +113,9 @@ export function drawGraph() {
   }
   ctx.fillText("5 min ago", 4, h - 3);
   ctx.fillText("now", w - 24, h - 3);
+  const measuresUp = points.some((s) => s[2] !== null);
   for (const [index, color] of [[1, "#4f8cff"], [2, "#3ecf8e"]]) {
-    if (points.length < 2) break;
+    if (points.length < 2 || (index === 2 && !measuresUp)) break;
     ctx.beginPath();
     points.forEach((s, i) => (i ? ctx.lineTo(x(s[0]), y(s[index])) : ctx.moveTo(x(s[0]), y(s[index]))));
     ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.stroke();
@@ -124,5 +125,5 @@ export function drawGraph() {
   }
   const last = S.samples.at(-1);
   setText($("rate-down"), fmtRate(last ? last[1] : 0));
-  setText($("rate-up"), fmtRate(last ? last[2] : 0));
+  setText($("rate-up"), last && last[2] !== null ? fmtRate(last[2]) : "not measured");
 }
