@@ -56,14 +56,20 @@ function updateOp(row, op) {
   }
 }
 
+const DONE_LABELS = {
+  download: "downloaded", install: "installed", update: "updated", uninstall: "uninstalled",
+  remove: "removed",
+};
+
 function finishedRow(event) {
   const cancelled = event.error === "cancelled";
-  const outcome = event.ok ? `${event.kind} done` : cancelled ? "cancelled" : `${event.kind} failed`;
+  const done = DONE_LABELS[event.kind] ?? `${event.kind} done`;
+  const outcome = event.ok ? done : cancelled ? "cancelled" : `${event.kind} failed`;
   const rate = event.seconds > 0 ? ` · ${fmtRate(event.bytes / event.seconds)}` : "";
   const facts = event.bytes ? `${fmtBytes(event.bytes)} in ${fmtEta(event.seconds)}${rate}` : "";
   return el("div", { class: "row finished", "data-finished": event.game_id },
     el("div", { class: "title" }, el("b", { text: gameName(event.game_id) }),
-      el("span", { class: "sub", text: event.kind })),
+      el("span", { class: "sub", text: event.game_id })),
     el("div", { class: "meta" }, el("span", { class: "outcome", "data-ok": String(event.ok),
       "data-cancelled": String(cancelled), text: outcome }), el("span", { text: facts })),
     el("div"),
