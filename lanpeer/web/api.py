@@ -27,6 +27,7 @@ from lanpeer_proto.control import (
     ResultMessage,
     StatusRequest,
     UiRequest,
+    UploadsRequest,
     WatchRequest,
     decode_request,
     encode_server_message,
@@ -35,7 +36,6 @@ from lanpeer_proto.control import (
 from lanpeer_proto.errors import RemoteProtocolError
 from lanpeer_proto.paths import GAME_ID_RE
 
-from lanpeer.control.events import EventHub
 from lanpeer.control.server import error_message
 from lanpeer.errors import LanpeerError
 from lanpeer.library import GameLibrary
@@ -70,8 +70,9 @@ HTTP_STATUS = {
 SNAPSHOT_PARTS: tuple[tuple[str, Request], ...] = (
     ("status", StatusRequest()),
     ("games", GamesRequest()),
-    ("ops", OpsRequest()),
+    ("ops", OpsRequest(all=True)),  # active ones, and the finished ones with error and hint
     ("peers", PeersRequest()),
+    ("uploads", UploadsRequest()),
 )
 
 
@@ -81,12 +82,10 @@ class WebApi:
     def __init__(
         self,
         answer: Answer,
-        events: EventHub,
         throughput: Throughput,
         library: GameLibrary,
     ) -> None:
         self._answer = answer
-        self._events = events
         self._throughput = throughput
         self._library = library
 
@@ -110,7 +109,6 @@ class WebApi:
                 doc["errors"][key] = answer.message
             else:
                 doc[key] = answer.result.model_dump(mode="json", exclude={"kind"})
-        doc["finished"] = [event.model_dump(mode="json") for event in self._events.recent_finished]
         doc["throughput"] = list(self._throughput.samples)
         doc["now"] = time.time()
         return doc

@@ -14,7 +14,13 @@ from pathlib import Path
 from types import TracebackType
 
 from aiohttp import web
-from lanpeer_proto.control import OpsRequest, ResultMessage
+from lanpeer_proto.control import (
+    OpsRequest,
+    OpsResult,
+    ResultMessage,
+    UploadsRequest,
+    UploadsResult,
+)
 
 from lanpeer.control.events import EventHub
 from lanpeer.library import GameLibrary
@@ -53,7 +59,7 @@ class WebUI:
         self._state = state
         self._answer = answer
         self.throughput = Throughput()
-        self.api = WebApi(answer, events, self.throughput, library)
+        self.api = WebApi(answer, self.throughput, library)
         self.live = LiveChannel(events, self.api.snapshot, self.throughput)
         self._requests = asyncio.Semaphore(max_requests)
         self._runner: web.AppRunner | None = None
@@ -110,11 +116,14 @@ class WebUI:
         """Sample the host's throughput for the graph, until cancelled."""
         while True:
             await asyncio.sleep(SAMPLE_EVERY)
-            answer = await self.api.ask(OpsRequest())
-            if isinstance(answer, ResultMessage):
-                ops = getattr(answer.result, "ops", [])
-                down = sum(op.rate for op in ops if op.kind == "download")
-                self.throughput.add(down, None)  # upload: not measured by the daemon yet
+            ops, uploads = await self.api.ask(OpsRequest()), await self.api.ask(UploadsRequest())
+            if not isinstance(ops, ResultMessage) or not isinstance(ops.result, OpsResult):
+                continue
+            down = sum(op.rate for op in ops.result.ops if op.finished_at is None)
+            up = None  # the daemon does not measure what it sends: no line, never a fake 0
+            if isinstance(uploads, ResultMessage) and isinstance(uploads.result, UploadsResult):
+                up = sum(upload.rate for upload in uploads.result.uploads)
+            self.throughput.add(down, up)
 
     def _app(self) -> web.Application:
         guard = AccessGuard(self._token, self.address[1])

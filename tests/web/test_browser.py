@@ -212,9 +212,12 @@ def test_a_failed_download_shows_its_error(browser: Any, lan: dict[str, Any]) ->
     assert outcome.get_attribute("data-ok") == "false"
     assert outcome.get_attribute("data-cancelled") == "false"
     assert "failed" in outcome.text
-    error = failed.find_element("css selector", ".error").text
-    assert error.strip(), "the failure's error text is shown"
-    assert raw(lan["leecher"], cmd="ops")["result"]["ops"] == []
+    (standing,) = raw(lan["leecher"], cmd="ops")["result"]["ops"]  # stays until a success
+    assert standing["state"] == "failed"
+    assert failed.find_element("css selector", ".error").text == standing["error"]
+    hint = failed.find_element("css selector", ".hint").get_attribute("textContent")
+    assert hint == (standing["hint"] or "")  # the daemon's hint, when it knows the cause
+    assert _one(browser, '#ops [data-op="broken-game"]') is None  # not shown as running
 
 
 def test_a_new_peer_appears_on_the_peers_page_without_a_reload(
@@ -282,7 +285,10 @@ def test_doctor_page_shows_the_checks_peer_cli_shows(browser: Any, lan: dict[str
 def test_screenshots_of_every_page(browser: Any, lan: dict[str, Any]) -> None:
     """Not an assertion of looks: files a reviewer opens (tests/out/web/, not committed)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    wait_until("library settled", lambda: raw(lan["leecher"], cmd="ops")["result"]["ops"] == [])
+    wait_until(
+        "nothing running",
+        lambda: all(op["finished_at"] for op in raw(lan["leecher"], cmd="ops")["result"]["ops"]),
+    )
     written = []
     for width, height in ((1280, 800), (360, 740), (1920, 1080)):
         metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500}

@@ -14,23 +14,22 @@ from tests.web.conftest import tcp_free_port
 
 
 def test_the_default_is_this_host_only() -> None:
-    assert build_config({}, {}).web == ("127.0.0.1", 47680)
-    assert build_config({"no_web": True}, {}).web is None
-    assert build_config({}, {"web": "127.0.0.1:9000"}).web == ("127.0.0.1", 9000)
-    assert build_config({}, {"web": "[::1]:9000"}).web == ("::1", 9000)
+    assert build_config({}, {}).web_address == ("127.0.0.1", 47680)
+    assert build_config({"no_web": True}, {}).web_address is None
+    assert build_config({}, {"web": "127.0.0.1:9000"}).web_address == ("127.0.0.1", 9000)
+    assert build_config({}, {"web": "[::1]:9000"}).web_address == ("::1", 9000)
 
 
 def test_a_network_address_needs_web_public() -> None:
-    with pytest.raises(ConfigError, match="web-public"):
+    with pytest.raises(ConfigError, match=r"flag --web = '0\.0\.0\.0:47680'.*web-public"):
         build_config({}, {"web": "0.0.0.0:47680"})
-    with pytest.raises(ConfigError, match="web-public"):
+    with pytest.raises(ConfigError, match=r"key 'web' = '192\.168\.1\.5:47680'.*web-public"):
         build_config({"web": "192.168.1.5:47680"}, {})
-    assert build_config({"web": "0.0.0.0:47680", "web_public": True}, {}).web == (
-        "0.0.0.0",
-        47680,
-    )
-    with pytest.raises(ConfigError, match="ADDR:PORT"):
+    public = build_config({"web": "0.0.0.0:47680", "web_public": True}, {})
+    assert public.web_address == ("0.0.0.0", 47680)
+    with pytest.raises(ConfigError, match="flag --web = '47680': expected HOST:PORT"):
         build_config({}, {"web": "47680"})
+    assert build_config({"web": "0.0.0.0:47680", "no_web": True}, {}).web_address is None
 
 
 @pytest.mark.process

@@ -1,16 +1,17 @@
 // The peers page: who is there, connected or not, their traffic; adding one by address.
 import { $, el, setText, sync, toast } from "./dom.js";
-import { fmtAgo, fmtRate } from "./format.js";
-import { S, command, daemonNow, peerRates, peers } from "./state.js";
+import { fmtAgo, fmtBytes, fmtRate } from "./format.js";
+import { S, command, daemonNow, gameName, peers, uploads } from "./state.js";
 
 function createPeer() {
   const name = el("b");
   const id = el("span", { class: "sub" });
   const conn = el("span", { class: "conn" });
   const meta = el("div", { class: "meta" });
+  const sending = el("div", { class: "sources" });
   const row = el("div", { class: "row peer" }, el("div", { class: "title" }, name, id), meta,
-    conn);
-  row.refs = { name, id, conn, meta };
+    conn, sending);
+  row.refs = { name, id, conn, meta, sending };
   return row;
 }
 
@@ -21,20 +22,26 @@ function updatePeer(row, peer) {
   setText(r.id, `${peer.peer_id.slice(0, 12)}… · ${peer.address}`);
   setText(r.conn, peer.connected ? "connected" : "not connected");
   r.conn.dataset.connected = String(peer.connected);
-  const { up, down } = peerRates(peer);
   const facts = [
+    ["↓ from it", fmtRate(peer.rate_down ?? 0)],
+    ["↑ to it", fmtRate(peer.rate_up ?? 0)],
     ["games", String(peer.games)],
     ["protocol", `v${peer.proto_ver}`],
-    ["library rev", String(peer.library_rev)],
     ["seen", fmtAgo(peer.last_seen, daemonNow())],
   ];
-  if (down !== null) facts.push(["from it", fmtRate(down)]);
-  if (up !== null) facts.push(["to it", fmtRate(up)]);
   const key = JSON.stringify(facts);
   if (r.meta.dataset.key !== key) {
     r.meta.dataset.key = key;
     r.meta.replaceChildren(...facts.map(([label, value]) =>
       el("span", {}, `${label} `, el("b", { text: value }))));
+  }
+  // What it pulls from this host right now (``peer-cli uploads``).
+  const pulls = uploads().filter((u) => u.peer_id === peer.peer_id);
+  const pullKey = JSON.stringify(pulls.map((u) => [u.game_id, Math.round(u.rate / 1e5)]));
+  if (r.sending.dataset.key !== pullKey) {
+    r.sending.dataset.key = pullKey;
+    r.sending.replaceChildren(...pulls.map((u) => el("span", { class: "tag", "data-upload": u.game_id,
+      text: `uploading ${gameName(u.game_id)} · ${fmtRate(u.rate)} · ${fmtBytes(u.bytes)}` })));
   }
 }
 

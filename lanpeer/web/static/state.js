@@ -3,7 +3,7 @@
 import { toast } from "./dom.js";
 
 export const S = {
-  snap: null,          // the last snapshot: status, games, ops, peers, finished, errors
+  snap: null,          // the last snapshot: status, games, ops (and history), peers, uploads
   rates: new Map(),    // game id -> per-peer rates of its last progress event
   samples: [],         // [time, down, up] of the host, one a second
   page: "library",
@@ -18,7 +18,13 @@ export const S = {
 export function daemonNow() { return Date.now() / 1000 + S.skew; }
 
 export function games() { return S.snap?.games?.games ?? []; }
-export function ops() { return S.snap?.ops?.ops ?? []; }
+// ``ops --all``: running and queued operations, then finished ones (``finished_at`` set).
+export function ops() { return (S.snap?.ops?.ops ?? []).filter((op) => op.finished_at == null); }
+export function history() {
+  const done = (S.snap?.ops?.ops ?? []).filter((op) => op.finished_at != null);
+  return done.sort((a, b) => b.finished_at - a.finished_at);
+}
+export function uploads() { return S.snap?.uploads?.uploads ?? []; }
 export function peers() { return S.snap?.peers?.peers ?? []; }
 export function gameName(id) { return games().find((g) => g.id === id)?.name ?? id; }
 export function peerName(id) {
@@ -27,12 +33,6 @@ export function peerName(id) {
 }
 export function opOf(id) { return ops().find((op) => op.game_id === id); }
 
-// A peer's traffic rates, whichever fields this daemon reports.
-export function peerRates(peer) {
-  const up = peer.up_rate ?? peer.upload_rate ?? peer.rate_up ?? null;
-  const down = peer.down_rate ?? peer.download_rate ?? peer.rate_down ?? null;
-  return { up, down };
-}
 
 // ------------------------------------------------------------------ commands
 

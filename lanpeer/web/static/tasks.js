@@ -1,8 +1,8 @@
 // The task center: operations with live progress, finished ones with their error, and the
 // host's throughput over the last minutes.
 import { $, el, setText, sync } from "./dom.js";
-import { fmtBytes, fmtEta, fmtRate, percent } from "./format.js";
-import { S, command, daemonNow, gameName, ops, peerName } from "./state.js";
+import { fmtAgo, fmtBytes, fmtEta, fmtRate, percent } from "./format.js";
+import { S, command, daemonNow, gameName, history, ops, peerName } from "./state.js";
 
 export const GRAPH_SECONDS = 300;
 
@@ -61,28 +61,31 @@ const DONE_LABELS = {
   remove: "removed",
 };
 
-function finishedRow(event) {
-  const cancelled = event.error === "cancelled";
-  const done = DONE_LABELS[event.kind] ?? `${event.kind} done`;
-  const outcome = event.ok ? done : cancelled ? "cancelled" : `${event.kind} failed`;
-  const rate = event.seconds > 0 ? ` · ${fmtRate(event.bytes / event.seconds)}` : "";
-  const facts = event.bytes ? `${fmtBytes(event.bytes)} in ${fmtEta(event.seconds)}${rate}` : "";
-  return el("div", { class: "row finished", "data-finished": event.game_id },
-    el("div", { class: "title" }, el("b", { text: gameName(event.game_id) }),
-      el("span", { class: "sub", text: event.game_id })),
-    el("div", { class: "meta" }, el("span", { class: "outcome", "data-ok": String(event.ok),
-      "data-cancelled": String(cancelled), text: outcome }), el("span", { text: facts })),
+// How many finished operations the page lists (the daemon remembers up to 500).
+const HISTORY_SHOWN = 50;
+
+function finishedRow(op) {
+  const cancelled = op.state === "cancelled";
+  const done = DONE_LABELS[op.kind] ?? `${op.kind} done`;
+  const outcome = op.ok ? done : cancelled ? "cancelled" : `${op.kind} failed`;
+  const facts = [op.bytes_done ? fmtBytes(op.bytes_done) : "", fmtAgo(op.finished_at, daemonNow())];
+  return el("div", { class: "row finished", "data-finished": op.game_id },
+    el("div", { class: "title" }, el("b", { text: gameName(op.game_id) }),
+      el("span", { class: "sub", text: op.game_id })),
+    el("div", { class: "meta" }, el("span", { class: "outcome", "data-ok": String(Boolean(op.ok)),
+      "data-cancelled": String(cancelled), text: outcome }),
+      el("span", { text: facts.filter(Boolean).join(" · ") })),
     el("div"),
-    el("div", { class: "error", text: !event.ok && !cancelled ? event.error ?? "" : "" }),
-    el("div", { class: "hint", text: event.hint ?? "" }));
+    el("div", { class: "error", text: !op.ok && !cancelled ? op.error ?? "" : "" }),
+    el("div", { class: "hint", text: op.hint ?? "" }));
 }
 
 export function renderTasks() {
   const list = ops();
   sync($("ops"), list, (op) => op.game_id, createOp, updateOp);
   $("ops-empty").hidden = list.length > 0;
-  const finished = [...(S.snap?.finished ?? [])].reverse();
-  const key = JSON.stringify(finished.map((e) => [e.game_id, e.ok, e.error, e.seconds]));
+  const finished = history().slice(0, HISTORY_SHOWN);
+  const key = JSON.stringify(finished.map((op) => [op.game_id, op.finished_at]));
   const box = $("finished");
   if (box.dataset.key !== key) {
     box.dataset.key = key;
