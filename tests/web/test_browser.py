@@ -238,6 +238,18 @@ def test_a_new_peer_appears_on_the_peers_page_without_a_reload(
             ),
         )
         assert browser.execute_script("return window.__same_page") == "yes"  # no reload
+        # The latecomer pulls a game from the leecher: the leecher's page shows the upload.
+        wait_until(
+            "the leecher's copy of broken-game offered to the latecomer",
+            lambda: games_of(late).get("broken-game", {}).get("ready_peers"),
+        )
+        assert late.cli("download", "broken-game", "--no-install", "--wait", timeout=60).rc == 0
+        upload = _wait(
+            browser,
+            "the upload to the latecomer",
+            lambda d: _one(d, '#peers .peer.row [data-upload="broken-game"]'),
+        )
+        assert "uploading Broken Game" in upload.text
     finally:
         late.kill()
 
