@@ -153,6 +153,43 @@ def test_install_uninstall_remove_buttons_with_confirmations(
     assert _one(browser, 'article[data-game="space-race"] button[data-action="download"]')
 
 
+def test_update_button_installs_the_newer_version_a_peer_offers(
+    browser: Any, lan: dict[str, Any]
+) -> None:
+    from lanpeer.library.samples import generate_game
+
+    leecher: Lanpeerd = lan["leecher"]
+    seeder: Lanpeerd = lan["seeder"]
+    if not games_of(leecher)["tiny-tanks"]["installed"]:
+        assert leecher.cli("download", "tiny-tanks", "--wait", timeout=60).rc == 0
+    generate_game(seeder.games, "tiny-tanks", 1 << 20, seed=4, archives=1, version="1.1")
+    assert seeder.cli("rescan", "tiny-tanks").rc == 0
+    wait_until(
+        "the leecher sees 1.1 offered",
+        lambda: (
+            games_of(leecher)["tiny-tanks"]["update_available"]
+            and games_of(leecher)["tiny-tanks"]["ready_peers"]
+        ),
+    )
+    _open(browser, lan, "library")
+    _wait(
+        browser,
+        "the update tag",
+        lambda d: "update 1.1" in (_card(d, "tiny-tanks").text if _card(d, "tiny-tanks") else ""),
+    )
+    _click_action(browser, "tiny-tanks", "update")
+    _wait(
+        browser,
+        "1.1 installed",
+        lambda d: (
+            "installed 1.1" in _card(d, "tiny-tanks").text
+            and _state_is(d, "tiny-tanks", "installed")
+        ),
+        timeout=60,
+    )
+    assert games_of(leecher)["tiny-tanks"]["installed_version"] == "1.1"
+
+
 def test_cancel_from_the_task_center_stops_the_download_within_a_second(
     browser: Any, lan: dict[str, Any]
 ) -> None:

@@ -31,7 +31,6 @@ function gameActions(game) {
   const op = opOf(game.id);
   if (op) return [["cancel", "Cancel", "danger", { cmd: "cancel", game_id: game.id }]];
   const list = [];
-  const installedVersion = game.installed_version ?? null;
   if (!game.downloaded) {
     if (game.peers.length) {
       list.push(["download", "Download", "primary", { cmd: "download", game_id: game.id }]);
@@ -40,11 +39,10 @@ function gameActions(game) {
     }
     return list;
   }
-  if (game.update_available && game.peers.length) {
-    list.push(["download", "Update", "primary", { cmd: "download", game_id: game.id }]);
-  }
-  if (game.installed && installedVersion && game.version && installedVersion !== game.version) {
-    list.push(["update", `Apply ${game.version}`, "primary", { cmd: "update", game_id: game.id }]);
+  if (game.update_available) {
+    // The daemon's ``update`` fetches a newer version a peer offers, or installs a downloaded
+    // one newer than local/: one button for both, as ``peer-cli update``.
+    list.push(["update", "Update", "primary", { cmd: "update", game_id: game.id }]);
   }
   if (!game.installed) {
     list.push(["install", "Install", "primary", { cmd: "install", game_id: game.id }]);
