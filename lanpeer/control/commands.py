@@ -37,6 +37,8 @@ from lanpeer_proto.control import (
     Request,
     RescanRequest,
     ResultMessage,
+    ShareRequest,
+    ShareResult,
     ShutdownRequest,
     StatusRequest,
     StatusResult,
@@ -114,6 +116,7 @@ class ControlCommands:
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
             UiRequest: self.ui,
+            ShareRequest: self.share,
         }
 
     async def answer(self, request: Request) -> ResultMessage | ErrorMessage:
@@ -153,13 +156,14 @@ class ControlCommands:
 
     async def uploads(self, _request: UploadsRequest) -> UploadsResult:
         ledger = self._parts.node.uploads
-        return UploadsResult(
-            uploads=[
-                views.upload_entry(s, ledger.names(s.peer_id), ledger.rate(s))
-                for s in ledger.sessions()
-            ],
-            total_bytes=ledger.total_bytes,
-        )
+        uploads = [
+            views.upload_entry(s, ledger.names(s.peer_id), ledger.rate(s))
+            for s in ledger.sessions()
+        ]
+        share = self._parts.share
+        if share is not None:  # browsers on the HTTP share are uploads too (SPEC §9c)
+            uploads += [views.share_upload_entry(d) for d in share.downloads()]
+        return UploadsResult(uploads=uploads, total_bytes=ledger.total_bytes)
 
     async def games(self, _request: GamesRequest) -> GamesResult:
         busy = {op.game_id for op in self.operations()}
@@ -227,6 +231,13 @@ class ControlCommands:
         if web.url_with_token is None:
             return UiResult(url=None, message=f"the web UI is not running: {web.problem}")
         return UiResult(url=web.url_with_token, message=f"web UI at {web.url}")
+
+    async def share(self, _request: ShareRequest) -> ShareResult:
+        share = self._parts.share
+        if share is None:
+            return ShareResult(enabled=False)
+        downloads = [views.share_download_entry(d) for d in share.downloads()]
+        return ShareResult(enabled=True, url=share.url, link=share.link_url(), downloads=downloads)
 
     # ------------------------------------------------------------------ commands that act
 
