@@ -11,6 +11,7 @@ has a flag, one ``add(...)`` line in ``lanpeer.main``.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import stat
@@ -35,6 +36,7 @@ from pydantic import (
 )
 
 DEFAULT_PORT = 47600
+DEFAULT_WEB = ("127.0.0.1", 47680)
 DEFAULT_CONFIG_FILE = Path(platformdirs.user_config_dir("lanpeer")) / "lanpeerd.toml"
 
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
@@ -169,6 +171,16 @@ class DaemonConfig(BaseModel):
     bulk: Literal["auto", "quic"] = "auto"
     # Two at once keeps a LAN link busy; more only split the same bandwidth (SPEC §7).
     download_lanes: Annotated[StrictInt, Field(ge=1, le=16)] = 2
+    # The web UI (SPEC §9b): this host only unless an address outside it is asked for by name.
+    web: HostPort = DEFAULT_WEB
+    no_web: StrictBool = False
+    web_public: StrictBool = False
+
+    @property
+    def web_address(self) -> tuple[str, int] | None:
+        """Where the web UI listens; None with ``no-web``."""
+        return None if self.no_web else self.web
+
     # Off unless asked for: it serves the catalog to the whole LAN over HTTP (SPEC §9c).
     http_share: ShareAddress = None
 
@@ -214,16 +226,39 @@ def build_config(
         DaemonConfig.model_validate(file_values)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, lambda key: f"config file {where}: key {key!r}")) from exc
+
+    def source(key: str) -> str:
+        if key in flags:
+            return f"flag --{key.replace('_', '-')}"
+        return f"config file {where}: key {key!r}"
+
     try:
-        return DaemonConfig.model_validate({**file_values, **flags})
+        config = DaemonConfig.model_validate({**file_values, **flags})
     except ValidationError as exc:
-
-        def source(key: str) -> str:
-            if key in flags:
-                return f"flag --{key.replace('_', '-')}"
-            return f"config file {where}: key {key!r}"
-
         raise ConfigError(_explain(exc, source)) from exc
+    _check_web(config, source)
+    return config
+
+
+def _check_web(config: DaemonConfig, source: Any) -> None:
+    """A web UI reachable from the network must be meant: ``web-public`` says so."""
+    address = config.web_address
+    if address is None or config.web_public or _loopback(address[0]):
+        return
+    raise ConfigError(
+        f"{source('web')} = '{address[0]}:{address[1]}': reachable from the network (anyone "
+        "there with the token can control this daemon); add --web-public (config key "
+        "web-public = true) to mean it, or use 127.0.0.1"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _EXPECTED = {

@@ -36,6 +36,7 @@ from lanpeer.net.peers import PeerEvent
 from lanpeer.parts import Parts
 from lanpeer.ratelimit import TokenBucket
 from lanpeer.share.server import ShareServer
+from lanpeer.web import WebUI
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,9 @@ class Daemon:
             state_lock.take()
             async with AsyncExitStack() as stack:
                 parts = await self._start_parts(stack)
-                self._commands = ControlCommands(parts, self.stop)
-                await self._serve(parts)
+                web = await self._start_web(stack, parts)
+                self._commands = ControlCommands(parts, self.stop, web=web)
+                await self._serve(parts, web)
         finally:
             self._commands = None
             state_lock.release()
@@ -88,12 +90,14 @@ class Daemon:
             raise ShuttingDownError("lanpeerd is not running its parts (starting or stopping)")
         return await self._commands.answer(request)
 
-    async def _serve(self, parts: Parts) -> None:
+    async def _serve(self, parts: Parts, web: WebUI | None) -> None:
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(self.control.serve()),
                 group.create_task(parts.downloads.run()),
             ]
+            if web is not None and web.url is not None:
+                tasks.append(group.create_task(web.run()))
             if parts.share is not None:
                 tasks.append(group.create_task(parts.share.run()))
             log.info("lanpeerd %s ready (control socket %s)", self.config.name, self.config.socket)
@@ -183,6 +187,14 @@ class Daemon:
             )
         )
         return node
+
+    async def _start_web(self, stack: AsyncExitStack, parts: Parts) -> WebUI | None:
+        """The web UI (SPEC §9b); a port already taken is a warning, not a stop (see WebUI)."""
+        address = self.config.web_address
+        if address is None:
+            return None  # --no-web
+        web = WebUI(address, self.config.state, self._answer, self.events, parts.library)
+        return await stack.enter_async_context(web)
 
     async def _start_share(self, stack: AsyncExitStack, library: GameLibrary) -> ShareServer | None:
         if self.config.http_share is None:

@@ -61,6 +61,7 @@ class DemoPeer:
             sys.executable, "-m", "lanpeer.main", "--games", str(self.home / "games"),
             "--state", str(self.home / "state"), "--socket", str(self.socket),
             "--bind", "127.0.0.1", "--port", str(self.port), "--no-mdns", "--name", self.name,
+            "--no-web",  # the demo's peers are throwaway; the person's own lanpeerd keeps 47680
         ]  # fmt: skip
         for peer in peers:
             argv += ["--peer", f"127.0.0.1:{peer.port}"]

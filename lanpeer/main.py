@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     add("--bulk", choices=["auto", "quic"], help="chunk transport (auto: TCP bulk)")
     add("--http-share", metavar="ADDR:PORT", help="serve downloaded games to browsers (off)")
     add("--catalog", type=Path, metavar="FILE", help="catalog TOML file")
+    add("--web", metavar="ADDR:PORT", help="web UI address (default 127.0.0.1:47680)")
+    add("--no-web", dest="no_web", action="store_const", const=True, help="no web UI")
+    add("--web-public", dest="web_public", action="store_const", const=True,
+        help="allow a web UI address outside this host (phones on the party network)")  # fmt: skip
     add("--config", type=Path, metavar="FILE", help=f"TOML config (default {DEFAULT_CONFIG_FILE})")
     add("-v", "--verbose", action="store_true", help="debug logging")
     add("--version", action="version", version=f"lanpeerd {_version()}")

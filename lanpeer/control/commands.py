@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lanpeer_proto.control import (
     AcceptedResult,
@@ -42,6 +42,8 @@ from lanpeer_proto.control import (
     ShutdownRequest,
     StatusRequest,
     StatusResult,
+    UiRequest,
+    UiResult,
     UninstallRequest,
     UpdateRequest,
     UploadsRequest,
@@ -71,12 +73,27 @@ PART_NAMES = ("library", "node", "downloads", "install")
 Handler = Callable[[Any], Awaitable[Any]]
 
 
+class WebAddress(Protocol):
+    """What ``ui`` tells of the web UI (``lanpeer.web.WebUI``; the web UI sits above us)."""
+
+    problem: str | None  # why it is not listening; None when it is
+
+    @property
+    def url(self) -> str | None: ...
+
+    @property
+    def url_with_token(self) -> str | None: ...
+
+
 class ControlCommands:
     """Answers every control request; each ``LanpeerError`` becomes an error line upstream."""
 
-    def __init__(self, parts: Parts, request_stop: Callable[[], None]) -> None:
+    def __init__(
+        self, parts: Parts, request_stop: Callable[[], None], *, web: WebAddress | None = None
+    ) -> None:
         self._parts = parts
         self._request_stop = request_stop
+        self._web = web
         # (name, size) of every game a peer offered: a stalled download's row keeps them.
         self._known: dict[str, tuple[str, int]] = {}
         self._handlers: dict[type[Request], Handler] = {
@@ -98,6 +115,7 @@ class ControlCommands:
             GameRequest: self.game,
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
+            UiRequest: self.ui,
             ShareRequest: self.share,
         }
 
@@ -207,6 +225,14 @@ class ControlCommands:
             failures=parts.events.history.standing_failures(),
         )
         return DoctorResult(checks=await doctor.run_checks(inputs))
+
+    async def ui(self, _request: UiRequest) -> UiResult:
+        web = self._web
+        if web is None:
+            return UiResult(url=None, message="the web UI is off (lanpeerd runs with --no-web)")
+        if web.url_with_token is None:
+            return UiResult(url=None, message=f"the web UI is not running: {web.problem}")
+        return UiResult(url=web.url_with_token, message=f"web UI at {web.url}")
 
     async def share(self, _request: ShareRequest) -> ShareResult:
         share = self._parts.share

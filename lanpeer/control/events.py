@@ -69,9 +69,9 @@ class EventHub:
 
     @contextmanager
     def subscribe(
-        self, game_id: str | None = None, only_game: bool = False
+        self, game_id: str | None = None, only_game: bool = False, maxsize: int = SUBSCRIBER_QUEUE
     ) -> Iterator[Subscription]:
-        subscription = Subscription(game_id, only_game)
+        subscription = Subscription(game_id, only_game, maxsize)
         self._subscribers.add(subscription)
         try:
             yield subscription

@@ -51,6 +51,7 @@ class Lanpeerd:
     name: str = "alpha"
     port: int = field(default_factory=free_port)
     extra: list[str] = field(default_factory=list)
+    web: str | None = None  # ADDR:PORT of the web UI; None: --no-web (47680 is one per host)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -74,7 +75,7 @@ class Lanpeerd:
             sys.executable, "-m", "lanpeer.main",
             "--games", str(self.games), "--state", str(self.state), "--socket", str(self.socket),
             "--port", str(self.port), "--bind", "127.0.0.1", "--no-mdns", "--name", self.name,
-            *self.extra,
+            *(["--web", self.web] if self.web else ["--no-web"]), *self.extra,
         ]  # fmt: skip
 
     def start(self, wait: bool = True) -> Lanpeerd:

@@ -169,6 +169,7 @@ class Peer:
             sys.executable, "-m", "lanpeer.main",
             "--games", str(self.games), "--state", str(self.state), "--socket", str(self.socket),
             "--bind", self.address, "--port", str(self.port), "--name", self.name,
+            "--no-web",  # the web UI's default port is one per machine; scenarios don't use it
         ]  # fmt: skip
         if not self.mdns:
             argv.append("--no-mdns")

@@ -495,6 +495,41 @@ def shutdown(ctx: typer.Context) -> None:
     _accepted(ctx, _once(ctx, c.ShutdownRequest()))
 
 
+@app.command()
+def ui(
+    ctx: typer.Context,
+    print_url: Annotated[
+        bool, typer.Option("--print-url", help="only print the address (with its token)")
+    ] = False,
+) -> None:
+    """Open the web UI in a browser (the address carries the access token)."""
+    result = _once(ctx, c.UiRequest())
+    if result.url is None:
+        _fail(ctx.obj, c.ControlErrorCode.NOT_AVAILABLE, result.message)
+    if ctx.obj.json:
+        _print_doc({"ok": True, "url": result.url})
+        return
+    print(result.url, flush=True)
+    if not print_url and not _open_browser(result.url):
+        complain("no browser found here: open the address above in one")
+
+
+def _open_browser(url: str) -> bool:
+    """Open ``url`` in a graphical browser; False where there is none (ssh, a bare console)."""
+    import os
+    import webbrowser
+
+    graphical = sys.platform in ("darwin", "win32") or any(
+        os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY")
+    )
+    if not graphical:
+        return False  # a console browser would take over this terminal
+    try:
+        return webbrowser.open(url)
+    except webbrowser.Error:
+        return False
+
+
 def run(args: list[str]) -> None:
     """The full CLI on already hoisted arguments (``lanpeer_cli.entry`` is the entry point)."""
     app(args=args, prog_name="peer-cli")

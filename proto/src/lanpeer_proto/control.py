@@ -174,6 +174,12 @@ class ShutdownRequest(_Request):
     cmd: Literal["shutdown"] = "shutdown"
 
 
+class UiRequest(_Request):
+    """The web UI's address with its access token (SPEC §9b): ``peer-cli ui``."""
+
+    cmd: Literal["ui"] = "ui"
+
+
 class ShareRequest(_Request):
     """The HTTP share's address and who is downloading from it (SPEC §9c)."""
 
@@ -199,6 +205,7 @@ Request = Annotated[
     | GameRequest
     | DoctorRequest
     | ShutdownRequest
+    | UiRequest
     | ShareRequest,
     Field(discriminator="cmd"),
 ]
@@ -372,6 +379,14 @@ class DoctorResult(_Model):
     checks: list[DoctorCheck]
 
 
+class UiResult(_Model):
+    """Where the web UI is; ``url`` carries the token (the control socket is 0600, so may)."""
+
+    kind: Literal["ui"] = "ui"
+    url: Text | None  # None when the web UI is off or could not listen
+    message: Text
+
+
 class ShareDownloadEntry(_Model):
     """One download from the HTTP share: a browser or download manager, by client address."""
 
@@ -402,6 +417,7 @@ Result = Annotated[
     | DoctorResult
     | UploadsResult
     | GameResult
+    | UiResult
     | ShareResult,
     Field(discriminator="kind"),
 ]
