@@ -46,6 +46,7 @@ class DaemonConfig:
     catalog: Path | None = None
     bulk: str = "auto"
     download_lanes: int = 2
+    swarm: bool = True  # SPEC §7a: serve verified chunks of downloads in progress
 
 
 def default_socket() -> Path:
@@ -121,6 +122,8 @@ def build_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Da
 def _coerce(config: DaemonConfig) -> DaemonConfig:
     if config.bulk not in ("auto", "quic"):
         raise ConfigError(f"bulk must be 'auto' or 'quic', not {config.bulk!r}")
+    if not isinstance(config.swarm, bool):
+        raise ConfigError(f"swarm must be true or false, not {config.swarm!r}")
     if not 0 <= int(config.port) < 65536:
         raise ConfigError(f"port {config.port} is outside 0-65535")
     peers = [p if isinstance(p, tuple) else parse_host_port(str(p)) for p in config.peers]

@@ -131,6 +131,7 @@ class Daemon:
             party_key=self.config.party_key,
             bulk=self.config.bulk,
             upload_limiter=_limiter(self.config.max_upload),
+            swarm=self.config.swarm,
         )
         try:
             self.parts.node = await stack.enter_async_context(node)
@@ -153,6 +154,7 @@ class Daemon:
             download_lanes=self.config.download_lanes,
             max_download=self.config.max_download,
             installer=self._install_downloaded if self.parts.install else None,
+            swarm=self.parts.node.swarm,
         )
         self.parts.downloads = downloads  # runs in our task group (see _serve)
         downloads.add_listener(lambda event: self.events.publish(views.download_event(event)))

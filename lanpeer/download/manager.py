@@ -30,6 +30,7 @@ from lanpeer.download.resolve import ManifestResolver, PeerDirectory, peer_manif
 from lanpeer.download.scheduler import NoSourcesError, SchedulerSettings, SourceVersionGone
 from lanpeer.download.sources import SourceDirectory
 from lanpeer.download.staging import PART_DIR, PartDir
+from lanpeer.download.swarm import Swarm
 from lanpeer.download.transfer import SPACE_MARGIN, GameDownload, StagedDownload
 from lanpeer.errors import DiskFullError
 from lanpeer.install import commit_download, install_game, update_game
@@ -70,8 +71,10 @@ class DownloadManager:
         manifest_resolver: ManifestResolver | None = None,
         settings: SchedulerSettings | None = None,
         space_margin: int = SPACE_MARGIN,
+        swarm: Swarm | None = None,
     ) -> None:
         self.library, self.sources = library, sources
+        self.swarm = swarm  # SPEC §7a: serve what we verified, use other downloaders
         self.limiter = TokenBucket(max_download) if max_download else None
         self.queue = OperationQueue(
             {DOWNLOAD_LANE: download_lanes, GENERAL_LANE: general_lanes}, self._on_finished
@@ -233,6 +236,7 @@ class DownloadManager:
             still_current=still_current,
             on_progress=lambda j: self._progress(op, j),
             space_margin=self.space_margin,
+            swarm=self.swarm,
         )
         self.results[op.game_id] = job
         return job

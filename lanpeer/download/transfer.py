@@ -23,6 +23,7 @@ from lanpeer.download.progress import RateWindow
 from lanpeer.download.scheduler import ChunkMismatch, ChunkScheduler, SchedulerSettings
 from lanpeer.download.sources import SourceDirectory
 from lanpeer.download.staging import PartDir, VerifiedChunks
+from lanpeer.download.swarm import Swarm, SwarmMember
 from lanpeer.errors import DiskFullError
 from lanpeer.ratelimit import TokenBucket
 
@@ -42,6 +43,7 @@ class TransferCounters:
     rejected: int = 0
     redundant: int = 0
     chunks_by_peer: dict[str, int] = field(default_factory=dict)
+    bytes_from_partial: int = 0  # of bytes_fetched: served by other downloaders (swarm)
 
     @property
     def bytes_done(self) -> int:
@@ -85,6 +87,7 @@ class GameDownload:
         still_current: Callable[[], Awaitable[bool]] | None = None,
         on_progress: Callable[[GameDownload], None] | None = None,
         space_margin: int = SPACE_MARGIN,
+        swarm: Swarm | None = None,
     ) -> None:
         self.manifest, self.game_dir = manifest, game_dir
         self.plan: DownloadPlan = make_plan(manifest, old_manifest)
@@ -96,6 +99,8 @@ class GameDownload:
         self._directory, self._limiter, self._settings = directory, limiter, settings
         self._still_current, self._on_progress = still_current, on_progress
         self._space_margin = space_margin
+        self._swarm = swarm
+        self._member: SwarmMember | None = None  # while we take part in the swarm
         self._verified: VerifiedChunks | None = None
         self._dirty = False
 
@@ -105,9 +110,17 @@ class GameDownload:
         missing = [c for c in self.plan.chunks() if not self._verified.has(c)]
         self.counters.bytes_resumed = self.plan.staged_bytes - sum(c.length for c in missing)
         await asyncio.to_thread(self._check_space)
-        missing = await self._copy_local(missing)
-        await self._fetch(missing)
-        await self._save()
+        if self._swarm is None:
+            await self._transfer(missing, self._directory)
+        else:
+            verified = self._verified
+            held = [c for c in self.plan.chunks() if verified.has(c)]  # resume: advertise them
+            async with self._swarm.join(self.manifest, self.part.dir, held) as member:
+                self._member = member
+                try:
+                    await self._transfer(missing, member.directory)
+                finally:
+                    self._member = None  # left: no longer serving any of it
         await asyncio.to_thread(self._finish)
         version_ini = await asyncio.to_thread(self._version_ini)
         files = [f.path for f in self.plan.staged if f.path != VERSION_INI]
@@ -140,6 +153,11 @@ class GameDownload:
                 "free some space and download again"
             )
 
+    async def _transfer(self, missing: list[ChunkRef], directory: SourceDirectory) -> None:
+        missing = await self._copy_local(missing)
+        await self._fetch(missing, directory)
+        await self._save()
+
     async def _copy_local(self, missing: list[ChunkRef]) -> list[ChunkRef]:
         """Delta update: take chunks the old version already has from local disk."""
         local = [c for c in missing if c.digest in self.plan.reusable]
@@ -149,7 +167,11 @@ class GameDownload:
         copied: set[ChunkRef] = set()
         for i in range(0, len(local), COPY_BATCH):
             batch = local[i : i + COPY_BATCH]
-            copied.update(await asyncio.to_thread(self._copy_batch, batch))
+            done = await asyncio.to_thread(self._copy_batch, batch)
+            copied.update(done)
+            if self._member is not None:
+                for chunk in done:
+                    self._member.holds(chunk)  # delta-copied chunks are served too
             self._report()
         return [c for c in missing if c not in copied]
 
@@ -177,7 +199,7 @@ class GameDownload:
         finally:
             os.close(fd)
 
-    async def _fetch(self, missing: list[ChunkRef]) -> None:
+    async def _fetch(self, missing: list[ChunkRef], directory: SourceDirectory) -> None:
         for f in self.plan.staged:
             if f.size == 0:
                 await asyncio.to_thread(self.part.ensure_file, f.path)
@@ -185,7 +207,7 @@ class GameDownload:
             self.manifest.game_id,
             self.manifest.manifest_hash,
             missing,
-            self._directory,
+            directory,
             self._store,
             on_chunk=self._on_chunk,
             on_state=self._set_state,
@@ -213,6 +235,10 @@ class GameDownload:
 
     def _on_chunk(self, chunk: ChunkRef, peer_id: str) -> None:
         self._mark(chunk)
+        if self._member is not None:
+            self._member.holds(chunk)
+        if self.scheduler is not None and self.scheduler.lanes[peer_id].partial:
+            self.counters.bytes_from_partial += chunk.length
         self.counters.bytes_fetched += chunk.length
         self.counters.chunks_fetched += 1
         self.rate.add(time.monotonic(), chunk.length)

@@ -23,7 +23,13 @@ from lanpeer_proto.messages import (
     Message,
 )
 from lanpeer_proto.session import SessionTimers
-from lanpeer_proto.version import FEATURE_DELTAS, FEATURE_TCP_BULK, PROTOCOL_MAJOR, PROTOCOL_MINOR
+from lanpeer_proto.version import (
+    FEATURE_DELTAS,
+    FEATURE_SWARM,
+    FEATURE_TCP_BULK,
+    PROTOCOL_MAJOR,
+    PROTOCOL_MINOR,
+)
 
 from lanpeer.net.bulk import BulkServer, BulkTokens
 from lanpeer.net.discovery import Advert, Discovery
@@ -50,6 +56,7 @@ from lanpeer.net.quic import (
 from lanpeer.net.responder import Responder
 from lanpeer.net.serving import Limiter, UploadSlots
 from lanpeer.net.session import PeerLink, SessionLimits
+from lanpeer.net.swarm import SwarmHost, SwarmLimits, SwarmView
 from lanpeer.net.sync import LibrarySync
 
 log = logging.getLogger(__name__)
@@ -102,6 +109,8 @@ class PeerNode:
         session_timers: SessionTimers | None = None,
         max_uploads_per_peer: int = 8,
         advertise_addresses: list[str] | None = None,
+        swarm: bool = True,
+        swarm_limits: SwarmLimits | None = None,
     ) -> None:
         self.identity = identity
         self.library = library
@@ -121,8 +130,12 @@ class PeerNode:
         self._uploads = UploadSlots(max_uploads_per_peer)
         self._tokens = BulkTokens() if bulk == "auto" else None
         self._bulk_server: BulkServer | None = None
-        self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
         self._fetcher = PeerFetcher(self._table, identity.peer_id, bulk, max_uploads_per_peer)
+        # SPEC §7a: our downloads in progress serve what they verified (off: --no-swarm).
+        self.swarm = SwarmHost(self._table, self._fetcher, self, serve=swarm, limits=swarm_limits)
+        self._served = SwarmView(library, self.swarm)  # what the QUIC and bulk paths read
+        self._responder = Responder(self._served, self._uploads, self._tokens, None,
+                                    upload_limiter, self.swarm)  # fmt: skip
         self._listeners: list[Callable[[PeerEvent], None]] = []
         self._sources_changed = asyncio.Event()  # replaced (after set) on every peer event
         self._tasks: set[asyncio.Task[None]] = set()
@@ -172,7 +185,7 @@ class PeerNode:
         self.listen = self._quic.address
         if self._tokens is None:
             return
-        bulk = BulkServer(self.library, self._tokens, self._uploads, self._responder.limiter)
+        bulk = BulkServer(self._served, self._tokens, self._uploads, self._responder.limiter)
         try:  # the same port number on TCP when free: one number to allow in a firewall
             self._responder.bulk_port = bulk.open(self._bind, self.listen[1])
         except OSError:
@@ -299,7 +312,8 @@ class PeerNode:
         )
 
     def _features(self) -> list[str]:
-        return [FEATURE_DELTAS] + ([FEATURE_TCP_BULK] if self._tokens is not None else [])
+        bulk = [FEATURE_TCP_BULK] if self._tokens is not None else []
+        return [FEATURE_DELTAS, FEATURE_SWARM, *bulk]
 
     def _accepted(self, conn: QuicPeerConnection) -> None:
         """A TLS handshake finished on our listener: its first stream is the control stream."""
