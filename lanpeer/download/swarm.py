@@ -39,7 +39,12 @@ class SwarmMember(Protocol):
 
 class Swarm(Protocol):
     def join(
-        self, manifest: Manifest, part_dir: Path, verified: Iterable[ChunkRef]
+        self,
+        manifest: Manifest,
+        part_dir: Path,
+        verified: Iterable[ChunkRef],
+        full_sources: SourceDirectory,
     ) -> AbstractAsyncContextManager[SwarmMember]:
-        """Take part while the context is open; on exit the host stops serving at once."""
+        """Take part while the context is open; on exit the host stops serving at once.
+        The member's directory lists ``full_sources`` and the partial sources it found."""
         ...

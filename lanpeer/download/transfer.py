@@ -115,7 +115,8 @@ class GameDownload:
         else:
             verified = self._verified
             held = [c for c in self.plan.chunks() if verified.has(c)]  # resume: advertise them
-            async with self._swarm.join(self.manifest, self.part.dir, held) as member:
+            joined = self._swarm.join(self.manifest, self.part.dir, held, self._directory)
+            async with joined as member:
                 self._member = member
                 try:
                     await self._transfer(missing, member.directory)

@@ -101,14 +101,14 @@ class SwarmHost:
         self,
         table: PeerTable,
         fetcher: PeerFetcher,
-        full_sources: SourceDirectory,
+        peers_changed: SourceDirectory,
         *,
         serve: bool = True,
         limits: SwarmLimits | None = None,
     ) -> None:
         self.serve = serve  # False: --no-swarm, we answer "not serving" and serve no part
         self.limits = limits or SwarmLimits()
-        self._table, self._fetcher, self._full = table, fetcher, full_sources
+        self._table, self._fetcher, self._peers = table, fetcher, peers_changed
         self._holdings: dict[bytes, Holding] = {}
         self._seq = 0  # one counter for every holding: a later holding's seqs are all larger
         self._changed = asyncio.Event()
@@ -238,27 +238,34 @@ class SwarmHost:
 
     @contextlib.asynccontextmanager
     async def join(
-        self, manifest: Manifest, part_dir: Path, verified: Iterable[ChunkRef]
+        self,
+        manifest: Manifest,
+        part_dir: Path,
+        verified: Iterable[ChunkRef],
+        full_sources: SourceDirectory,
     ) -> AsyncIterator[Member]:
         holding = self._start_holding(manifest, part_dir)
-        member = Member(self, manifest, holding)
+        member = Member(self, manifest, holding, full_sources)
         for chunk in verified:
             member.holds(chunk)
+        # Not a TaskGroup: the download's own errors must reach its caller unwrapped.
+        watcher = asyncio.create_task(member.keep_watching())
         try:
-            async with asyncio.TaskGroup() as group:
-                watcher = group.create_task(member.keep_watching())
-                try:
-                    yield member
-                finally:
-                    watcher.cancel()
+            yield member
         finally:
             if holding is not None:
                 self._stop_holding(holding)  # at once: later requests get a typed refusal
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
-    def watchable_peers(self, manifest: Manifest) -> list[str]:
+    async def wait_peers_changed(self, timeout: float) -> None:  # noqa: ASYNC109 - seam
+        """A peer came, went or changed its library (the node's event), or ``timeout``."""
+        await self._peers.wait_sources_changed(timeout)
+
+    def watchable_peers(self, manifest: Manifest, full_sources: SourceDirectory) -> list[str]:
         """Connected swarm-capable peers that are not full sources of this version."""
-        full = {s.peer_id for s in self._full.sources_for(manifest.game_id,
-                                                          manifest.manifest_hash)}  # fmt: skip
+        full = {s.peer_id for s in full_sources.sources_for(manifest.game_id,
+                                                            manifest.manifest_hash)}  # fmt: skip
         found = []
         for record in self._table.records():
             link = record.live_session()
@@ -289,8 +296,15 @@ class PartialSource:
 class Member:
     """One download in the swarm: announces its chunks, watches the other downloaders."""
 
-    def __init__(self, host: SwarmHost, manifest: Manifest, holding: Holding | None) -> None:
+    def __init__(
+        self,
+        host: SwarmHost,
+        manifest: Manifest,
+        holding: Holding | None,
+        full_sources: SourceDirectory,
+    ) -> None:
         self._host, self._manifest, self._holding = host, manifest, holding
+        self._full = full_sources
         self._chunks = numbered_chunks(manifest)
         self.partials: dict[str, PartialSource] = {}
         self._watches: dict[str, asyncio.Task[None]] = {}
@@ -306,17 +320,22 @@ class Member:
 
     # SourceDirectory ----------------------------------------------------------------------------
     def sources_for(self, game_id: str, manifest_hash: bytes) -> Sequence[ChunkSource]:
-        full: list[ChunkSource] = list(self._host._full.sources_for(game_id, manifest_hash))
+        full: list[ChunkSource] = list(self._full.sources_for(game_id, manifest_hash))
         if (game_id, manifest_hash) != (self._manifest.game_id, self._manifest.manifest_hash):
             return full
         ids = {s.peer_id for s in full}
         return full + [p for p in self.partials.values() if p.peer_id not in ids and p.haves]
 
     async def wait_sources_changed(self, timeout: float) -> None:  # noqa: ASYNC109 - seam
-        changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await changed.wait()
+        """A have-set or the partial sources changed, or the full sources did, or timeout."""
+        mine = asyncio.ensure_future(self._changed.wait())
+        full = asyncio.ensure_future(self._full.wait_sources_changed(timeout))
+        try:
+            await asyncio.wait({mine, full}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (mine, full):
+                task.cancel()
+            await asyncio.gather(mine, full, return_exceptions=True)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -327,14 +346,14 @@ class Member:
         """Keep one watch per watchable peer; end watches of peers that left."""
         try:
             while True:
-                wanted = set(self._host.watchable_peers(self._manifest))
+                wanted = set(self._host.watchable_peers(self._manifest, self._full))
                 for peer_id in list(self._watches):
                     if peer_id not in wanted or self._watches[peer_id].done():
                         self._end_watch(peer_id)
                 for peer_id in wanted - set(self._watches):
                     self._watches[peer_id] = asyncio.create_task(self._watch(peer_id))
                 self._notify()  # a peer came, went or changed: the scheduler looks again
-                await self._host._full.wait_sources_changed(self._host.limits.hold)
+                await self._host.wait_peers_changed(self._host.limits.hold)
         finally:
             tasks = list(self._watches.values())
             for task in tasks:

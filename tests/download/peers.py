@@ -106,16 +106,21 @@ async def leecher(
     seeds: list[tuple[str, int]],
     *,
     directory: Callable[[PeerNode], SourceDirectory] | None = None,
+    name: str = "leecher",
+    swarm: bool = True,
     **mgr_kw: object,
 ) -> AsyncIterator[Leecher]:
-    """The downloading peer: its own GameLibrary and PeerNode dialling ``seeds``."""
+    """The downloading peer: its own GameLibrary and PeerNode dialling ``seeds``; with ``swarm``
+    its downloads serve what they verified and use other downloaders (SPEC §7a)."""
     root = home / "games"
     root.mkdir(parents=True, exist_ok=True)
     lib = GameLibrary([root], home / "library", watch=False)
-    async with lib, make_node(home, "leecher", lib, static_peers=seeds) as node:
+    node_kw = {} if swarm else {"swarm": False}
+    async with lib, make_node(home, name, lib, static_peers=seeds, **node_kw) as node:
         sources = directory(node) if directory is not None else node
         resolver = peer_manifest_resolver(node)
-        mgr = DownloadManager(lib, sources, manifest_resolver=resolver, **mgr_kw)  # type: ignore[arg-type]
+        mgr = DownloadManager(lib, sources, manifest_resolver=resolver, swarm=node.swarm,  # type: ignore[arg-type]
+                              **mgr_kw)  # type: ignore[arg-type]  # fmt: skip
         async with mgr:
             yield Leecher(lib, node, mgr)
 
