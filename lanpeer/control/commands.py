@@ -139,8 +139,10 @@ class ControlCommands:
     async def games(self, _request: GamesRequest) -> GamesResult:
         library = self._parts.need("library")
         peers = self._parts.node.peers() if self._parts.node else []
-        busy = {op.game_id for op in self.operations()}
-        return GamesResult(games=views.merge_games(library.local_games(), peers, busy))
+        ops = self.operations()
+        busy = {op.game_id for op in ops}
+        partial = {op.game_id: list(op.partial_sources) for op in ops}
+        return GamesResult(games=views.merge_games(library.local_games(), peers, busy, partial))
 
     async def ops(self, _request: OpsRequest) -> OpsResult:
         return OpsResult(ops=self.operations())

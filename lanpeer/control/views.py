@@ -61,7 +61,10 @@ def peer_entry(peer: Any) -> PeerEntry:
 
 
 def merge_games(
-    local_games: Iterable[Any], peers: Iterable[Any], busy: set[str]
+    local_games: Iterable[Any],
+    peers: Iterable[Any],
+    busy: set[str],
+    partial: dict[str, list[str]] | None = None,
 ) -> list[GameEntry]:
     """One entry per game id, local facts first, then what connected peers offer."""
     offers: dict[str, list[tuple[str, Any]]] = {}
@@ -70,9 +73,14 @@ def merge_games(
             for game_id, summary in peer.games.items():
                 offers.setdefault(game_id, []).append((str(peer.peer_id), summary))
     local = {game.id: game for game in local_games}
-    return [
+    partial = partial or {}
+    entries = [
         _game_entry(game_id, local.get(game_id), offers.get(game_id, []), game_id in busy)
         for game_id in sorted(set(local) | set(offers))
+    ]
+    return [
+        e.model_copy(update={"partial_peers": sorted(partial[e.id])}) if partial.get(e.id) else e
+        for e in entries
     ]
 
 
@@ -130,6 +138,7 @@ def operation_info(status: Any) -> OperationInfo:
         rate=max(0.0, float(getattr(status, "rate", 0.0) or 0.0)),
         eta=_eta(getattr(status, "eta", None)),
         sources=[str(s) for s in getattr(status, "sources", ()) or ()],
+        partial_sources=[str(s) for s in getattr(status, "partial_sources", ()) or ()],
     )
 
 
@@ -165,6 +174,8 @@ def download_event(event: Any) -> Event:
             bytes=int(event.bytes_done),
             seconds=max(0.0, float(event.seconds or 0.0)),
             peers_used=[str(p) for p in event.peers_used] if event.kind == "download" else [],
+            bytes_from_partial=int(getattr(event, "bytes_from_partial", 0)),
+            bytes_by_peer={str(k): int(v) for k, v in getattr(event, "bytes_by_peer", {}).items()},
         )
     return ProgressEvent(
         game_id=event.game_id,

@@ -365,6 +365,7 @@ class DownloadManager:
         if job.scheduler is not None:
             op.sources = job.scheduler.sources()
             op.peer_rates = job.scheduler.peer_rates()
+            op.partial_sources = job.scheduler.partial_sources()
         if changed or now - self._last_event.get(op.game_id, 0.0) >= PROGRESS_EVERY:
             self._last_event[op.game_id] = now
             self._emit(op, "state" if changed else "progress")
@@ -384,12 +385,22 @@ class DownloadManager:
             ok=op.ok if event == "finished" else None,
             seconds=(op.finished or time.monotonic()) - (op.started or time.monotonic()),
             peers_used=sorted(self._peers_used(op)),
+            bytes_from_partial=self._from_partial(op),
+            bytes_by_peer=self._bytes_by_peer(op),
         )
         for cb in list(self._listeners):
             try:
                 cb(ev)
             except Exception:
                 log.exception("progress listener failed")
+
+    def _bytes_by_peer(self, op: Operation) -> dict[str, int]:
+        job = self.results.get(op.game_id)
+        return dict(job.counters.bytes_by_peer) if job is not None else {}
+
+    def _from_partial(self, op: Operation) -> int:
+        job = self.results.get(op.game_id)
+        return job.counters.bytes_from_partial if job is not None else 0
 
     def _peers_used(self, op: Operation) -> set[str]:
         job = self.results.get(op.game_id)

@@ -36,6 +36,7 @@ class Operation:
     rate: float = 0.0
     sources: list[str] = field(default_factory=list)
     peer_rates: dict[str, float] = field(default_factory=dict)
+    partial_sources: list[str] = field(default_factory=list)  # of sources: other downloaders
     error: str | None = None
     error_code: str | None = None
     started: float | None = None
@@ -64,6 +65,7 @@ class Operation:
             eta=eta_seconds(self.bytes_total - self.bytes_done, self.rate),
             sources=list(self.sources),
             peer_rates=dict(self.peer_rates),
+            partial_sources=list(self.partial_sources),
             error=self.error,
         )
 

@@ -55,6 +55,8 @@ class ProgressEvent:
     ok: bool | None = None
     seconds: float | None = None
     peers_used: list[str] = field(default_factory=list)
+    bytes_from_partial: int = 0  # fetched bytes other downloaders served (SPEC §7a)
+    bytes_by_peer: dict[str, int] = field(default_factory=dict)  # fetched bytes per source
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class OperationStatus:
     eta: float | None
     sources: list[str]
     peer_rates: dict[str, float] = field(default_factory=dict)
+    partial_sources: list[str] = field(default_factory=list)  # of sources: other downloaders
     error: str | None = None
 
 

@@ -44,6 +44,7 @@ class TransferCounters:
     redundant: int = 0
     chunks_by_peer: dict[str, int] = field(default_factory=dict)
     bytes_from_partial: int = 0  # of bytes_fetched: served by other downloaders (swarm)
+    bytes_by_peer: dict[str, int] = field(default_factory=dict)  # verified bytes per source
 
     @property
     def bytes_done(self) -> int:
@@ -241,6 +242,8 @@ class GameDownload:
         if self.scheduler is not None and self.scheduler.lanes[peer_id].partial:
             self.counters.bytes_from_partial += chunk.length
         self.counters.bytes_fetched += chunk.length
+        by_peer = self.counters.bytes_by_peer
+        by_peer[peer_id] = by_peer.get(peer_id, 0) + chunk.length
         self.counters.chunks_fetched += 1
         self.rate.add(time.monotonic(), chunk.length)
         self._report()

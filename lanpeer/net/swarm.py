@@ -47,6 +47,10 @@ from lanpeer.net.serving import ServeError
 
 log = logging.getLogger(__name__)
 
+#: Fault injection for the scenario tests only ("a partial source that serves corrupt bytes"):
+#: with this set to 1 in its environment a daemon flips one byte of every partial chunk it serves.
+CORRUPT_ENV = "LANPEER_FAULT_CORRUPT_PARTIAL"
+
 
 @dataclass(frozen=True)
 class SwarmLimits:
@@ -113,6 +117,7 @@ class SwarmHost:
         self._seq = 0  # one counter for every holding: a later holding's seqs are all larger
         self._changed = asyncio.Event()
         self._watching: dict[str, int] = {}  # asking peer -> GetHaves held for it now
+        self._corrupt = os.environ.get(CORRUPT_ENV) == "1"
 
     # -- serving side ---------------------------------------------------------------------------
 
@@ -136,11 +141,12 @@ class SwarmHost:
         try:
             # The fd stays valid if a commit moves the file or a cancel deletes it: it still
             # reads the verified bytes. A request after leave() gets the library's refusal.
-            return os.open(
+            fd = os.open(
                 holding.part_dir / request.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
             )
         except OSError as exc:
             raise ServeError(ErrorCode.NOT_FOUND, f"{request.path}: not staged here") from exc
+        return _corrupted(fd, request) if self._corrupt else fd
 
     def partial_manifest(self, game_id: str) -> Manifest | None:
         for holding in self.holdings():
@@ -460,3 +466,18 @@ class SwarmView:
 
     def partial_manifest(self, game_id: str) -> Manifest | None:
         return self.swarm.partial_manifest(game_id)
+
+
+def _corrupted(fd: int, request: GetChunk) -> int:
+    """The fault of ``CORRUPT_ENV``: an in-memory file with the chunk, one byte flipped, at the
+    same offset (so the QUIC and the sendfile paths both serve it unchanged)."""
+    try:
+        data = bytearray(os.pread(fd, request.length, request.offset))
+    finally:
+        os.close(fd)
+    if data:
+        data[0] ^= 0xFF
+    fake = os.memfd_create("lanpeer-corrupt-chunk", os.MFD_CLOEXEC)
+    os.ftruncate(fake, request.offset + request.length)
+    os.pwrite(fake, bytes(data), request.offset)
+    return fake
