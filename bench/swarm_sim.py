@@ -58,10 +58,12 @@ class Flow:
 
 class Sim:
     def __init__(self, hosts: list[Host], chunks: list[ChunkRef], have_delay: float,
-                 settings: SchedulerSettings, seed: int) -> None:  # fmt: skip
+                 settings: SchedulerSettings, seed: int,
+                 upload_slots: int = 1 << 30) -> None:  # fmt: skip
         self.hosts, self.chunks, self.have_delay = hosts, chunks, have_delay
         self.settings, self.rng = settings, random.Random(seed)
         self.now = 0.0
+        self.upload_slots = upload_slots
         self.flows: list[Flow] = []
         self.pending_haves: list[tuple[float, int, str, ChunkRef]] = []  # (at, seq, holder, c)
         self._seq = 0
@@ -103,10 +105,15 @@ class Sim:
         evenly among the flows on that link (not max-min: cheap, and a little pessimistic)."""
         ups: dict[str, int] = {}
         downs: dict[str, int] = {}
-        for f in self.flows:
-            ups[f.src.name] = ups.get(f.src.name, 0) + 1
-            downs[f.dst.name] = downs.get(f.dst.name, 0) + 1
-        for f in self.flows:
+        sending = []
+        for f in self.flows:  # oldest first: a source sends at most ``upload_slots`` at once
+            if ups.get(f.src.name, 0) < self.upload_slots:
+                ups[f.src.name] = ups.get(f.src.name, 0) + 1
+                downs[f.dst.name] = downs.get(f.dst.name, 0) + 1
+                sending.append(f)
+            else:
+                f.rate = 0.0
+        for f in sending:
             f.rate = min(f.src.up / ups[f.src.name], f.dst.down / downs[f.dst.name])
 
     def run(self, tick: float, limit: float = 1e6) -> None:
@@ -171,7 +178,18 @@ class Sim:
                 )
                 if not planner.remaining:
                     f.dst.done_at = self.now
-        self.flows = [f for f in still if f.dst.done_at is None]
+        # The scheduler cancels the other copies of a verified chunk (endgame).
+        live = []
+        for f in still:
+            planner = f.dst.planner
+            assert planner is not None
+            if f.dst.done_at is not None:
+                continue
+            if not planner.wanted(f.chunk):
+                planner.done(f.lane, f.chunk, Outcome.CANCELLED, self.now)
+                continue
+            live.append(f)
+        self.flows = live
         return touched
 
     def deliver_haves(self) -> None:
@@ -184,7 +202,7 @@ class Sim:
 
 def scenario(hosts: int, size: int, chunk: int, link: float, *, seeders: int = 1, slow: int = 0,
              vanish: int = 0, late: int = 0, have_delay: float = 0.3,
-             seed: int = 1) -> dict[str, float]:  # fmt: skip
+             seed: int = 1, upload_slots: int = 1 << 30) -> dict[str, float]:  # fmt: skip
     chunks = [ChunkRef("game.bin", i, i * chunk, min(chunk, size - i * chunk),
                        i.to_bytes(32, "big")) for i in range(-(-size // chunk))]  # fmt: skip
     ideal = size / link
@@ -201,7 +219,7 @@ def scenario(hosts: int, size: int, chunk: int, link: float, *, seeders: int = 1
             h.join = ideal * rng.uniform(0.3, 0.6)  # a late joiner
         leechers.append(h)
     all_hosts += leechers
-    sim = Sim(all_hosts, chunks, have_delay, SchedulerSettings(), seed)
+    sim = Sim(all_hosts, chunks, have_delay, SchedulerSettings(), seed, upload_slots)
     started = time.process_time()
     sim.run(tick=have_delay / 2)
     normal = [h for h in leechers if h.leave is None and h.up == link]
@@ -229,6 +247,12 @@ def main() -> None:
     parser.add_argument("--vanish", type=int, default=0, help="leechers gone half-way")
     parser.add_argument("--late", type=int, default=0, help="leechers joining 30-60 %% in")
     parser.add_argument("--have-delay", type=float, default=0.3)
+    parser.add_argument(
+        "--upload-slots",
+        type=int,
+        default=1 << 30,
+        help="chunks a host sends at once (more wait their turn)",
+    )
     args = parser.parse_args()
     link = args.link_mbit * 1e6 / 8
     size = int(args.size_gib * GiB)
@@ -239,7 +263,8 @@ def main() -> None:
           f"{'seeder copies':>13} {'sim cpu s':>9}")  # fmt: skip
     for n in args.hosts:
         r = scenario(n, size, args.chunk_mib * MiB, link, seeders=args.seeders, slow=args.slow,
-                     vanish=args.vanish, late=args.late, have_delay=args.have_delay)  # fmt: skip
+                     vanish=args.vanish, late=args.late, have_delay=args.have_delay,
+                     upload_slots=args.upload_slots)  # fmt: skip
         print(f"{n:>6} {r['ideal']:>8.1f} {r['last']:>8.1f} {r['efficiency']:>10.2f} "
               f"{r['from_partial']:>11.0%} {r['seeder_copies']:>13.1f} "
               f"{r['cpu']:>9.1f}")  # fmt: skip

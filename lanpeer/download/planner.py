@@ -30,6 +30,12 @@ class SchedulerSettings:
     max_depth: int = 16
     max_failures: int = 4  # a 4th failure in a row after 1+2+4 s of backoff drops the peer
     stall_timeout: float = 600.0  # fail a download that had no usable source this long
+    # Requests out at once over all sources. A download spread over many peers at once gets
+    # every chunk late (its link split many ways) and has nothing to share meanwhile; a few
+    # chunks per fast peer keep the link full and chunks landing early (cf. BitTorrent's ~4
+    # unchoked peers). A bound, not a tuning knob: in bench/swarm_sim.py lower values (6, 12)
+    # made 10-host parties slower, because the fastest source (the seeder) takes the budget.
+    max_in_flight: int = 64
     endgame_copies: int = 2  # at most this many requests for one chunk near the end
     # An idle peer re-requests a chunk only once it has been outstanding this long: long enough
     # that a healthy LAN peer has answered, so endgame copies are rare and never wasted in bulk.
@@ -185,14 +191,16 @@ class Planner:
         out: list[tuple[Lane, ChunkRef]] = []
         lanes = [lane for lane in self.lanes.values() if lane.usable(now)]
         lanes.sort(key=lambda lane: lane.window.rate(now), reverse=True)  # fastest picks first
+        budget = self.settings.max_in_flight - sum(lane.in_flight for lane in self.lanes.values())
         for lane in lanes:
             depth = lane.depth(now, self.chunk_len, self.settings)
-            while lane.in_flight < depth:
+            while lane.in_flight < depth and budget > 0:
                 chunk = self._pick(lane, now)
                 if chunk is None:
                     break
                 self._send(lane, chunk)
                 out.append((lane, chunk))
+                budget -= 1
         return out
 
     def _pick(self, lane: Lane, now: float) -> ChunkRef | None:
