@@ -102,7 +102,8 @@ class Sim:
 
     def share(self) -> None:
         """Each flow gets the smaller of its source's up and its downloader's down link split
-        evenly among the flows on that link (not max-min: cheap, and a little pessimistic)."""
+        evenly among the flows on that link, then spare capacity goes to flows with room at
+        both ends for a few rounds (close to max-min fairness, which TCP flows approach)."""
         ups: dict[str, int] = {}
         downs: dict[str, int] = {}
         sending = []
@@ -115,6 +116,24 @@ class Sim:
                 f.rate = 0.0
         for f in sending:
             f.rate = min(f.src.up / ups[f.src.name], f.dst.down / downs[f.dst.name])
+        for _ in range(4):  # hand spare capacity to flows with room at both ends (~max-min)
+            used: dict[tuple[str, str], float] = {}
+            for f in sending:
+                used[(f.src.name, "up")] = used.get((f.src.name, "up"), 0.0) + f.rate
+                used[(f.dst.name, "down")] = used.get((f.dst.name, "down"), 0.0) + f.rate
+            spare = {k: (self.by_name[k[0]].up if k[1] == "up" else self.by_name[k[0]].down) - v
+                     for k, v in used.items()}  # fmt: skip
+            open_ = [f for f in sending if spare[(f.src.name, "up")] > 1.0
+                     and spare[(f.dst.name, "down")] > 1.0]  # fmt: skip
+            if not open_:
+                break
+            count: dict[tuple[str, str], int] = {}
+            for f in open_:
+                for k in ((f.src.name, "up"), (f.dst.name, "down")):
+                    count[k] = count.get(k, 0) + 1
+            for f in open_:
+                up, down = (f.src.name, "up"), (f.dst.name, "down")
+                f.rate += min(spare[up] / count[up], spare[down] / count[down])
 
     def run(self, tick: float, limit: float = 1e6) -> None:
         """Events: a flow ends (its downloader plans again) and a tick every ``tick`` seconds
