@@ -41,6 +41,7 @@ class Host:
     holds: HaveSet = field(default_factory=HaveSet)
     views: dict[str, HaveSet] = field(default_factory=dict)  # what it knows others hold
     done_at: float | None = None
+    fetching: frozenset[ChunkRef] = frozenset()
     from_partial: int = 0
     received: int = 0
     sent: int = 0  # verified bytes others received from this host
@@ -59,11 +60,12 @@ class Flow:
 class Sim:
     def __init__(self, hosts: list[Host], chunks: list[ChunkRef], have_delay: float,
                  settings: SchedulerSettings, seed: int,
-                 upload_slots: int = 1 << 30) -> None:  # fmt: skip
+                 upload_slots: int = 1 << 30, announce_fetching: bool = True) -> None:  # fmt: skip
         self.hosts, self.chunks, self.have_delay = hosts, chunks, have_delay
         self.settings, self.rng = settings, random.Random(seed)
         self.now = 0.0
         self.upload_slots = upload_slots
+        self.announce_fetching = announce_fetching
         self.flows: list[Flow] = []
         self.pending_haves: list[tuple[float, int, str, ChunkRef]] = []  # (at, seq, holder, c)
         self._seq = 0
@@ -94,6 +96,10 @@ class Sim:
 
     def refresh(self, h: Host) -> None:
         assert h.planner is not None
+        if self.announce_fetching:
+            for other in self.hosts:
+                if other is not h and other.name in h.views:
+                    h.views[other.name].fetching = other.fetching
         h.planner.set_sources(self.sources(h))
         for lane, chunk in h.planner.next_requests(self.now):
             h.planner.asked(chunk, self.now)
@@ -151,6 +157,8 @@ class Sim:
                         self.start(h)
                         started.append(h)
                 self.deliver_haves()
+                for h in started:  # what each is fetching, as of this tick (the have delay)
+                    h.fetching = frozenset(f.chunk for f in self.flows if f.dst is h)
                 dirty.update(started)
             active = [h for h in started if h.done_at is None and self.alive(h)]
             if not active and not waiting:
@@ -221,7 +229,8 @@ class Sim:
 
 def scenario(hosts: int, size: int, chunk: int, link: float, *, seeders: int = 1, slow: int = 0,
              vanish: int = 0, late: int = 0, have_delay: float = 0.3,
-             seed: int = 1, upload_slots: int = 1 << 30) -> dict[str, float]:  # fmt: skip
+             seed: int = 1, upload_slots: int = 1 << 30,
+             announce_fetching: bool = True) -> dict[str, float]:  # fmt: skip
     chunks = [ChunkRef("game.bin", i, i * chunk, min(chunk, size - i * chunk),
                        i.to_bytes(32, "big")) for i in range(-(-size // chunk))]  # fmt: skip
     ideal = size / link
@@ -238,7 +247,9 @@ def scenario(hosts: int, size: int, chunk: int, link: float, *, seeders: int = 1
             h.join = ideal * rng.uniform(0.3, 0.6)  # a late joiner
         leechers.append(h)
     all_hosts += leechers
-    sim = Sim(all_hosts, chunks, have_delay, SchedulerSettings(), seed, upload_slots)
+    sim = Sim(
+        all_hosts, chunks, have_delay, SchedulerSettings(), seed, upload_slots, announce_fetching
+    )
     started = time.process_time()
     sim.run(tick=have_delay / 2)
     normal = [h for h in leechers if h.leave is None and h.up == link]
@@ -266,6 +277,8 @@ def main() -> None:
     parser.add_argument("--vanish", type=int, default=0, help="leechers gone half-way")
     parser.add_argument("--late", type=int, default=0, help="leechers joining 30-60 %% in")
     parser.add_argument("--have-delay", type=float, default=0.3)
+    parser.add_argument("--no-fetching", dest="fetching", action="store_false",
+                        help="have-sets without the chunks each host is fetching")  # fmt: skip
     parser.add_argument(
         "--upload-slots",
         type=int,
@@ -283,7 +296,7 @@ def main() -> None:
     for n in args.hosts:
         r = scenario(n, size, args.chunk_mib * MiB, link, seeders=args.seeders, slow=args.slow,
                      vanish=args.vanish, late=args.late, have_delay=args.have_delay,
-                     upload_slots=args.upload_slots)  # fmt: skip
+                     upload_slots=args.upload_slots, announce_fetching=args.fetching)  # fmt: skip
         print(f"{n:>6} {r['ideal']:>8.1f} {r['last']:>8.1f} {r['efficiency']:>10.2f} "
               f"{r['from_partial']:>11.0%} {r['seeder_copies']:>13.1f} "
               f"{r['cpu']:>9.1f}")  # fmt: skip

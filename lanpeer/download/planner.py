@@ -49,13 +49,16 @@ class HaveSet:
     """The chunks one partial source holds. It only grows; a source that restarts gets a new one.
 
     ``order`` keeps arrival order so a planner counts increments without rescanning the set.
+    ``fetching``: chunks the source is fetching now (replaced whole): not served yet, but soon,
+    so others need not ask a seeder for them too.
     """
 
-    __slots__ = ("held", "order")
+    __slots__ = ("fetching", "held", "order")
 
     def __init__(self, chunks: Iterable[ChunkRef] = ()) -> None:
         self.held: set[ChunkRef] = set()
         self.order: list[ChunkRef] = []
+        self.fetching: frozenset[ChunkRef] = frozenset()
         for chunk in chunks:
             self.add(chunk)
 
@@ -97,6 +100,7 @@ class Lane:
     gone: bool = False  # refused or failed too often: until the source list changes
     verified: int = 0  # chunks this peer delivered intact
     counted: int = 0  # how many of haves.order are in the planner's availability counts
+    counted_fetching: frozenset[ChunkRef] = frozenset()  # haves.fetching as counted
 
     @property
     def partial(self) -> bool:
@@ -133,6 +137,7 @@ class Planner:
         self._tie = {c: rng.random() for c in self.remaining}
         # How many partial sources hold each remaining chunk (full sources hold all alike).
         self._holders: dict[ChunkRef, int] = dict.fromkeys(self.remaining, 0)
+        self._soon: dict[ChunkRef, int] = dict.fromkeys(self.remaining, 0)  # being fetched by
         self._copies: dict[ChunkRef, list[Lane]] = {}
         self._asked: dict[ChunkRef, float] = {}  # when the first outstanding copy went out
         self.chunk_len = max((c.length for c in self.remaining), default=1)
@@ -172,13 +177,26 @@ class Planner:
                 if chunk in self._holders:
                     self._holders[chunk] += 1
             lane.counted = len(order)
+            fetching = lane.haves.fetching
+            if fetching is not lane.counted_fetching:
+                self._count_soon(lane.counted_fetching - fetching, -1)
+                self._count_soon(fetching - lane.counted_fetching, 1)
+                lane.counted_fetching = fetching
+
+    def _count_soon(self, chunks: Iterable[ChunkRef], step: int) -> None:
+        soon = self._soon
+        for chunk in chunks:
+            if chunk in soon:
+                soon[chunk] += step
 
     def _uncount(self, lane: Lane) -> None:
         if lane.haves is not None:
             for chunk in lane.haves.order[: lane.counted]:
                 if chunk in self._holders:
                     self._holders[chunk] -= 1
+        self._count_soon(lane.counted_fetching, -1)
         lane.counted = 0
+        lane.counted_fetching = frozenset()
 
     def holders(self, chunk: ChunkRef) -> int:
         """Partial sources holding ``chunk`` (a test and simulator probe)."""
@@ -209,8 +227,9 @@ class Planner:
             candidates: Iterable[ChunkRef] = (c for c in lane.haves.held if c in pending)
         else:
             candidates = (c for c in pending if lane.holds(c))
-        holders, tie = self._holders, self._tie
-        best = min(candidates, key=lambda c: (holders[c], tie[c]), default=None)
+        holders, soon, tie = self._holders, self._soon, self._tie
+        # A chunk another downloader is fetching counts as held: it will be, before long.
+        best = min(candidates, key=lambda c: (holders[c] + soon[c], tie[c]), default=None)
         if best is not None or lane.in_flight:
             return best
         # Endgame: nothing left for this peer to start and it is idle, so it re-requests the
@@ -230,6 +249,10 @@ class Planner:
         self._pending.discard(chunk)
         self._copies.setdefault(chunk, []).append(lane)
         lane.in_flight += 1
+
+    def outstanding(self) -> frozenset[ChunkRef]:
+        """Chunks with a request out now."""
+        return frozenset(self._copies)
 
     def asked(self, chunk: ChunkRef, now: float) -> None:
         """A request's bytes were asked for (after any bandwidth-cap wait): its endgame clock."""
@@ -251,6 +274,7 @@ class Planner:
         if outcome is Outcome.VERIFIED and chunk in self.remaining:
             self.remaining.discard(chunk)
             self._holders.pop(chunk, None)
+            self._soon.pop(chunk, None)
             lane.window.add(now, chunk.length)
             lane.failures = 0
             lane.verified += 1

@@ -80,12 +80,15 @@ class ChunkScheduler:
         still_current: Callable[[], Awaitable[bool]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_fetching: Callable[[frozenset[ChunkRef]], None] | None = None,
     ) -> None:
         self.game_id, self.manifest_hash = game_id, manifest_hash
         self.settings = settings or SchedulerSettings()
         self.planner = Planner(chunks, self.settings, rng)
         self._directory, self._store = directory, store
         self._on_chunk, self._on_state = on_chunk, on_state
+        self._on_fetching = on_fetching  # told the chunks with requests out, when they change
+        self._fetching: frozenset[ChunkRef] = frozenset()
         self._limiter = limiter
         self._clock = clock
         self._still_current = still_current
@@ -137,11 +140,20 @@ class ChunkScheduler:
                 self._refresh_sources()
             for lane, chunk in self.planner.next_requests(now):
                 self._start(lane, chunk)
+            self._tell_fetching()
             self._check_stalled(now)
             await self._check_version(now)
             await self._wait(self.planner.deadline(now))
             for task in self._take_finished():
                 await self._settle(task)
+
+    def _tell_fetching(self) -> None:
+        if self._on_fetching is None:
+            return
+        fetching = self.planner.outstanding()
+        if fetching != self._fetching:
+            self._fetching = fetching
+            self._on_fetching(fetching)
 
     async def _check_version(self, now: float) -> None:
         if self.state != "stalled" or self._still_current is None:

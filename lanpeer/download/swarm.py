@@ -36,6 +36,10 @@ class SwarmMember(Protocol):
         """``chunk`` is verified on disk under the part dir: serve it and announce it."""
         ...
 
+    def fetching(self, chunks: frozenset[ChunkRef]) -> None:
+        """The chunks with requests out now (announced as a hint, never served)."""
+        ...
+
 
 class Swarm(Protocol):
     def join(

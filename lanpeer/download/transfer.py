@@ -216,6 +216,7 @@ class GameDownload:
             limiter=self._limiter,
             settings=self._settings,
             still_current=self._still_current,
+            on_fetching=self._member.fetching if self._member is not None else None,
         )
         self._set_state("downloading")
         checkpoints = asyncio.create_task(self._checkpoints())

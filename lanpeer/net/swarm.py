@@ -84,7 +84,8 @@ class Holding:
     at: dict[tuple[str, int], ChunkRef]
     held: bytearray = field(default_factory=bytearray)
     log: list[tuple[int, int]] = field(default_factory=list)  # (seq, chunk number), seq sorted
-    seq: int = 0
+    seq: int = 0  # also bumped when ``fetching`` changes
+    fetching: list[int] = field(default_factory=list)  # numbers with requests out now
 
     @property
     def count(self) -> int:
@@ -198,11 +199,13 @@ class SwarmHost:
     def _haves(self, holding: Holding, since: int) -> Haves:
         whole = since < holding.base_seq or since > holding.seq
         added = [] if whole else holding.added_since(since)
+        fetching = holding.fetching[:MAX_HAVE_ADDED]
         if whole or len(added) > MAX_HAVE_ADDED:
             return Haves(manifest_hash=holding.manifest.manifest_hash, serving=True,
-                         seq=holding.seq, bits=bytes(holding.held))  # fmt: skip
+                         seq=holding.seq, bits=bytes(holding.held),
+                         fetching=fetching)  # fmt: skip
         return Haves(manifest_hash=holding.manifest.manifest_hash, serving=True,
-                     seq=max(holding.seq, since), added=added)  # fmt: skip
+                     seq=max(holding.seq, since), added=added, fetching=fetching)  # fmt: skip
 
     def _notify(self) -> None:
         self._changed.set()
@@ -233,6 +236,15 @@ class SwarmHost:
         self._seq += 1
         holding.seq = self._seq
         holding.log.append((self._seq, number))
+        self._notify()
+
+    def _fetch_hint(self, holding: Holding, chunks: frozenset[ChunkRef]) -> None:
+        numbers = sorted(n for c in chunks if (n := holding.numbers.get(c)) is not None)
+        if numbers == holding.fetching:
+            return
+        holding.fetching = numbers
+        self._seq += 1
+        holding.seq = self._seq
         self._notify()
 
     def _stop_holding(self, holding: Holding) -> None:
@@ -323,6 +335,10 @@ class Member:
     def holds(self, chunk: ChunkRef) -> None:
         if self._holding is not None:
             self._host._hold(self._holding, chunk)
+
+    def fetching(self, chunks: frozenset[ChunkRef]) -> None:
+        if self._holding is not None:
+            self._host._fetch_hint(self._holding, chunks)
 
     # SourceDirectory ----------------------------------------------------------------------------
     def sources_for(self, game_id: str, manifest_hash: bytes) -> Sequence[ChunkSource]:
@@ -424,6 +440,7 @@ class Member:
             for i in answer.added:
                 if i < len(chunks):
                     current.add(chunks[i])
+        current.fetching = frozenset(chunks[i] for i in answer.fetching if i < len(chunks))
         self._notify()
         return current
 

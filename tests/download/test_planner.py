@@ -172,3 +172,15 @@ def test_pipeline_depth_follows_measured_throughput() -> None:
         now += 0.05
     lane = p.lanes["fast"]
     assert lane.depth(now, CHUNK, p.settings) >= 5  # ~20 MiB/s x 0.25 s / 1 MiB + 1
+
+
+def test_a_chunk_another_downloader_fetches_counts_as_held() -> None:
+    p, c = planner(3)
+    other = HaveSet()
+    other.fetching = frozenset([c[0], c[1]])
+    p.set_sources({"seed": None, "b": other})
+    assert picks(p, 0.0) == [("seed", c[2])]  # b holds nothing yet, but will hold c0 and c1
+    other.fetching = frozenset()
+    p.sync_haves()
+    finish(p, "seed", c[2], Outcome.CANCELLED, 0.1)
+    assert [p.holders(x) for x in c] == [0, 0, 0]

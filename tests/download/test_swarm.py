@@ -61,11 +61,11 @@ async def fetch(node: PeerNode, peer_id: str, manifest: Manifest, chunk: ChunkRe
 async def test_two_leechers_trade_chunks_while_the_seeder_is_slow(tmp_path: Path) -> None:
     files = game_files()
     src = put_game(tmp_path / "seed", files)
-    # 2 MiB/s out of the seeder for ~3.1 MiB to each of two leechers: alone they need ~3 s;
-    # trading, each gets half from the seeder and half from the other.
+    # 1 MiB/s out of the seeder for ~3.1 MiB to each of two leechers: alone they need ~6 s;
+    # trading, each gets about half from the seeder and half from the other.
     async with AsyncExitStack() as stack:
         s = await stack.enter_async_context(
-            seeder(tmp_path / "seed", "s", upload_limiter=TokenBucket(2 << 20))
+            seeder(tmp_path / "seed", "s", upload_limiter=TokenBucket(1 << 20))
         )
         a = await stack.enter_async_context(leecher(tmp_path / "a", [s.listen], name="a"))
         b = await stack.enter_async_context(
@@ -169,6 +169,9 @@ async def test_have_increments_follow_the_whole_set(tmp_path: Path) -> None:
         gated, finished = await gated_download(a, src, manifest, serve=2)
         first = await haves(c.node, a_id, manifest)
         assert len(held_numbers(first)) == 2
+        # The requests a's download holds open at the gated source are announced as a hint.
+        assert first.fetching
+        assert not set(first.fetching) & held_numbers(first)
         nothing = await haves(c.node, a_id, manifest, since=first.seq)
         assert nothing.bits is None
         assert (nothing.added, nothing.seq) == ([], first.seq)

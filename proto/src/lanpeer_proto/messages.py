@@ -231,7 +231,9 @@ class GetHaves(_Message):
 
 
 class Haves(_Message):
-    """A partial source's holdings: ``bits`` (the whole set) or ``added`` (since ``since``).
+    """A partial source's holdings: ``bits`` (the whole set) or ``added`` (since ``since``),
+    and ``fetching``: the chunks it is fetching now (the whole list each time; a hint that they
+    will be held soon, so askers need not fetch them from a seeder too).
 
     ``serving`` False: the peer serves no part of that version now (not downloading it, done,
     cancelled, or ``--no-swarm``); any set the asker kept for it is void.
@@ -244,6 +246,8 @@ class Haves(_Message):
     bits: Annotated[bytes, Field(max_length=MAX_HAVE_BYTES)] | None = None
     added: Annotated[list[Annotated[int, Field(ge=0, lt=MAX_HAVE_BYTES * 8)]],
                      Field(max_length=MAX_HAVE_ADDED)] = []  # fmt: skip
+    fetching: Annotated[list[Annotated[int, Field(ge=0, lt=MAX_HAVE_BYTES * 8)]],
+                        Field(max_length=MAX_HAVE_ADDED)] = []  # fmt: skip
 
 
 class BulkTokenRequest(_Message):
