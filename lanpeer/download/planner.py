@@ -241,9 +241,20 @@ class Planner:
             if len(copies) < s.endgame_copies
             and lane not in copies
             and lane.holds(c)
-            and now - self._asked.get(c, now) >= s.endgame_after
+            and now - self._asked.get(c, now) >= self._overdue_after(c, copies, now)
         ]
         return min(overdue, key=lambda c: self._asked.get(c, now), default=None)
+
+    def _overdue_after(self, chunk: ChunkRef, copies: list[Lane], now: float) -> float:
+        """``endgame_after``, or twice the time the chunk's source needs at its measured rate
+        if that is longer: a copy of a chunk still coming at a shared seeder's pace would only
+        take more of that seeder's uplink."""
+        if not copies:
+            return self.settings.endgame_after
+        first = copies[0]  # its requests share its rate
+        rate = first.window.rate(now)
+        expected = 2 * chunk.length * max(1, first.in_flight) / rate if rate > 0 else 0.0
+        return max(self.settings.endgame_after, expected)
 
     def _send(self, lane: Lane, chunk: ChunkRef) -> None:
         self._pending.discard(chunk)
