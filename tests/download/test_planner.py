@@ -184,3 +184,14 @@ def test_a_chunk_another_downloader_fetches_counts_as_held() -> None:
     p.sync_haves()
     finish(p, "seed", c[2], Outcome.CANCELLED, 0.1)
     assert [p.holders(x) for x in c] == [0, 0, 0]
+
+
+def test_no_endgame_copy_of_a_chunk_still_coming_at_its_sources_pace() -> None:
+    p, c = planner(1, endgame_after=1.0)
+    p.set_sources({"slow": None, "idle": None})
+    p.lanes["slow"].window.add(3.0, CHUNK)  # measured: "slow" moves a chunk in ~1.5 s
+    assert picks(p, 3.0) == [("slow", c[0])]  # the faster lane picks first
+    p.asked(c[0], 3.0)
+    # 1.5 s out: past endgame_after, but not past twice the time "slow" needs per chunk.
+    assert picks(p, 4.5) == []
+    assert [peer for peer, _ in picks(p, 9.0)] == ["idle"]  # "slow" went quiet: a copy
