@@ -11,14 +11,16 @@ import asyncio
 import json
 import os
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lanpeer_proto.control import DoctorCheck
+from lanpeer_proto.control import DoctorCheck, FinishedEvent
 
-if TYPE_CHECKING:
-    from lanpeer.control.commands import Parts
-    from lanpeer.net.node import MdnsStatus
+from lanpeer.config import DaemonConfig
+from lanpeer.net.node import MdnsStatus
+from lanpeer.net.peers import PeerInfo
 
 _IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING, _IFF_MULTICAST = 0x1, 0x8, 0x40, 0x1000
 # Below this, a 150 GB game does not fit: worth a warning before anyone starts a download.
@@ -27,23 +29,26 @@ MIB = 1 << 20
 NFT_TIMEOUT = 3.0  # reading the ruleset takes milliseconds; a hung nft must not hang doctor
 
 
-async def run_checks(parts: Parts) -> list[DoctorCheck]:
+@dataclass(frozen=True)
+class DoctorInputs:
+    """Everything doctor reads from the running daemon (the rest it reads from this host)."""
+
+    config: DaemonConfig
+    mdns: MdnsStatus | None  # None: --no-mdns
+    peers: Sequence[PeerInfo]
+    finished: Sequence[FinishedEvent]  # recent finished operations, oldest first
+
+
+async def run_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
+    config = inputs.config
     checks = [DoctorCheck(name="daemon", status="ok", summary="lanpeerd is running and answering")]
-    checks += _part_checks(parts)
     checks.append(interfaces_check(Path("/sys/class/net")))
-    checks += _net_checks(parts)
-    checks.append(await firewall_check(parts.config.port))
-    checks += [space_check(root) for root in parts.config.games]
-    checks.append(_caps_check(parts))
-    checks += _transfer_checks(parts)
+    checks += _net_checks(inputs)
+    checks.append(await firewall_check(config.port))
+    checks += [space_check(root) for root in config.games]
+    checks.append(_caps_check(config))
+    checks += _transfer_checks(inputs.finished, config.max_download)
     return checks
-
-
-def _part_checks(parts: Parts) -> list[DoctorCheck]:
-    return [
-        DoctorCheck(name=f"part:{name}", status="fail", summary=f"{name} is not running: {why}")
-        for name, why in parts.missing.items()
-    ]
 
 
 def interfaces_check(sys_net: Path) -> DoctorCheck:
@@ -72,17 +77,15 @@ def interfaces_check(sys_net: Path) -> DoctorCheck:
     )
 
 
-def _net_checks(parts: Parts) -> list[DoctorCheck]:
-    node, config = parts.node, parts.config
-    if node is None:
-        return []
+def _net_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
+    config = inputs.config
     mine = own_socket_inodes(Path("/proc/self/fd"))
     udp = bound_ports([Path("/proc/net/udp"), Path("/proc/net/udp6")], mine, state="07")
     tcp = bound_ports([Path("/proc/net/tcp"), Path("/proc/net/tcp6")], mine, state="0A")
     return [
         ports_check(config.port, udp, tcp, config.bulk),
-        _mdns_check(node, config.mdns),
-        peers_check(node.peers(), config.peers, config.port),
+        mdns_check(inputs.mdns),
+        peers_check(inputs.peers, config.peers, config.port),
     ]
 
 
@@ -146,10 +149,6 @@ def ports_check(port: int, udp: set[int], tcp: set[int], bulk: str) -> DoctorChe
 ADVERT_ECHO_WAIT = 5.0
 
 
-def _mdns_check(node: Any, mdns: bool) -> DoctorCheck:
-    return mdns_check(node.mdns_status() if mdns else None)
-
-
 def mdns_check(status: MdnsStatus | None) -> DoctorCheck:
     """From the node's ``MdnsStatus`` (None: --no-mdns)."""
     if status is None:
@@ -186,8 +185,10 @@ def mdns_check(status: MdnsStatus | None) -> DoctorCheck:
     )
 
 
-def peers_check(peers: list[Any], static: list[tuple[str, int]], port: int) -> DoctorCheck:
-    connected = [peer for peer in peers if getattr(peer, "connected", True)]
+def peers_check(
+    peers: Sequence[PeerInfo], static: Sequence[tuple[str, int]], port: int
+) -> DoctorCheck:
+    connected = [peer for peer in peers if peer.connected]
     reached = {tuple(peer.address) for peer in connected}
     missing = [f"{host}:{p}" for host, p in static if (host, p) not in reached]
     summary = f"{len(connected)} peer(s) connected, {len(static)} static peer(s) configured"
@@ -234,6 +235,7 @@ async def firewall_check(port: int) -> DoctorCheck:
     return firewall_from_ruleset(ruleset, allow)
 
 
+# ``Any``: the parsed JSON of ``nft -j``, whose shape nft owns; read with .get() and defaults.
 def firewall_from_ruleset(ruleset: dict[str, Any], allow: str) -> DoctorCheck:
     """What an ``nft -j list ruleset`` document means for lanpeer's ports."""
     items = ruleset.get("nftables", [])
@@ -278,8 +280,7 @@ def space_check(root: Path) -> DoctorCheck:
     return DoctorCheck(name=f"root {root}", status="ok", summary=free)
 
 
-def _caps_check(parts: Parts) -> DoctorCheck:
-    config = parts.config
+def _caps_check(config: DaemonConfig) -> DoctorCheck:
     caps = [
         f"{label} {value / MIB:.1f} MiB/s"
         for label, value in (("upload", config.max_upload), ("download", config.max_download))
@@ -290,14 +291,16 @@ def _caps_check(parts: Parts) -> DoctorCheck:
     return DoctorCheck(name="bandwidth caps", status="info", summary="capped: " + ", ".join(caps))
 
 
-def _transfer_checks(parts: Parts) -> list[DoctorCheck]:
-    finished = [e for e in parts.events.recent_finished if e.kind == "download" and e.ok]
+def _transfer_checks(
+    recent: Sequence[FinishedEvent], max_download: int | None
+) -> list[DoctorCheck]:
+    finished = [e for e in recent if e.kind == "download" and e.ok]
     if not finished:
         return [DoctorCheck(name="transfers", status="info", summary="no download finished yet")]
-    return [transfer_check(event, parts.config.max_download) for event in finished[-5:]]
+    return [transfer_check(event, max_download) for event in finished[-5:]]
 
 
-def transfer_check(event: Any, max_download: int | None) -> DoctorCheck:
+def transfer_check(event: FinishedEvent, max_download: int | None) -> DoctorCheck:
     rate = event.bytes / event.seconds if event.seconds > 0 else 0.0
     size = f"{event.bytes / MIB:.1f} MiB in {event.seconds:.1f} s"
     summary = f"{event.game_id}: {size} = {rate / MIB:.1f} MiB/s"

@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from functools import partial
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from lanpeer_proto.control import (
@@ -44,45 +39,23 @@ from lanpeer_proto.control import (
     UpdateRequest,
     WatchRequest,
 )
+from lanpeer_proto.messages import GameSummary
 
 from lanpeer import doctor
-from lanpeer.config import DaemonConfig
 from lanpeer.control import views
-from lanpeer.control.events import EventHub
-from lanpeer.errors import (
-    ConflictError,
-    InstallCancelled,
-    LanpeerError,
-    NotAvailableError,
-    UnknownGameError,
-)
+from lanpeer.download.operations import Operation, OpKind
+from lanpeer.download.resolve import OfferTable, PeerView, newest_offer
+from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
+from lanpeer.library.state import LocalGame
+from lanpeer.parts import Parts
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Parts:
-    """The running daemon parts; None where a part is not built in or not started."""
-
-    config: DaemonConfig
-    events: EventHub
-    library: Any = None  # lanpeer.library.GameLibrary
-    identity: Any = None  # lanpeer.net.Identity
-    node: Any = None  # lanpeer.net.PeerNode
-    downloads: Any = None  # lanpeer.download.DownloadManager
-    install: ModuleType | None = None  # lanpeer.install
-    missing: dict[str, str] = field(default_factory=dict)  # part -> why it is not running
-
-    def need(self, part: str) -> Any:
-        value = getattr(self, part)
-        if value is None:
-            why = self.missing.get(part, "it is not running")
-            raise NotAvailableError(f"this needs the {part} part of lanpeerd, but {why}")
-        return value
-
-    def available(self) -> dict[str, bool]:
-        names = ("library", "node", "downloads", "install")
-        return {name: getattr(self, name) is not None for name in names}
+#: The parts ``status`` reports (all of them always run; the field stays for old clients).
+PART_NAMES = ("library", "node", "downloads", "install")
+# The one Any of this module: a handler's request type is the key it is registered under, so
+# the table is checked by hand (``answer`` looks a request up by its own type).
+Handler = Callable[[Any], Awaitable[Any]]
 
 
 class ControlCommands:
@@ -91,7 +64,7 @@ class ControlCommands:
     def __init__(self, parts: Parts, request_stop: Callable[[], None]) -> None:
         self._parts = parts
         self._request_stop = request_stop
-        self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
+        self._handlers: dict[type[Request], Handler] = {
             StatusRequest: self.status,
             PeersRequest: self.peers,
             GamesRequest: self.games,
@@ -118,61 +91,61 @@ class ControlCommands:
     async def status(self, _request: StatusRequest) -> StatusResult:
         parts, config = self._parts, self._parts.config
         library, node = parts.library, parts.node
-        listen = views.format_address(node.listen) if node else f"{config.bind}:{config.port}"
         return StatusResult(
-            peer_id=str(parts.identity.peer_id) if parts.identity else "",
+            peer_id=str(parts.identity.peer_id),
             name=config.name,
-            listen=listen,
+            listen=views.format_address(node.listen),
             roots=[str(root) for root in config.games],
-            library_rev=int(library.library_rev) if library else 0,
+            library_rev=int(library.library_rev),
             operations=self.operations(),
-            games=len(library.local_games()) if library else 0,
-            peers=len(node.peers()) if node else 0,
+            games=len(library.local_games()),
+            peers=len(node.peers()),
             subscribers=parts.events.subscriber_count,
-            parts=parts.available(),
+            parts=dict.fromkeys(PART_NAMES, True),
         )
 
     async def peers(self, _request: PeersRequest) -> PeersResult:
-        node = self._parts.need("node")
-        return PeersResult(peers=[views.peer_entry(peer) for peer in node.peers()])
+        return PeersResult(peers=[views.peer_entry(peer) for peer in self._parts.node.peers()])
 
     async def games(self, _request: GamesRequest) -> GamesResult:
-        library = self._parts.need("library")
-        peers = self._parts.node.peers() if self._parts.node else []
         ops = self.operations()
         busy = {op.game_id for op in ops}
         partial = {op.game_id: list(op.partial_sources) for op in ops}
-        return GamesResult(games=views.merge_games(library.local_games(), peers, busy, partial))
+        local, peers = self._parts.library.local_games(), self._parts.node.peers()
+        return GamesResult(games=views.merge_games(local, peers, busy, partial))
 
     async def ops(self, _request: OpsRequest) -> OpsResult:
         return OpsResult(ops=self.operations())
 
     def operations(self) -> list[OperationInfo]:
-        downloads = self._parts.downloads
-        active = list(downloads.operations()) if downloads else []
-        return [views.operation_info(op) for op in active]
+        return [views.operation_info(status) for status in self._parts.downloads.operations()]
 
     async def watch(self, _request: WatchRequest) -> AcceptedResult:
         return AcceptedResult(message="watching daemon events")
 
     async def doctor(self, _request: DoctorRequest) -> DoctorResult:
-        return DoctorResult(checks=await doctor.run_checks(self._parts))
+        parts = self._parts
+        inputs = doctor.DoctorInputs(
+            config=parts.config,
+            mdns=parts.node.mdns_status() if parts.config.mdns else None,
+            peers=parts.node.peers(),
+            finished=list(parts.events.recent_finished),
+        )
+        return DoctorResult(checks=await doctor.run_checks(inputs))
 
     # ------------------------------------------------------------------ commands that act
 
     async def download(self, request: DownloadRequest) -> AcceptedResult:
-        self._parts.need("library")
-        node = self._parts.need("node")
-        downloads = self._parts.need("downloads")
+        node, downloads = self._parts.node, self._parts.downloads
         running = downloads.current(request.game_id)
-        if running is not None and running.kind == "download" and request.version is None:
+        if running is not None and running.kind is OpKind.DOWNLOAD and request.version is None:
             # Typically a download the daemon resumed at startup: the person asking for it
             # again wants to follow it, not to be told it conflicts with itself.
             log.info("download of %s asked again; following the one in progress", request.game_id)
             return AcceptedResult(
                 message=f"download of {request.game_id} is already {running.state}; following it",
                 game_id=request.game_id,
-                operation=_maybe_info(running),
+                operation=_info(running),
             )
         self._refuse_if_busy(request.game_id)
         peer_id, summary = await wait_offer(node, request.game_id, request.version)
@@ -184,40 +157,24 @@ class ControlCommands:
         return AcceptedResult(
             message=f"download of {request.game_id} {summary.version} queued",
             game_id=request.game_id,
-            operation=_maybe_info(operation),
+            operation=_info(operation),
         )
 
     async def transaction(
         self, request: InstallRequest | UpdateRequest | UninstallRequest | RemoveRequest
     ) -> AcceptedResult:
-        library = self._parts.need("library")
-        install = self._parts.need("install")
-        downloads = self._parts.need("downloads")  # its general lane runs transactions
+        kind = OpKind(request.cmd)
         game = self._local_game(request.game_id)
-        _check_transaction(request.cmd, game)
-        game_dir = Path(library.game_dir(request.game_id))
-        run: Callable[..., Any] = {
-            "install": partial(install.install_game, game_dir),
-            "update": partial(install.update_game, game_dir),
-            "uninstall": partial(install.uninstall_game, game_dir),
-            "remove": partial(install.remove_game, list(library.roots), game_dir),
-        }[request.cmd]
-        cancellable = request.cmd in ("install", "update")
-
-        async def job() -> None:
-            async with library.operation(request.game_id):
-                await run_in_thread(run, request.game_id, cancellable=cancellable)
-
-        operation = downloads.submit_job(request.game_id, request.cmd, job)
+        _check_transaction(kind, game)
+        operation = self._parts.installs.submit(kind, request.game_id)
         return AcceptedResult(
             message=f"{request.cmd} of {request.game_id} queued",
             game_id=request.game_id,
-            operation=_maybe_info(operation),
+            operation=_info(operation),
         )
 
     async def cancel(self, request: CancelRequest) -> AcceptedResult:
-        downloads = self._parts.need("downloads")
-        if not await downloads.cancel(request.game_id):
+        if not await self._parts.downloads.cancel(request.game_id):
             raise UnknownGameError(
                 f"{request.game_id} has no queued or running operation to cancel"
             )
@@ -226,16 +183,14 @@ class ControlCommands:
         )
 
     async def rescan(self, request: RescanRequest) -> AcceptedResult:
-        library = self._parts.need("library")
         if request.game_id is not None:
             self._local_game(request.game_id)
-        await library.rescan(request.game_id)
+        await self._parts.library.rescan(request.game_id)
         what = request.game_id or "the library"
         return AcceptedResult(message=f"rescanned {what}", game_id=request.game_id)
 
     async def add_peer(self, request: AddPeerRequest) -> AcceptedResult:
-        node = self._parts.need("node")
-        node.add_static_peer(request.host, request.port)
+        self._parts.node.add_static_peer(request.host, request.port)
         return AcceptedResult(
             message=f"dialling {views.format_address((request.host, request.port))}"
         )
@@ -246,8 +201,8 @@ class ControlCommands:
 
     # ------------------------------------------------------------------ checks
 
-    def _local_game(self, game_id: str) -> Any:
-        for game in self._parts.need("library").local_games():
+    def _local_game(self, game_id: str) -> LocalGame:
+        for game in self._parts.library.local_games():
             if game.id == game_id:
                 return game
         raise UnknownGameError(f"{game_id} is not in this host's game roots (see `peer-cli games`)")
@@ -259,32 +214,6 @@ class ControlCommands:
             )
 
 
-async def run_in_thread(run: Callable[..., Any], what: str, *, cancellable: bool) -> None:
-    """Run a blocking install step in a worker thread; a cancel never abandons the thread.
-
-    ``cancellable`` steps (install, update) take a ``cancel`` event: a cancel during extraction
-    rolls back and the operation ends cancelled. Once past extraction, or for a step without
-    one (uninstall, remove, both short), the transaction rolls forward: the thread is awaited
-    (the game stays busy meanwhile) and the operation ends done, the cancel having come too late.
-    """
-    cancel = threading.Event()
-    work = asyncio.ensure_future(
-        asyncio.to_thread(partial(run, cancel=cancel) if cancellable else run)
-    )
-    try:
-        await asyncio.shield(work)
-    except asyncio.CancelledError:
-        cancel.set()
-        try:
-            await work
-        except InstallCancelled:
-            raise asyncio.CancelledError from None
-        log.info("%s: the cancel came after the point of no return; the step completed", what)
-        current = asyncio.current_task()
-        if current is not None:
-            current.uncancel()
-
-
 class StillHashing(LanpeerError):
     """Peers offer the game but have no manifest hash for it yet."""
 
@@ -294,7 +223,9 @@ class StillHashing(LanpeerError):
 HASH_WAIT = 30.0
 
 
-async def wait_offer(node: Any, game_id: str, version: str | None) -> tuple[str, Any]:
+async def wait_offer(
+    node: OfferTable, game_id: str, version: str | None
+) -> tuple[str, GameSummary]:
     """``choose_offer``, waiting up to HASH_WAIT while the peers are still hashing."""
     deadline = asyncio.get_running_loop().time() + HASH_WAIT
     while True:
@@ -307,14 +238,14 @@ async def wait_offer(node: Any, game_id: str, version: str | None) -> tuple[str,
             await node.wait_sources_changed(min(left, 1.0))
 
 
-def choose_offer(peers: list[Any], game_id: str, version: str | None) -> tuple[str, Any]:
+def choose_offer(
+    peers: Sequence[PeerView], game_id: str, version: str | None
+) -> tuple[str, GameSummary]:
     """(peer_id, summary) of the newest (or named) hashed version connected peers offer.
 
     The download part's ``newest_offer`` decides (ties go to the content most peers share, so
     the download has the most sources); this adds the errors a person needs.
     """
-    from lanpeer.download.resolve import newest_offer
-
     offers = [peer.games[game_id] for peer in peers if peer.connected and game_id in peer.games]
     if not offers:
         raise UnknownGameError(f"no connected peer offers {game_id} (see `peer-cli games`)")
@@ -326,26 +257,25 @@ def choose_offer(peers: list[Any], game_id: str, version: str | None) -> tuple[s
     return offer
 
 
-_NEEDS = {
+_NEEDS: dict[OpKind, tuple[bool | None, bool | None]] = {
     # command: (must be downloaded, must be installed) — None means "don't care"
-    "install": (True, False),
-    "update": (True, True),
-    "uninstall": (None, True),
-    "remove": (True, False),
+    OpKind.INSTALL: (True, False),
+    OpKind.UPDATE: (True, True),
+    OpKind.UNINSTALL: (None, True),
+    OpKind.REMOVE: (True, False),
 }
 
 
-def _check_transaction(command: str, game: Any) -> None:
+def _check_transaction(command: OpKind, game: LocalGame) -> None:
     downloaded, installed = _NEEDS[command]
     if downloaded and not game.downloaded:
         raise LanpeerError(f"{game.id} is not downloaded; run `peer-cli download {game.id}` first")
     if installed is True and not game.installed:
         raise ConflictError(f"{game.id} is not installed; there is nothing to {command}")
     if installed is False and game.installed:
-        hint = "`peer-cli update`" if command == "install" else "`peer-cli uninstall` first"
+        hint = "`peer-cli update`" if command is OpKind.INSTALL else "`peer-cli uninstall` first"
         raise ConflictError(f"{game.id} is installed; use {hint}")
 
 
-def _maybe_info(operation: Any) -> OperationInfo | None:
-    status = getattr(operation, "status", None)
-    return views.operation_info(status(None)) if callable(status) else None
+def _info(operation: Operation) -> OperationInfo:
+    return views.operation_info(operation.status(None))

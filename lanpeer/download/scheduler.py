@@ -14,10 +14,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 
+from lanpeer.download.operations import OpState
 from lanpeer.download.plan import ChunkRef
 from lanpeer.download.planner import BACKOFF, HaveSet, Lane, Outcome, Planner, SchedulerSettings
+from lanpeer.download.progress import TransferCounters
 from lanpeer.download.sources import (
     GONE_CODES,
     ChunkSource,
@@ -47,19 +48,6 @@ class SourceVersionGone(LanpeerError):
     code = "source_changed"
 
 
-@dataclass(slots=True)
-class SchedulerStats:
-    chunks_fetched: int = 0  # verified and written
-    bytes_fetched: int = 0
-    rejected: int = 0  # chunks that failed verification
-    redundant: int = 0  # endgame copies that arrived after the chunk was verified
-    failures: int = 0
-    requests: int = 0
-    chunks_by_peer: dict[str, int] = field(default_factory=dict)
-    partial_chunks: int = 0  # of chunks_fetched: served by a partial source (swarm)
-    partial_peers: set[str] = field(default_factory=set)  # peers that served as partial sources
-
-
 Store = Callable[[ChunkRef, bytes], Awaitable[None]]
 OnChunk = Callable[[ChunkRef, str], None]
 
@@ -74,7 +62,8 @@ class ChunkScheduler:
         store: Store,
         *,
         on_chunk: OnChunk | None = None,
-        on_state: Callable[[str], None] | None = None,
+        on_state: Callable[[OpState], None] | None = None,
+        counters: TransferCounters | None = None,
         limiter: TokenBucket | None = None,
         settings: SchedulerSettings | None = None,
         still_current: Callable[[], Awaitable[bool]] | None = None,
@@ -98,8 +87,8 @@ class ChunkScheduler:
         self._finished: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._sources_dirty = True
-        self.state = "downloading"
-        self.stats = SchedulerStats()
+        self.state = OpState.DOWNLOADING
+        self.counters = counters or TransferCounters()  # the download's own, when it passes them
 
     @property
     def lanes(self) -> dict[str, Lane]:
@@ -156,7 +145,7 @@ class ChunkScheduler:
             self._on_fetching(fetching)
 
     async def _check_version(self, now: float) -> None:
-        if self.state != "stalled" or self._still_current is None:
+        if self.state is not OpState.STALLED or self._still_current is None:
             return
         if now < self._next_version_check:
             return
@@ -197,7 +186,7 @@ class ChunkScheduler:
         source = self._sources[lane.peer_id]
         task = asyncio.create_task(self._fetch(source, chunk))
         self._tasks[task] = (chunk, lane)
-        self.stats.requests += 1
+        self.counters.requests += 1
         task.add_done_callback(self._on_done)
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
@@ -239,7 +228,7 @@ class ChunkScheduler:
         if exc is None:
             self._verified(lane, chunk, now)
         elif isinstance(exc, _Redundant):
-            self.stats.redundant += 1
+            self.counters.redundant += 1
             self.planner.done(lane, chunk, Outcome.REDUNDANT, now)
         elif isinstance(exc, ChunkMismatch):
             self._ban(lane, chunk, now)
@@ -251,17 +240,19 @@ class ChunkScheduler:
 
     def _verified(self, lane: Lane, chunk: ChunkRef, now: float) -> None:
         if not self.planner.wanted(chunk):
-            self.stats.redundant += 1
+            self.counters.redundant += 1
             self.planner.done(lane, chunk, Outcome.REDUNDANT, now)
             return
         self.planner.done(lane, chunk, Outcome.VERIFIED, now)
-        self.stats.chunks_fetched += 1
-        self.stats.bytes_fetched += chunk.length
-        by_peer = self.stats.chunks_by_peer
+        counters = self.counters
+        counters.chunks_fetched += 1
+        counters.bytes_fetched += chunk.length
+        by_peer = counters.chunks_by_peer
         by_peer[lane.peer_id] = by_peer.get(lane.peer_id, 0) + 1
+        bytes_by_peer = counters.bytes_by_peer
+        bytes_by_peer[lane.peer_id] = bytes_by_peer.get(lane.peer_id, 0) + chunk.length
         if lane.partial:
-            self.stats.partial_chunks += 1
-            self.stats.partial_peers.add(lane.peer_id)
+            counters.bytes_from_partial += chunk.length
         for other, (c, _) in self._tasks.items():
             if c == chunk:
                 other.cancel()  # endgame copies still on the wire
@@ -269,7 +260,7 @@ class ChunkScheduler:
             self._on_chunk(chunk, lane.peer_id)
 
     def _ban(self, lane: Lane, chunk: ChunkRef, now: float) -> None:
-        self.stats.rejected += 1
+        self.counters.rejected += 1
         self.planner.done(lane, chunk, Outcome.MISMATCH, now)
         log.warning(
             "%s: peer %s %s; dropped for this download", self.game_id, lane.peer_id, lane.banned
@@ -279,7 +270,7 @@ class ChunkScheduler:
                 t.cancel()
 
     def _failed(self, lane: Lane, chunk: ChunkRef, exc: BaseException, now: float) -> None:
-        self.stats.failures += 1
+        self.counters.failures += 1
         gone = refusal_code(exc) in GONE_CODES
         self.planner.done(lane, chunk, Outcome.GONE if gone else Outcome.FAILED, now)
         if not gone and lane.retry_at > now:
@@ -293,18 +284,18 @@ class ChunkScheduler:
 
     def _check_stalled(self, now: float) -> None:
         if not self.planner.stalled(now):
-            self._set_state("downloading")
+            self._set_state(OpState.DOWNLOADING)
             return
-        if self.state != "stalled":
+        if self.state is not OpState.STALLED:
             self._next_version_check = now
-            self._set_state("stalled")
+            self._set_state(OpState.STALLED)
         if self.planner.stalled_for(now) >= self.settings.stall_timeout:
             raise NoSourcesError(
                 f"no peer has served {self.game_id!r} for {self.settings.stall_timeout:.0f} s; "
                 "the download stopped (start it again when a peer offering it is online)"
             )
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: OpState) -> None:
         if state != self.state:
             self.state = state
             if self._on_state is not None:

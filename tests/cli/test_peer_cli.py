@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
 
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
+
 STATUS_FIELDS = {"peer_id", "name", "listen", "roots", "library_rev", "operations"}
 OP_FIELDS = {"game_id", "kind", "state", "lane", "queue_position", "bytes_done", "bytes_total",
              "rate", "eta", "sources"}  # fmt: skip

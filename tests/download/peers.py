@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from lanpeer_proto.messages import GameSummary, Manifest
@@ -19,6 +20,7 @@ from lanpeer_proto.session import SessionTimers
 
 from lanpeer.download import DownloadManager, SourceDirectory
 from lanpeer.download.resolve import newest_offer, peer_manifest_resolver
+from lanpeer.installs import install_downloaded
 from lanpeer.library import GameLibrary
 from lanpeer.library.samples import write_catalog
 from lanpeer.net.identity import Identity
@@ -111,7 +113,7 @@ async def leecher(
     **mgr_kw: object,
 ) -> AsyncIterator[Leecher]:
     """The downloading peer: its own GameLibrary and PeerNode dialling ``seeds``; with ``swarm``
-    its downloads serve what they verified and use other downloaders (SPEC §7a)."""
+    its downloads serve what they verified (without, it answers "not serving": SPEC §7a)."""
     root = home / "games"
     root.mkdir(parents=True, exist_ok=True)
     lib = GameLibrary([root], home / "library", watch=False)
@@ -119,8 +121,11 @@ async def leecher(
     async with lib, make_node(home, name, lib, static_peers=seeds, **node_kw) as node:
         sources = directory(node) if directory is not None else node
         resolver = peer_manifest_resolver(node)
-        mgr = DownloadManager(lib, sources, manifest_resolver=resolver, swarm=node.swarm,  # type: ignore[arg-type]
-                              **mgr_kw)  # type: ignore[arg-type]  # fmt: skip
+        installer = partial(install_downloaded, lib)
+        mgr = DownloadManager(
+            lib, sources, offers=node, manifest_resolver=resolver, installer=installer,
+            swarm=node.swarm, **mgr_kw,  # type: ignore[arg-type]
+        )  # fmt: skip
         async with mgr:
             yield Leecher(lib, node, mgr)
 

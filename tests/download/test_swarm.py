@@ -79,7 +79,7 @@ async def test_two_leechers_trade_chunks_while_the_seeder_is_slow(tmp_path: Path
             for op in ops:
                 await op.wait_finished()
         assert [op.state for op in ops] == ["done", "done"], [op.error for op in ops]
-        counters = [x.manager.results[GAME].counters for x in (a, b)]
+        counters = [op.counters for op in ops]
         from_partial = [c.bytes_from_partial for c in counters]
         assert sum(from_partial) > 0, counters  # at least one leecher used the other
         for other, c in ((b, counters[0]), (a, counters[1])):
@@ -98,8 +98,9 @@ async def gated_download(
     me.manager.sources.add(GAME, manifest.manifest_hash, gated)
     op = me.manager.submit_download(GAME, manifest)
     await asyncio.wait_for(gated.holding.wait(), 10)
-    job = me.manager.results[GAME]
-    await wait_for(lambda: job.counters.chunks_fetched >= serve)
+    current = me.manager.current(GAME)
+    assert current is not None
+    await wait_for(lambda: current.counters.chunks_fetched >= serve)
     return gated, asyncio.ensure_future(op.wait_finished())
 
 
@@ -121,10 +122,10 @@ async def test_a_partial_source_serves_only_verified_chunks_and_stops_on_cancel(
         c = await stack.enter_async_context(leecher(tmp_path / "c", [a.node.listen], name="c"))
         a_id = a.node.identity.peer_id
         await wait_for(lambda: any(p.connected for p in c.node.peers()))
-        _gated, finished = await gated_download(a, src, manifest, serve=3)
-        job = a.manager.results[GAME]
+        gated, finished = await gated_download(a, src, manifest, serve=3)
         chunks = all_chunks(manifest)
-        verified = [i for i, ch in enumerate(chunks) if job._verified and job._verified.has(ch)]
+        served = {(path, offset) for path, offset in gated.served}  # each one verified
+        verified = [i for i, ch in enumerate(chunks) if (ch.path, ch.offset) in served]
         assert len(verified) == 3
 
         answer = await haves(c.node, a_id, manifest)
@@ -175,7 +176,8 @@ async def test_have_increments_follow_the_whole_set(tmp_path: Path) -> None:
         nothing = await haves(c.node, a_id, manifest, since=first.seq)
         assert nothing.bits is None
         assert (nothing.added, nothing.seq) == ([], first.seq)
-        job = a.manager.results[GAME]
+        job = a.manager.current(GAME)
+        assert job is not None
         gated.gate.set()  # the held requests go through, later ones hold again
         gated.gate.clear()
         await wait_for(lambda: job.counters.chunks_fetched >= 3)
@@ -205,8 +207,7 @@ async def test_no_swarm_serves_nothing_partial(tmp_path: Path) -> None:
         await wait_for(lambda: any(p.connected for p in c.node.peers()))
         gated, finished = await gated_download(a, src, manifest, serve=2)
         assert not (await haves(c.node, a_id, manifest)).serving
-        job = a.manager.results[GAME]
-        held = next(ch for ch in all_chunks(manifest) if job._verified and job._verified.has(ch))
+        held = next(ch for ch in all_chunks(manifest) if (ch.path, ch.offset) in gated.served)
         with pytest.raises(ChunkRefused) as refused:
             await fetch(c.node, a_id, manifest, held)
         assert refused.value.wire_code is ErrorCode.NOT_FOUND
