@@ -223,10 +223,13 @@ class Planner:
 
     def _pick(self, lane: Lane, now: float) -> ChunkRef | None:
         pending = self._pending
-        if lane.haves is not None and len(lane.haves.held) < len(pending):
-            candidates: Iterable[ChunkRef] = (c for c in lane.haves.held if c in pending)
+        held = lane.haves.held if lane.haves is not None else None
+        if held is None:
+            candidates: Iterable[ChunkRef] = pending
+        elif len(held) < len(pending):
+            candidates = (c for c in held if c in pending)
         else:
-            candidates = (c for c in pending if lane.holds(c))
+            candidates = (c for c in pending if c in held)
         holders, soon, tie = self._holders, self._soon, self._tie
         # A chunk another downloader is fetching counts as held: it will be, before long.
         best = min(candidates, key=lambda c: (holders[c] + soon[c], tie[c]), default=None)
