@@ -276,6 +276,10 @@ class SwarmHost:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
+    def connected(self, peer_id: str) -> bool:
+        record = self._table.get(peer_id)
+        return record is not None and record.live_session() is not None
+
     async def wait_peers_changed(self, timeout: float) -> None:  # noqa: ASYNC109 - seam
         """A peer came, went or changed its library (the node's event), or ``timeout``."""
         await self._peers.wait_sources_changed(timeout)
@@ -402,6 +406,11 @@ class Member:
             try:
                 answer = await self._host._fetcher.link(peer_id).request(request)
             except PeerUnavailable:
+                if self._host.connected(peer_id):
+                    # A held answer that outlived our request timeout: the peer is still
+                    # there and what we know of it still holds; ask again from ``since``.
+                    await asyncio.sleep(limits.retry_after)
+                    continue
                 self._drop(peer_id)
                 return  # keep_watching starts a new watch when the peer is back
             except ChunkRefused as exc:
