@@ -111,6 +111,7 @@ class OperationStatus:
     peer_rates: dict[str, float] = field(default_factory=dict)
     partial_sources: list[str] = field(default_factory=list)  # of sources: other downloaders
     error: str | None = None
+    reason: str | None = None  # why it waits (stalled), in words
 
 
 def eta_seconds(remaining: int, rate: float) -> float | None:
