@@ -4,6 +4,8 @@ TCP) on each side; downloaders serve the chunks they verified and use each other
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from lanpeer_proto.messages import GetHaves, Haves, Manifest
 
 from lanpeer.download.plan import ChunkRef, file_chunks
 from lanpeer.download.sources import SourceSet
+from lanpeer.download.staging import PART_DIR, STATE_NAME
 from lanpeer.net.errors import ChunkRefused
 from lanpeer.net.node import PeerNode
 from lanpeer.ratelimit import TokenBucket
@@ -102,6 +105,16 @@ async def gated_download(
     assert current is not None
     await wait_for(lambda: current.counters.chunks_fetched >= serve)
     return gated, asyncio.ensure_future(op.wait_finished())
+
+
+def saved_chunks(game_dir: Path) -> int:
+    """Chunks the resume state records as verified (0 before the first checkpoint)."""
+    try:
+        state = json.loads((game_dir / PART_DIR / STATE_NAME).read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(bin(b).count("1") for text in state["files"].values()
+               for b in base64.b64decode(text))  # fmt: skip
 
 
 def all_chunks(manifest: Manifest) -> list[ChunkRef]:
@@ -213,3 +226,33 @@ async def test_no_swarm_serves_nothing_partial(tmp_path: Path) -> None:
         assert refused.value.wire_code is ErrorCode.NOT_FOUND
         gated.gate.set()
         await finished
+
+
+@pytest.mark.asyncio
+async def test_a_resumed_download_advertises_what_it_already_holds(tmp_path: Path) -> None:
+    files = game_files(size=16 * CHUNK)
+    src = put_game(tmp_path / "src", files)
+    manifest = manifest_of(src, GAME)
+    async with leecher(tmp_path / "a", [], name="a", directory=lambda _n: SourceSet()) as a:
+        gated, finished = await gated_download(a, src, manifest, serve=3)
+        held_before = {(path, offset) for path, offset in gated.served}
+        await wait_for(lambda: saved_chunks(tmp_path / "a" / "games" / GAME) == 3)  # checkpoint
+    # a's daemon stopped mid-download (shutdown keeps .lanpeer.part/ for resume); it comes back.
+    finished.cancel()
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            leecher(tmp_path / "a", [], name="a", directory=lambda _n: SourceSet())
+        )
+        c = await stack.enter_async_context(leecher(tmp_path / "c", [a.node.listen], name="c"))
+        await wait_for(lambda: any(p.connected for p in c.node.peers()))
+        still = GatedSource("gated", src, manifest.manifest_hash, serve=0)  # serves nothing
+        assert isinstance(a.manager.sources, SourceSet)
+        a.manager.sources.add(GAME, manifest.manifest_hash, still)
+        a.manager.submit_download(GAME, manifest)
+        await asyncio.wait_for(still.holding.wait(), 10)  # resumed and asking for the rest
+        answer = await haves(c.node, a.node.identity.peer_id, manifest)
+        chunks = all_chunks(manifest)
+        held = {(chunks[i].path, chunks[i].offset) for i in held_numbers(answer)}
+        assert held == held_before
+        assert len(held) == 3
+        still.gate.set()
