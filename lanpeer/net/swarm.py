@@ -185,6 +185,8 @@ class SwarmHost:
             if news and holding is not None and holding.count:
                 if request.since >= holding.base_seq:
                     await asyncio.sleep(self.limits.debounce)  # let increments gather
+                    if self.holding(request.manifest_hash) is not holding:
+                        continue  # cancelled or committed meanwhile: say so instead
                 return self._haves(holding, request.since)
             changed = self._changed
             left = deadline - loop.time()
