@@ -171,6 +171,7 @@ class DaemonConfig(BaseModel):
     bulk: Literal["auto", "quic"] = "auto"
     # Two at once keeps a LAN link busy; more only split the same bandwidth (SPEC §7).
     download_lanes: Annotated[StrictInt, Field(ge=1, le=16)] = 2
+    swarm: StrictBool = True  # SPEC §7a: serve verified chunks of downloads in progress
     # The web UI (SPEC §9b): this host only unless an address outside it is asked for by name.
     web: HostPort = DEFAULT_WEB
     no_web: StrictBool = False

@@ -123,6 +123,7 @@ class Daemon:
             queue=queue,
             max_download=self.config.max_download,
             installer=installs.after_download,
+            swarm=node.swarm,
         )  # runs in our task group (see _serve)
         share = await self._start_share(stack, library)
         parts = Parts(self.config, self.events, library, identity, node, downloads, installs, share)
@@ -165,6 +166,7 @@ class Daemon:
             mdns=self.config.mdns,
             party_key=self.config.party_key,
             bulk=bulk,
+            swarm=self.config.swarm,
             upload_limiter=self._upload_limiter,
         )
         try:

@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     add("--party-key", metavar="KEY", help="only peers that know this key may connect")
     add("--max-upload", metavar="RATE", help="upload cap, e.g. 50MB/s")
     add("--max-download", metavar="RATE", help="download cap, e.g. 100MB/s")
+    add(
+        "--no-swarm",
+        dest="swarm",
+        action="store_const",
+        const=False,
+        help="do not serve chunks of downloads in progress (config: swarm = false)",
+    )
     add("--bulk", choices=["auto", "quic"], help="chunk transport (auto: TCP bulk)")
     add("--http-share", metavar="ADDR:PORT", help="serve downloaded games to browsers (off)")
     add("--catalog", type=Path, metavar="FILE", help="catalog TOML file")

@@ -168,11 +168,15 @@ class ControlCommands:
         return UploadsResult(uploads=uploads, total_bytes=ledger.total_bytes)
 
     async def games(self, _request: GamesRequest) -> GamesResult:
-        busy = {op.game_id for op in self.operations()}
+        ops = self.operations()
+        busy = {op.game_id for op in ops}
+        partial = {op.game_id: list(op.partial_sources) for op in ops}
         local, peers = self._parts.library.local_games(), self._parts.node.peers()
         installed = await asyncio.to_thread(installed_versions, local)
         self._remember(peers)
-        return GamesResult(games=views.merge_games(local, peers, busy, installed, self._known))
+        return GamesResult(
+            games=views.merge_games(local, peers, busy, installed, self._known, partial)
+        )
 
     def _remember(self, peers: Sequence[PeerInfo]) -> None:
         for peer in peers:

@@ -94,6 +94,7 @@ def merge_games(
     busy: set[str],
     installed_versions: Mapping[str, str | None] | None = None,
     known: Mapping[str, tuple[str, int]] | None = None,
+    partial: Mapping[str, list[str]] | None = None,
 ) -> list[GameEntry]:
     """One entry per game id, local facts first, then what connected peers offer.
 
@@ -101,8 +102,10 @@ def merge_games(
     caller), which may differ from the downloaded version (a ``--no-install`` download).
     ``known``: (name, size) of games seen before, for a download whose peers left meanwhile
     (a stalled one's row once lost both).
+    ``partial``: per game, the partial sources our download of it uses (SPEC §7a).
     """
     installed = installed_versions or {}
+    partial = partial or {}
     remembered = known or {}
     offers: dict[str, list[tuple[str, GameSummary]]] = {}
     for peer in peers:
@@ -110,7 +113,7 @@ def merge_games(
             for game_id, summary in peer.games.items():
                 offers.setdefault(game_id, []).append((str(peer.peer_id), summary))
     local = {game.id: game for game in local_games}
-    return [
+    entries = [
         _game_entry(
             game_id,
             local.get(game_id),
@@ -120,6 +123,10 @@ def merge_games(
             remembered.get(game_id),
         )
         for game_id in sorted(set(local) | set(offers))
+    ]
+    return [
+        e.model_copy(update={"partial_peers": sorted(partial[e.id])}) if partial.get(e.id) else e
+        for e in entries
     ]
 
 
@@ -232,6 +239,7 @@ def operation_info(status: OperationStatus) -> OperationInfo:
         rate=max(0.0, status.rate),
         eta=_eta(status.eta),
         sources=list(status.sources),
+        partial_sources=list(status.partial_sources),
         reason=status.reason,
     )
 
@@ -268,6 +276,8 @@ def download_event(event: progress.ProgressEvent) -> Event:
             bytes=int(event.bytes_done),
             seconds=max(0.0, float(event.seconds or 0.0)),
             peers_used=[str(p) for p in event.peers_used] if event.kind == "download" else [],
+            bytes_from_partial=event.bytes_from_partial,
+            bytes_by_peer={str(k): int(v) for k, v in event.bytes_by_peer.items()},
         )
     return ProgressEvent(
         game_id=event.game_id,

@@ -30,6 +30,7 @@ from lanpeer.download.resolve import ManifestResolver, PeerDirectory, peer_manif
 from lanpeer.download.scheduler import NoSourcesError, SchedulerSettings, SourceVersionGone
 from lanpeer.download.sources import SourceDirectory
 from lanpeer.download.staging import PART_DIR, PartDir
+from lanpeer.download.swarm import Swarm
 from lanpeer.download.transfer import SPACE_MARGIN, GameDownload, StagedDownload
 from lanpeer.errors import DiskFullError, LanpeerError, UnknownGameError
 from lanpeer.install import commit_download
@@ -76,8 +77,10 @@ class DownloadManager:
         manifest_resolver: ManifestResolver | None = None,
         settings: SchedulerSettings | None = None,
         space_margin: int = SPACE_MARGIN,
+        swarm: Swarm | None = None,
     ) -> None:
         self.library, self.sources, self.offers = library, sources, offers
+        self.swarm = swarm  # SPEC §7a: serve what we verified, use other downloaders
         self.limiter = TokenBucket(max_download) if max_download else None
         self.queue = queue or OperationQueue(
             {Lane.DOWNLOAD: download_lanes, Lane.GENERAL: general_lanes}
@@ -260,6 +263,7 @@ class DownloadManager:
             on_state=lambda state: _move_saying_why(op, state),
             on_progress=lambda: self.queue.progressed(op),
             space_margin=self.space_margin,
+            swarm=self.swarm,
         )
         op.track(job)
         return job

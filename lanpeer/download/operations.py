@@ -205,6 +205,7 @@ class Operation:
             eta=eta_seconds(snap.bytes_total - snap.bytes_done, snap.rate),
             sources=list(snap.sources),
             peer_rates=dict(snap.peer_rates),
+            partial_sources=list(snap.partial_sources),
             error=self.error,
             reason=self.reason if self._state is OpState.STALLED else None,
         )
@@ -226,6 +227,8 @@ class Operation:
             ok=self.ok if event == "finished" else None,
             seconds=(self.finished or now) - (self.started or now),
             peers_used=sorted(p for p, n in self.counters.chunks_by_peer.items() if n),
+            bytes_from_partial=self.counters.bytes_from_partial,
+            bytes_by_peer=dict(self.counters.bytes_by_peer),
         )
 
 

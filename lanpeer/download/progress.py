@@ -53,6 +53,8 @@ class TransferCounters:
     failures: int = 0  # failed requests (any peer)
     requests: int = 0
     chunks_by_peer: dict[str, int] = field(default_factory=dict)
+    bytes_by_peer: dict[str, int] = field(default_factory=dict)  # verified bytes per source
+    bytes_from_partial: int = 0  # of bytes_fetched: served by other downloaders (swarm)
 
     @property
     def bytes_done(self) -> int:
@@ -68,6 +70,7 @@ class TransferSnapshot:
     rate: float  # bytes/s over the rate window
     sources: tuple[str, ...]
     peer_rates: dict[str, float]
+    partial_sources: tuple[str, ...] = ()  # of sources: other downloaders (SPEC §7a)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ class ProgressEvent:
     ok: bool | None = None
     seconds: float | None = None
     peers_used: list[str] = field(default_factory=list)
+    bytes_from_partial: int = 0  # fetched bytes other downloaders served (SPEC §7a)
+    bytes_by_peer: dict[str, int] = field(default_factory=dict)  # fetched bytes per source
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,7 @@ class OperationStatus:
     eta: float | None
     sources: list[str]
     peer_rates: dict[str, float] = field(default_factory=dict)
+    partial_sources: list[str] = field(default_factory=list)  # of sources: other downloaders
     error: str | None = None
     reason: str | None = None  # why it waits (stalled), in words
 

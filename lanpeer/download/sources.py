@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 from lanpeer_proto.errors import ErrorCode
 
+from lanpeer.download.planner import HaveSet
+
 
 @runtime_checkable
 class ChunkSource(Protocol):
@@ -75,3 +77,9 @@ class SourceSet:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+def source_haves(source: ChunkSource) -> HaveSet | None:
+    """What a partial source holds (its ``haves``), or None for a source holding everything."""
+    haves = getattr(source, "haves", None)
+    return haves if isinstance(haves, HaveSet) else None

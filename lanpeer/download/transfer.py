@@ -25,6 +25,7 @@ from lanpeer.download.progress import RateWindow, TransferCounters, TransferSnap
 from lanpeer.download.scheduler import ChunkMismatch, ChunkScheduler, SchedulerSettings
 from lanpeer.download.sources import SourceDirectory
 from lanpeer.download.staging import PartDir, VerifiedChunks
+from lanpeer.download.swarm import Swarm, SwarmMember
 from lanpeer.errors import DiskFullError
 from lanpeer.ratelimit import TokenBucket
 
@@ -71,6 +72,7 @@ class GameDownload:
         on_state: Callable[[OpState], None] | None = None,
         on_progress: Callable[[], None] | None = None,
         space_margin: int = SPACE_MARGIN,
+        swarm: Swarm | None = None,
     ) -> None:
         self.manifest, self.game_dir = manifest, game_dir
         self.plan: DownloadPlan = make_plan(manifest, old_manifest)
@@ -82,6 +84,8 @@ class GameDownload:
         self._still_current = still_current
         self._on_state, self._on_progress = on_state, on_progress
         self._space_margin = space_margin
+        self._swarm = swarm
+        self._member: SwarmMember | None = None  # while we take part in the swarm
         self._verified: VerifiedChunks | None = None
         self._dirty = False
 
@@ -91,9 +95,18 @@ class GameDownload:
         missing = [c for c in self.plan.chunks() if not self._verified.has(c)]
         self.counters.bytes_resumed = self.plan.staged_bytes - sum(c.length for c in missing)
         await asyncio.to_thread(self._check_space)
-        missing = await self._copy_local(missing)
-        await self._fetch(missing)
-        await self._save()
+        if self._swarm is None:
+            await self._transfer(missing, self._directory)
+        else:
+            verified = self._verified
+            held = [c for c in self.plan.chunks() if verified.has(c)]  # resume: advertise them
+            joined = self._swarm.join(self.manifest, self.part.dir, held, self._directory)
+            async with joined as member:
+                self._member = member
+                try:
+                    await self._transfer(missing, member.directory)
+                finally:
+                    self._member = None  # left: no longer serving any of it
         await asyncio.to_thread(self._finish)
         version_ini = await asyncio.to_thread(self._version_ini)
         files = [f.path for f in self.plan.staged if f.path != VERSION_INI]
@@ -114,6 +127,7 @@ class GameDownload:
             rate=self.rate.rate(now),
             sources=tuple(scheduler.sources()) if scheduler else (),
             peer_rates=scheduler.peer_rates() if scheduler else {},
+            partial_sources=tuple(scheduler.partial_sources()) if scheduler else (),
         )
 
     def _set_state(self, state: OpState) -> None:
@@ -137,6 +151,11 @@ class GameDownload:
                 "free some space and download again"
             )
 
+    async def _transfer(self, missing: list[ChunkRef], directory: SourceDirectory) -> None:
+        missing = await self._copy_local(missing)
+        await self._fetch(missing, directory)
+        await self._save()
+
     async def _copy_local(self, missing: list[ChunkRef]) -> list[ChunkRef]:
         """Delta update: take chunks the old version already has from local disk."""
         local = [c for c in missing if c.digest in self.plan.reusable]
@@ -146,7 +165,11 @@ class GameDownload:
         copied: set[ChunkRef] = set()
         for i in range(0, len(local), COPY_BATCH):
             batch = local[i : i + COPY_BATCH]
-            copied.update(await asyncio.to_thread(self._copy_batch, batch))
+            done = await asyncio.to_thread(self._copy_batch, batch)
+            copied.update(done)
+            if self._member is not None:
+                for chunk in done:
+                    self._member.holds(chunk)  # delta-copied chunks are served too
             self._report()
         return [c for c in missing if c not in copied]
 
@@ -174,7 +197,7 @@ class GameDownload:
         finally:
             os.close(fd)
 
-    async def _fetch(self, missing: list[ChunkRef]) -> None:
+    async def _fetch(self, missing: list[ChunkRef], directory: SourceDirectory) -> None:
         for f in self.plan.staged:
             if f.size == 0:
                 await asyncio.to_thread(self.part.ensure_file, f.path)
@@ -182,7 +205,7 @@ class GameDownload:
             self.manifest.game_id,
             self.manifest.manifest_hash,
             missing,
-            self._directory,
+            directory,
             self._store,
             on_chunk=self._on_chunk,
             on_state=self._set_state,
@@ -190,6 +213,7 @@ class GameDownload:
             settings=self._settings,
             still_current=self._still_current,
             counters=self.counters,
+            on_fetching=self._member.fetching if self._member is not None else None,
         )
         self._set_state(OpState.DOWNLOADING)
         checkpoints = asyncio.create_task(self._checkpoints())
@@ -208,6 +232,8 @@ class GameDownload:
 
     def _on_chunk(self, chunk: ChunkRef, peer_id: str) -> None:
         self._mark(chunk)  # the scheduler has counted it in our counters
+        if self._member is not None:
+            self._member.holds(chunk)
         self.rate.add(time.monotonic(), chunk.length)
         self._report()
 

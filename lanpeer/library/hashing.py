@@ -22,7 +22,7 @@ from lanpeer.errors import LanpeerError
 from lanpeer.library import scanner
 from lanpeer.library.errors import ServeRefused
 from lanpeer.library.index import GameRecord, LibraryIndex
-from lanpeer.library.manifest import FileChangedError
+from lanpeer.library.manifest import CHUNK_SIZE, FileChangedError
 from lanpeer.library.state import LibraryState
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ class GameHasher:
         in_scan_thread: ScanThread,
         write_lock: asyncio.Lock,
         on_hashed: Callable[[], None],
+        chunk_size: int = CHUNK_SIZE,
     ) -> None:
+        self._chunk_size = chunk_size
         self._state = state
         self._index = index
         self._in_scan_thread = in_scan_thread  # ordered DB writes share the scan thread
@@ -161,7 +163,7 @@ class GameHasher:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                pool, scanner.hash_game, record, self._index, progress
+                pool, scanner.hash_game, record, self._index, progress, self._chunk_size
             )
         except (FileChangedError, FileNotFoundError) as exc:  # moving under us: try again later
             raise scanner.HashCancelled(f"{record.game_id}: {exc}") from exc

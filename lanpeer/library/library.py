@@ -37,6 +37,7 @@ from lanpeer.library.events import (
 )
 from lanpeer.library.hashing import GameHasher
 from lanpeer.library.index import GameRecord, LibraryIndex
+from lanpeer.library.manifest import CHUNK_SIZE
 from lanpeer.library.revisions import DEFAULT_HISTORY, RevisionLog
 from lanpeer.library.serving import ServedFiles
 from lanpeer.library.state import LibraryState, LocalGame
@@ -66,6 +67,7 @@ class GameLibrary:
         watch: bool = True,
         background_hashing: bool = True,
         event_queue_size: int = EVENT_QUEUE_SIZE,
+        chunk_size: int = CHUNK_SIZE,
     ) -> None:
         if not roots:
             raise LanpeerError("no game root configured; pass at least one --games DIR")
@@ -77,6 +79,8 @@ class GameLibrary:
         self._history = history
         self._watch = watch
         self._background_hashing = background_hashing
+        # Manifest chunk size; tests pass small ones so small games still span many chunks.
+        self._chunk_size = chunk_size
         self._state = LibraryState()
         self._rescans: dict[str, asyncio.Future[None]] = {}
         self._rescan_pending: set[str] = set()
@@ -117,9 +121,8 @@ class GameLibrary:
 
     async def _start(self) -> None:
         index = self._index = await self._in_scan_thread(LibraryIndex, self._state_dir)
-        self._hasher = GameHasher(
-            self._state, index, self._in_scan_thread, self._write_lock, self._publish_soon
-        )
+        self._hasher = GameHasher(self._state, index, self._in_scan_thread, self._write_lock,
+                                  self._publish_soon, self._chunk_size)  # fmt: skip
         self._served = ServedFiles(index, lambda game_id: self._post(GameChanged(game_id)))
         self._state.records = await self._in_scan_thread(index.load_games)
         self._revlog = await self._in_scan_thread(index.load_revisions, self._history)

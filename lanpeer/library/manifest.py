@@ -49,17 +49,19 @@ class FileHashes:
         )
 
 
-def hash_file(game_dir: Path, file: FileStat, on_bytes: Callable[[int], None]) -> FileHashes:
+def hash_file(
+    game_dir: Path, file: FileStat, on_bytes: Callable[[int], None], chunk_size: int = CHUNK_SIZE
+) -> FileHashes:
     """Hash ``file`` chunk by chunk; ``on_bytes(n)`` reports progress after each chunk."""
     fd = open_relative(game_dir, file.path)
     try:
         _check_unchanged(fd, file)
         hashes = []
-        buffer = bytearray(CHUNK_SIZE)
+        buffer = bytearray(chunk_size)
         view = memoryview(buffer)
         offset = 0
         while offset < file.size:
-            length = min(CHUNK_SIZE, file.size - offset)
+            length = min(chunk_size, file.size - offset)
             got = os.preadv(fd, [view[:length]], offset)
             if got != length:
                 raise FileChangedError(f"{file.path}: shrank while hashing")
@@ -69,7 +71,7 @@ def hash_file(game_dir: Path, file: FileStat, on_bytes: Callable[[int], None]) -
         _check_unchanged(fd, file)
     finally:
         os.close(fd)
-    return FileHashes(file, CHUNK_SIZE, tuple(hashes))
+    return FileHashes(file, chunk_size, tuple(hashes))
 
 
 def _check_unchanged(fd: int, file: FileStat) -> None:

@@ -155,7 +155,9 @@ class HashResult:
     files_hashed: int = 0  # files read from disk; the rest reused cached chunk hashes
 
 
-def hash_game(record: GameRecord, index: LibraryIndex, progress: HashProgress) -> HashResult:
+def hash_game(
+    record: GameRecord, index: LibraryIndex, progress: HashProgress, chunk_size: int = CHUNK_SIZE
+) -> HashResult:
     """The manifest of a downloaded game, reusing cached chunk hashes of unchanged files."""
     game_dir = record.root / record.game_id
     files = walk_served_files(game_dir)
@@ -165,11 +167,11 @@ def hash_game(record: GameRecord, index: LibraryIndex, progress: HashProgress) -
     read = 0
     for file in files:
         reuse = cached.get(file.path)
-        if reuse is not None and reuse.matches(file) and reuse.chunk_size == CHUNK_SIZE:
+        if reuse is not None and reuse.matches(file) and reuse.chunk_size == chunk_size:
             hashed.append(replace(reuse, stat=file))
             progress.add(file.size)
         else:
-            hashed.append(hash_file(game_dir, file, progress.add))
+            hashed.append(hash_file(game_dir, file, progress.add, chunk_size))
             read += 1
     manifest = build_manifest(record.game_id, record.version or "", hashed)
     return HashResult(manifest, hashed, progress.total, read)

@@ -23,7 +23,13 @@ from lanpeer_proto.messages import (
     Message,
 )
 from lanpeer_proto.session import SessionTimers
-from lanpeer_proto.version import FEATURE_DELTAS, FEATURE_TCP_BULK, PROTOCOL_MAJOR, PROTOCOL_MINOR
+from lanpeer_proto.version import (
+    FEATURE_DELTAS,
+    FEATURE_SWARM,
+    FEATURE_TCP_BULK,
+    PROTOCOL_MAJOR,
+    PROTOCOL_MINOR,
+)
 
 from lanpeer.net.bulk import BulkLimits, BulkSecrets, BulkServer
 from lanpeer.net.discovery import Advert, Discovery
@@ -51,6 +57,7 @@ from lanpeer.net.responder import Responder
 from lanpeer.net.serving import Limiter, UploadSlots
 from lanpeer.net.session import PeerLink, SessionLimits
 from lanpeer.net.static_peers import StaticPeer
+from lanpeer.net.swarm import SwarmHost, SwarmLimits, SwarmView
 from lanpeer.net.sync import LibrarySync
 from lanpeer.net.uploads import UploadLedger
 
@@ -104,6 +111,8 @@ class PeerNode:
         session_timers: SessionTimers | None = None,
         max_uploads_per_peer: int = 8,
         advertise_addresses: list[str] | None = None,
+        swarm: bool = True,
+        swarm_limits: SwarmLimits | None = None,
         bulk_limits: BulkLimits | None = None,
         max_library_records: int | None = None,
     ) -> None:
@@ -129,8 +138,12 @@ class PeerNode:
         self.uploads = self._uploads.ledger  # who pulls what from us (peer-cli uploads)
         self._tokens = BulkSecrets(identity.peer_id) if bulk == "auto" else None
         self._bulk_server: BulkServer | None = None
-        self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
         self._fetcher = PeerFetcher(self._table, identity.peer_id, bulk, max_uploads_per_peer)
+        # SPEC §7a: our downloads in progress serve what they verified (off: --no-swarm).
+        self.swarm = SwarmHost(self._table, self._fetcher, self, serve=swarm, limits=swarm_limits)
+        self._served = SwarmView(library, self.swarm)  # what the QUIC and bulk paths read
+        self._responder = Responder(self._served, self._uploads, self._tokens, None,
+                                    upload_limiter, self.swarm)  # fmt: skip
         self._listeners: list[Callable[[PeerEvent], None]] = []
         self._sources_changed = asyncio.Event()  # replaced (after set) on every peer event
         self._tasks: set[asyncio.Task[None]] = set()
@@ -181,7 +194,7 @@ class PeerNode:
         self.listen = self._quic.address
         if self._tokens is None:
             return
-        bulk = BulkServer(self.library, self._tokens, self._uploads, self._responder.limiter,
+        bulk = BulkServer(self._served, self._tokens, self._uploads, self._responder.limiter,
                           self._bulk_limits)  # fmt: skip
         try:  # the same port number on TCP when free: one number to allow in a firewall
             self._responder.bulk_port = bulk.open(self._bind, self.listen[1])
@@ -342,7 +355,8 @@ class PeerNode:
         )
 
     def _features(self) -> list[str]:
-        return [FEATURE_DELTAS] + ([FEATURE_TCP_BULK] if self._tokens is not None else [])
+        bulk = [FEATURE_TCP_BULK] if self._tokens is not None else []
+        return [FEATURE_DELTAS, FEATURE_SWARM, *bulk]
 
     def _accepted(self, conn: QuicPeerConnection) -> None:
         """A TLS handshake finished on our listener: its first stream is the control stream."""

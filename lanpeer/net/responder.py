@@ -20,6 +20,7 @@ from lanpeer_proto.messages import (
     BulkTokenRequest,
     ChunkHeader,
     GetChunk,
+    GetHaves,
     GetManifest,
     LibraryDeltaRequest,
     LibrarySnapshotRequest,
@@ -38,6 +39,7 @@ from lanpeer.net.serving import (
     sync_answer,
 )
 from lanpeer.net.session import PeerLink
+from lanpeer.net.swarm import SwarmHost
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class Responder:
     tokens: BulkSecrets | None
     bulk_port: int | None
     limiter: Limiter | None = None
+    swarm: SwarmHost | None = None  # answers GetHaves (feature swarm/1)
 
     async def answer(self, session: PeerLink, stream: QuicStream) -> None:
         try:
@@ -78,6 +81,8 @@ class Responder:
             answer = sync_answer(self.library, request)
         elif isinstance(request, GetManifest):
             answer = await manifest_for(self.library, request)
+        elif isinstance(request, GetHaves) and self.swarm is not None:
+            answer = await self.swarm.answer(session.peer_id, request)
         elif isinstance(request, BulkTokenRequest):
             answer = self._bulk_token(session)
         else:

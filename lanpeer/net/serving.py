@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import (
@@ -70,13 +70,32 @@ def _served_ids(library: LibraryView) -> set[str]:
     return {game.id for game in library.snapshot()}
 
 
+@runtime_checkable
+class PartialChunks(Protocol):
+    """A library view that also serves verified chunks of downloads in progress (swarm)."""
+
+    def open_partial(self, request: GetChunk) -> int | None:
+        """An fd of that verified staged chunk; None when that version is not being
+        downloaded here; ``ServeError`` when it is but that chunk is not held."""
+        ...
+
+    def partial_manifest(self, game_id: str) -> Manifest | None: ...
+
+
 def open_chunk(library: LibraryView, request: GetChunk) -> OpenChunk:
     """Check and open one chunk read, or raise ``ServeError`` saying why not."""
     problem = path_problem(request.path)
     if problem is not None:
         raise ServeError(ErrorCode.BAD_PATH, problem)
     # open_served_file enforces catalog, downloaded and not busy (BUSY / NOT_FOUND / STALE).
-    fd = _open_served(library, request)
+    try:
+        fd = _open_served(library, request)
+    except ServeError:
+        # Not served as a whole game: maybe a version we are downloading (SPEC §7a).
+        partial = library.open_partial(request) if isinstance(library, PartialChunks) else None
+        if partial is None:
+            raise
+        fd = partial
     try:
         _check_range(os.fstat(fd).st_size, request)
     except BaseException:
@@ -107,6 +126,15 @@ def _open_served(library: LibraryView, request: GetChunk) -> int:
 
 async def manifest_for(library: LibraryView, request: GetManifest) -> Manifest:
     if request.game_id not in _served_ids(library):
+        # A partial source hands out the manifest of the version it downloads; the asker
+        # checks it against the manifest_hash it wants (SPEC §7a).
+        partial = (
+            library.partial_manifest(request.game_id)
+            if isinstance(library, PartialChunks)
+            else None
+        )
+        if partial is not None:
+            return partial
         raise ServeError(ErrorCode.NOT_FOUND, f"game {request.game_id!r} is not served here")
     try:
         return await library.wait_manifest(request.game_id)

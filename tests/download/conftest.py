@@ -1,23 +1,12 @@
-"""Download tests use 64 KiB chunks: the engine takes chunk sizes from the manifest, and the
-library's hasher reads its module constant, so small test games still span many chunks."""
+"""Download tests use 64 KiB chunks (``GameLibrary(chunk_size=CHUNK)`` in the helpers): the
+engine takes chunk sizes from the manifest, so small test games still span many chunks."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 
-import pytest
 import pytest_asyncio
-
-from lanpeer.library import manifest as library_manifest
-from lanpeer.library import scanner as library_scanner
-from tests.download.helpers import CHUNK
-
-
-@pytest.fixture(autouse=True)
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(library_manifest, "CHUNK_SIZE", CHUNK)
-    monkeypatch.setattr(library_scanner, "CHUNK_SIZE", CHUNK)
 
 
 @pytest_asyncio.fixture(autouse=True)

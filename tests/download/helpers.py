@@ -172,7 +172,7 @@ async def wait_for(predicate: Callable[[], bool], limit: float = 10.0) -> None:
 async def open_library(root: Path) -> AsyncIterator[GameLibrary]:
     """A real GameLibrary (SQLite index, catalog) over ``root``; no watcher, hashing on demand."""
     await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
-    lib = GameLibrary([root], root.parent / (root.name + "-state"), watch=False,
+    lib = GameLibrary([root], root.parent / (root.name + "-state"), watch=False, chunk_size=CHUNK,
                       background_hashing=False)  # fmt: skip
     async with lib:
         yield lib

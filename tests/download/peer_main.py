@@ -14,9 +14,6 @@ import signal
 import sys
 from pathlib import Path
 
-from lanpeer.library import manifest as library_manifest
-from lanpeer.library import scanner as library_scanner
-
 
 def say(**fields: object) -> None:
     sys.stdout.write(json.dumps(fields) + "\n")
@@ -26,7 +23,7 @@ def say(**fields: object) -> None:
 async def seed(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from tests.download.peers import seeder
 
-    async with seeder(Path(args.home), args.name, port=args.port) as node:
+    async with seeder(Path(args.home), args.name, args.chunk_size, port=args.port) as node:
         say(listen=list(node.listen), peer_id=node.identity.peer_id)
         await stop.wait()
 
@@ -35,7 +32,8 @@ async def download(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from tests.download.peers import leecher
 
     peers = [(h, int(p)) for h, p in (spec.rsplit(":", 1) for spec in args.peer)]
-    async with leecher(Path(args.home), peers, max_download=args.max_download) as me:
+    async with leecher(Path(args.home), peers, chunk_size=args.chunk_size,
+                       max_download=args.max_download) as me:  # fmt: skip
         say(listen=list(me.node.listen), peer_id=me.node.identity.peer_id)
         manifest = await me.wait_offers(args.download, 1)
         op = me.manager.submit_download(args.download, manifest, summary=me.summary(args.download))
@@ -49,8 +47,6 @@ async def download(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    library_manifest.CHUNK_SIZE = args.chunk_size
-    library_scanner.CHUNK_SIZE = args.chunk_size  # type: ignore[attr-defined]
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await (download(args, stop) if args.download else seed(args, stop))

@@ -26,6 +26,7 @@ from lanpeer.library.samples import write_catalog
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import NodeTimings, PeerNode
 from lanpeer.net.session import SessionLimits
+from tests.download.helpers import CHUNK
 
 ROOT = Path(__file__).resolve().parents[2]
 # A short stale timeout: a killed peer leaves the table (and net drops its bulk client) quickly.
@@ -56,12 +57,12 @@ def make_node(home: Path, name: str, library: GameLibrary, **kw: object) -> Peer
     )
 
 
-async def open_seed_library(home: Path) -> GameLibrary:
+async def open_seed_library(home: Path, chunk_size: int = CHUNK) -> GameLibrary:
     """The library of ``home/games`` with every game in its catalog, hashed and advertised."""
     root = home / "games"
     ids = sorted(p.name for p in root.iterdir() if p.is_dir())
     write_catalog(root / "catalog.toml", ids)
-    lib = GameLibrary([root], home / "library", watch=False)
+    lib = GameLibrary([root], home / "library", watch=False, chunk_size=chunk_size)
     await lib.start()
     for game_id in ids:
         await lib.wait_manifest(game_id)
@@ -69,9 +70,11 @@ async def open_seed_library(home: Path) -> GameLibrary:
 
 
 @contextlib.asynccontextmanager
-async def seeder(home: Path, name: str, **kw: object) -> AsyncIterator[PeerNode]:
+async def seeder(
+    home: Path, name: str, chunk_size: int = CHUNK, **kw: object
+) -> AsyncIterator[PeerNode]:
     """A seeding peer in this process over ``home/games`` (written by the test)."""
-    lib = await open_seed_library(home)
+    lib = await open_seed_library(home, chunk_size)
     try:
         async with make_node(home, name, lib, **kw) as node:
             yield node
@@ -108,19 +111,25 @@ async def leecher(
     seeds: list[tuple[str, int]],
     *,
     directory: Callable[[PeerNode], SourceDirectory] | None = None,
+    name: str = "leecher",
+    swarm: bool = True,
+    chunk_size: int = CHUNK,
     **mgr_kw: object,
 ) -> AsyncIterator[Leecher]:
-    """The downloading peer: its own GameLibrary and PeerNode dialling ``seeds``."""
+    """The downloading peer: its own GameLibrary and PeerNode dialling ``seeds``; with ``swarm``
+    its downloads serve what they verified (without, it answers "not serving": SPEC §7a)."""
     root = home / "games"
     root.mkdir(parents=True, exist_ok=True)
-    lib = GameLibrary([root], home / "library", watch=False)
-    async with lib, make_node(home, "leecher", lib, static_peers=seeds) as node:
+    lib = GameLibrary([root], home / "library", watch=False, chunk_size=chunk_size)
+    node_kw = {} if swarm else {"swarm": False}
+    async with lib, make_node(home, name, lib, static_peers=seeds, **node_kw) as node:
         sources = directory(node) if directory is not None else node
         resolver = peer_manifest_resolver(node)
         installer = partial(install_downloaded, lib)
         mgr = DownloadManager(
-            lib, sources, offers=node, manifest_resolver=resolver, installer=installer, **mgr_kw
-        )  # type: ignore[arg-type]
+            lib, sources, offers=node, manifest_resolver=resolver, installer=installer,
+            swarm=node.swarm, **mgr_kw,  # type: ignore[arg-type]
+        )  # fmt: skip
         async with mgr:
             yield Leecher(lib, node, mgr)
 

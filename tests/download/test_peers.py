@@ -68,12 +68,6 @@ async def test_download_from_several_peers(tmp_path: Path, peers: int) -> None:
 
 
 @pytest.mark.process
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by issue 12: until then the test killed the seeder only after the download "
-    "had finished (it waited on counters filled at the end). Killed mid-download, endgame "
-    "copies of the dead seeder's chunks arrive redundantly; scheduler.py (swarm issue) owns it",
-)
 @pytest.mark.asyncio
 async def test_one_of_several_seeders_killed(tmp_path: Path) -> None:
     files = game_files(size=64 * CHUNK)

@@ -230,7 +230,7 @@ async def test_a_game_that_cannot_be_read_is_not_rehashed_until_it_changes(
     real_hash_game = scanner.hash_game
     calls: list[str] = []
 
-    def failing_disk(record: Any, index: Any, progress: Any) -> Any:  # EIO cannot be had on demand
+    def failing_disk(record: Any, index: Any, progress: Any, *_: Any) -> Any:  # no EIO on demand
         calls.append(record.game_id)
         if len(calls) == 1:
             raise OSError(errno.EIO, "Input/output error")

@@ -229,6 +229,7 @@ class OperationInfo(_Model):
     rate: Annotated[float, Field(ge=0)] = 0.0  # bytes/s
     eta: Annotated[float, Field(ge=0)] | None = None  # seconds
     sources: list[Short] = Field(default_factory=list)  # peer ids
+    partial_sources: list[Short] = Field(default_factory=list)  # of sources: downloaders too
     reason: Text | None = None  # why a stalled operation waits
     # finished operations only (``ops --all``, and a failure until the game's next success):
     finished_at: float | None = None  # seconds since the epoch
@@ -283,6 +284,9 @@ class GameEntry(_Model):
     newest_version: Short | None
     update_available: bool
     ready_peers: list[Short] = Field(default_factory=list)  # offer the newest version, hashed
+    # Peers serving part of the version our download of it fetches (SPEC §7a): other
+    # downloaders, apart from ``peers`` (full copies). Known only while we download it.
+    partial_peers: list[Short] = Field(default_factory=list)
     #: What local/ holds, apart from ``version`` (what is downloaded); None when not installed
     #: or installed before lanpeer kept that record.
     installed_version: Short | None = None
@@ -467,6 +471,8 @@ class FinishedEvent(_Model):
     bytes: Count = 0
     seconds: Annotated[float, Field(ge=0)] = 0.0
     peers_used: list[Short] = Field(default_factory=list)
+    bytes_from_partial: Count = 0  # of the fetched bytes: served by other downloaders
+    bytes_by_peer: dict[Short, Count] = Field(default_factory=dict)  # fetched bytes per peer
 
 
 class UploadEvent(_Model):

@@ -208,6 +208,48 @@ class ChunkHeader(_Message):
     length: Annotated[int, Field(ge=0, le=MAX_CHUNK_SIZE)]
 
 
+#: A have-set is one bit per chunk of the manifest (files in manifest order, chunks in file
+#: order). 64 KiB of bits covers 524,288 chunks: a 2 TiB game at 4 MiB chunks.
+MAX_HAVE_BYTES = 64 << 10
+#: Increments per answer; more than this and the holder sends its whole set instead.
+MAX_HAVE_ADDED = 4096
+MAX_HAVE_WAIT = 30.0  # an answer is held at most this long for news (below request timeouts)
+
+
+class GetHaves(_Message):
+    """Which chunks of ``manifest_hash`` do you hold? (Feature ``swarm/1``.)
+
+    ``since`` = 0 asks for the whole set; otherwise the ``seq`` of the last answer, asking for
+    what was added after it. The holder may wait up to ``wait`` seconds for news.
+    """
+
+    type: Literal["get_haves"] = "get_haves"
+    game_id: GameId
+    manifest_hash: Digest
+    since: Rev
+    wait: Annotated[float, Field(ge=0, le=MAX_HAVE_WAIT)]
+
+
+class Haves(_Message):
+    """A partial source's holdings: ``bits`` (the whole set) or ``added`` (since ``since``),
+    and ``fetching``: the chunks it is fetching now (the whole list each time; a hint that they
+    will be held soon, so askers need not fetch them from a seeder too).
+
+    ``serving`` False: the peer serves no part of that version now (not downloading it, done,
+    cancelled, or ``--no-swarm``); any set the asker kept for it is void.
+    """
+
+    type: Literal["haves"] = "haves"
+    manifest_hash: Digest
+    serving: bool
+    seq: Rev
+    bits: Annotated[bytes, Field(max_length=MAX_HAVE_BYTES)] | None = None
+    added: Annotated[list[Annotated[int, Field(ge=0, lt=MAX_HAVE_BYTES * 8)]],
+                     Field(max_length=MAX_HAVE_ADDED)] = []  # fmt: skip
+    fetching: Annotated[list[Annotated[int, Field(ge=0, lt=MAX_HAVE_BYTES * 8)]],
+                        Field(max_length=MAX_HAVE_ADDED)] = []  # fmt: skip
+
+
 class BulkTokenRequest(_Message):
     type: Literal["bulk_token_request"] = "bulk_token_request"
 
@@ -282,6 +324,8 @@ Message = (
     | Manifest
     | GetChunk
     | ChunkHeader
+    | GetHaves
+    | Haves
     | BulkTokenRequest
     | BulkToken
     | BulkChallenge
@@ -297,7 +341,7 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
     for cls in (
         Hello, HelloAck, AuthProof, AuthOk, LibrarySummary, LibrarySnapshotRequest,
         LibrarySnapshot, LibraryDeltaRequest, LibraryDelta, GetManifest, Manifest, GetChunk,
-        ChunkHeader, BulkTokenRequest, BulkToken, BulkChallenge, BulkHello, Ping, Pong, Goodbye,
-        Error,
+        ChunkHeader, GetHaves, Haves, BulkTokenRequest, BulkToken, BulkChallenge, BulkHello,
+        Ping, Pong, Goodbye, Error,
     )
 }  # fmt: skip

@@ -16,6 +16,8 @@ ALPN = "lanpeer/1"
 #: Features a peer may list in ``Hello.features``.
 FEATURE_TCP_BULK = "tcp-bulk"
 FEATURE_DELTAS = "deltas"
+#: Understands GetHaves/Haves (SPEC §7a): may ask for and answer partial-source have-sets.
+FEATURE_SWARM = "swarm/1"
 
 
 def is_compatible(major: int) -> bool:

@@ -1,0 +1,197 @@
+"""The sans-IO Planner on a fake clock: plain numbers for ``now``, no sockets, no sleeps.
+
+Covers SPEC §7 timing (backoff 1/2/4 s, the 4th failure dropping a peer, endgame after 1 s, the
+stall clock) and §7a selection (rarest first over have-sets, random tie-break, full seeders
+preferring chunks no partial source holds, partial sources asked only for what they hold).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from lanpeer.download.plan import ChunkRef
+from lanpeer.download.planner import HaveSet, Outcome, Planner, SchedulerSettings
+
+CHUNK = 1 << 20
+
+
+def chunks(n: int) -> list[ChunkRef]:
+    return [ChunkRef("data", i, i * CHUNK, CHUNK, bytes([i % 256]) * 32) for i in range(n)]
+
+
+def planner(n: int, seed: int = 1, **settings: float) -> tuple[Planner, list[ChunkRef]]:
+    refs = chunks(n)
+    return Planner(refs, SchedulerSettings(**settings), random.Random(seed)), refs  # type: ignore[arg-type]
+
+
+def picks(p: Planner, now: float) -> list[tuple[str, ChunkRef]]:
+    return [(lane.peer_id, chunk) for lane, chunk in p.next_requests(now)]
+
+
+def finish(p: Planner, peer: str, chunk: ChunkRef, outcome: Outcome, now: float) -> None:
+    p.done(p.lanes[peer], chunk, outcome, now)
+
+
+def test_rarest_first_over_have_sets_and_the_seeder_takes_what_no_partial_holds() -> None:
+    p, c = planner(4)
+    # Four partial sources: c0 held by 3, c1 by 2, c2 by 1, c3 by none; one full seeder.
+    p.set_sources({
+        "seed": None,
+        "a": HaveSet([c[0], c[1], c[2]]),
+        "b": HaveSet([c[0], c[1]]),
+        "d": HaveSet([c[0]]),
+    })  # fmt: skip
+    assert [p.holders(x) for x in c] == [3, 2, 1, 0]
+    got = dict(picks(p, 0.0))  # each new lane gets one request until it proved itself
+    assert got["seed"] == c[3]
+    assert got["a"] == c[2]
+    assert got["b"] == c[1]
+    assert got["d"] == c[0]
+
+
+def test_partial_sources_are_asked_only_for_what_they_hold() -> None:
+    p, c = planner(8)
+    p.set_sources({"a": HaveSet([c[5]])})
+    assert picks(p, 0.0) == [("a", c[5])]
+    finish(p, "a", c[5], Outcome.VERIFIED, 0.1)
+    assert picks(p, 0.2) == []  # a holds nothing else we need
+    p.lanes["a"].haves.add(c[6])  # type: ignore[union-attr]  # an increment arrives
+    p.sync_haves()
+    assert picks(p, 0.3) == [("a", c[6])]
+
+
+def test_increments_are_counted_once_and_a_left_source_is_uncounted() -> None:
+    p, c = planner(3)
+    haves = HaveSet([c[0]])
+    p.set_sources({"a": haves})
+    haves.add(c[1])
+    p.sync_haves()
+    p.sync_haves()
+    assert [p.holders(x) for x in c] == [1, 1, 0]
+    p.set_sources({})
+    assert [p.holders(x) for x in c] == [0, 0, 0]
+
+
+def test_random_tie_break_spreads_first_requests() -> None:
+    first = set()
+    for seed in range(20):
+        p, _c = planner(16, seed=seed)
+        p.set_sources({"seed": None})
+        [(_, chunk)] = picks(p, 0.0)
+        first.add(chunk.index)
+    assert len(first) > 4  # leechers with the same view still ask for different chunks
+
+
+def test_same_seed_same_choice() -> None:
+    runs = []
+    for _ in range(2):
+        p, _c = planner(16, seed=7)
+        p.set_sources({"seed": None})
+        runs.append(picks(p, 0.0))
+    assert runs[0] == runs[1]
+
+
+def test_backoff_1_2_4_then_the_4th_failure_drops_the_peer() -> None:
+    p, _c = planner(4)
+    p.set_sources({"a": None})
+    now = 0.0
+    for wait in (1.0, 2.0, 4.0):
+        [(peer, chunk)] = picks(p, now)
+        finish(p, peer, chunk, Outcome.FAILED, now)
+        assert p.lanes["a"].retry_at == pytest.approx(now + wait)
+        assert picks(p, now + wait - 0.01) == []  # still backing off
+        now += wait
+    [(peer, chunk)] = picks(p, now)
+    finish(p, peer, chunk, Outcome.FAILED, now)
+    assert p.lanes["a"].gone
+    assert picks(p, now + 100) == []
+    p.set_sources({"a": None}, fresh=["a"])  # a new session: another chance
+    assert len(picks(p, now + 100)) == 1
+
+
+def test_failures_of_one_outage_count_once() -> None:
+    p, _c = planner(4)
+    p.set_sources({"a": None})
+    [(peer, chunk)] = picks(p, 0.0)
+    finish(p, peer, chunk, Outcome.VERIFIED, 0.0)
+    requests = picks(p, 0.1)  # proven: a deeper pipeline
+    assert len(requests) >= 2
+    for peer, chunk in requests:
+        finish(p, peer, chunk, Outcome.FAILED, 0.2)
+    assert p.lanes["a"].failures == 1
+
+
+def test_endgame_copy_only_after_one_second_and_at_most_two() -> None:
+    p, _c = planner(1, endgame_after=1.0)
+    p.set_sources({"a": None, "b": None, "d": None})
+    [(first, chunk)] = picks(p, 0.0)
+    p.asked(chunk, 0.0)
+    assert picks(p, 0.99) == []
+    assert p.deadline(0.5) == pytest.approx(0.5)  # wake at the endgame time
+    copies = picks(p, 1.0)
+    assert len(copies) == 1  # endgame_copies = 2 in all
+    assert copies[0][0] != first
+    finish(p, copies[0][0], chunk, Outcome.VERIFIED, 1.1)
+    finish(p, first, chunk, Outcome.CANCELLED, 1.1)
+    assert not p.remaining
+
+
+def test_stall_clock_and_its_deadline() -> None:
+    p, c = planner(2, stall_timeout=30.0)
+    p.set_sources({})
+    assert p.stalled(10.0)
+    assert p.stalled_for(25.0) == pytest.approx(15.0)
+    assert p.deadline(25.0) == pytest.approx(5.0)
+    p.set_sources({"a": HaveSet()})  # a partial source holding nothing useful: still stalled
+    assert p.stalled(26.0)
+    p.set_sources({"a": HaveSet([c[0]])})
+    assert not p.stalled(27.0)
+    assert p.stalled_for(27.0) == 0.0
+
+
+def test_a_mismatch_bans_the_peer_and_requeues_the_chunk() -> None:
+    p, c = planner(2)
+    p.set_sources({"bad": HaveSet(c), "good": None})
+    requests = dict(picks(p, 0.0))
+    finish(p, "bad", requests["bad"], Outcome.MISMATCH, 0.1)
+    assert p.lanes["bad"].banned
+    assert [p.holders(x) for x in c if x in p.remaining] == [0, 0]
+    finish(p, "good", requests["good"], Outcome.VERIFIED, 0.2)
+    assert [peer for peer, _ in picks(p, 0.3)] == ["good"]
+
+
+def test_pipeline_depth_follows_measured_throughput() -> None:
+    p, _c = planner(64, target_latency=0.25, max_depth=16)
+    p.set_sources({"fast": None})
+    now = 0.0
+    for _ in range(20):  # 20 chunks of 1 MiB in one second: ~20 MiB/s
+        for peer, chunk in picks(p, now):
+            finish(p, peer, chunk, Outcome.VERIFIED, now)
+        now += 0.05
+    lane = p.lanes["fast"]
+    assert lane.depth(now, CHUNK, p.settings) >= 5  # ~20 MiB/s x 0.25 s / 1 MiB + 1
+
+
+def test_a_chunk_another_downloader_fetches_counts_as_held() -> None:
+    p, c = planner(3)
+    other = HaveSet()
+    other.fetching = frozenset([c[0], c[1]])
+    p.set_sources({"seed": None, "b": other})
+    assert picks(p, 0.0) == [("seed", c[2])]  # b holds nothing yet, but will hold c0 and c1
+    other.fetching = frozenset()
+    p.sync_haves()
+    finish(p, "seed", c[2], Outcome.CANCELLED, 0.1)
+    assert [p.holders(x) for x in c] == [0, 0, 0]
+
+
+def test_no_endgame_copy_of_a_chunk_still_coming_at_its_sources_pace() -> None:
+    p, c = planner(1, endgame_after=1.0)
+    p.set_sources({"slow": None, "idle": None})
+    p.lanes["slow"].window.add(3.0, CHUNK)  # measured: "slow" moves a chunk in ~1.5 s
+    assert picks(p, 3.0) == [("slow", c[0])]  # the faster lane picks first
+    p.asked(c[0], 3.0)
+    # 1.5 s out: past endgame_after, but not past twice the time "slow" needs per chunk.
+    assert picks(p, 4.5) == []
+    assert [peer for peer, _ in picks(p, 9.0)] == ["idle"]  # "slow" went quiet: a copy

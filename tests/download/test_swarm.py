@@ -1,0 +1,258 @@
+"""Partial sources between real peers on loopback (SPEC §7a): GameLibrary + PeerNode (QUIC, bulk
+TCP) on each side; downloaders serve the chunks they verified and use each other's."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.messages import GetHaves, Haves, Manifest
+
+from lanpeer.download.plan import ChunkRef, file_chunks
+from lanpeer.download.sources import SourceSet
+from lanpeer.download.staging import PART_DIR, STATE_NAME
+from lanpeer.net.errors import ChunkRefused
+from lanpeer.net.node import PeerNode
+from lanpeer.ratelimit import TokenBucket
+from tests.download.helpers import (
+    CHUNK,
+    GatedSource,
+    manifest_of,
+    random_bytes,
+    tree_bytes,
+    wait_for,
+    write_game,
+)
+from tests.download.peers import Leecher, leecher, seeder
+
+GAME = "swarm-fest"
+pytestmark = pytest.mark.timeout(60)
+
+
+def game_files(size: int = 48 * CHUNK) -> dict[str, bytes]:
+    return {"data.eti": random_bytes(size, 11), "cover.png": random_bytes(CHUNK // 2, 5)}
+
+
+def put_game(home: Path, files: dict[str, bytes]) -> Path:
+    return write_game(home / "games" / GAME, files, "1.0")
+
+
+async def haves(node: PeerNode, peer_id: str, manifest: Manifest, since: int = 0) -> Haves:
+    request = GetHaves(game_id=GAME, manifest_hash=manifest.manifest_hash, since=since, wait=0.0)
+    answer = await node._fetcher.link(peer_id).request(request)
+    assert isinstance(answer, Haves)
+    return answer
+
+
+def held_numbers(answer: Haves) -> set[int]:
+    assert answer.bits is not None
+    return {i for i in range(len(answer.bits) * 8) if answer.bits[i >> 3] & (1 << (i & 7))}
+
+
+async def fetch(node: PeerNode, peer_id: str, manifest: Manifest, chunk: ChunkRef) -> bytes:
+    return await node.fetch_chunk(
+        peer_id, GAME, manifest.manifest_hash, chunk.path, chunk.offset, chunk.length
+    )
+
+
+@pytest.mark.asyncio
+async def test_two_leechers_trade_chunks_while_the_seeder_is_slow(tmp_path: Path) -> None:
+    files = game_files()
+    src = put_game(tmp_path / "seed", files)
+    # 1 MiB/s out of the seeder for ~3.1 MiB to each of two leechers: alone they need ~6 s;
+    # trading, each gets about half from the seeder and half from the other.
+    async with AsyncExitStack() as stack:
+        s = await stack.enter_async_context(
+            seeder(tmp_path / "seed", "s", upload_limiter=TokenBucket(1 << 20))
+        )
+        a = await stack.enter_async_context(leecher(tmp_path / "a", [s.listen], name="a"))
+        b = await stack.enter_async_context(
+            leecher(tmp_path / "b", [s.listen, a.node.listen], name="b")
+        )
+        await wait_for(lambda: any(p.connected for p in a.node.peers() if p.name == "b"))
+        manifest = await a.wait_offers(GAME, 1)
+        await b.wait_offers(GAME, 1)
+        ops = [x.manager.submit_download(GAME, manifest, summary=x.summary(GAME)) for x in (a, b)]
+        async with asyncio.timeout(30):
+            for op in ops:
+                await op.wait_finished()
+        assert [op.state for op in ops] == ["done", "done"], [op.error for op in ops]
+        counters = [op.counters for op in ops]
+        from_partial = [c.bytes_from_partial for c in counters]
+        assert sum(from_partial) > 0, counters  # at least one leecher used the other
+        for other, c in ((b, counters[0]), (a, counters[1])):
+            if c.bytes_from_partial:
+                assert other.node.identity.peer_id in c.chunks_by_peer
+    for home in ("a", "b"):
+        assert tree_bytes(tmp_path / home / "games" / GAME) == tree_bytes(src)
+
+
+async def gated_download(
+    me: Leecher, src: Path, manifest: Manifest, serve: int
+) -> tuple[GatedSource, asyncio.Future[None]]:
+    """``me`` downloads from a local source that serves ``serve`` chunks and then holds."""
+    gated = GatedSource("gated", src, manifest.manifest_hash, serve=serve)
+    assert isinstance(me.manager.sources, SourceSet)
+    me.manager.sources.add(GAME, manifest.manifest_hash, gated)
+    op = me.manager.submit_download(GAME, manifest)
+    await asyncio.wait_for(gated.holding.wait(), 10)
+    current = me.manager.current(GAME)
+    assert current is not None
+    await wait_for(lambda: current.counters.chunks_fetched >= serve)
+    return gated, asyncio.ensure_future(op.wait_finished())
+
+
+def saved_chunks(game_dir: Path) -> int:
+    """Chunks the resume state records as verified (0 before the first checkpoint)."""
+    try:
+        state = json.loads((game_dir / PART_DIR / STATE_NAME).read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(bin(b).count("1") for text in state["files"].values()
+               for b in base64.b64decode(text))  # fmt: skip
+
+
+def all_chunks(manifest: Manifest) -> list[ChunkRef]:
+    return [c for f in manifest.files for c in file_chunks(f)]
+
+
+@pytest.mark.asyncio
+async def test_a_partial_source_serves_only_verified_chunks_and_stops_on_cancel(
+    tmp_path: Path,
+) -> None:
+    files = game_files(size=16 * CHUNK)
+    src = put_game(tmp_path / "src", files)
+    manifest = manifest_of(src, GAME)
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            leecher(tmp_path / "a", [], name="a", directory=lambda _node: SourceSet())
+        )
+        c = await stack.enter_async_context(leecher(tmp_path / "c", [a.node.listen], name="c"))
+        a_id = a.node.identity.peer_id
+        await wait_for(lambda: any(p.connected for p in c.node.peers()))
+        gated, finished = await gated_download(a, src, manifest, serve=3)
+        chunks = all_chunks(manifest)
+        served = {(path, offset) for path, offset in gated.served}  # each one verified
+        verified = [i for i, ch in enumerate(chunks) if (ch.path, ch.offset) in served]
+        assert len(verified) == 3
+
+        answer = await haves(c.node, a_id, manifest)
+        assert answer.serving
+        assert held_numbers(answer) == set(verified)
+        for i in verified:  # exactly the verified bytes, over the bulk path
+            data = await fetch(c.node, a_id, manifest, chunks[i])
+            ref = chunks[i]
+            assert data == (src / ref.path).read_bytes()[ref.offset : ref.offset + ref.length]
+        missing = next(ch for i, ch in enumerate(chunks) if i not in verified)
+        with pytest.raises(ChunkRefused) as refused:
+            await fetch(c.node, a_id, manifest, missing)
+        assert refused.value.wire_code is ErrorCode.NOT_FOUND
+        # Not a chunk boundary of that version: refused, never bytes of a wrong range.
+        odd = chunks[verified[0]]
+        with pytest.raises(ChunkRefused) as refused:
+            await c.node.fetch_chunk(a_id, GAME, manifest.manifest_hash, odd.path,
+                                     odd.offset + 1, odd.length - 1)  # fmt: skip
+        assert refused.value.wire_code is ErrorCode.BAD_RANGE
+
+        await a.manager.cancel(GAME)
+        await finished
+        answer = await haves(c.node, a_id, manifest)
+        assert not answer.serving
+        with pytest.raises(ChunkRefused) as refused:
+            await fetch(c.node, a_id, manifest, chunks[verified[0]])
+        assert refused.value.wire_code is ErrorCode.NOT_FOUND
+
+
+@pytest.mark.asyncio
+async def test_have_increments_follow_the_whole_set(tmp_path: Path) -> None:
+    files = game_files(size=16 * CHUNK)
+    src = put_game(tmp_path / "src", files)
+    manifest = manifest_of(src, GAME)
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            leecher(tmp_path / "a", [], name="a", directory=lambda _node: SourceSet())
+        )
+        c = await stack.enter_async_context(leecher(tmp_path / "c", [a.node.listen], name="c"))
+        a_id = a.node.identity.peer_id
+        await wait_for(lambda: any(p.connected for p in c.node.peers()))
+        gated, finished = await gated_download(a, src, manifest, serve=2)
+        first = await haves(c.node, a_id, manifest)
+        assert len(held_numbers(first)) == 2
+        # The requests a's download holds open at the gated source are announced as a hint.
+        assert first.fetching
+        assert not set(first.fetching) & held_numbers(first)
+        nothing = await haves(c.node, a_id, manifest, since=first.seq)
+        assert nothing.bits is None
+        assert (nothing.added, nothing.seq) == ([], first.seq)
+        job = a.manager.current(GAME)
+        assert job is not None
+        gated.gate.set()  # the held requests go through, later ones hold again
+        gated.gate.clear()
+        await wait_for(lambda: job.counters.chunks_fetched >= 3)
+        more = await haves(c.node, a_id, manifest, since=first.seq)
+        assert more.bits is None
+        assert more.added
+        assert not set(more.added) & held_numbers(first)
+        assert more.seq > first.seq
+        gated.gate.set()  # everything else arrives
+        await finished
+        # The download committed: the game is served whole now, not as a partial source.
+        after = await haves(c.node, a_id, manifest, since=first.seq)
+        assert not after.serving
+
+
+@pytest.mark.asyncio
+async def test_no_swarm_serves_nothing_partial(tmp_path: Path) -> None:
+    files = game_files(size=16 * CHUNK)
+    src = put_game(tmp_path / "src", files)
+    manifest = manifest_of(src, GAME)
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            leecher(tmp_path / "a", [], name="a", swarm=False, directory=lambda _n: SourceSet())
+        )
+        c = await stack.enter_async_context(leecher(tmp_path / "c", [a.node.listen], name="c"))
+        a_id = a.node.identity.peer_id
+        await wait_for(lambda: any(p.connected for p in c.node.peers()))
+        gated, finished = await gated_download(a, src, manifest, serve=2)
+        assert not (await haves(c.node, a_id, manifest)).serving
+        held = next(ch for ch in all_chunks(manifest) if (ch.path, ch.offset) in gated.served)
+        with pytest.raises(ChunkRefused) as refused:
+            await fetch(c.node, a_id, manifest, held)
+        assert refused.value.wire_code is ErrorCode.NOT_FOUND
+        gated.gate.set()
+        await finished
+
+
+@pytest.mark.asyncio
+async def test_a_resumed_download_advertises_what_it_already_holds(tmp_path: Path) -> None:
+    files = game_files(size=16 * CHUNK)
+    src = put_game(tmp_path / "src", files)
+    manifest = manifest_of(src, GAME)
+    async with leecher(tmp_path / "a", [], name="a", directory=lambda _n: SourceSet()) as a:
+        gated, finished = await gated_download(a, src, manifest, serve=3)
+        held_before = {(path, offset) for path, offset in gated.served}
+        await wait_for(lambda: saved_chunks(tmp_path / "a" / "games" / GAME) == 3)  # checkpoint
+    # a's daemon stopped mid-download (shutdown keeps .lanpeer.part/ for resume); it comes back.
+    finished.cancel()
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            leecher(tmp_path / "a", [], name="a", directory=lambda _n: SourceSet())
+        )
+        c = await stack.enter_async_context(leecher(tmp_path / "c", [a.node.listen], name="c"))
+        await wait_for(lambda: any(p.connected for p in c.node.peers()))
+        still = GatedSource("gated", src, manifest.manifest_hash, serve=0)  # serves nothing
+        assert isinstance(a.manager.sources, SourceSet)
+        a.manager.sources.add(GAME, manifest.manifest_hash, still)
+        a.manager.submit_download(GAME, manifest)
+        await asyncio.wait_for(still.holding.wait(), 10)  # resumed and asking for the rest
+        answer = await haves(c.node, a.node.identity.peer_id, manifest)
+        chunks = all_chunks(manifest)
+        held = {(chunks[i].path, chunks[i].offset) for i in held_numbers(answer)}
+        assert held == held_before
+        assert len(held) == 3
+        still.gate.set()
