@@ -155,6 +155,9 @@ class DaemonConfig(BaseModel):
     bulk: Literal["auto", "quic"] = "auto"
     # Two at once keeps a LAN link busy; more only split the same bandwidth (SPEC §7).
     download_lanes: Annotated[StrictInt, Field(ge=1, le=16)] = 2
+    # Newer versions offered by peers are fetched and installed for games installed here
+    # ("downloaded": also downloaded-only games); never while the game runs (SPEC §10).
+    auto_update: Literal["off", "installed", "downloaded"] = "installed"
 
 
 KNOWN_KEYS = tuple(DaemonConfig.model_fields)

@@ -83,6 +83,8 @@ class Daemon:
             tasks = [group.create_task(self.control.serve())]
             if self.parts.downloads is not None:
                 tasks.append(group.create_task(self.parts.downloads.run()))
+            if self.parts.keep is not None:
+                tasks.append(group.create_task(self.parts.keep.run()))
             log.info("lanpeerd %s ready (control socket %s)", self.config.name, self.config.socket)
             stopping = group.create_task(self._stopping.wait())
             await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -166,6 +168,14 @@ class Daemon:
         downloads.add_listener(lambda event: self.events.publish(views.download_event(event)))
         # Downloads a previous run left staged continue on their own (SPEC §7: resume).
         importlib.import_module("lanpeer.control.resume").resume_downloads(self.parts)
+        self._start_keep()
+
+    def _start_keep(self) -> None:
+        """Auto-update, pins and follows (runs in our task group, hears peer events)."""
+        keepstep = importlib.import_module("lanpeer.control.keepstep")
+        keep = importlib.import_module("lanpeer.pins").KeepList.load(self.config.state)
+        self.parts.keep = keepstep.KeepInStep(self.parts, keep, self.config.auto_update)
+        self.parts.node.add_listener(self.parts.keep.on_peer_event)
 
     def _on_peer_event(self, event: Any) -> None:
         control_event = views.peer_event(event, self.parts.node.peers())

@@ -36,6 +36,8 @@ async def run_checks(parts: Parts) -> list[DoctorCheck]:
     checks += [space_check(root) for root in parts.config.games]
     checks.append(_caps_check(parts))
     checks += _transfer_checks(parts)
+    if parts.keep is not None:
+        checks.append(parts.keep.doctor_check())  # auto-update: mode, pins, waits, failures
     return checks
 
 

@@ -23,8 +23,10 @@ from lanpeer_proto.control import (
     CancelRequest,
     DoctorRequest,
     DoctorResult,
+    DownloadAllRequest,
     DownloadRequest,
     ErrorMessage,
+    FollowRequest,
     GamesRequest,
     GamesResult,
     InstallRequest,
@@ -33,6 +35,7 @@ from lanpeer_proto.control import (
     OpsResult,
     PeersRequest,
     PeersResult,
+    PinRequest,
     RemoveRequest,
     Request,
     RescanRequest,
@@ -40,7 +43,9 @@ from lanpeer_proto.control import (
     ShutdownRequest,
     StatusRequest,
     StatusResult,
+    UnfollowRequest,
     UninstallRequest,
+    UnpinRequest,
     UpdateRequest,
     WatchRequest,
 )
@@ -71,6 +76,7 @@ class Parts:
     node: Any = None  # lanpeer.net.PeerNode
     downloads: Any = None  # lanpeer.download.DownloadManager
     install: ModuleType | None = None  # lanpeer.install
+    keep: Any = None  # lanpeer.control.keepstep.KeepInStep: auto-update, pins, follows
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it is not running
 
     def need(self, part: str) -> Any:
@@ -107,6 +113,11 @@ class ControlCommands:
             AddPeerRequest: self.add_peer,
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
+            PinRequest: self._keep_command,
+            UnpinRequest: self._keep_command,
+            FollowRequest: self._keep_command,
+            UnfollowRequest: self._keep_command,
+            DownloadAllRequest: self._keep_command,
         }
 
     async def answer(self, request: Request) -> ResultMessage | ErrorMessage:
@@ -140,7 +151,9 @@ class ControlCommands:
         library = self._parts.need("library")
         peers = self._parts.node.peers() if self._parts.node else []
         busy = {op.game_id for op in self.operations()}
-        return GamesResult(games=views.merge_games(library.local_games(), peers, busy))
+        games = views.merge_games(library.local_games(), peers, busy)
+        pins = self._parts.keep.keep.pins if self._parts.keep else {}
+        return GamesResult(games=views.with_variants(games, peers, pins))
 
     async def ops(self, _request: OpsRequest) -> OpsResult:
         return OpsResult(ops=self.operations())
@@ -148,7 +161,8 @@ class ControlCommands:
     def operations(self) -> list[OperationInfo]:
         downloads = self._parts.downloads
         active = list(downloads.operations()) if downloads else []
-        return [views.operation_info(op) for op in active]
+        waiting = self._parts.keep.ops_rows() if self._parts.keep else []
+        return [views.operation_info(op) for op in active] + waiting
 
     async def watch(self, _request: WatchRequest) -> AcceptedResult:
         return AcceptedResult(message="watching daemon events")
@@ -173,14 +187,24 @@ class ControlCommands:
                 operation=_maybe_info(running),
             )
         self._refuse_if_busy(request.game_id)
-        peer_id, summary = await wait_offer(node, request.game_id, request.version)
+        pinned = None if request.version else self._pinned(request.game_id)
+        try:
+            peer_id, summary = await wait_offer(node, request.game_id, request.version or pinned)
+        except UnknownGameError as exc:
+            if pinned is None:
+                raise
+            raise UnknownGameError(
+                f"{request.game_id} is pinned at {pinned} and {exc}; "
+                f"`peer-cli unpin {request.game_id}` to take the newest"
+            ) from exc
+        peer_id, summary, which = self._variant(request, peer_id, summary)
         manifest = await node.fetch_manifest(peer_id, request.game_id)
         operation = downloads.submit_download(
             request.game_id, manifest, request.install, summary=summary
         )
-        log.info("download of %s %s queued", request.game_id, summary.version)
+        log.info("download of %s %s%s queued", request.game_id, summary.version, which)
         return AcceptedResult(
-            message=f"download of {request.game_id} {summary.version} queued",
+            message=f"download of {request.game_id} {summary.version}{which} queued",
             game_id=request.game_id,
             operation=_maybe_info(operation),
         )
@@ -241,6 +265,41 @@ class ControlCommands:
     async def shutdown(self, _request: ShutdownRequest) -> AcceptedResult:
         self._request_stop()
         return AcceptedResult(message="lanpeerd is shutting down")
+
+    async def _keep_command(
+        self,
+        request: PinRequest | UnpinRequest | FollowRequest | UnfollowRequest | DownloadAllRequest,
+    ) -> Any:
+        keep = self._parts.need("keep")
+        if isinstance(request, FollowRequest | DownloadAllRequest):
+            self._parts.need("downloads")
+            return await getattr(keep, request.cmd)(request)
+        return getattr(keep, request.cmd)(request)
+
+    def _pinned(self, game_id: str) -> str | None:
+        keep = self._parts.keep
+        return keep.keep.pins.get(game_id) if keep is not None else None
+
+    def _variant(
+        self, request: DownloadRequest, peer_id: str, summary: Any
+    ) -> tuple[str, Any, str]:
+        """The content to fetch when peers hold different bytes under one version: the one
+        ``--from``/``--variant`` names, else the most sources (``newest_offer``'s choice)."""
+        from lanpeer.download.mirror import choose_variant, find_peer, variants
+
+        node = self._parts.node
+        offered = variants(node.peers(), request.game_id)
+        found = [v for v in offered if v.version == summary.version]
+        if len(found) < 2 and request.from_peer is None and request.variant is None:
+            return peer_id, summary, ""
+        names = {p.peer_id: p.name for p in node.peers()}
+        from_peer = find_peer(node.peers(), request.from_peer, names) if request.from_peer else None
+        pool = offered if request.version is None and from_peer is not None else found
+        chosen = choose_variant(pool, from_peer=from_peer, variant=request.variant)
+        peer_id = from_peer or chosen.peers[0]
+        summary = next(p.games[request.game_id] for p in node.peers() if p.peer_id == peer_id)
+        which = f" (variant {chosen.manifest_hash.hex()[:12]}, {len(chosen.peers)} source(s))"
+        return peer_id, summary, which if len(found) > 1 or request.variant else ""
 
     # ------------------------------------------------------------------ checks
 

@@ -8,7 +8,7 @@ return; never changes state, never does I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from lanpeer_proto.control import (
@@ -21,6 +21,7 @@ from lanpeer_proto.control import (
     PeerEntry,
     PeerUpEvent,
     ProgressEvent,
+    VariantInfo,
 )
 
 _VERSION_PART = re.compile(r"\d+|[a-z]+")
@@ -74,6 +75,31 @@ def merge_games(
         _game_entry(game_id, local.get(game_id), offers.get(game_id, []), game_id in busy)
         for game_id in sorted(set(local) | set(offers))
     ]
+
+
+def with_variants(
+    games: list[GameEntry], peers: Sequence[Any], pins: Mapping[str, str]
+) -> list[GameEntry]:
+    """Each entry with its pin and, when peers hold different bytes under one version string,
+    every variant (which peers hold which, sizes)."""
+    from lanpeer.download.mirror import disputed_versions, variants
+
+    out = []
+    for entry in games:
+        found = variants(peers, entry.id)
+        disputed = disputed_versions(found)
+        listed = [
+            VariantInfo(
+                version=v.version,
+                manifest_hash=v.manifest_hash.hex(),
+                size=v.size,
+                peers=list(v.peers),
+            )
+            for v in found
+            if v.version in disputed
+        ]
+        out.append(entry.model_copy(update={"variants": listed, "pinned": pins.get(entry.id)}))
+    return out
 
 
 def _game_entry(game_id: str, game: Any, offers: list[tuple[str, Any]], busy: bool) -> GameEntry:
@@ -165,6 +191,7 @@ def download_event(event: Any) -> Event:
             bytes=int(event.bytes_done),
             seconds=max(0.0, float(event.seconds or 0.0)),
             peers_used=[str(p) for p in event.peers_used] if event.kind == "download" else [],
+            bytes_fetched=int(event.bytes_fetched),
         )
     return ProgressEvent(
         game_id=event.game_id,

@@ -380,6 +380,7 @@ class DownloadManager:
             ok=op.ok if event == "finished" else None,
             seconds=(op.finished or time.monotonic()) - (op.started or time.monotonic()),
             peers_used=sorted(self._peers_used(op)),
+            bytes_fetched=self._bytes_fetched(op),
         )
         for cb in list(self._listeners):
             try:
@@ -392,6 +393,10 @@ class DownloadManager:
         if job is None or job.scheduler is None:
             return set()
         return {p for p, n in job.scheduler.stats.chunks_by_peer.items() if n}
+
+    def _bytes_fetched(self, op: Operation) -> int:
+        job = self.results.get(op.game_id)
+        return job.counters.bytes_fetched if job is not None and op.kind == "download" else 0
 
     def _on_finished(self, op: Operation) -> None:
         self._last_event.pop(op.game_id, None)

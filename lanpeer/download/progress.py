@@ -55,6 +55,7 @@ class ProgressEvent:
     ok: bool | None = None
     seconds: float | None = None
     peers_used: list[str] = field(default_factory=list)
+    bytes_fetched: int = 0  # of bytes_done, what crossed the network (the rest: delta, resume)
 
 
 @dataclass(frozen=True, slots=True)

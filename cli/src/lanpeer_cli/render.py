@@ -102,6 +102,22 @@ def games(console: Console, doc: GamesResult) -> None:
             g.id, g.name, g.version or "-", g.state, size(g.size), str(len(g.peers)), newest
         )
     console.print(table if doc.games else "no games here or on any peer")
+    keep_notes(console, doc)
+
+
+def keep_notes(console: Console, doc: GamesResult) -> None:
+    """Pins and version variants (two builds under one version string), below the table."""
+    for g in doc.games:
+        if g.pinned:
+            console.print(f"{g.id} is pinned at {g.pinned}", markup=False, highlight=False)
+        for v in g.variants:
+            holders = ", ".join(short(p) for p in v.peers)
+            console.print(
+                f"{g.id} {v.version} variant {v.manifest_hash[:12]}: {size(v.size)}, "
+                f"{len(v.peers)} source(s): {holders}",
+                markup=False,
+                highlight=False,
+            )
 
 
 def ops(console: Console, operations: list[OperationInfo]) -> None:
@@ -114,6 +130,9 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
             op.game_id, op.kind, op.lane, state, done, rate(op.rate), eta(op.eta), sources
         )
     console.print(table if operations else "no operations")
+    for op in operations:
+        if op.error:
+            console.print(f"{op.game_id} {op.kind}: {op.error}", markup=False, highlight=False)
 
 
 def doctor(console: Console, doc: DoctorResult) -> None:

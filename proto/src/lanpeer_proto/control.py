@@ -97,6 +97,8 @@ class DownloadRequest(_Request):
     version: Short | None = None
     install: bool = True
     wait: bool = False  # stream progress events until the operation finishes
+    from_peer: Short | None = None  # fetch the content this peer (id prefix or name) holds
+    variant: Short | None = None  # fetch the content whose manifest_hash (hex) starts so
 
 
 class InstallRequest(_Request):
@@ -156,6 +158,43 @@ class ShutdownRequest(_Request):
     cmd: Literal["shutdown"] = "shutdown"
 
 
+class PinRequest(_Request):
+    """Keep a game at a version (the one here when ``version`` is None): auto-update skips it
+    and ``download`` without ``--version`` fetches that one."""
+
+    cmd: Literal["pin"] = "pin"
+    game_id: GameId
+    version: Short | None = None
+
+
+class UnpinRequest(_Request):
+    cmd: Literal["unpin"] = "unpin"
+    game_id: GameId
+
+
+class FollowRequest(_Request):
+    """Mirror a peer: download every game it offers that this host lacks or has older, now and
+    as its library changes. ``peer`` is a peer id (a prefix is enough) or a peer name."""
+
+    cmd: Literal["follow"] = "follow"
+    peer: Short
+    install: bool = True
+
+
+class UnfollowRequest(_Request):
+    cmd: Literal["unfollow"] = "unfollow"
+    peer: Short
+
+
+class DownloadAllRequest(_Request):
+    """``download --all``: queue every offered game this host lacks or has older."""
+
+    cmd: Literal["download_all"] = "download_all"
+    from_peer: Short | None = None  # a peer id (prefix) or name; None: every connected peer
+    match: Short | None = None  # only games whose id or name contains this (any case)
+    install: bool = True
+
+
 Request = Annotated[
     StatusRequest
     | PeersRequest
@@ -171,7 +210,12 @@ Request = Annotated[
     | RescanRequest
     | AddPeerRequest
     | DoctorRequest
-    | ShutdownRequest,
+    | ShutdownRequest
+    | PinRequest
+    | UnpinRequest
+    | FollowRequest
+    | UnfollowRequest
+    | DownloadAllRequest,
     Field(discriminator="cmd"),
 ]
 
@@ -194,6 +238,8 @@ class OperationInfo(_Model):
     rate: Annotated[float, Field(ge=0)] = 0.0  # bytes/s
     eta: Annotated[float, Field(ge=0)] | None = None  # seconds
     sources: list[Short] = Field(default_factory=list)  # peer ids
+    error: Text | None = None  # why it failed (auto-update retries show their last error)
+    retry_in: Annotated[float, Field(ge=0)] | None = None  # seconds until the next attempt
 
 
 class PeerEntry(_Model):
@@ -207,6 +253,15 @@ class PeerEntry(_Model):
     last_seen: float  # seconds since the epoch
     games: Count
     connected: bool = True
+
+
+class VariantInfo(_Model):
+    """One content (``manifest_hash``) among several offered under one version string."""
+
+    version: Short
+    manifest_hash: Short  # hex
+    size: Count
+    peers: list[Short]  # peer ids holding exactly these bytes
 
 
 class GameEntry(_Model):
@@ -223,6 +278,8 @@ class GameEntry(_Model):
     newest_version: Short | None
     update_available: bool
     ready_peers: list[Short] = Field(default_factory=list)  # offer the newest version, hashed
+    variants: list[VariantInfo] = Field(default_factory=list)  # only when peers disagree
+    pinned: Short | None = None  # the version this game is pinned at
 
 
 class DoctorCheck(_Model):
@@ -273,13 +330,36 @@ class AcceptedResult(_Model):
     operation: OperationInfo | None = None
 
 
+class MirrorEntry(_Model):
+    game_id: GameId
+    version: Short
+    size: Count
+    peer_id: Short
+
+
+class MirrorResult(_Model):
+    """``download --all``: what was queued (in order), what was skipped and why it stopped."""
+
+    kind: Literal["mirror"] = "mirror"
+    message: Text
+    queued: list[MirrorEntry]
+    stopped_at: MirrorEntry | None = None  # the first game that did not fit on disk
+    order: Short = "smallest first"
+
+
 class DoctorResult(_Model):
     kind: Literal["doctor"] = "doctor"
     checks: list[DoctorCheck]
 
 
 Result = Annotated[
-    StatusResult | PeersResult | GamesResult | OpsResult | AcceptedResult | DoctorResult,
+    StatusResult
+    | PeersResult
+    | GamesResult
+    | OpsResult
+    | AcceptedResult
+    | DoctorResult
+    | MirrorResult,
     Field(discriminator="kind"),
 ]
 
@@ -328,6 +408,7 @@ class FinishedEvent(_Model):
     bytes: Count = 0
     seconds: Annotated[float, Field(ge=0)] = 0.0
     peers_used: list[Short] = Field(default_factory=list)
+    bytes_fetched: Count = 0  # of ``bytes``, what crossed the network (the rest: delta copies)
 
 
 Event = Annotated[

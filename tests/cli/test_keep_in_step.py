@@ -1,0 +1,254 @@
+"""Keeping hosts in step, with real daemons on loopback driven through peer-cli (issue 16):
+auto-update of a changed game (only its changed chunks cross the wire), a pinned game that
+stays, a game in use that waits for its process, `download --all` stopping at a small tmpfs's
+limit, `follow`, and two variants of one version string."""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import libarchive
+import pytest
+
+from lanpeer.library.samples import generate_game, payload_bytes, write_catalog, write_version_ini
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
+
+pytestmark = pytest.mark.process
+
+MIB = 1 << 20
+DEADLINE = 60.0  # a loaded 2-core box: a download + update of a few MiB takes seconds
+
+
+def _raw(daemon: Lanpeerd, **request: Any) -> Any:
+    return json.loads(ask_raw(daemon.socket, json.dumps(request).encode() + b"\n"))
+
+
+def _wait_until(what: str, predicate: Callable[[], Any], timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)  # poll interval; the deadline bounds the loop
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Watch:
+    """`peer-cli --json watch` of one daemon; one reader thread into a bounded queue."""
+
+    def __init__(self, daemon: Lanpeerd) -> None:
+        self.proc = subprocess.Popen(
+            [PEER_CLI, "--socket", str(daemon.socket), "--json", "watch"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100_000)
+        self.seen: list[dict[str, Any]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        _wait_until("watch subscribed", lambda: _raw(daemon, cmd="status")["result"]["subscribers"])
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.put(json.loads(line))
+
+    def wait_for(self, what: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        for event in self.seen:
+            if match(event):
+                return event
+        deadline = time.monotonic() + DEADLINE
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                break
+            self.seen.append(event)
+            if match(event):
+                return event
+        raise AssertionError(f"no {what} event; saw {self.seen[-20:]}")
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Every event received so far."""
+        while True:
+            try:
+                self.seen.append(self.events.get_nowait())
+            except queue.Empty:
+                return self.seen
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.communicate(timeout=5)
+
+
+def _finished(game_id: str, kind: str) -> Callable[[dict[str, Any]], bool]:
+    def match(event: dict[str, Any]) -> bool:
+        return (
+            event["event"] == "finished"
+            and event.get("game_id") == game_id
+            and (event.get("kind") == kind)
+        )
+
+    return match
+
+
+def _download(daemon: Lanpeerd, *args: str) -> Any:
+    """`download` retried while the seeder is still hashing (bounded)."""
+
+    def attempt() -> Any:
+        result = daemon.cli("download", *args, timeout=60)
+        return None if result.rc == 1 and "hashing" in result.err else result
+
+    return _wait_until("the seeder to finish hashing", attempt)
+
+
+def _offered(daemon: Lanpeerd, game_id: str, version: str, peers: int = 1) -> bool:
+    games = _raw(daemon, cmd="games")["result"]["games"]
+    return any(
+        g["id"] == game_id and g["newest_version"] == version and len(g["ready_peers"]) >= peers
+        for g in games
+    )
+
+
+def _entry_bytes(archive: Path, member: str) -> bytes:
+    with libarchive.file_reader(str(archive)) as entries:
+        for entry in entries:
+            if entry.pathname == member:
+                return b"".join(entry.get_blocks())
+    raise AssertionError(f"{member} not in {archive}")
+
+
+def _version(game_dir: Path) -> str:
+    return (game_dir / "version.ini").read_text()
+
+
+# ---------------------------------------------------------------- auto-update, pin, in use
+
+
+@pytest.fixture(scope="module")
+def party(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A seeder with three games at 1.0; a host (auto-update = installed, the default) that
+    installed all three, pinned one, and runs a process holding a file open in another."""
+    home = tmp_path_factory.mktemp("party")
+    games = home / "seeder" / "games"
+    games.mkdir(parents=True)
+    generate_game(games, "neon", 12 * MIB, seed=1, archives=3)
+    generate_game(games, "pinned", MIB, seed=2, archives=1)
+    generate_game(games, "busy", MIB, seed=3, archives=1)
+    write_catalog(games / "catalog.toml", ["neon", "pinned", "busy"])
+    seeder = Lanpeerd(home / "seeder", name="seeder").start()
+    host = Lanpeerd(home / "host", name="host", extra=["--peer", f"127.0.0.1:{seeder.port}"])
+    host.start()
+    holder: subprocess.Popen[str] | None = None
+    watch: Watch | None = None
+    try:
+        for game in ("neon", "pinned", "busy"):
+            _wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"))  # type: ignore[misc]
+            done = _download(host, game, "--wait")
+            assert done.rc == 0, done.err
+        pinned = host.cli("pin", "pinned")
+        assert pinned.rc == 0, pinned.err
+        # A "running game": a child process with a file of busy/local/ open (ended by pid).
+        held = host.games / "busy" / "local" / "busy" / "data00.bin"
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'rb'); print('open', "
+             "flush=True); sys.stdin.read()", str(held)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "open"
+        watch = Watch(host)
+        # 1.1 of neon changes one archive of three; pinned and busy change completely.
+        scratch = home / "scratch"
+        generate_game(scratch, "neon", 12 * MIB, seed=1, archives=3, version="1.1")
+        shutil.copyfile(scratch / "neon" / "data01.eti", games / "neon" / "data01.eti")
+        write_version_ini(games / "neon", "neon", "1.1")
+        generate_game(games, "pinned", MIB, seed=2, archives=1, version="1.1")
+        generate_game(games, "busy", MIB, seed=3, archives=1, version="1.1")
+        for game in ("neon", "pinned", "busy"):
+            assert _raw(seeder, cmd="rescan", game_id=game)["type"] == "result"
+        yield {"seeder": seeder, "host": host, "watch": watch, "holder": holder,
+               "scratch": scratch}  # fmt: skip
+    finally:
+        if holder is not None:
+            if holder.poll() is None:
+                holder.kill()  # by its pid: the process this fixture started
+            holder.wait(5)
+            for pipe in (holder.stdin, holder.stdout):
+                if pipe is not None:
+                    pipe.close()
+        if watch is not None:
+            watch.close()
+        seeder.kill()
+        host.kill()
+
+
+def test_auto_update_fetches_only_the_changed_chunks_and_installs_them(
+    party: dict[str, Any],
+) -> None:
+    host, watch = party["host"], party["watch"]
+    fetched = watch.wait_for("neon download finished", _finished("neon", "download"))
+    assert fetched["ok"], fetched
+    changed = (party["scratch"] / "neon" / "data01.eti").stat().st_size
+    # Only the rewritten archive (and the few bytes of version.ini) crossed the network; the
+    # other two archives (8 MiB) were copied from the local 1.0.
+    assert changed <= fetched["bytes_fetched"] <= changed + 64 * 1024, fetched
+    assert fetched["bytes"] >= fetched["bytes_fetched"]
+    updated = watch.wait_for("neon update finished", _finished("neon", "update"))
+    assert updated["ok"], updated
+    game_dir = host.games / "neon"
+    assert "version=1.1" in _version(game_dir)
+    expected = payload_bytes("1:neon:1.1:1", len((game_dir / "local/neon/data01.bin").read_bytes()))
+    assert (game_dir / "local" / "neon" / "data01.bin").read_bytes() == expected
+    assert (game_dir / "local" / "neon" / "data01.bin").read_bytes() == _entry_bytes(
+        party["scratch"] / "neon" / "data01.eti", "neon/data01.bin"
+    )
+    unchanged = (game_dir / "local" / "neon" / "data00.bin").read_bytes()
+    assert unchanged == payload_bytes("1:neon:1.0:0", len(unchanged))
+
+
+def test_a_game_in_use_waits_and_updates_after_its_process_exits(party: dict[str, Any]) -> None:
+    host, watch, holder = party["host"], party["watch"], party["holder"]
+    watch.wait_for(
+        "busy waiting: in use",
+        lambda e: e.get("game_id") == "busy" and e.get("state") == "waiting: in use",
+    )
+    assert "version=1.1" in _version(host.games / "busy")  # downloaded; local/ untouched
+    local_file = host.games / "busy" / "local" / "busy" / "data00.bin"
+    assert local_file.read_bytes() == payload_bytes("3:busy:1.0:0", local_file.stat().st_size)
+    rows = [op for op in host.cli("ops").doc if op["game_id"] == "busy"]
+    assert [(op["kind"], op["state"]) for op in rows] == [("update", "waiting: in use")]
+    assert not any(_finished("busy", "update")(e) for e in watch.seen)
+    holder.stdin.close()  # the "game" exits
+    holder.wait(10)
+    updated = watch.wait_for("busy update finished", _finished("busy", "update"))
+    assert updated["ok"], updated
+    assert local_file.read_bytes() == payload_bytes("3:busy:1.1:0", local_file.stat().st_size)
+
+
+def test_a_pinned_game_stays_at_its_version(party: dict[str, Any]) -> None:
+    host, watch = party["host"], party["watch"]
+    # neon and busy were updated from the same library change: the updater has looked.
+    watch.wait_for("neon update finished", _finished("neon", "update"))
+    games = {g["id"]: g for g in host.cli("games").doc}
+    assert games["pinned"]["pinned"] == "1.0"
+    assert games["pinned"]["newest_version"] == "1.1"
+    assert "version=1.0" in _version(host.games / "pinned")
+    assert not [e for e in watch.drain() if e.get("game_id") == "pinned"]
+    # download without --version keeps the pinned version, which no peer offers any more.
+    refused = host.cli("download", "pinned", "--no-install")
+    assert refused.rc == 4, refused
+    assert "pinned at 1.0" in refused.err
+    doctor = {c["name"]: c for c in host.cli("doctor").doc}
+    assert "pinned at 1.0" in doctor["auto-update"]["summary"]
+    unpinned = host.cli("unpin", "pinned")
+    assert unpinned.rc == 0, unpinned.err
+    updated = watch.wait_for("pinned updated once unpinned", _finished("pinned", "update"))
+    assert updated["ok"], updated
+    assert "version=1.1" in _version(host.games / "pinned")
