@@ -167,6 +167,7 @@ class KeepInStep:
                 )
             version = str(game.version)
         self.keep.pin(request.game_id, version)
+        self.updater.forget(request.game_id)
         log.info("pinned %s at %s", request.game_id, version)
         return AcceptedResult(
             message=f"{request.game_id} is pinned at {version}: auto-update leaves it, "

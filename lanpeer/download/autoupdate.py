@@ -150,25 +150,37 @@ class AutoUpdater:
                 self._wake.clear()
                 for candidate in self.due():
                     self._running.add(candidate.game_id)
-                    group.create_task(self._update(candidate))
+                    group.create_task(self.attempt(candidate))
                 await self._wait_wake(self._next_wake())
 
     def due(self) -> list[Candidate]:
         """The candidates to start now: not already handled, not busy, not backing off."""
         self.checks += 1
         now = self._clock()
+        wanted = {c.game_id: c for c in self._candidates()}
+        # An attempt whose download landed but whose update failed is no candidate any more
+        # (the downloaded version is the offered one); its retry must still run.
+        for record in self.records.values():
+            if record.retry_at is not None and record.game_id not in wanted:
+                wanted[record.game_id] = Candidate(record.game_id, record.version, record.version)
         ready = []
-        for candidate in self._candidates():
-            record = self.records.get(candidate.game_id)
+        for candidate in wanted.values():
             if candidate.game_id in self._running or self._actions.busy(candidate.game_id):
                 continue
-            held_back = record is not None and (
-                record.state == "gave up" or (record.retry_at or 0.0) > now
-            )
-            if held_back and record is not None and record.version == candidate.offered:
-                continue
-            ready.append(candidate)
+            if not self._held_back(self.records.get(candidate.game_id), candidate, now):
+                ready.append(candidate)
         return ready
+
+    @staticmethod
+    def _held_back(record: UpdateRecord | None, candidate: Candidate, now: float) -> bool:
+        """Backing off this version, or given up on it (a newer version starts afresh)."""
+        if record is None or record.version != candidate.offered:
+            return False
+        return record.state == "gave up" or (record.retry_at or 0.0) > now
+
+    def forget(self, game_id: str) -> None:
+        """Drop a game's failures and retries (it was pinned: leave it alone)."""
+        self.records.pop(game_id, None)
 
     def _next_wake(self) -> float:
         now = self._clock()
@@ -182,7 +194,8 @@ class AutoUpdater:
         except TimeoutError:
             pass
 
-    async def _update(self, candidate: Candidate) -> None:
+    async def attempt(self, candidate: Candidate) -> None:
+        """Download the offered version, wait while the game runs, update; a failure backs off."""
         game_id = candidate.game_id
         previous = self.records.get(game_id)
         failures = previous.failures if previous and previous.version == candidate.offered else 0

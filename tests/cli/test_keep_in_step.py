@@ -141,14 +141,15 @@ def party(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     generate_game(games, "neon", 12 * MIB, seed=1, archives=3)
     generate_game(games, "pinned", MIB, seed=2, archives=1)
     generate_game(games, "busy", MIB, seed=3, archives=1)
-    write_catalog(games / "catalog.toml", ["neon", "pinned", "busy"])
+    generate_game(games, "broken", MIB, seed=4, archives=2)
+    write_catalog(games / "catalog.toml", ["neon", "pinned", "busy", "broken"])
     seeder = Lanpeerd(home / "seeder", name="seeder").start()
     host = Lanpeerd(home / "host", name="host", extra=["--peer", f"127.0.0.1:{seeder.port}"])
     host.start()
     holder: subprocess.Popen[str] | None = None
     watch: Watch | None = None
     try:
-        for game in ("neon", "pinned", "busy"):
+        for game in ("neon", "pinned", "busy", "broken"):
             _wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"))  # type: ignore[misc]
             done = _download(host, game, "--wait")
             assert done.rc == 0, done.err
@@ -171,7 +172,12 @@ def party(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         write_version_ini(games / "neon", "neon", "1.1")
         generate_game(games, "pinned", MIB, seed=2, archives=1, version="1.1")
         generate_game(games, "busy", MIB, seed=3, archives=1, version="1.1")
-        for game in ("neon", "pinned", "busy"):
+        # broken 1.1 downloads fine (its bytes are what the seeder serves) but cannot install:
+        # its tar's first 4 KiB are zeros.
+        generate_game(games, "broken", MIB, seed=4, archives=2, version="1.1")
+        with (games / "broken" / "data01.eti").open("r+b") as tar:
+            tar.write(bytes(4096))
+        for game in ("neon", "pinned", "busy", "broken"):
             assert _raw(seeder, cmd="rescan", game_id=game)["type"] == "result"
         yield {"seeder": seeder, "host": host, "watch": watch, "holder": holder,
                "scratch": scratch}  # fmt: skip
@@ -252,3 +258,25 @@ def test_a_pinned_game_stays_at_its_version(party: dict[str, Any]) -> None:
     updated = watch.wait_for("pinned updated once unpinned", _finished("pinned", "update"))
     assert updated["ok"], updated
     assert "version=1.1" in _version(host.games / "pinned")
+
+
+def test_a_failed_auto_update_backs_off_and_shows_in_ops_and_doctor(party: dict[str, Any]) -> None:
+    host, watch = party["host"], party["watch"]
+    failed = watch.wait_for("broken update failed", _finished("broken", "update"))
+    assert not failed["ok"]
+
+    def retry_row() -> Any:
+        rows = [op for op in host.cli("ops").doc if op["game_id"] == "broken"]
+        return rows[0] if rows and rows[0].get("error") else None
+
+    row = _wait_until("the failed auto-update in ops", retry_row)
+    assert (row["kind"], row["lane"], row["state"]) == ("update", "auto", "retry in 30s")
+    assert 0 < row["retry_in"] <= 30
+    assert failed["error"] in row["error"]
+    doctor = {c["name"]: c for c in host.cli("doctor").doc}
+    check = doctor["auto-update"]
+    assert check["status"] == "warn"
+    assert "broken 1.1" in check["summary"]
+    assert "1 failed" in check["summary"]
+    local = host.games / "broken" / "local" / "broken" / "data00.bin"
+    assert local.read_bytes() == payload_bytes("4:broken:1.0:0", local.stat().st_size)  # kept
