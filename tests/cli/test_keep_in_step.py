@@ -280,3 +280,80 @@ def test_a_failed_auto_update_backs_off_and_shows_in_ops_and_doctor(party: dict[
     assert "1 failed" in check["summary"]
     local = host.games / "broken" / "local" / "broken" / "data00.bin"
     assert local.read_bytes() == payload_bytes("4:broken:1.0:0", local.stat().st_size)  # kept
+
+
+# ---------------------------------------------------------------- download --all, follow
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 96 MiB tmpfs as the mirroring host's game root (unmounted at teardown)."""
+    mount = tmp_path / "host" / "games"
+    mount.mkdir(parents=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(mount)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_download_all_from_a_peer_stops_at_the_disk_limit_and_follow_adds_new_games(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """a offers 6, 10 and 24 MiB games; the host's 96 MiB disk keeps 64 MiB free for every
+    download (SPACE_MARGIN), so the 24 MiB one does not fit after the other two."""
+    games = tmp_path / "a" / "games"
+    games.mkdir(parents=True)
+    sizes = {"small": 6, "medium": 10, "large": 24}
+    for seed, (game, mib) in enumerate(sizes.items()):
+        generate_game(games, game, mib * MIB, seed=seed, archives=1)
+    write_catalog(games / "catalog.toml", [*sizes, "late"])
+    a = Lanpeerd(tmp_path / "a", name="a").start()
+    other = Lanpeerd(tmp_path / "other", name="other")
+    generate_game(other.games, "elsewhere", MIB, seed=9, archives=1)
+    write_catalog(other.games / "catalog.toml", ["elsewhere"])
+    other.start()
+    host = Lanpeerd(tmp_path / "host", name="host", extra=[
+        "--peer", f"127.0.0.1:{a.port}", "--peer", f"127.0.0.1:{other.port}",
+    ])  # fmt: skip
+    assert host.games == small_disk
+    watch = None
+    try:
+        host.start()
+        for game in [*sizes, "elsewhere"]:
+            _wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"))  # type: ignore[misc]
+        watch = Watch(host)
+        mirrored = host.cli("download", "--all", "--from", "a", "--no-install")
+        assert mirrored.rc == 0, mirrored.err
+        doc = mirrored.doc
+        assert [e["game_id"] for e in doc["queued"]] == ["small", "medium"]  # smallest first
+        assert doc["stopped_at"]["game_id"] == "large"
+        assert "stopped at large" in doc["message"]
+        assert "does not fit" in doc["message"]
+        for game in ("small", "medium"):
+            done = watch.wait_for(f"{game} downloaded", _finished(game, "download"))
+            assert done["ok"], done
+            assert "version=1.0" in _version(small_disk / game)
+        assert not (small_disk / "large").exists()
+        assert not (small_disk / "elsewhere").exists()  # --from a: other's game is not taken
+        again = host.cli("download", "--all", "--from", "a", "--no-install")
+        assert [e["game_id"] for e in again.doc["queued"]] == []  # nothing lacking that fits
+        followed = host.cli("follow", "a", "--no-install")
+        assert followed.rc == 0, followed.err
+        generate_game(games, "late", 3 * MIB, seed=7, archives=1)
+        assert _raw(a, cmd="rescan")["type"] == "result"  # a new dir: rescan the library
+        done = watch.wait_for("late downloaded by follow", _finished("late", "download"))
+        assert done["ok"], done
+        assert "version=1.0" in _version(small_disk / "late")
+        assert not (small_disk / "large").exists()  # still does not fit
+        assert host.cli("unfollow", "a").rc == 0
+    finally:
+        if watch is not None:
+            watch.close()
+        for daemon in (host, a, other):
+            daemon.kill()
