@@ -357,3 +357,50 @@ def test_download_all_from_a_peer_stops_at_the_disk_limit_and_follow_adds_new_ga
             watch.close()
         for daemon in (host, a, other):
             daemon.kill()
+
+
+# ---------------------------------------------------------------- version variants
+
+
+def test_two_variants_of_one_version_are_listed_and_the_popular_one_uses_both_sources(
+    tmp_path: Path,
+) -> None:
+    """s1 and s2 hold the same bytes of twin 1.0, s3 another build also called 1.0."""
+    seeders = []
+    for name, seed in (("s1", 1), ("s2", 1), ("s3", 2)):
+        daemon = Lanpeerd(tmp_path / name, name=name)
+        generate_game(daemon.games, "twin", 24 * MIB, seed=seed, archives=2)
+        write_catalog(daemon.games / "catalog.toml", ["twin"])
+        seeders.append(daemon.start())
+    peers = [arg for s in seeders for arg in ("--peer", f"127.0.0.1:{s.port}")]
+    host = Lanpeerd(tmp_path / "host", name="host", extra=peers)
+    watch = None
+    try:
+        host.start()
+        ids = {s.name: _raw(s, cmd="status")["result"]["peer_id"] for s in seeders}
+        _wait_until("three offers", lambda: _offered(host, "twin", "1.0", peers=3))
+        (game,) = host.cli("games").doc
+        variants = {tuple(v["peers"]): v for v in game["variants"]}
+        assert set(variants) == {tuple(sorted([ids["s1"], ids["s2"]])), (ids["s3"],)}
+        assert all(v["version"] == "1.0" and v["size"] > 24 * MIB for v in variants.values())
+        popular = variants[tuple(sorted([ids["s1"], ids["s2"]]))]["manifest_hash"]
+        human = host.cli("games", json_output=False)
+        assert f"twin 1.0 variant {popular[:12]}" in human.out
+        watch = Watch(host)
+        started = _download(host, "twin", "--no-install")
+        assert started.rc == 0, started.err
+        assert f"variant {popular[:12]}, 2 source(s)" in started.doc["message"]
+        finished = watch.wait_for("twin downloaded", _finished("twin", "download"))
+        assert finished["ok"], finished
+        assert sorted(finished["peers_used"]) == sorted([ids["s1"], ids["s2"]])
+        payload = (host.games / "twin" / "data00.eti").read_bytes()
+        assert payload == (seeders[0].games / "twin" / "data00.eti").read_bytes()
+        named = host.cli("download", "twin", "--variant", popular[:8], "--no-install")
+        assert named.rc == 0, named.err  # already this content: queued and done at once
+        refused = host.cli("download", "twin", "--variant", "ffffffffff")
+        assert refused.rc == 4, refused
+    finally:
+        if watch is not None:
+            watch.close()
+        for daemon in (host, *seeders):
+            daemon.kill()
