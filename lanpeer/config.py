@@ -21,7 +21,7 @@ from socket import gethostname
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from lanpeer_proto.control import default_socket_path
+from lanpeer_proto.paths import default_socket_path
 from pydantic import (
     AfterValidator,
     BaseModel,

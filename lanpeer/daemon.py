@@ -104,8 +104,7 @@ class Daemon:
         self.parts.install = install
         for root in self.config.games:
             if root.is_dir():
-                for result in install.recover_root(root):
-                    log.info("recovery: %s", result)
+                install.recover_root(root)  # logs what it changed, and nothing when all is well
             else:
                 log.warning("game root %s is missing; it is skipped until it appears", root)
 

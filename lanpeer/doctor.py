@@ -14,16 +14,18 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lanpeer_proto import units
 from lanpeer_proto.control import DoctorCheck
 
 if TYPE_CHECKING:
     from lanpeer.control.commands import Parts
     from lanpeer.net.node import MdnsStatus
 
-_IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING, _IFF_MULTICAST = 0x1, 0x8, 0x40, 0x1000
+# /sys/class/net/*/flags carries the administrative flags only: IFF_RUNNING (0x40) never shows
+# there, so "is the link up" comes from operstate (and carrier when operstate is "unknown").
+_IFF_UP, _IFF_LOOPBACK, _IFF_MULTICAST = 0x1, 0x8, 0x1000
 # Below this, a 150 GB game does not fit: worth a warning before anyone starts a download.
 LOW_SPACE = 20 << 30
-MIB = 1 << 20
 NFT_TIMEOUT = 3.0  # reading the ruleset takes milliseconds; a hung nft must not hang doctor
 
 
@@ -59,7 +61,7 @@ def interfaces_check(sys_net: Path) -> DoctorCheck:
             continue
         if flags & _IFF_LOOPBACK:
             continue
-        up = flags & _IFF_UP and flags & _IFF_RUNNING
+        up = flags & _IFF_UP and _link_up(device)
         (usable if up and flags & _IFF_MULTICAST else down).append(device.name)
     if usable:
         return DoctorCheck(
@@ -74,6 +76,21 @@ def interfaces_check(sys_net: Path) -> DoctorCheck:
     )
 
 
+def _link_up(device: Path) -> bool:
+    operstate = _read(device / "operstate")
+    if operstate == "up":
+        return True
+    # Virtual devices (tun, some bridges) report "unknown": their carrier says it.
+    return operstate in ("unknown", "") and _read(device / "carrier") == "1"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:  # carrier cannot be read while the device is down (EINVAL)
+        return ""
+
+
 def _net_checks(parts: Parts) -> list[DoctorCheck]:
     node, config = parts.node, parts.config
     if node is None:
@@ -84,7 +101,12 @@ def _net_checks(parts: Parts) -> list[DoctorCheck]:
     return [
         ports_check(config.port, udp, tcp, config.bulk),
         _mdns_check(node, config.mdns),
-        peers_check(node.peers(), config.peers, config.port),
+        peers_check(
+            node.peers(),
+            [static.address for static in node.static_peers()],
+            config.port,
+            {static.address: static.error for static in node.static_peers()},
+        ),
     ]
 
 
@@ -188,10 +210,20 @@ def mdns_check(status: MdnsStatus | None) -> DoctorCheck:
     )
 
 
-def peers_check(peers: list[Any], static: list[tuple[str, int]], port: int) -> DoctorCheck:
+def peers_check(
+    peers: list[Any],
+    static: list[tuple[str, int]],
+    port: int,
+    errors: dict[tuple[str, int], str | None] | None = None,
+) -> DoctorCheck:
     connected = [peer for peer in peers if getattr(peer, "connected", True)]
     reached = {tuple(peer.address) for peer in connected}
-    missing = [f"{host}:{p}" for host, p in static if (host, p) not in reached]
+    why = errors or {}
+    missing = [
+        f"{host}:{p}" + (f" ({why[(host, p)]})" if why.get((host, p)) else "")
+        for host, p in static
+        if (host, p) not in reached
+    ]
     summary = f"{len(connected)} peer(s) connected, {len(static)} static peer(s) configured"
     if missing:
         return DoctorCheck(
@@ -265,6 +297,7 @@ def firewall_from_ruleset(ruleset: dict[str, Any], allow: str) -> DoctorCheck:
 def space_check(root: Path) -> DoctorCheck:
     try:
         usage = shutil.disk_usage(root)
+        read_only = bool(os.statvfs(root).f_flag & os.ST_RDONLY)
     except OSError as exc:
         return DoctorCheck(
             name=f"root {root}",
@@ -272,7 +305,15 @@ def space_check(root: Path) -> DoctorCheck:
             summary=f"game root is unavailable: {exc.strerror}",
             hint="create or mount it, or fix --games",
         )
-    free = f"{usage.free / (1 << 30):.1f} GiB free of {usage.total / (1 << 30):.1f} GiB"
+    free = f"{units.size(usage.free)} free of {units.size(usage.total)}"
+    if read_only or not os.access(root, os.W_OK | os.X_OK):
+        why = "is on a read-only filesystem" if read_only else "is not writable by this user"
+        return DoctorCheck(
+            name=f"root {root}",
+            status="fail",
+            summary=f"game root {why} ({free}): downloads into it will fail",
+            hint="remount it read-write, fix its permissions, or pick another --games root",
+        )
     if usage.free < LOW_SPACE:
         return DoctorCheck(
             name=f"root {root}", status="warn", summary=free, hint="large games will not fit"
@@ -283,7 +324,7 @@ def space_check(root: Path) -> DoctorCheck:
 def _caps_check(parts: Parts) -> DoctorCheck:
     config = parts.config
     caps = [
-        f"{label} {value / MIB:.1f} MiB/s"
+        f"{label} {units.rate(value)}"
         for label, value in (("upload", config.max_upload), ("download", config.max_download))
         if value
     ]
@@ -301,8 +342,8 @@ def _transfer_checks(parts: Parts) -> list[DoctorCheck]:
 
 def transfer_check(event: Any, max_download: int | None) -> DoctorCheck:
     rate = event.bytes / event.seconds if event.seconds > 0 else 0.0
-    size = f"{event.bytes / MIB:.1f} MiB in {event.seconds:.1f} s"
-    summary = f"{event.game_id}: {size} = {rate / MIB:.1f} MiB/s"
+    size = f"{units.size(event.bytes)} in {event.seconds:.1f} s"
+    summary = f"{event.game_id}: {size} = {units.rate(rate)}"
     if max_download and rate >= 0.8 * max_download:
         limit = "limited by --max-download"
     elif len(event.peers_used) <= 1:

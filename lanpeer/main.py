@@ -55,7 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     add("--catalog", type=Path, metavar="FILE", help="catalog TOML file")
     add("--config", type=Path, metavar="FILE", help=f"TOML config (default {DEFAULT_CONFIG_FILE})")
     add("-v", "--verbose", action="store_true", help="debug logging")
+    add("--version", action="version", version=f"lanpeerd {_version()}")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("lanpeer")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +134,11 @@ def _run(daemon: Daemon) -> None:
     asyncio.run(amain())
 
 
+#: Libraries whose INFO lines say nothing a person acts on: aioquic logs every connection's
+#: version and ALPN negotiation (half the log on a busy host), libarchive its digest support.
+QUIET_LOGGERS = ("quic", "libarchive")
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -134,6 +146,9 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    if not verbose:
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from lanpeer_proto.control import (
     PeersRequest,
     PeersResult,
     PinRequest,
+    RemovePeerRequest,
     RemoveRequest,
     Request,
     RescanRequest,
@@ -52,7 +53,7 @@ from lanpeer_proto.control import (
 
 from lanpeer import doctor
 from lanpeer.config import DaemonConfig
-from lanpeer.control import views
+from lanpeer.control import peer_commands, views
 from lanpeer.control.events import EventHub
 from lanpeer.errors import (
     ConflictError,
@@ -111,6 +112,7 @@ class ControlCommands:
             WatchRequest: self.watch,
             RescanRequest: self.rescan,
             AddPeerRequest: self.add_peer,
+            RemovePeerRequest: self.remove_peer,
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
             PinRequest: self._keep_command,
@@ -256,11 +258,10 @@ class ControlCommands:
         return AcceptedResult(message=f"rescanned {what}", game_id=request.game_id)
 
     async def add_peer(self, request: AddPeerRequest) -> AcceptedResult:
-        node = self._parts.need("node")
-        node.add_static_peer(request.host, request.port)
-        return AcceptedResult(
-            message=f"dialling {views.format_address((request.host, request.port))}"
-        )
+        return await peer_commands.add_peer(self._parts.need("node"), request)
+
+    async def remove_peer(self, request: RemovePeerRequest) -> AcceptedResult:
+        return peer_commands.remove_peer(self._parts.need("node"), request)
 
     async def shutdown(self, _request: ShutdownRequest) -> AcceptedResult:
         self._request_stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import tarfile
 import time
@@ -185,3 +186,27 @@ def test_a_tar_with_zeroed_head_fails_to_install_instead_of_installing_nothing(
     assert result.rc == 1, result.out + result.err
     assert "holds no files" in result.lines[-1]["error"]
     assert not (game / "local").exists()
+
+
+def test_a_bad_game_id_gets_words_and_a_guess_not_a_regex() -> None:
+    result = CliRunner().invoke(app, ["--socket", "/nonexistent", "install", "Neon Racer"])
+    assert result.exit_code == 2
+    assert "did you mean neon-racer?" in result.output
+    assert "pattern" not in result.output
+
+
+@pytest.mark.process
+def test_tab_completes_game_ids_from_the_daemon(shared_daemon: Lanpeerd) -> None:
+    for game_id in ("comp-alpha", "comp-beta", "other-game"):
+        (shared_daemon.games / game_id).mkdir(exist_ok=True)
+    assert shared_daemon.cli("rescan").rc == 0
+    env = {
+        **os.environ,
+        "_PEER_CLI_COMPLETE": "complete_bash",
+        "COMP_WORDS": f"peer-cli --socket {shared_daemon.socket} install comp",
+        "COMP_CWORD": "4",
+        "LANPEER_SOCKET": str(shared_daemon.socket),
+    }
+    done = subprocess.run([PEER_CLI], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["comp-alpha", "comp-beta"]

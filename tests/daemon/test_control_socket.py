@@ -164,4 +164,4 @@ def test_config_file_applies_and_flags_override_it(tmp_path: Path, daemons: list
     status = running.cli("status").doc
     assert status["name"] == "from-flag"
     checks = {c["name"]: c for c in running.cli("doctor").doc}
-    assert "upload 47.7 MiB/s" in checks["bandwidth caps"]["summary"]
+    assert "upload 50.0 MB/s" in checks["bandwidth caps"]["summary"]

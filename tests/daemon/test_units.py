@@ -104,14 +104,21 @@ async def test_slow_subscriber_loses_oldest_events_and_is_marked_lagged() -> Non
 
 
 def test_interfaces_check_reads_sys_class_net(tmp_path: Path) -> None:
-    for name, flags in (("lo", 0x49), ("eth0", 0x1043), ("wlan0", 0x1003)):
+    """A healthy host: flags 0x1003 (never IFF_RUNNING in sysfs) and operstate up (issue 13)."""
+    devices = (("lo", 0x9, "unknown", "1"), ("eth0", 0x1003, "up", "1"),
+               ("wlan0", 0x1003, "down", None), ("br0", 0x1003, "unknown", "1"),
+               ("tun0", 0x1003, "unknown", "0"), ("dummy0", 0x83, "up", "1"))  # fmt: skip
+    for name, flags, operstate, carrier in devices:
         (tmp_path / name).mkdir()
-        (tmp_path / name / "flags").write_text(hex(flags))
+        (tmp_path / name / "flags").write_text(f"{flags:#x}\n")
+        (tmp_path / name / "operstate").write_text(operstate + "\n")
+        if carrier is not None:
+            (tmp_path / name / "carrier").write_text(carrier + "\n")
     check = doctor.interfaces_check(tmp_path)
     assert check.status == "ok"
-    assert "eth0" in check.summary
-    assert "wlan0" not in check.summary
-    (tmp_path / "eth0" / "flags").write_text("0x1003")
+    assert check.summary == "multicast-capable and up: br0, eth0"
+    for name in ("eth0", "br0"):
+        (tmp_path / name / "operstate").write_text("down\n")
     assert doctor.interfaces_check(tmp_path).status == "warn"
 
 

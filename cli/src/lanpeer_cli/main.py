@@ -10,6 +10,7 @@ import contextlib
 import functools
 import importlib
 import json
+import re
 import sys
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from lanpeer_proto import control as c
 from lanpeer_proto.errors import RemoteProtocolError
+from lanpeer_proto.paths import GAME_ID_RE
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -59,13 +61,33 @@ def complain(text: str) -> None:
     print(f"peer-cli: {text}", file=sys.stderr, flush=True)
 
 
-GameArg = Annotated[str, typer.Argument(help="game id, as listed by `peer-cli games`")]
+def complete_game_id(ctx: typer.Context, incomplete: str) -> list[str]:
+    """TAB completion: the ids of the merged library (``games``), asked over the quick road."""
+    from lanpeer_cli.entry import ask_document
+
+    socket = ctx.find_root().params.get("socket") or default_socket()
+    games = ask_document(str(socket), "games")
+    ids = [g.get("id") for g in games if isinstance(g, dict)] if isinstance(games, list) else []
+    return [i for i in ids if isinstance(i, str) and i.startswith(incomplete)]
+
+
+GameArg = Annotated[
+    str,
+    typer.Argument(help="game id, as listed by `peer-cli games`", autocompletion=complete_game_id),
+]
 
 
 @dataclass
 class Options:
     socket: Path
     json: bool
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from lanpeer_cli.entry import print_version
+
+        raise typer.Exit(print_version())
 
 
 @app.callback()
@@ -76,6 +98,12 @@ def _global(
         typer.Option("--socket", help="control socket of the daemon", envvar="LANPEER_SOCKET"),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="print the version and exit", callback=_print_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = Options(socket=socket or default_socket(), json=json_output)
 
@@ -88,8 +116,26 @@ def _request(factory: type[BaseModel], **fields: Any) -> BaseModel:
     try:
         return factory(**fields)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(error) for error in exc.errors())
         raise typer.BadParameter(problems) from exc
+
+
+def _problem(error: Any) -> str:
+    """One invalid argument in words (never pydantic's ``String should match pattern ...``)."""
+    where = ".".join(map(str, error["loc"]))
+    value = error.get("input")
+    if where == "game_id" and isinstance(value, str):
+        return bad_game_id(value)
+    return f"{where} {value!r}: {error['msg']}"
+
+
+def bad_game_id(text: str) -> str:
+    guess = re.sub(r"[^a-z0-9_-]+", "-", text.strip().lower()).strip("-_")[:64]
+    message = (
+        f"{text!r} is not a game id: ids are lowercase letters, digits, '-' and '_', "
+        "up to 64, as `peer-cli games` lists them"
+    )
+    return f"{message}; did you mean {guess}?" if GAME_ID_RE.match(guess) else message
 
 
 def _fail(options: Options, code: c.ControlErrorCode, message: str) -> NoReturn:
@@ -158,8 +204,16 @@ def _until_finished(
 def _follow(ctx: typer.Context, client: ControlClient, game_id: str, bars: bool) -> NoReturn:
     """Stream events of a waited operation and exit with its result."""
     options: Options = ctx.obj
-    with client, contextlib.closing(_event_view(client, options.json, bars)) as events:
-        finished = _until_finished(events, game_id, options.json, bars)
+    try:
+        with client, contextlib.closing(_event_view(client, options.json, bars)) as events:
+            finished = _until_finished(events, game_id, options.json, bars)
+    except KeyboardInterrupt:
+        # Only the watching stops: say so, or people think Ctrl-C cancelled it.
+        complain(
+            f"stopped watching; the operation on {game_id} goes on in lanpeerd: "
+            f"`peer-cli ops` shows it, `peer-cli cancel {game_id}` stops it"
+        )
+        raise typer.Exit(130) from None
     if finished is None:
         _fail(
             options,
@@ -354,17 +408,28 @@ def rescan(
     _accepted(ctx, _once(ctx, _request(c.RescanRequest, game_id=game)))
 
 
-@app.command("add-peer")
-def add_peer(
-    ctx: typer.Context,
-    address: Annotated[str, typer.Argument(metavar="HOST:PORT", help="the peer's listener")],
-) -> None:
-    """Dial a static peer (for networks where multicast is blocked)."""
+def _host_port(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise typer.BadParameter(f"{address!r} is not HOST:PORT (e.g. 192.168.1.20:47600)")
-    request = _request(c.AddPeerRequest, host=host.strip("[]"), port=int(port))
-    _accepted(ctx, _once(ctx, request))
+    return host.strip("[]"), int(port)
+
+
+PeerAddress = Annotated[str, typer.Argument(metavar="HOST:PORT", help="the peer's listener")]
+
+
+@app.command("add-peer")
+def add_peer(ctx: typer.Context, address: PeerAddress) -> None:
+    """Dial a static peer (for networks where multicast is blocked); says if it answered."""
+    host, port = _host_port(address)
+    _accepted(ctx, _once(ctx, _request(c.AddPeerRequest, host=host, port=port)))
+
+
+@app.command("remove-peer")
+def remove_peer(ctx: typer.Context, address: PeerAddress) -> None:
+    """Stop dialling a static peer added with --peer or add-peer."""
+    host, port = _host_port(address)
+    _accepted(ctx, _once(ctx, _request(c.RemovePeerRequest, host=host, port=port)))
 
 
 @app.command()
@@ -409,8 +474,15 @@ def shutdown(ctx: typer.Context) -> None:
     _accepted(ctx, _once(ctx, c.ShutdownRequest()))
 
 
+def run(args: list[str]) -> None:
+    """The full CLI on already hoisted arguments (``lanpeer_cli.entry`` is the entry point)."""
+    app(args=args, prog_name="peer-cli")
+
+
 def main() -> None:
-    app()
+    from lanpeer_cli.entry import main as entry_main
+
+    entry_main()
 
 
 if __name__ == "__main__":

@@ -150,6 +150,12 @@ class AddPeerRequest(_Request):
     port: Annotated[int, Field(ge=1, le=65535)]
 
 
+class RemovePeerRequest(_Request):
+    cmd: Literal["remove_peer"] = "remove_peer"
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    port: Annotated[int, Field(ge=1, le=65535)]
+
+
 class DoctorRequest(_Request):
     cmd: Literal["doctor"] = "doctor"
 
@@ -209,6 +215,7 @@ Request = Annotated[
     | WatchRequest
     | RescanRequest
     | AddPeerRequest
+    | RemovePeerRequest
     | DoctorRequest
     | ShutdownRequest
     | PinRequest
@@ -541,17 +548,3 @@ class LineSplitter:
         line = bytes(self._buffer[:size])
         del self._buffer[:size]
         return line
-
-
-SOCKET_NAME = "control.sock"
-
-
-def default_socket_path(runtime_dir: str | None, uid: int, tmp_dir: str) -> str:
-    """Where daemon and client meet when ``--socket`` is not given.
-
-    ``runtime_dir`` is ``$XDG_RUNTIME_DIR`` when it is set, owned by the user and mode 0700
-    (callers check; this module reads no environment). Otherwise a per-uid dir in ``tmp_dir``,
-    which the daemon creates 0700 and refuses to use if someone else owns it.
-    """
-    base = f"{runtime_dir}/lanpeer" if runtime_dir else f"{tmp_dir}/lanpeer-{uid}"
-    return f"{base}/{SOCKET_NAME}"

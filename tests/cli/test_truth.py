@@ -1,0 +1,138 @@
+"""Issue 13 through two real daemons and peer-cli: what the CLI says is what happened.
+
+One module-scoped pair (a seeder with three games, a capped leecher that found it by
+add-peer); each test leaves the pair as it found it where it can.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
+
+pytestmark = pytest.mark.process
+
+MIB = 1 << 20
+DEADLINE = 30.0
+
+
+def raw(daemon: Lanpeerd, **request: Any) -> Any:
+    return json.loads(ask_raw(daemon.socket, json.dumps(request).encode() + b"\n"))
+
+
+def wait_until(what: str, predicate: Any, timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)  # poll interval; the deadline bounds the loop
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def game_doc(daemon: Lanpeerd, game_id: str) -> Any:
+    return next(
+        (g for g in raw(daemon, cmd="games")["result"]["games"] if g["id"] == game_id), None
+    )
+
+
+def ready(daemon: Lanpeerd, game_id: str, version: str | None = None) -> Any:
+    """Until a peer offers ``game_id`` (at ``version``), hashed."""
+
+    def offered() -> Any:
+        game = game_doc(daemon, game_id)
+        if game and game["ready_peers"] and version in (None, game["newest_version"]):
+            return game
+        return None
+
+    return wait_until(f"{game_id} offered", offered)
+
+
+def seed(games: Path) -> None:
+    from lanpeer.library.samples import generate_game, write_catalog
+
+    games.mkdir(parents=True, exist_ok=True)
+    generate_game(games, "slow-game", 48 * MIB, seed=2, archives=1)
+    generate_game(games, "tiny-tanks", MIB, seed=3, archives=2)
+    generate_game(games, "neon-racer", 2 * MIB, seed=5, archives=2)
+    write_catalog(games / "catalog.toml", ["slow-game", "tiny-tanks", "neon-racer"])
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lanpeerd, Lanpeerd]]:
+    home = tmp_path_factory.mktemp("truth")
+    seed(home / "seeder" / "games")
+    seeder = Lanpeerd(home / "seeder", name="seeder").start()
+    # The cap keeps slow-game (48 MiB) downloading for ~12 s: time to interrupt and cancel it.
+    leecher = Lanpeerd(home / "leecher", name="leecher", extra=["--max-download", "4MiB/s"]).start()
+    try:
+        added = leecher.cli("add-peer", f"127.0.0.1:{seeder.port}")
+        assert added.rc == 0, added.err
+        for game in ("slow-game", "tiny-tanks", "neon-racer"):
+            ready(leecher, game)
+        yield seeder, leecher
+    finally:
+        seeder.kill()
+        leecher.kill()
+
+
+def test_ctrl_c_on_download_wait_says_the_download_goes_on(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    _, leecher = pair
+    argv = [PEER_CLI, "--socket", str(leecher.socket), "--json", "download", "slow-game", "--wait"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())  # blocks until the first progress line
+        assert first["event"] == "progress"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 130
+        assert "goes on in lanpeerd" in err  # once: silence, and people thought it cancelled
+        assert "peer-cli cancel slow-game" in err
+        (op,) = raw(leecher, cmd="ops")["result"]["ops"]
+        assert op["game_id"] == "slow-game"
+    finally:
+        proc.kill()
+        proc.communicate(timeout=5)
+        leecher.cli("cancel", "slow-game")
+        wait_until("ops empty", lambda: raw(leecher, cmd="ops")["result"]["ops"] == [])
+
+
+def test_add_peer_to_a_dead_address_fails_with_a_reason(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    _, leecher = pair
+    dead = leecher.cli("add-peer", "127.0.0.1:9", timeout=60)  # once: "dialling", exit 0
+    assert dead.rc == 1, dead.out + dead.err
+    assert "no lanpeerd answered at 127.0.0.1:9: no answer" in dead.doc["message"]
+    doctor = {check["name"]: check for check in leecher.cli("doctor").doc}
+    assert "127.0.0.1:9 (no answer" in doctor["peers"]["summary"]
+    removed = leecher.cli("remove-peer", "127.0.0.1:9")
+    assert removed.rc == 0, removed.err
+    doctor = {check["name"]: check for check in leecher.cli("doctor").doc}
+    assert "127.0.0.1:9" not in doctor["peers"]["summary"]
+    assert leecher.cli("remove-peer", "127.0.0.1:9").rc == 4  # no longer a static peer
+    assert "Future exception was never retrieved" not in leecher.log_text()
+
+
+def test_add_peer_to_an_unresolvable_name_is_refused(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    _, leecher = pair
+    result = leecher.cli("add-peer", "no-such-host.invalid:47600")
+    assert result.rc == 4, result.out + result.err
+    assert "cannot resolve 'no-such-host.invalid'" in result.doc["message"]
+    doctor = {check["name"]: check for check in leecher.cli("doctor").doc}
+    assert "no-such-host" not in doctor["peers"]["summary"]  # not kept, not redialled
+
+
+def test_the_log_carries_no_library_noise(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    for daemon in pair:
+        text = daemon.log_text()
+        assert "peer " in text  # the log is there, with the connection in it
+        assert "Negotiated protocol version" not in text  # once: half the lines
+        assert "RecoveryResult(" not in text  # once: a Python repr per game at every start
+        assert "doesn't support modifying entry digests" not in text
