@@ -4,6 +4,7 @@ The real-daemon scenarios are in tests/cli/test_keep_in_step.py."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import pytest
@@ -206,3 +207,40 @@ async def test_a_downloaded_only_game_is_not_updated() -> None:
     actions = Actions(is_installed=False)
     await updater(actions, Clock(), [CANDIDATE]).attempt(CANDIDATE)
     assert actions.calls == ["download inst 1.1"]
+
+
+@pytest.mark.asyncio
+async def test_the_loop_checks_on_a_poke_and_every_period() -> None:
+    """A peer event pokes the loop at once; without one it still checks every ``period``."""
+    checked = asyncio.Event()
+
+    def candidates() -> list[Candidate]:
+        checked.set()
+        return []
+
+    up = AutoUpdater("installed", candidates, Actions(), period=3600.0)
+    runner = asyncio.create_task(up.run())
+    try:
+        async with asyncio.timeout(5):
+            await checked.wait()  # the first check, at start
+            checked.clear()
+            up.poke()
+            await checked.wait()
+        assert up.checks == 2
+        up.period = 0.01  # the next wait ends by the period alone
+        up.poke()  # (wakes the current hour-long wait so the new period applies)
+        async with asyncio.timeout(5):
+            while up.checks < 6:
+                checked.clear()
+                await checked.wait()
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+
+
+@pytest.mark.asyncio
+async def test_off_never_checks() -> None:
+    up = AutoUpdater("off", lambda: [CANDIDATE], Actions())
+    await up.run()  # returns at once
+    assert up.checks == 0
