@@ -18,7 +18,8 @@ from tests.daemon.harness import Lanpeerd, ask_raw
 
 # add_peer is left out: a random host name would be resolved, and tests send nothing off-host.
 COMMANDS = ["status", "peers", "games", "download", "install", "update", "uninstall", "remove",
-            "cancel", "ops", "rescan", "doctor", "nope", ""]  # fmt: skip
+            "cancel", "ops", "rescan", "doctor", "pin", "unpin", "follow", "unfollow",
+            "download_all", "nope", ""]  # fmt: skip
 NASTY_IDS = ["../../etc", "/abs", "a\x00b", "A" * 200, "con", "..", "x/y", "C:\\x", 7, None]
 
 json_values = st.recursive(
@@ -36,6 +37,10 @@ requests = st.fixed_dictionaries(
         "wait": st.just(False),
         "host": st.text(max_size=10),
         "port": st.integers(-5, 70000),
+        "version": st.text(max_size=10),
+        "peer": st.text(max_size=10),
+        "from_peer": st.text(max_size=10),
+        "match": st.text(max_size=10),
         "extra": json_values,
     },
 )
