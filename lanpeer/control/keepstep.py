@@ -87,6 +87,9 @@ class KeepInStep:
             except LanpeerError as exc:
                 log.warning("follow %s: %s", peer_id[:12], exc)
                 continue
+            except Exception:  # a bug here must not stop the daemon's task group
+                log.exception("follow %s failed", peer_id[:12])
+                continue
             if result.queued:
                 log.info("follow %s: %s", peer_id[:12], result.message)
 

@@ -148,7 +148,12 @@ class AutoUpdater:
         async with asyncio.TaskGroup() as group:
             while True:
                 self._wake.clear()
-                for candidate in self.due():
+                try:
+                    ready = self.due()
+                except Exception:  # a bug here must not stop the daemon's task group
+                    log.exception("auto-update check failed")
+                    ready = []
+                for candidate in ready:
                     self._running.add(candidate.game_id)
                     group.create_task(self.attempt(candidate))
                 await self._wait_wake(self._next_wake())
