@@ -33,7 +33,13 @@ from lanpeer_proto.control import (
 
 from lanpeer import procuse
 from lanpeer.control.commands import Parts, run_in_thread
-from lanpeer.download.autoupdate import AutoUpdater, Mode, UpdateRecord, update_candidates
+from lanpeer.download.autoupdate import (
+    AutoUpdater,
+    Candidate,
+    Mode,
+    UpdateRecord,
+    update_candidates,
+)
 from lanpeer.download.mirror import Pick, choose_variant, find_peer, fitting, mirror_picks, variants
 from lanpeer.download.transfer import SPACE_MARGIN
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
@@ -224,8 +230,15 @@ class KeepInStep:
             if downloads.current(p.game_id) is None
         ]
         count = fitting(picks, self._free_bytes(), SPACE_MARGIN, install)
+        local = {g.id: g for g in self._parts.library.local_games()}
         queued = []
         for pick in picks[:count]:
+            here = local.get(pick.game_id)
+            if install and here is not None and here.installed and here.version is not None:
+                # An update of an installed game: the updater's path, which waits while it runs.
+                self.updater.request(Candidate(pick.game_id, here.version, pick.summary.version))
+                queued.append(_entry(pick))
+                continue
             manifest = await node.fetch_manifest(pick.peer_id, pick.game_id)
             downloads.submit_download(pick.game_id, manifest, install, summary=pick.summary)
             queued.append(_entry(pick))

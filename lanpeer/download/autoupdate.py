@@ -131,6 +131,7 @@ class AutoUpdater:
         self.in_use_rescan = in_use_rescan
         self.records: dict[str, UpdateRecord] = {}
         self._running: set[str] = set()
+        self._requested: dict[str, Candidate] = {}  # asked for by follow / download --all
         self._wake = asyncio.Event()
         self._listeners: list[Listener] = []
         self.checks = 0  # how many times the policy ran (doctor, tests)
@@ -142,9 +143,13 @@ class AutoUpdater:
         """A library delta arrived or a peer connected: check soon (coalesced)."""
         self._wake.set()
 
+    def request(self, candidate: Candidate) -> None:
+        """Update this game whatever the mode (``follow`` / ``download --all`` of a game that
+        is installed here: it must wait while the game runs like any automatic update)."""
+        self._requested[candidate.game_id] = candidate
+        self._wake.set()
+
     async def run(self) -> None:
-        if self.mode == "off":
-            return
         async with asyncio.TaskGroup() as group:
             while True:
                 self._wake.clear()
@@ -163,6 +168,8 @@ class AutoUpdater:
         self.checks += 1
         now = self._clock()
         wanted = {c.game_id: c for c in self._candidates()}
+        for game_id in [g for g in self._requested if g not in self._running]:
+            wanted[game_id] = self._requested.pop(game_id)
         # An attempt whose download landed but whose update failed is no candidate any more
         # (the downloaded version is the offered one); its retry must still run.
         for record in self.records.values():

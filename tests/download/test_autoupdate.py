@@ -240,7 +240,28 @@ async def test_the_loop_checks_on_a_poke_and_every_period() -> None:
 
 
 @pytest.mark.asyncio
-async def test_off_never_checks() -> None:
-    up = AutoUpdater("off", lambda: [CANDIDATE], Actions())
-    await up.run()  # returns at once
-    assert up.checks == 0
+async def test_off_updates_nothing_by_itself_but_runs_what_is_requested() -> None:
+    """Mode off: no candidates of its own; ``request`` (follow of an installed game) still
+    goes through the loop and its in-use wait."""
+    actions = Actions(in_use_answers=[[77], []])
+    checked = asyncio.Event()
+
+    def candidates() -> list[Candidate]:
+        checked.set()
+        return update_candidates("off", LOCAL, PEERS, {})
+
+    up = AutoUpdater("off", candidates, actions, period=3600.0)
+    done = asyncio.Event()
+    up.add_listener(lambda record: done.set() if record.state == "done" else None)
+    runner = asyncio.create_task(up.run())
+    try:
+        async with asyncio.timeout(5):
+            await checked.wait()  # the loop's first check found nothing
+            assert actions.calls == []
+            up.request(CANDIDATE)
+            await done.wait()
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+    assert actions.calls == ["download inst 1.1", "wait [77] 30.0", "update inst"]
