@@ -27,6 +27,7 @@ from lanpeer.control.commands import ControlCommands, Parts, run_in_thread
 from lanpeer.control.events import EventHub
 from lanpeer.control.server import ControlSocket
 from lanpeer.errors import LanpeerError
+from lanpeer.library.diagnose import library_problems
 from lanpeer.locks import LockFile
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,9 @@ class Daemon:
             list(self.config.games), self.config.state, catalog_path=self.config.catalog
         )
         self.parts.library = await stack.enter_async_context(library)
+        roots, catalog = list(self.config.games), library.catalog_path
+        for problem in await asyncio.to_thread(library_problems, roots, catalog):
+            log.warning("%s", problem)  # once at start; `peer-cli doctor` lists them any time
         library.add_listener(
             lambda rev: self.events.publish(LibraryChangedEvent(library_rev=int(rev)))
         )

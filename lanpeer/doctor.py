@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from lanpeer_proto import units
 from lanpeer_proto.control import DoctorCheck
 
+from lanpeer.library.diagnose import library_problems
+
 if TYPE_CHECKING:
     from lanpeer.control.commands import Parts
     from lanpeer.net.node import MdnsStatus
@@ -36,11 +38,28 @@ async def run_checks(parts: Parts) -> list[DoctorCheck]:
     checks += _net_checks(parts)
     checks.append(await firewall_check(parts.config.port))
     checks += [space_check(root) for root in parts.config.games]
+    if parts.library is not None:
+        checks.append(await catalog_check(parts.config.games, parts.library.catalog_path))
     checks.append(_caps_check(parts))
     checks += _transfer_checks(parts)
+    checks += failure_checks(parts.events.history.standing_failures())
     if parts.keep is not None:
         checks.append(parts.keep.doctor_check())  # auto-update: mode, pins, waits, failures
     return checks
+
+
+def failure_checks(failures: list[Any], shown: int = 5) -> list[DoctorCheck]:
+    """The failures that still stand (no success of that game since), newest first."""
+    return [
+        DoctorCheck(
+            name=f"failed: {f.event.game_id}",
+            status="warn",
+            summary=f"{f.event.kind} of {f.event.game_id} failed: {f.event.error}",
+            hint=f.hint
+            or f"see the daemon log; retry with `peer-cli {f.event.kind} {f.event.game_id}`",
+        )
+        for f in reversed(failures[-shown:])
+    ]
 
 
 def _part_checks(parts: Parts) -> list[DoctorCheck]:
@@ -319,6 +338,19 @@ def space_check(root: Path) -> DoctorCheck:
             name=f"root {root}", status="warn", summary=free, hint="large games will not fit"
         )
     return DoctorCheck(name=f"root {root}", status="ok", summary=free)
+
+
+async def catalog_check(roots: list[Path], catalog_path: Path) -> DoctorCheck:
+    """Game dirs and catalog entries the library skips, each with why (scans in a thread)."""
+    problems = await asyncio.to_thread(library_problems, roots, catalog_path)
+    if not problems:
+        return DoctorCheck(name="catalog", status="ok", summary=f"{catalog_path}: no problems")
+    return DoctorCheck(
+        name="catalog",
+        status="warn",
+        summary="; ".join(problems)[:4000],
+        hint="games with these problems are not shown, advertised or served until fixed",
+    )
 
 
 def _caps_check(parts: Parts) -> DoctorCheck:

@@ -55,6 +55,7 @@ from lanpeer import doctor
 from lanpeer.config import DaemonConfig
 from lanpeer.control import peer_commands, views
 from lanpeer.control.events import EventHub
+from lanpeer.control.update_plan import plan_update
 from lanpeer.errors import (
     ConflictError,
     InstallCancelled,
@@ -62,6 +63,7 @@ from lanpeer.errors import (
     NotAvailableError,
     UnknownGameError,
 )
+from lanpeer.library.disk import read_installed_version
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,7 @@ class ControlCommands:
             GamesRequest: self.games,
             DownloadRequest: self.download,
             InstallRequest: self.transaction,
-            UpdateRequest: self.transaction,
+            UpdateRequest: self.update,
             UninstallRequest: self.transaction,
             RemoveRequest: self.transaction,
             CancelRequest: self.cancel,
@@ -153,12 +155,21 @@ class ControlCommands:
         library = self._parts.need("library")
         peers = self._parts.node.peers() if self._parts.node else []
         busy = {op.game_id for op in self.operations()}
-        games = views.merge_games(library.local_games(), peers, busy)
+        local = library.local_games()
+        installed = await asyncio.to_thread(installed_versions, local)
+        games = views.merge_games(local, peers, busy, installed)
         pins = self._parts.keep.keep.pins if self._parts.keep else {}
-        return GamesResult(games=views.with_variants(games, peers, pins))
+        return GamesResult(games=views.with_pins(games, pins))
 
-    async def ops(self, _request: OpsRequest) -> OpsResult:
-        return OpsResult(ops=self.operations())
+    async def ops(self, request: OpsRequest) -> OpsResult:
+        """Active operations, then finished ones: all (``--all``) or the standing failures."""
+        active = self.operations()
+        history = self._parts.events.history
+        if request.all:
+            return OpsResult(ops=history.entries() + active)
+        running = {op.game_id for op in active}
+        failed = [f.info() for f in history.standing_failures() if f.event.game_id not in running]
+        return OpsResult(ops=failed + active)
 
     def operations(self) -> list[OperationInfo]:
         downloads = self._parts.downloads
@@ -210,6 +221,30 @@ class ControlCommands:
             game_id=request.game_id,
             operation=_maybe_info(operation),
         )
+
+    async def update(self, request: UpdateRequest) -> AcceptedResult:
+        """Fetch a newer version a peer offers (its install step updates local/), else install
+        a downloaded version newer than local/, else say it is up to date (no operation)."""
+        node = self._parts.need("node")
+        game = self._local_game(request.game_id)
+        if not game.installed:
+            raise ConflictError(f"{game.id} is not installed; use `peer-cli install {game.id}`")
+        installed = await asyncio.to_thread(read_installed_version, Path(game.path))
+        offered = [
+            str(peer.games[game.id].version)
+            for peer in node.peers()
+            if peer.connected and game.id in peer.games
+        ]
+        downloaded = game.version if game.downloaded else None
+        plan = plan_update(game.id, installed, downloaded, offered, request.version)
+        if plan.kind == "up_to_date":
+            return AcceptedResult(message=plan.message, game_id=game.id)
+        if plan.kind == "reinstall":
+            return await self.transaction(request)
+        self._refuse_if_busy(game.id)
+        fetch = DownloadRequest(game_id=game.id, version=plan.version, install=True)
+        queued = await self.download(fetch)
+        return AcceptedResult(message=plan.message, game_id=game.id, operation=queued.operation)
 
     async def transaction(
         self, request: InstallRequest | UpdateRequest | UninstallRequest | RemoveRequest
@@ -341,6 +376,11 @@ async def run_in_thread(run: Callable[..., Any], what: str, *, cancellable: bool
         current = asyncio.current_task()
         if current is not None:
             current.uncancel()
+
+
+def installed_versions(local_games: list[Any]) -> dict[str, str | None]:
+    """What each installed game's local/ holds (one small file read per installed game)."""
+    return {g.id: read_installed_version(Path(g.path)) for g in local_games if g.installed}
 
 
 class StillHashing(LanpeerError):

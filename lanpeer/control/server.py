@@ -21,6 +21,7 @@ from pathlib import Path
 from lanpeer_proto.control import (
     MAX_REQUEST_LINE,
     TRANSACTION_REQUESTS,
+    AcceptedResult,
     ControlErrorCode,
     DownloadRequest,
     ErrorMessage,
@@ -157,7 +158,7 @@ class ControlSocket:
         with self._events.subscribe(game_id, only_game=until_finished is not None) as subscription:
             answer = await self._safe_answer(request)
             await _send(writer, answer)
-            if isinstance(answer, ResultMessage):
+            if isinstance(answer, ResultMessage) and not _nothing_to_follow(answer, until_finished):
                 await _stream(subscription, until_finished, reader, writer)
         return False
 
@@ -179,6 +180,16 @@ def error_message(exc: LanpeerError) -> ErrorMessage:
         by_exit = {4: ControlErrorCode.UNKNOWN_GAME, 5: ControlErrorCode.CONFLICT}
         code = by_exit.get(exc.exit_code, ControlErrorCode.FAILED)
     return ErrorMessage(code=code, message=str(exc)[:4096])
+
+
+def _nothing_to_follow(answer: ResultMessage, until_finished: str | None) -> bool:
+    """A waited command that queued nothing (``update`` of an up-to-date game): no stream."""
+    result = answer.result
+    return (
+        until_finished is not None
+        and isinstance(result, AcceptedResult)
+        and result.operation is None
+    )
 
 
 def _stream_filter(request: Request) -> tuple[str | None, str | None] | None:

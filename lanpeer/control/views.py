@@ -8,7 +8,7 @@ return; never changes state, never does I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lanpeer_proto.control import (
@@ -21,7 +21,8 @@ from lanpeer_proto.control import (
     PeerEntry,
     PeerUpEvent,
     ProgressEvent,
-    VariantInfo,
+    SourceEntry,
+    VariantEntry,
 )
 
 _VERSION_PART = re.compile(r"\d+|[a-z]+")
@@ -62,9 +63,17 @@ def peer_entry(peer: Any) -> PeerEntry:
 
 
 def merge_games(
-    local_games: Iterable[Any], peers: Iterable[Any], busy: set[str]
+    local_games: Iterable[Any],
+    peers: Iterable[Any],
+    busy: set[str],
+    installed_versions: Mapping[str, str | None] | None = None,
 ) -> list[GameEntry]:
-    """One entry per game id, local facts first, then what connected peers offer."""
+    """One entry per game id, local facts first, then what connected peers offer.
+
+    ``installed_versions``: what each installed game's ``local/`` holds (read from disk by the
+    caller), which may differ from the downloaded version (a ``--no-install`` download).
+    """
+    installed = installed_versions or {}
     offers: dict[str, list[tuple[str, Any]]] = {}
     for peer in peers:
         if getattr(peer, "connected", True):
@@ -72,60 +81,99 @@ def merge_games(
                 offers.setdefault(game_id, []).append((str(peer.peer_id), summary))
     local = {game.id: game for game in local_games}
     return [
-        _game_entry(game_id, local.get(game_id), offers.get(game_id, []), game_id in busy)
+        _game_entry(
+            game_id,
+            local.get(game_id),
+            offers.get(game_id, []),
+            game_id in busy,
+            installed.get(game_id),
+        )
         for game_id in sorted(set(local) | set(offers))
     ]
 
 
-def with_variants(
-    games: list[GameEntry], peers: Sequence[Any], pins: Mapping[str, str]
-) -> list[GameEntry]:
-    """Each entry with its pin and, when peers hold different bytes under one version string,
-    every variant (which peers hold which, sizes)."""
-    from lanpeer.download.mirror import disputed_versions, variants
-
-    out = []
-    for entry in games:
-        found = variants(peers, entry.id)
-        disputed = disputed_versions(found)
-        listed = [
-            VariantInfo(
-                version=v.version,
-                manifest_hash=v.manifest_hash.hex(),
-                size=v.size,
-                peers=list(v.peers),
-            )
-            for v in found
-            if v.version in disputed
-        ]
-        out.append(entry.model_copy(update={"variants": listed, "pinned": pins.get(entry.id)}))
-    return out
+def with_pins(games: list[GameEntry], pins: Mapping[str, str]) -> list[GameEntry]:
+    """Each entry with the version it is pinned at (``peer-cli pin``), if any."""
+    return [g.model_copy(update={"pinned": pins[g.id]}) if g.id in pins else g for g in games]
 
 
-def _game_entry(game_id: str, game: Any, offers: list[tuple[str, Any]], busy: bool) -> GameEntry:
+def _game_entry(
+    game_id: str,
+    game: Any,
+    offers: list[tuple[str, Any]],
+    busy: bool,
+    installed_version: str | None,
+) -> GameEntry:
     newest_version = newest(str(summary.version) for _, summary in offers)
     version = getattr(game, "version", None)
     downloaded = bool(getattr(game, "downloaded", False))
+    installed = bool(getattr(game, "installed", False))
     name = getattr(game, "name", None) or next((s.name for _, s in offers), game_id)
     size = getattr(game, "size", None) or max((s.size for _, s in offers), default=0)
-    update = bool(downloaded and version and newest_version)
     return GameEntry(
         id=game_id,
         name=str(name)[:256],
         version=version,
         downloaded=downloaded,
-        installed=bool(getattr(game, "installed", False)),
+        installed=installed,
         state=_state(game, busy),
         size=int(size),
         peers=sorted(peer_id for peer_id, _ in offers),
         newest_version=newest_version,
-        update_available=update and version_key(newest_version) > version_key(version),  # type: ignore[arg-type]
+        update_available=update_available(
+            installed_version if installed else None,
+            version if downloaded else None,
+            newest_version,
+        ),
         ready_peers=sorted(
             peer_id
             for peer_id, s in offers
             if s.version == newest_version and s.manifest_hash is not None
         ),
+        installed_version=installed_version if installed else None,
+        sources=[_source(peer_id, summary) for peer_id, summary in sorted(offers)],
+        variants=_variants(offers),
     )
+
+
+def update_available(installed: str | None, downloaded: str | None, offered: str | None) -> bool:
+    """Something newer than what is in use: offered by a peer, or downloaded but not installed.
+
+    In use is the installed version when known, else the downloaded one (an install made
+    before lanpeer recorded versions, or a game kept downloaded only).
+    """
+    current = installed or downloaded
+    if current is None:
+        return False
+    best = newest(v for v in (downloaded, offered) if v is not None)
+    return best is not None and version_key(best) > version_key(current)
+
+
+def _source(peer_id: str, summary: Any) -> SourceEntry:
+    digest = summary.manifest_hash
+    return SourceEntry(
+        peer_id=peer_id,
+        version=str(summary.version),
+        manifest_hash=digest.hex() if digest is not None else None,
+        partial=bool(getattr(summary, "partial", False)),
+    )
+
+
+def _variants(offers: list[tuple[str, Any]]) -> list[VariantEntry]:
+    """Only when one version string names different bytes on different peers."""
+    by_version: dict[str, dict[str, list[str]]] = {}
+    sizes: dict[str, int] = {}
+    for peer_id, summary in offers:
+        if summary.manifest_hash is not None:
+            hashes = by_version.setdefault(str(summary.version), {})
+            hashes.setdefault(summary.manifest_hash.hex(), []).append(peer_id)
+            sizes[summary.manifest_hash.hex()] = int(summary.size)
+    return [
+        VariantEntry(version=version, manifest_hash=digest, peers=sorted(peers), size=sizes[digest])
+        for version, hashes in sorted(by_version.items())
+        if len(hashes) > 1
+        for digest, peers in sorted(hashes.items())
+    ]
 
 
 def _state(game: Any, busy: bool) -> str:

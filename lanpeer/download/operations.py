@@ -148,7 +148,7 @@ class OperationQueue:
         except asyncio.CancelledError:
             self._finish(op, "cancelled", None)
             raise
-        except LanpeerError as exc:
+        except (LanpeerError, OSError) as exc:  # expected: said in one line by the history
             self._finish(op, "failed", exc)
         except Exception as exc:
             log.exception("%s %s failed", op.kind, op.game_id)

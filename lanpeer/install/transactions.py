@@ -34,7 +34,13 @@ from lanpeer.install.intent import (
     write_intent,
 )
 from lanpeer.install.names import NameRegistry
-from lanpeer.install.recovery import drop_empty_game_dir, finish_remove, log, recover_game_dir
+from lanpeer.install.recovery import (
+    MAX_VERSION_INI,
+    drop_empty_game_dir,
+    finish_remove,
+    log,
+    recover_game_dir,
+)
 
 PAYLOAD_SUFFIX = ".eti"
 
@@ -46,9 +52,11 @@ def install_game(
     during extraction rolls back (InstallCancelled); after it, the install completes."""
     paths = GamePaths(game_dir)
     archives = _require_ready(paths, installed=False)
+    version_ini = _version_ini(paths)
     with transaction(paths, IntentRecord(Intent.INSTALLING)):
         _extract_to_staging(paths, archives, limits, cancel)
         _promote_staging(paths)
+        _record_installed(paths, version_ini)
 
 
 def update_game(
@@ -58,10 +66,12 @@ def update_game(
     restores the previous one."""
     paths = GamePaths(game_dir)
     archives = _require_ready(paths, installed=True)
+    version_ini = _version_ini(paths)
     with transaction(paths, IntentRecord(Intent.UPDATING)):
         _move_to_backup(paths)
         _extract_to_staging(paths, archives, limits, cancel)
         _promote_staging(paths)
+        _record_installed(paths, version_ini)
         fsops.rmtree(paths.backup)
         fsops.fsync_dir(paths.game_dir)
 
@@ -74,6 +84,8 @@ def uninstall_game(game_dir: Path) -> None:
         raise ConflictError(f"{game_dir.name} is not installed; nothing to uninstall")
     with transaction(paths, IntentRecord(Intent.UNINSTALLING)):
         _move_to_backup(paths)
+        if exists(paths.installed):
+            fsops.unlink(paths.installed)
         fsops.rmtree(paths.backup)
         fsops.fsync_dir(paths.game_dir)
 
@@ -207,6 +219,17 @@ def _fsync_tree(top: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _version_ini(paths: GamePaths) -> bytes:
+    """What is about to be extracted, read once before: a download may replace it meanwhile."""
+    with open(paths.version, "rb") as version:
+        return version.read(MAX_VERSION_INI)
+
+
+def _record_installed(paths: GamePaths, version_ini: bytes) -> None:
+    """Which version ``local/`` now holds: ``games`` shows it apart from the downloaded one."""
+    fsops.replace_durably(paths.installed, paths.installed_tmp, version_ini)
 
 
 def _promote_staging(paths: GamePaths) -> None:

@@ -267,12 +267,14 @@ def test_a_failed_auto_update_backs_off_and_shows_in_ops_and_doctor(party: dict[
 
     def retry_row() -> Any:
         rows = [op for op in host.cli("ops").doc if op["game_id"] == "broken"]
-        return rows[0] if rows and rows[0].get("error") else None
+        return next((op for op in rows if op["lane"] == "auto" and op.get("error")), None)
 
     row = _wait_until("the failed auto-update in ops", retry_row)
     assert (row["kind"], row["lane"], row["state"]) == ("update", "auto", "retry in 30s")
     assert 0 < row["retry_in"] <= 30
     assert failed["error"] in row["error"]
+    history = [op for op in host.cli("ops", "--all").doc if op["game_id"] == "broken"]
+    assert any(op["kind"] == "update" and op["ok"] is False for op in history), history
     doctor = {c["name"]: c for c in host.cli("doctor").doc}
     check = doctor["auto-update"]
     assert check["status"] == "warn"

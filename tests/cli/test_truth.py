@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
+from tests.daemon.readonly import ReadOnlyRootLanpeerd, needs_mount
 
 pytestmark = pytest.mark.process
 
@@ -136,3 +137,106 @@ def test_the_log_carries_no_library_noise(pair: tuple[Lanpeerd, Lanpeerd]) -> No
         assert "Negotiated protocol version" not in text  # once: half the lines
         assert "RecoveryResult(" not in text  # once: a Python repr per game at every start
         assert "doesn't support modifying entry digests" not in text
+
+
+def _new_version(
+    seeder: Lanpeerd, leecher: Lanpeerd, game_id: str, version: str, seed: int
+) -> None:
+    from lanpeer.library.samples import generate_game
+
+    generate_game(seeder.games, game_id, MIB, seed=seed, archives=2, version=version)
+    assert raw(seeder, cmd="rescan", game_id=game_id)["type"] == "result"
+    ready(leecher, game_id, version)
+
+
+def _local_digest(game_dir: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(game_dir)): p.read_bytes() for p in game_dir.rglob("*") if p.is_file()
+    }
+
+
+def test_update_fetches_the_newer_version_and_installs_it(
+    pair: tuple[Lanpeerd, Lanpeerd], tmp_path: Path
+) -> None:
+    """Once: `update` with 1.1 offered re-extracted 1.0, said done, and games kept (update)."""
+    seeder, leecher = pair
+    first = leecher.cli("download", "tiny-tanks", "--wait")
+    assert first.rc == 0, first.err
+    _new_version(seeder, leecher, "tiny-tanks", "1.1", seed=4)
+    # what 1.1 unpacks to, extracted here from the seeder's own archives
+    from lanpeer.install import install_game
+
+    reference = tmp_path / "tiny-tanks"
+    reference.mkdir()
+    for archive in sorted((seeder.games / "tiny-tanks").iterdir()):
+        if archive.is_file():
+            (reference / archive.name).write_bytes(archive.read_bytes())
+    install_game(reference)
+    game_dir = leecher.games / "tiny-tanks"
+    assert _local_digest(game_dir / "local") != _local_digest(reference / "local")
+
+    updated = leecher.cli("update", "tiny-tanks")
+    assert updated.rc == 0, updated.out + updated.err
+    assert updated.lines[-1]["event"] == "finished"
+    assert updated.lines[-1]["ok"] is True
+    assert "version=1.1" in (game_dir / "version.ini").read_text()
+    assert _local_digest(game_dir / "local") == _local_digest(reference / "local")
+    game = game_doc(leecher, "tiny-tanks")
+    assert (game["version"], game["installed_version"]) == ("1.1", "1.1")
+    assert game["update_available"] is False
+
+    again = leecher.cli("update", "tiny-tanks")  # nothing newer: say so, exit 0, queue nothing
+    assert again.rc == 0, again.err
+    assert "up to date (1.1)" in again.doc["message"]
+    assert raw(leecher, cmd="ops")["result"]["ops"] == []
+
+
+def test_installed_and_downloaded_versions_are_told_apart(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    """Once: a --no-install download of another version made `games` call it installed."""
+    seeder, leecher = pair
+    assert leecher.cli("download", "neon-racer", "--wait").rc == 0
+    _new_version(seeder, leecher, "neon-racer", "1.1", seed=6)
+    fetched = leecher.cli("download", "neon-racer", "--no-install", "--wait")
+    assert fetched.rc == 0, fetched.err
+    game = game_doc(leecher, "neon-racer")
+    assert (game["version"], game["installed_version"]) == ("1.1", "1.0")
+    assert game["update_available"] is True  # downloaded, not yet installed
+    human = leecher.cli("games", json_output=False).out
+    row = next(line for line in human.splitlines() if "neon-racer" in line)
+    assert row.split()[1:3] == ["1.0", "1.1"]  # installed, downloaded
+    updated = leecher.cli("update", "neon-racer")  # installs the downloaded 1.1
+    assert updated.rc == 0, updated.err
+    game = game_doc(leecher, "neon-racer")
+    assert (game["version"], game["installed_version"]) == ("1.1", "1.1")
+    assert game["update_available"] is False
+
+
+@needs_mount
+def test_a_failed_download_without_wait_stays_visible_with_a_hint(
+    pair: tuple[Lanpeerd, Lanpeerd], tmp_path: Path
+) -> None:
+    """Once: ops empty, games unchanged, doctor "no download finished yet"; only a traceback."""
+    seeder, _ = pair
+    leecher = ReadOnlyRootLanpeerd(tmp_path / "ro", name="ro-leecher").start()
+    try:
+        assert leecher.cli("add-peer", f"127.0.0.1:{seeder.port}").rc == 0
+        ready(leecher, "tiny-tanks")
+        queued = leecher.cli("download", "tiny-tanks")
+        assert queued.rc == 0, queued.err
+
+        def failed() -> Any:
+            ops = leecher.cli("ops").doc
+            return ops if ops and ops[0]["state"] == "failed" else None
+
+        (op,) = wait_until("the download to fail", failed)
+        assert (op["game_id"], op["kind"], op["ok"]) == ("tiny-tanks", "download", False)
+        assert "read-only" in op["error"].lower()
+        assert "remount it read-write" in op["hint"]
+        assert op["finished_at"] > 0
+        assert [o["game_id"] for o in leecher.cli("ops", "--all").doc] == ["tiny-tanks"]
+        doctor = {c["name"]: c for c in leecher.cli("doctor").doc}
+        assert "remount it read-write" in doctor["failed: tiny-tanks"]["hint"]
+        assert "download of tiny-tanks failed: [Errno 30] Read-only" in leecher.log_text()
+        assert "Traceback" not in leecher.log_text()  # an expected error is one line
+    finally:
+        leecher.kill()

@@ -261,9 +261,15 @@ def games(ctx: typer.Context) -> None:
 
 
 @app.command()
-def ops(ctx: typer.Context) -> None:
-    """Operations with lane, queue position, state, progress, speed, ETA, sources."""
-    result = _once(ctx, c.OpsRequest())
+def ops(
+    ctx: typer.Context,
+    all_ops: Annotated[
+        bool, typer.Option("--all", help="finished and failed operations too")
+    ] = False,
+) -> None:
+    """Operations with lane, queue position, state, progress, speed, ETA, sources; failures
+    stay listed until that game's next success."""
+    result = _once(ctx, c.OpsRequest(all=all_ops))
     if ctx.obj.json:
         _print_doc([op.model_dump(mode="json") for op in result.ops])
     else:
@@ -338,13 +344,17 @@ def download(
     _follow(ctx, client, game, bars=True)
 
 
-def _transaction(ctx: typer.Context, factory: type[BaseModel], game: str, wait: bool) -> None:
-    client, result = _ask(ctx, _request(factory, game_id=game, wait=wait))
-    if not wait:
+def _transaction(
+    ctx: typer.Context, factory: type[BaseModel], game: str, wait: bool, **fields: Any
+) -> None:
+    client, result = _ask(ctx, _request(factory, game_id=game, wait=wait, **fields))
+    if not wait or result.operation is None:  # nothing queued (an up-to-date game): say so
         client.close()
         _accepted(ctx, result)
         return
-    _follow(ctx, client, game, bars=False)
+    if not ctx.obj.json:
+        say(result.message)
+    _follow(ctx, client, game, bars=result.operation.kind == "download")
 
 
 NoWait = Annotated[bool, typer.Option("--no-wait", help="queue it and return at once")]
@@ -357,9 +367,15 @@ def install(ctx: typer.Context, game: GameArg, no_wait: NoWait = False) -> None:
 
 
 @app.command()
-def update(ctx: typer.Context, game: GameArg, no_wait: NoWait = False) -> None:
-    """Replace local/ with the downloaded version (the old one is restored on failure)."""
-    _transaction(ctx, c.UpdateRequest, game, not no_wait)
+def update(
+    ctx: typer.Context,
+    game: GameArg,
+    version: Annotated[str | None, typer.Option(help="this version instead of the newest")] = None,
+    no_wait: NoWait = False,
+) -> None:
+    """Fetch the newest version a peer offers (only changed chunks) and update local/ to it;
+    the old local/ is restored on failure. With nothing newer, says so and exits 0."""
+    _transaction(ctx, c.UpdateRequest, game, not no_wait, version=version)
 
 
 @app.command()

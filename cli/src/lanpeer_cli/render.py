@@ -130,15 +130,16 @@ def games(console: Console, doc: GamesResult) -> None:
     if not doc.games:
         console.print("no games here or on any peer")
         return
-    cols = [Col("game", key=True), Col("version", 8), Col("state", 9), Col("newest", 7),
-            Col("size", 6), Col("peers", 5), Col("name", 3)]  # fmt: skip
+    cols = [Col("game", key=True), Col("installed", 9), Col("downloaded", 8), Col("state", 7),
+            Col("newest", 6), Col("size", 5), Col("peers", 4), Col("name", 3)]  # fmt: skip
     rows = []
     for g in doc.games:
         newest = g.newest_version or "-"
         if g.update_available:
             newest = f"[yellow]{escape(newest)} (update)[/]"
-        rows.append([g.id, escape(g.version or "-"), g.state, newest, size(g.size),
-                     str(len(g.peers)), escape(g.name)])  # fmt: skip
+        installed = (g.installed_version or "yes") if g.installed else "-"
+        rows.append([g.id, escape(installed), escape(g.version or "-"), g.state, newest,
+                     size(g.size), str(len(g.peers)), escape(g.name)])  # fmt: skip
     console.print(fitted(console, cols, rows))
     keep_notes(console, doc)
 
@@ -169,12 +170,18 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
         state = op.state if op.queue_position is None else f"queued #{op.queue_position}"
         done = progress_text(op.bytes_done, op.bytes_total)
         sources = " ".join(short(s) for s in op.sources) or "-"
+        if op.finished_at is not None:
+            state = f"{op.state} {ago(op.finished_at)}"
+            done = size(op.bytes_done) if op.ok else "-"
         rows.append([op.game_id, op.kind, state, done, rate(op.rate), eta(op.eta), sources,
                      op.lane])  # fmt: skip
     console.print(fitted(console, cols, rows))
     for op in operations:
-        if op.error:
-            console.print(f"{op.game_id} {op.kind}: {op.error}", markup=False, highlight=False)
+        if op.ok is False or op.error:
+            console.print(f"{op.game_id} {op.kind}: {escape(op.error or 'failed')}",
+                          highlight=False)  # fmt: skip
+            if op.hint:
+                console.print(f"  -> {escape(op.hint)}", highlight=False)
 
 
 def progress_text(done: int, total: int) -> str:

@@ -110,6 +110,7 @@ class InstallRequest(_Request):
 class UpdateRequest(_Request):
     cmd: Literal["update"] = "update"
     game_id: GameId
+    version: Short | None = None  # this version instead of the newest a peer offers
     wait: bool = True
 
 
@@ -132,6 +133,7 @@ class CancelRequest(_Request):
 
 class OpsRequest(_Request):
     cmd: Literal["ops"] = "ops"
+    all: bool = False  # finished operations too, not only active ones and standing failures
 
 
 class WatchRequest(_Request):
@@ -245,8 +247,12 @@ class OperationInfo(_Model):
     rate: Annotated[float, Field(ge=0)] = 0.0  # bytes/s
     eta: Annotated[float, Field(ge=0)] | None = None  # seconds
     sources: list[Short] = Field(default_factory=list)  # peer ids
-    error: Text | None = None  # why it failed (auto-update retries show their last error)
-    retry_in: Annotated[float, Field(ge=0)] | None = None  # seconds until the next attempt
+    # finished operations only (``ops --all``, and a failure until the game's next success):
+    finished_at: float | None = None  # seconds since the epoch
+    ok: bool | None = None
+    error: Text | None = None
+    hint: Text | None = None  # what to do, when the cause is known
+    retry_in: Annotated[float, Field(ge=0)] | None = None  # auto-update: seconds to next try
 
 
 class PeerEntry(_Model):
@@ -262,13 +268,22 @@ class PeerEntry(_Model):
     connected: bool = True
 
 
-class VariantInfo(_Model):
-    """One content (``manifest_hash``) among several offered under one version string."""
+class SourceEntry(_Model):
+    """One peer offering a game (SPEC §9a ``games.sources``)."""
+
+    peer_id: Short
+    version: Short
+    manifest_hash: Short | None = None  # hex; None while that peer still hashes it
+    partial: bool = False  # a swarm source holding only part of it
+
+
+class VariantEntry(_Model):
+    """Peers holding different bytes under one version string (SPEC §9a ``games.variants``)."""
 
     version: Short
-    manifest_hash: Short  # hex
-    size: Count
-    peers: list[Short]  # peer ids holding exactly these bytes
+    manifest_hash: Short
+    peers: list[Short]
+    size: Count = 0  # bytes of that content
 
 
 class GameEntry(_Model):
@@ -285,8 +300,12 @@ class GameEntry(_Model):
     newest_version: Short | None
     update_available: bool
     ready_peers: list[Short] = Field(default_factory=list)  # offer the newest version, hashed
-    variants: list[VariantInfo] = Field(default_factory=list)  # only when peers disagree
-    pinned: Short | None = None  # the version this game is pinned at
+    #: What local/ holds, apart from ``version`` (what is downloaded); None when not installed
+    #: or installed before lanpeer kept that record.
+    installed_version: Short | None = None
+    sources: list[SourceEntry] = Field(default_factory=list)
+    variants: list[VariantEntry] = Field(default_factory=list)
+    pinned: Short | None = None  # the version this game is pinned at (``peer-cli pin``)
 
 
 class DoctorCheck(_Model):

@@ -22,6 +22,8 @@ RESERVED_NAMES = frozenset(
         ".softlan_game_installed",
         ".sync",
         ".lanpeer_owned",
+        ".lanpeer.installed",  # the version.ini that local/ came from
+        ".lanpeer.installed.tmp",
     }
 )
 
