@@ -178,8 +178,7 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
     console.print(fitted(console, cols, rows))
     for op in operations:
         if op.ok is False or op.error:
-            console.print(f"{op.game_id} {op.kind}: {escape(op.error or 'failed')}",
-                          highlight=False)  # fmt: skip
+            console.print(f"{op.game_id}: {escape(op.error or 'failed')}", highlight=False)
             if op.hint:
                 console.print(f"  -> {escape(op.hint)}", highlight=False)
 
