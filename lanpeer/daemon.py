@@ -153,6 +153,11 @@ class Daemon:
                 "another lanpeerd or program may use that port: pick one with --port"
             ) from exc
         node.add_listener(self._on_peer_event)
+        node.uploads.add_listener(
+            lambda notice, session: self.events.publish(
+                views.upload_event(notice, session, node.uploads.names(session.peer_id))
+            )
+        )
 
     async def _start_downloads(self, stack: AsyncExitStack) -> None:
         module = import_part(self.parts, "downloads", "lanpeer.download")

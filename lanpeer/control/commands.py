@@ -27,6 +27,8 @@ from lanpeer_proto.control import (
     DownloadRequest,
     ErrorMessage,
     FollowRequest,
+    GameRequest,
+    GameResult,
     GamesRequest,
     GamesResult,
     InstallRequest,
@@ -48,6 +50,8 @@ from lanpeer_proto.control import (
     UninstallRequest,
     UnpinRequest,
     UpdateRequest,
+    UploadsRequest,
+    UploadsResult,
     WatchRequest,
 )
 
@@ -115,6 +119,8 @@ class ControlCommands:
             RescanRequest: self.rescan,
             AddPeerRequest: self.add_peer,
             RemovePeerRequest: self.remove_peer,
+            UploadsRequest: self.uploads,
+            GameRequest: self.game,
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
             PinRequest: self._keep_command,
@@ -149,7 +155,28 @@ class ControlCommands:
 
     async def peers(self, _request: PeersRequest) -> PeersResult:
         node = self._parts.need("node")
-        return PeersResult(peers=[views.peer_entry(peer) for peer in node.peers()])
+        downloads = self._parts.downloads
+        active = list(downloads.operations()) if downloads else []
+        return PeersResult(
+            peers=[
+                views.peer_entry(
+                    peer,
+                    rate_up=node.uploads.peer_rate(peer.peer_id),
+                    rate_down=sum(op.peer_rates.get(peer.peer_id, 0.0) for op in active),
+                )
+                for peer in node.peers()
+            ]
+        )
+
+    async def uploads(self, _request: UploadsRequest) -> UploadsResult:
+        ledger = self._parts.need("node").uploads
+        return UploadsResult(
+            uploads=[
+                views.upload_entry(s, ledger.names(s.peer_id), ledger.rate(s))
+                for s in ledger.sessions()
+            ],
+            total_bytes=ledger.total_bytes,
+        )
 
     async def games(self, _request: GamesRequest) -> GamesResult:
         library = self._parts.need("library")
@@ -160,6 +187,25 @@ class ControlCommands:
         games = views.merge_games(local, peers, busy, installed)
         pins = self._parts.keep.keep.pins if self._parts.keep else {}
         return GamesResult(games=views.with_pins(games, pins))
+
+    async def game(self, request: GameRequest) -> GameResult:
+        games = (await self.games(GamesRequest())).games
+        entry = next((g for g in games if g.id == request.game_id), None)
+        if entry is None:
+            raise UnknownGameError(
+                f"{request.game_id} is neither here nor offered by a connected peer "
+                "(see `peer-cli games`)"
+            )
+        local = next((g for g in self._parts.need("library").local_games()
+                      if g.id == request.game_id), None)  # fmt: skip
+        history = self._parts.events.history.entries()
+        return GameResult(
+            game=entry,
+            path=str(local.path) if local is not None else None,
+            operation=next((op for op in self.operations() if op.game_id == entry.id), None),
+            history=[op for op in history if op.game_id == entry.id],
+            pin=entry.pinned,
+        )
 
     async def ops(self, request: OpsRequest) -> OpsResult:
         """Active operations, then finished ones: all (``--all``) or the standing failures."""
@@ -254,6 +300,8 @@ class ControlCommands:
         downloads = self._parts.need("downloads")  # its general lane runs transactions
         game = self._local_game(request.game_id)
         _check_transaction(request.cmd, game)
+        if isinstance(request, RemoveRequest) and not request.yes:
+            self._refuse_last_copy(game.id)
         game_dir = Path(library.game_dir(request.game_id))
         run: Callable[..., Any] = {
             "install": partial(install.install_game, game_dir),
@@ -344,6 +392,15 @@ class ControlCommands:
             if game.id == game_id:
                 return game
         raise UnknownGameError(f"{game_id} is not in this host's game roots (see `peer-cli games`)")
+
+    def _refuse_last_copy(self, game_id: str) -> None:
+        node = self._parts.node
+        peers = node.peers() if node is not None else []
+        if not any(peer.connected and game_id in peer.games for peer in peers):
+            raise ConflictError(
+                f"no connected peer has {game_id}: this is the last copy on the LAN; "
+                f"`peer-cli remove {game_id} --yes` deletes it anyway"
+            )
 
     def _refuse_if_busy(self, game_id: str) -> None:
         if any(op.game_id == game_id for op in self.operations()):

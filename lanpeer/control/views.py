@@ -22,6 +22,8 @@ from lanpeer_proto.control import (
     PeerUpEvent,
     ProgressEvent,
     SourceEntry,
+    UploadEntry,
+    UploadEvent,
     VariantEntry,
 )
 
@@ -49,7 +51,7 @@ def format_address(address: Any) -> str:
     return str(address or "")
 
 
-def peer_entry(peer: Any) -> PeerEntry:
+def peer_entry(peer: Any, rate_up: float = 0.0, rate_down: float = 0.0) -> PeerEntry:
     return PeerEntry(
         peer_id=str(peer.peer_id),
         name=str(peer.name)[:256],
@@ -59,6 +61,30 @@ def peer_entry(peer: Any) -> PeerEntry:
         last_seen=float(peer.last_seen),
         games=len(peer.games),
         connected=bool(getattr(peer, "connected", True)),
+        rate_up=max(0.0, rate_up),
+        rate_down=max(0.0, rate_down),
+    )
+
+
+def upload_entry(session: Any, name: str, rate: float) -> UploadEntry:
+    return UploadEntry(
+        peer_id=str(session.peer_id),
+        name=name[:256],
+        game_id=session.game_id,
+        bytes=int(session.bytes),
+        rate=max(0.0, rate),
+        since=float(session.since),
+    )
+
+
+def upload_event(notice: str, session: Any, name: str) -> UploadEvent:
+    return UploadEvent(
+        state="started" if notice == "started" else "finished",
+        peer_id=str(session.peer_id),
+        name=name[:256],
+        game_id=session.game_id,
+        bytes=int(session.bytes),
+        seconds=max(0.0, float(session.seconds)),
     )
 
 

@@ -52,6 +52,7 @@ from lanpeer.net.serving import Limiter, UploadSlots
 from lanpeer.net.session import PeerLink, SessionLimits
 from lanpeer.net.static_peers import StaticPeer
 from lanpeer.net.sync import LibrarySync
+from lanpeer.net.uploads import UploadLedger
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ class PeerNode:
         self._advertise = advertise_addresses
         self._table = PeerTable()
         self._sync = LibrarySync(self._table, self._emit)
-        self._uploads = UploadSlots(max_uploads_per_peer)
+        self._uploads = UploadSlots(max_uploads_per_peer, UploadLedger(names=self._peer_name))
+        self.uploads = self._uploads.ledger  # who pulls what from us (peer-cli uploads)
         self._tokens = BulkTokens() if bulk == "auto" else None
         self._bulk_server: BulkServer | None = None
         self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
@@ -156,6 +158,7 @@ class PeerNode:
             raise
         self.library.add_listener(self._library_changed)
         self._spawn(self._sweep_stale())
+        self._spawn(self.uploads.run_sweeps())
         if self._mdns:
             self._start_discovery()
         for static in self._static.values():
@@ -187,6 +190,7 @@ class PeerNode:
         """Goodbye to every peer, stop every task, close every socket."""
         if self._group is None:
             return
+        self.uploads.end_all()  # each says how it went, in the log and as an event
         sessions = [s for r in self._table.records() for s in r.sessions if s.is_open]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
@@ -221,6 +225,10 @@ class PeerNode:
     # public surface -----------------------------------------------------------
     def peers(self) -> list[PeerInfo]:
         return [record.info() for record in self._table.records()]
+
+    def _peer_name(self, peer_id: str) -> str:
+        record = self._table.get(peer_id)
+        return str(record.name) if record is not None else ""
 
     def mdns_status(self) -> MdnsStatus:
         """Whether mDNS runs, and whether our own advert has come back through a browse."""

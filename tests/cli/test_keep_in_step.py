@@ -244,6 +244,7 @@ def test_a_pinned_game_stays_at_its_version(party: dict[str, Any]) -> None:
     watch.wait_for("neon update finished", _finished("neon", "update"))
     games = {g["id"]: g for g in host.cli("games").doc}
     assert games["pinned"]["pinned"] == "1.0"
+    assert host.cli("game", "pinned").doc["pin"] == "1.0"
     assert games["pinned"]["newest_version"] == "1.1"
     assert "version=1.0" in _version(host.games / "pinned")
     assert not [e for e in watch.drain() if e.get("game_id") == "pinned"]
@@ -386,6 +387,8 @@ def test_two_variants_of_one_version_are_listed_and_the_popular_one_uses_both_so
         assert set(variants) == {tuple(sorted([ids["s1"], ids["s2"]])), (ids["s3"],)}
         assert all(v["version"] == "1.0" and v["size"] > 24 * MIB for v in variants.values())
         popular = variants[tuple(sorted([ids["s1"], ids["s2"]]))]["manifest_hash"]
+        detail = host.cli("game", "twin").doc
+        assert {tuple(v["peers"]) for v in detail["game"]["variants"]} == set(variants)
         human = host.cli("games", json_output=False)
         assert f"twin 1.0 variant {popular[:12]}" in human.out
         watch = Watch(host)

@@ -244,3 +244,125 @@ def test_a_failed_download_without_wait_stays_visible_with_a_hint(
         assert "Traceback" not in leecher.log_text()  # an expected error is one line
     finally:
         leecher.kill()
+
+
+def _next_upload_event(watch: subprocess.Popen[str]) -> Any:
+    """The next upload line of a `watch --json` (peer and library lines pass through too)."""
+    assert watch.stdout is not None
+    while line := watch.stdout.readline():  # bounded by the test timeout and watch's end
+        event = json.loads(line)
+        if event["event"] == "upload":
+            return event
+    raise AssertionError("watch ended before an upload event")
+
+
+def test_the_seeder_sees_who_downloads_what(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    """Once: the seeder's ops, status, watch and peers said nothing; its log nothing either."""
+    seeder, leecher = pair
+    leecher_id = raw(leecher, cmd="status")["result"]["peer_id"]
+    watch = subprocess.Popen(
+        [PEER_CLI, "--socket", str(seeder.socket), "--json", "watch", "--game", "slow-game"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        wait_until("watch subscribed", lambda: raw(seeder, cmd="status")["result"]["subscribers"])
+        assert leecher.cli("download", "slow-game", "--no-install").rc == 0
+        assert watch.stdout is not None
+        started = _next_upload_event(watch)
+        assert (started["state"], started["peer_id"], started["name"], started["game_id"]) == (
+            "started", leecher_id, "leecher", "slow-game"
+        )  # fmt: skip
+
+        def pulling() -> Any:
+            uploads = seeder.cli("uploads").doc
+            return uploads if uploads and uploads[0]["rate"] > 0 else None
+
+        (upload,) = wait_until("an upload with a rate", pulling)
+        assert (upload["peer_id"], upload["name"], upload["game_id"]) == (
+            leecher_id, "leecher", "slow-game"
+        )  # fmt: skip
+        assert upload["bytes"] > 0
+        assert upload["since"] > 0
+        peer = next(p for p in seeder.cli("peers").doc if p["peer_id"] == leecher_id)
+        assert peer["rate_up"] > 0
+        assert peer["rate_down"] == 0
+        (seen_from_leecher,) = leecher.cli("peers").doc
+        assert wait_until("a download rate", lambda: leecher.cli("peers").doc[0]["rate_down"] > 0)
+        assert seen_from_leecher["rate_up"] == 0
+        assert "slow-game" in seeder.cli("uploads", json_output=False).out
+        assert leecher.cli("cancel", "slow-game").rc == 0
+        finished = _next_upload_event(watch)  # after ~10 s without a request
+        assert (finished["event"], finished["state"]) == ("upload", "finished")
+        assert finished["bytes"] >= upload["bytes"]
+        assert "upload of slow-game to leecher" in seeder.log_text()
+        assert seeder.cli("uploads").doc == []
+    finally:
+        watch.kill()
+        watch.communicate(timeout=5)
+        leecher.cli("cancel", "slow-game")
+        wait_until("ops empty", lambda: raw(leecher, cmd="ops")["result"]["ops"] == [])
+
+
+def test_games_filters_and_totals(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    _, leecher = pair
+    assert leecher.cli("download", "tiny-tanks", "--wait").rc in (0, 5)  # installed either way
+    ids = {name: [g["id"] for g in leecher.cli("games", *flags).doc]
+           for name, flags in {"installed": ["--installed"], "remote": ["--remote"],
+                               "match": ["--match", "NEON"], "all": []}.items()}  # fmt: skip
+    assert "tiny-tanks" in ids["installed"]
+    assert "slow-game" not in ids["installed"]
+    assert "slow-game" in ids["remote"]
+    assert "tiny-tanks" not in ids["remote"]
+    assert ids["match"] == ["neon-racer"]  # case-insensitive, by id or name
+    assert set(ids["all"]) == {"slow-game", "tiny-tanks", "neon-racer"}
+    updates = leecher.cli("games", "--updates").doc
+    assert all(g["update_available"] for g in updates)
+    human = leecher.cli("games", json_output=False).out
+    every = leecher.cli("games").doc
+    here = sum(1 for g in every if g["version"] is not None or g["installed"])
+    assert here >= 1
+    on_disk = sum(g["size"] for g in every if g["version"] is not None or g["installed"])
+    totals = f"3 games ({here} here, {len(ids['installed'])} installed): {on_disk / 1e6:.1f} MB"
+    assert totals in " ".join(human.split())
+    assert "offered by peers" in human
+
+
+def test_game_shows_one_game_in_full(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
+    seeder, leecher = pair
+    seeder_id = raw(seeder, cmd="status")["result"]["peer_id"]
+    assert leecher.cli("download", "tiny-tanks", "--wait").rc in (0, 5)
+    doc = leecher.cli("game", "tiny-tanks").doc
+    game = doc["game"]
+    assert game["id"] == "tiny-tanks"
+    assert game["installed"] is True
+    assert game["installed_version"] == game["version"]
+    (source,) = [s for s in game["sources"] if s["peer_id"] == seeder_id]
+    assert source["version"] == game["newest_version"]
+    assert len(source["manifest_hash"]) == 64
+    assert source["partial"] is False
+    assert doc["path"] == str(leecher.games / "tiny-tanks")
+    assert doc["operation"] is None
+    assert doc["pin"] is None
+    assert any(h["kind"] == "download" and h["ok"] for h in doc["history"])
+    human = leecher.cli("game", "tiny-tanks", json_output=False).out
+    assert "history:" in human
+    assert seeder_id[:8] in human
+    remote = leecher.cli("game", "slow-game").doc["game"]  # offered, not here
+    assert (remote["version"], remote["installed"]) == (None, False)
+    assert leecher.cli("game", "no-such-game").rc == 4
+
+
+def test_remove_of_the_last_copy_on_the_lan_asks_first(daemon: Lanpeerd) -> None:
+    """Once: `remove` deleted the only copy anyone had without a word."""
+    from lanpeer.library.samples import generate_game, write_catalog
+
+    generate_game(daemon.games, "only-copy", MIB, seed=9, archives=1)
+    write_catalog(daemon.games / "catalog.toml", ["only-copy"])
+    assert daemon.cli("rescan").rc == 0
+    refused = daemon.cli("remove", "only-copy")
+    assert refused.rc == 5, refused.out + refused.err
+    assert "last copy on the LAN" in refused.doc["message"]
+    assert (daemon.games / "only-copy" / "version.ini").is_file()
+    removed = daemon.cli("remove", "only-copy", "--yes")
+    assert removed.rc == 0, removed.err
+    assert not (daemon.games / "only-copy").exists()

@@ -251,13 +251,37 @@ def peers(ctx: typer.Context) -> None:
 
 
 @app.command()
-def games(ctx: typer.Context) -> None:
-    """The merged library: local version and state, peers offering, newest version."""
+def games(
+    ctx: typer.Context,
+    installed: Annotated[bool, typer.Option("--installed", help="only installed games")] = False,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="only games peers offer that are not here")
+    ] = False,
+    updates: Annotated[bool, typer.Option("--updates", help="only games with an update")] = False,
+    match: Annotated[
+        str | None, typer.Option("--match", help="only ids or names containing TEXT")
+    ] = None,
+) -> None:
+    """The merged library: installed and downloaded versions, state, peers, newest version;
+    totals at the end."""
     result = _once(ctx, c.GamesRequest())
+    chosen = [g for g in result.games if _game_matches(g, installed, remote, updates, match)]
     if ctx.obj.json:
-        _print_doc([g.model_dump(mode="json") for g in result.games])
+        _print_doc([g.model_dump(mode="json") for g in chosen])
     else:
-        lazy.render.games(lazy.out, result)
+        lazy.render.games(lazy.out, c.GamesResult(games=chosen))
+
+
+def _game_matches(
+    game: c.GameEntry, installed: bool, remote: bool, updates: bool, match: str | None
+) -> bool:
+    text = (match or "").casefold()
+    return (
+        (not installed or game.installed)
+        and (not remote or (game.version is None and not game.installed and bool(game.peers)))
+        and (not updates or game.update_available)
+        and (not text or text in game.id.casefold() or text in game.name.casefold())
+    )
 
 
 @app.command()
@@ -274,6 +298,27 @@ def ops(
         _print_doc([op.model_dump(mode="json") for op in result.ops])
     else:
         lazy.render.ops(lazy.out, result.ops)
+
+
+@app.command()
+def game(ctx: typer.Context, game_id: GameArg) -> None:
+    """One game in full: versions (installed, downloaded, offered), variants, sizes, sources,
+    state, the operation now and the history."""
+    result = _once(ctx, _request(c.GameRequest, game_id=game_id))
+    if ctx.obj.json:
+        _print_doc(result.model_dump(mode="json", exclude={"kind"}))
+    else:
+        lazy.render.game(lazy.out, result)
+
+
+@app.command()
+def uploads(ctx: typer.Context) -> None:
+    """Who downloads what from this host now: peer, game, rate, bytes sent, since when."""
+    result = _once(ctx, c.UploadsRequest())
+    if ctx.obj.json:
+        _print_doc([u.model_dump(mode="json") for u in result.uploads])
+    else:
+        lazy.render.uploads(lazy.out, result)
 
 
 @app.command()
@@ -385,9 +430,24 @@ def uninstall(ctx: typer.Context, game: GameArg, no_wait: NoWait = False) -> Non
 
 
 @app.command()
-def remove(ctx: typer.Context, game: GameArg, no_wait: NoWait = False) -> None:
-    """Delete the downloaded files of a game that is not installed."""
-    _transaction(ctx, c.RemoveRequest, game, not no_wait)
+def remove(
+    ctx: typer.Context,
+    game: GameArg,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="delete even the last copy on the LAN")
+    ] = False,
+    no_wait: NoWait = False,
+) -> None:
+    """Delete the downloaded files of a game that is not installed; asks first when no
+    connected peer has a copy (the last one on the LAN)."""
+    if not yes and not ctx.obj.json and sys.stdin.isatty():
+        offered = _once(ctx, _request(c.GameRequest, game_id=game)).game.peers
+        yes = bool(offered) or typer.confirm(
+            f"no connected peer has {game}: delete the last copy on the LAN?", default=False
+        )
+        if not yes:
+            raise typer.Exit(1)
+    _transaction(ctx, c.RemoveRequest, game, not no_wait, yes=yes)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from lanpeer_proto.control import (
     DoctorResult,
     Event,
     FinishedEvent,
+    GameResult,
     GamesResult,
     LibraryChangedEvent,
     OperationInfo,
@@ -24,6 +25,8 @@ from lanpeer_proto.control import (
     PeerUpEvent,
     ProgressEvent,
     StatusResult,
+    UploadEvent,
+    UploadsResult,
 )
 from rich import box
 from rich.cells import cell_len
@@ -108,14 +111,17 @@ def peers(console: Console, doc: PeersResult) -> None:
     if not doc.peers:
         console.print("no peers known yet (see `peer-cli doctor`)")
         return
-    cols = [Col("peer", key=True), Col("name", 9), Col("address", 8), Col("connected", 7),
-            Col("games", 6), Col("last seen", 5), Col("rev", 2), Col("proto", 1)]  # fmt: skip
+    cols = [Col("peer", key=True), Col("name", 9), Col("address", 8), Col("connected", 10),
+            Col("up", 7), Col("down", 7), Col("games", 6), Col("last seen", 5), Col("rev", 2),
+            Col("proto", 1)]  # fmt: skip
     rows = [
         [
             short(p.peer_id),
             escape(p.name),
             p.address,
             "yes" if p.connected else "[red]no[/]",
+            rate(p.rate_up),
+            rate(p.rate_down),
             str(p.games),
             ago(p.last_seen),
             str(p.library_rev),
@@ -141,7 +147,20 @@ def games(console: Console, doc: GamesResult) -> None:
         rows.append([g.id, escape(installed), escape(g.version or "-"), g.state, newest,
                      size(g.size), str(len(g.peers)), escape(g.name)])  # fmt: skip
     console.print(fitted(console, cols, rows))
+    console.print(games_totals(doc.games), highlight=False)
     keep_notes(console, doc)
+
+
+def games_totals(games: list[Any]) -> str:
+    """``12 games (5 here, 3 installed): 40.1 GB on disk, 93.0 GB offered by peers``."""
+    here = [g for g in games if g.version is not None or g.installed]
+    on_disk = sum(g.size for g in here)
+    offered = sum(g.size for g in games if g.peers)
+    installed = sum(1 for g in games if g.installed)
+    return (
+        f"{len(games)} games ({len(here)} here, {installed} installed): "
+        f"{size(on_disk)} on disk, {size(offered)} offered by peers"
+    )
 
 
 def keep_notes(console: Console, doc: GamesResult) -> None:
@@ -183,6 +202,55 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
                 console.print(f"  -> {escape(op.hint)}", highlight=False)
 
 
+def game(console: Console, doc: GameResult) -> None:
+    g = doc.game
+    installed = (g.installed_version or "yes, version not recorded") if g.installed else "no"
+    lines = [
+        ("game", g.id),
+        ("name", escape(g.name)),
+        ("state", g.state),
+        ("installed", installed),
+        ("downloaded", g.version or "no"),
+        ("newest offered", g.newest_version or "-"),
+        ("update", "available" if g.update_available else "no"),
+        ("size", size(g.size)),
+        ("pin", doc.pin or "none (follows the newest)"),
+        ("path", escape(doc.path or "-")),
+    ]
+    table = Table.grid(padding=(0, 2))
+    for label, value in lines:
+        table.add_row(label, value)
+    console.print(table)
+    if g.sources:
+        cols = [Col("source", key=True), Col("version", 5), Col("manifest", 3), Col("partial", 1)]
+        rows = [[short(s.peer_id), escape(s.version), (s.manifest_hash or "hashing")[:16],
+                 "yes" if s.partial else "no"] for s in g.sources]  # fmt: skip
+        console.print(fitted(console, cols, rows))
+    for v in g.variants:
+        peers = ", ".join(short(p) for p in v.peers)
+        console.print(f"[yellow]variant[/] {escape(v.version)} {v.manifest_hash[:16]}: {peers}")
+    if doc.operation is not None:
+        ops(console, [doc.operation])
+    if doc.history:
+        console.print("history:")
+        ops(console, doc.history)
+
+
+def uploads(console: Console, doc: UploadsResult) -> None:
+    total = f"uploaded since start: {size(doc.total_bytes)}"
+    if not doc.uploads:
+        console.print(f"nobody is downloading from this host now ({total})")
+        return
+    cols = [Col("game", key=True), Col("peer", 9), Col("name", 8), Col("rate", 10),
+            Col("sent", 9), Col("since", 5)]  # fmt: skip
+    rows = [[u.game_id, short(u.peer_id), escape(u.name), rate(u.rate), size(u.bytes),
+             ago(u.since)] for u in doc.uploads]  # fmt: skip
+    console.print(fitted(console, cols, rows))
+    console.print(
+        f"{len(doc.uploads)} upload(s), {rate(sum(u.rate for u in doc.uploads))}; {total}"
+    )
+
+
 def progress_text(done: int, total: int) -> str:
     """``1.2/3.4 GB 35%``; ``-`` while the total is not known (never a fake ``0 B/0 B``)."""
     if not total:
@@ -209,6 +277,13 @@ def event_line(event: Event) -> str:
     if isinstance(event, ProgressEvent):
         done = progress_text(event.bytes_done, event.bytes_total)
         return f"progress   {event.game_id} {event.kind} {event.state} {done} {rate(event.rate)}"
+    if isinstance(event, UploadEvent):
+        who = f"{escape(event.name) or short(event.peer_id)} ({short(event.peer_id)})"
+        if event.state == "started":
+            return f"upload     {event.game_id} to {who} started"
+        speed = rate(event.bytes / event.seconds) if event.seconds > 0 else "-"
+        took = f"{size(event.bytes)} in {event.seconds:.1f} s ({speed})"
+        return f"upload     {event.game_id} to {who} finished: {took}"
     return finished_line(event)
 
 

@@ -124,6 +124,7 @@ class RemoveRequest(_Request):
     cmd: Literal["remove"] = "remove"
     game_id: GameId
     wait: bool = True
+    yes: bool = False  # delete it even when no connected peer has a copy
 
 
 class CancelRequest(_Request):
@@ -156,6 +157,15 @@ class RemovePeerRequest(_Request):
     cmd: Literal["remove_peer"] = "remove_peer"
     host: Annotated[str, Field(min_length=1, max_length=253)]
     port: Annotated[int, Field(ge=1, le=65535)]
+
+
+class GameRequest(_Request):
+    cmd: Literal["game"] = "game"
+    game_id: GameId
+
+
+class UploadsRequest(_Request):
+    cmd: Literal["uploads"] = "uploads"
 
 
 class DoctorRequest(_Request):
@@ -218,6 +228,8 @@ Request = Annotated[
     | RescanRequest
     | AddPeerRequest
     | RemovePeerRequest
+    | UploadsRequest
+    | GameRequest
     | DoctorRequest
     | ShutdownRequest
     | PinRequest
@@ -266,6 +278,8 @@ class PeerEntry(_Model):
     last_seen: float  # seconds since the epoch
     games: Count
     connected: bool = True
+    rate_up: Annotated[float, Field(ge=0)] = 0.0  # bytes/s we upload to it now
+    rate_down: Annotated[float, Field(ge=0)] = 0.0  # bytes/s we download from it now
 
 
 class SourceEntry(_Model):
@@ -308,6 +322,17 @@ class GameEntry(_Model):
     pinned: Short | None = None  # the version this game is pinned at (``peer-cli pin``)
 
 
+class UploadEntry(_Model):
+    """One peer pulling one game from this host (SPEC §9a ``uploads``)."""
+
+    peer_id: Short
+    name: Short
+    game_id: GameId
+    bytes: Count
+    rate: Annotated[float, Field(ge=0)]  # bytes/s over the last seconds
+    since: float  # seconds since the epoch
+
+
 class DoctorCheck(_Model):
     """One check of ``doctor``: what was looked at, what was found, what to do."""
 
@@ -345,6 +370,23 @@ class GamesResult(_Model):
 class OpsResult(_Model):
     kind: Literal["ops"] = "ops"
     ops: list[OperationInfo]
+
+
+class GameResult(_Model):
+    """One game in full (SPEC §9a ``game GAME``)."""
+
+    kind: Literal["game"] = "game"
+    game: GameEntry
+    path: Text | None = None  # its dir on this host
+    operation: OperationInfo | None = None  # queued or running now
+    history: list[OperationInfo] = Field(default_factory=list)  # finished, oldest first
+    pin: Short | None = None  # a pinned version (none: follows the newest)
+
+
+class UploadsResult(_Model):
+    kind: Literal["uploads"] = "uploads"
+    uploads: list[UploadEntry]
+    total_bytes: Count = 0  # uploaded since the daemon started
 
 
 class AcceptedResult(_Model):
@@ -385,7 +427,9 @@ Result = Annotated[
     | OpsResult
     | AcceptedResult
     | DoctorResult
-    | MirrorResult,
+    | MirrorResult
+    | UploadsResult
+    | GameResult,
     Field(discriminator="kind"),
 ]
 
@@ -437,8 +481,20 @@ class FinishedEvent(_Model):
     bytes_fetched: Count = 0  # of ``bytes``, what crossed the network (the rest: delta copies)
 
 
+class UploadEvent(_Model):
+    """A peer started or finished pulling a game from this host."""
+
+    event: Literal["upload"] = "upload"
+    state: Literal["started", "finished"]
+    peer_id: Short
+    name: Short = ""
+    game_id: GameId
+    bytes: Count = 0
+    seconds: Annotated[float, Field(ge=0)] = 0.0
+
+
 Event = Annotated[
-    PeerUpEvent | PeerDownEvent | LibraryChangedEvent | ProgressEvent | FinishedEvent,
+    PeerUpEvent | PeerDownEvent | LibraryChangedEvent | ProgressEvent | FinishedEvent | UploadEvent,
     Field(discriminator="event"),
 ]
 
