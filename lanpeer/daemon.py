@@ -182,8 +182,24 @@ class Daemon:
         """Auto-update, pins and follows (runs in our task group, hears peer events)."""
         keepstep = importlib.import_module("lanpeer.control.keepstep")
         keep = importlib.import_module("lanpeer.pins").KeepList.load(self.config.state)
-        self.parts.keep = keepstep.KeepInStep(self.parts, keep, self.config.auto_update)
-        self.parts.node.add_listener(self.parts.keep.on_peer_event)
+        parts = self.parts
+        parts.keep = keepstep.KeepInStep(
+            parts.library, parts.node, parts.downloads, self.events, keep,
+            self.config.auto_update, self._submit_update,
+        )  # fmt: skip
+        parts.node.add_listener(parts.keep.on_peer_event)
+
+    def _submit_update(self, game_id: str) -> Any:
+        """Queue the update transaction of a game (auto-update, after its download)."""
+        install = self.parts.need("install")
+        game_dir = Path(self.parts.library.game_dir(game_id))
+
+        async def job() -> None:
+            async with self.parts.library.operation(game_id):
+                await run_in_thread(partial(install.update_game, game_dir), game_id,
+                                    cancellable=True)  # fmt: skip
+
+        return self.parts.downloads.submit_job(game_id, "update", job)
 
     def _on_peer_event(self, event: Any) -> None:
         control_event = views.peer_event(event, self.parts.node.peers())

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import shutil
 import time
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from lanpeer_proto.control import (
 )
 
 from lanpeer import procuse
-from lanpeer.control.commands import Parts, run_in_thread
+from lanpeer.control.events import EventHub
 from lanpeer.download.autoupdate import (
     AutoUpdater,
     Candidate,
@@ -52,10 +52,25 @@ WAITING_STATES = ("waiting: in use",)
 
 
 class KeepInStep:
-    """One per daemon: ``run()`` in its task group; ``on_peer_event`` from the peer node."""
+    """One per daemon: ``run()`` in its task group; ``on_peer_event`` from the peer node.
 
-    def __init__(self, parts: Parts, keep: KeepList, mode: Mode) -> None:
-        self._parts = parts
+    ``start_update(game_id)`` queues the update transaction of a game (the daemon's general
+    lane) and returns its operation.
+    """
+
+    def __init__(
+        self,
+        library: Any,  # lanpeer.library.GameLibrary
+        node: Any,  # lanpeer.net.PeerNode
+        downloads: Any,  # lanpeer.download.DownloadManager
+        events: EventHub,
+        keep: KeepList,
+        mode: Mode,
+        start_update: Callable[[str], Any],
+    ) -> None:
+        self._library, self._node, self._downloads = library, node, downloads
+        self._events = events
+        self._start_update = start_update
         self.keep = keep
         self.updater = AutoUpdater(mode, self._candidates, self)
         self.updater.add_listener(self._publish)
@@ -102,28 +117,28 @@ class KeepInStep:
     # -- the policy's view of the daemon --------------------------------------------------------
 
     def _candidates(self) -> list[Any]:
-        library, node = self._parts.library, self._parts.node
+        library, node = self._library, self._node
         return update_candidates(
             self.updater.mode, library.local_games(), node.peers(), self.keep.pins
         )
 
     def _connected(self, peer_id: str) -> bool:
-        return any(p.peer_id == peer_id and p.connected for p in self._parts.node.peers())
+        return any(p.peer_id == peer_id and p.connected for p in self._node.peers())
 
     def _local(self, game_id: str) -> Any:
-        return next((g for g in self._parts.library.local_games() if g.id == game_id), None)
+        return next((g for g in self._library.local_games() if g.id == game_id), None)
 
     # -- UpdateActions ---------------------------------------------------------------------------
 
     def busy(self, game_id: str) -> bool:
-        return self._parts.downloads.current(game_id) is not None
+        return self._downloads.current(game_id) is not None
 
     def installed(self, game_id: str) -> bool:
         game = self._local(game_id)
         return game is not None and bool(game.installed)
 
     async def download(self, game_id: str, version: str) -> None:
-        node, downloads = self._parts.node, self._parts.downloads
+        node, downloads = self._node, self._downloads
         chosen = choose_variant(variants(node.peers(), game_id), version=version)
         manifest = await node.fetch_manifest(chosen.peers[0], game_id)
         summary = next(
@@ -133,19 +148,10 @@ class KeepInStep:
         await _finished(op)
 
     async def update(self, game_id: str) -> None:
-        library, install = self._parts.library, self._parts.need("install")
-        game_dir = Path(library.game_dir(game_id))
-
-        async def job() -> None:
-            async with library.operation(game_id):
-                await run_in_thread(
-                    partial(install.update_game, game_dir), game_id, cancellable=True
-                )
-
-        await _finished(self._parts.downloads.submit_job(game_id, "update", job))
+        await _finished(self._start_update(game_id))
 
     async def in_use(self, game_id: str) -> list[int]:
-        local = Path(self._parts.library.game_dir(game_id)) / "local"
+        local = Path(self._library.game_dir(game_id)) / "local"
         return await asyncio.to_thread(procuse.holders, local)
 
     async def wait_released(self, pids: list[int], timeout: float) -> None:  # noqa: ASYNC109
@@ -153,7 +159,7 @@ class KeepInStep:
 
     def _publish(self, record: UpdateRecord) -> None:
         if record.state in WAITING_STATES or record.error is not None:
-            self._parts.events.publish(
+            self._events.publish(
                 ProgressEvent(
                     game_id=record.game_id,
                     kind="update",
@@ -217,11 +223,11 @@ class KeepInStep:
         self, peer_id: str | None, match: str | None, install: bool, *, following: bool = False
     ) -> MirrorResult:
         """Queue what ``peer_id`` (or every peer) offers that this host lacks or has older."""
-        node, downloads = self._parts.node, self._parts.downloads
+        node, downloads = self._node, self._downloads
         picks = [
             p
             for p in mirror_picks(
-                self._parts.library.local_games(),
+                self._library.local_games(),
                 node.peers(),
                 from_peer=peer_id,
                 match=match,
@@ -230,7 +236,7 @@ class KeepInStep:
             if downloads.current(p.game_id) is None
         ]
         count = fitting(picks, self._free_bytes(), SPACE_MARGIN, install)
-        local = {g.id: g for g in self._parts.library.local_games()}
+        local = {g.id: g for g in self._library.local_games()}
         queued = []
         for pick in picks[:count]:
             here = local.get(pick.game_id)
@@ -267,21 +273,21 @@ class KeepInStep:
         return text
 
     def _free_bytes(self) -> int:
-        root = Path(self._parts.library.game_dir_for_new("x")).parent
+        root = Path(self._library.game_dir_for_new("x")).parent
         try:
             return shutil.disk_usage(root).free
         except OSError:
             return 0
 
     def _find_peer(self, text: str, known: list[str] | None = None) -> str:
-        peers = self._parts.node.peers()
+        peers = self._node.peers()
         names = {p.peer_id: p.name for p in peers}
         if known is not None and text in known:
             return text
         return find_peer(peers, text, names)
 
     def _name(self, peer_id: str) -> str:
-        name = next((p.name for p in self._parts.node.peers() if p.peer_id == peer_id), "")
+        name = next((p.name for p in self._node.peers() if p.peer_id == peer_id), "")
         return f"{name} ({peer_id[:12]})" if name else peer_id[:12]
 
     # -- what ops and doctor show --------------------------------------------------------------

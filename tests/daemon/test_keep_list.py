@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from lanpeer.config import DaemonConfig
-from lanpeer.control.commands import Parts
 from lanpeer.control.events import EventHub
 from lanpeer.control.keepstep import KeepInStep
 from lanpeer.net.peers import PeerEvent, PeerEventKind
@@ -59,10 +57,9 @@ def test_a_pin_survives_a_daemon_restart(tmp_path: Path, daemons: list[Lanpeerd]
 def test_a_peer_connecting_or_its_library_changing_triggers_a_check(
     tmp_path: Path, kind: str, pokes: bool
 ) -> None:
-    config = DaemonConfig(games=[tmp_path], state=tmp_path, socket=tmp_path / "s")
     keep = KeepList.load(tmp_path)
     keep.follow("FOLLOWED", install=True)
-    step = KeepInStep(Parts(config=config, events=EventHub()), keep, "installed")
+    step = KeepInStep(None, None, None, EventHub(), keep, "installed", lambda game_id: None)
     step.on_peer_event(PeerEvent(PeerEventKind(kind), "FOLLOWED"))
     step.on_peer_event(PeerEvent(PeerEventKind(kind), "OTHER"))
     assert step.updater._wake.is_set() is pokes
