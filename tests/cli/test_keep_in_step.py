@@ -409,3 +409,33 @@ def test_two_variants_of_one_version_are_listed_and_the_popular_one_uses_both_so
             watch.close()
         for daemon in (host, *seeders):
             daemon.kill()
+
+
+def test_a_peer_that_connects_with_a_newer_version_brings_the_update(tmp_path: Path) -> None:
+    """An early host installed 1.0 from s1; s2 arrives later (add-peer) with 1.1."""
+    s1, s2 = Lanpeerd(tmp_path / "s1", name="s1"), Lanpeerd(tmp_path / "s2", name="s2")
+    generate_game(s1.games, "late-party", MIB, seed=5, archives=1)
+    generate_game(s2.games, "late-party", MIB, seed=5, archives=1, version="1.1")
+    for seeder in (s1, s2):
+        write_catalog(seeder.games / "catalog.toml", ["late-party"])
+        seeder.start()
+    host = Lanpeerd(tmp_path / "host", name="host", extra=["--peer", f"127.0.0.1:{s1.port}"])
+    watch = None
+    try:
+        host.start()
+        _wait_until("1.0 offered", lambda: _offered(host, "late-party", "1.0"))
+        first = _download(host, "late-party", "--wait")
+        assert first.rc == 0, first.err
+        watch = Watch(host)
+        assert host.cli("add-peer", f"127.0.0.1:{s2.port}").rc == 0
+        updated = watch.wait_for("the update", _finished("late-party", "update"))
+        assert updated["ok"], updated
+        local = host.games / "late-party" / "local" / "late-party" / "data00.bin"
+        assert local.read_bytes() == payload_bytes("5:late-party:1.1:0", local.stat().st_size)
+        game = host.cli("game", "late-party").doc["game"]
+        assert (game["version"], game["installed_version"]) == ("1.1", "1.1")
+    finally:
+        if watch is not None:
+            watch.close()
+        for daemon in (host, s1, s2):
+            daemon.kill()
