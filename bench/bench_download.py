@@ -117,7 +117,7 @@ async def lanpeer_download(work: Path, seeds: list[tuple[subprocess.Popen[str], 
     node = PeerNode(Identity.load_or_create(home / "identity"), lib, name="leecher",
                     bind="127.0.0.1", port=0, mdns=False,
                     static_peers=[addr for _, addr in seeds])  # fmt: skip
-    async with lib, node, DownloadManager(lib, node) as mgr:
+    async with lib, node, DownloadManager(lib, node, offers=node) as mgr:
         async with asyncio.timeout(120):
             while True:
                 offer = newest_offer(node.peers(), GAME)
@@ -135,7 +135,7 @@ async def lanpeer_download(work: Path, seeds: list[tuple[subprocess.Popen[str], 
         cpu, seed_cpu = cpu_seconds(me) - cpu0, sum(map(cpu_seconds, others)) - seed0
         if not op.ok:
             raise RuntimeError(f"download failed: {op.error}")
-        by_peer = mgr.results[GAME].counters.chunks_by_peer
+        by_peer = op.counters.chunks_by_peer
     shutil.rmtree(home)
     return {"seconds": wall, "mib_s": size / MIB / wall, "cpu_down": cpu / (size / GIB),
             "cpu_up": seed_cpu / (size / GIB), "peers_used": len(by_peer)}  # fmt: skip

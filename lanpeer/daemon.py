@@ -1,48 +1,48 @@
 """``Daemon``: composes library, net, downloads, installs and the control socket (SPEC §10).
 
 Owns the startup order (instance lock and socket bind, install recovery, library, identity and
-peer node, downloads, resumed downloads, then serving the control socket), the one task group,
-and the graceful stop (Goodbye to peers, state persisted by each part's close). Never implements
-a part itself.
-A part that is not built into this tree is reported as missing and its commands answer
-``not_available``; a part that is built in but fails to start stops the daemon with its error.
+peer node, the operation queue with downloads and installs, resumed downloads, then serving the
+control socket), the one task group, and the graceful stop (Goodbye to peers, state persisted by
+each part's close). Never implements a part itself; a part that fails to start stops the daemon
+with its error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from contextlib import AsyncExitStack
-from functools import partial
-from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Literal
 
-from lanpeer_proto.control import LibraryChangedEvent
+from lanpeer_proto.control import ErrorMessage, LibraryChangedEvent, Request, ResultMessage
 
 from lanpeer.config import DaemonConfig
 from lanpeer.control import views
-from lanpeer.control.commands import ControlCommands, Parts, run_in_thread
+from lanpeer.control.commands import ControlCommands
 from lanpeer.control.events import EventHub
+from lanpeer.control.keepstep import KeepInStep
+from lanpeer.control.resume import resume_downloads
 from lanpeer.control.server import ControlSocket
-from lanpeer.errors import LanpeerError
+from lanpeer.download import DownloadManager
+from lanpeer.download.operations import Lane, OperationQueue, OpKind
+from lanpeer.errors import LanpeerError, ShuttingDownError
+from lanpeer.install import recover_root
+from lanpeer.installs import InstallRunner
+from lanpeer.library import GameLibrary
 from lanpeer.library.diagnose import library_problems
 from lanpeer.locks import LockFile
+from lanpeer.net.identity import Identity
+from lanpeer.net.node import PeerNode
+from lanpeer.net.peers import PeerEvent
+from lanpeer.parts import Parts
+from lanpeer.pins import KeepList
+from lanpeer.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
-
-def import_part(parts: Parts, name: str, module: str) -> ModuleType | None:
-    """The part's package, or None (recorded in ``parts.missing``) when it is not built yet."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not module.startswith(exc.name):
-            raise  # the part exists but one of its own imports is broken: a real error
-        parts.missing[name] = f"{module} is not built into this lanpeer yet"
-        log.warning("%s: not available (%s missing)", name, module)
-        return None
+# One transaction at a time: installs are disk-bound, and two extractions on one disk are
+# slower together than one after the other.
+GENERAL_LANES = 1
 
 
 class Daemon:
@@ -51,10 +51,9 @@ class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.events = EventHub()
-        self.parts = Parts(config=config, events=self.events)
         self._stopping = asyncio.Event()
-        self.commands = ControlCommands(self.parts, self.stop)
-        self.control = ControlSocket(config.socket, self.commands.answer, self.events)
+        self._commands: ControlCommands | None = None  # once every part has started
+        self.control = ControlSocket(config.socket, self._answer, self.events)
 
     def stop(self) -> None:
         if not self._stopping.is_set():
@@ -72,150 +71,119 @@ class Daemon:
             self.config.state.mkdir(parents=True, exist_ok=True)
             state_lock.take()
             async with AsyncExitStack() as stack:
-                await self._start_parts(stack)
-                await self._serve()
+                parts = await self._start_parts(stack)
+                self._commands = ControlCommands(parts, self.stop)
+                await self._serve(parts)
         finally:
+            self._commands = None
             state_lock.release()
             self.control.close()
         log.info("stopped")
 
-    async def _serve(self) -> None:
+    async def _answer(self, request: Request) -> ResultMessage | ErrorMessage:
+        """The control socket serves only once the parts run (see ``_serve``)."""
+        if self._commands is None:
+            raise ShuttingDownError("lanpeerd is not running its parts (starting or stopping)")
+        return await self._commands.answer(request)
+
+    async def _serve(self, parts: Parts) -> None:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.control.serve())]
-            if self.parts.downloads is not None:
-                tasks.append(group.create_task(self.parts.downloads.run()))
-            if self.parts.keep is not None:
-                tasks.append(group.create_task(self.parts.keep.run()))
+            tasks = [
+                group.create_task(self.control.serve()),
+                group.create_task(parts.downloads.run()),
+                group.create_task(parts.keep.run()),
+            ]
             log.info("lanpeerd %s ready (control socket %s)", self.config.name, self.config.socket)
             stopping = group.create_task(self._stopping.wait())
             await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for task in tasks:
                 task.cancel()
 
-    async def _start_parts(self, stack: AsyncExitStack) -> None:
+    async def _start_parts(self, stack: AsyncExitStack) -> Parts:
         self._recover_installs()
-        await self._start_library(stack)
-        await self._start_net(stack)
-        await self._start_downloads(stack)
+        library = await self._start_library(stack)
+        identity = Identity.load_or_create(self.config.state)
+        node = await self._start_node(stack, identity, library)
+        queue = OperationQueue(
+            {Lane.DOWNLOAD: self.config.download_lanes, Lane.GENERAL: GENERAL_LANES}
+        )
+        queue.add_listener(lambda event: self.events.publish(views.download_event(event)))
+        installs = InstallRunner(library, queue)
+        downloads = DownloadManager(
+            library,
+            node,
+            offers=node,
+            queue=queue,
+            max_download=self.config.max_download,
+            installer=installs.after_download,
+        )  # runs in our task group (see _serve)
+        keep = KeepInStep(
+            library, node, downloads, self.events, KeepList.load(self.config.state),
+            self.config.auto_update, lambda game_id: installs.submit(OpKind.UPDATE, game_id),
+        )  # fmt: skip
+        node.add_listener(keep.on_peer_event)  # checks on peer up and library deltas
+        parts = Parts(
+            self.config, self.events, library, identity, node, downloads, installs, keep
+        )
+        # Downloads a previous run left staged continue on their own (SPEC §7: resume).
+        resume_downloads(downloads, node)
+        return parts
 
     def _recover_installs(self) -> None:
-        install = import_part(self.parts, "install", "lanpeer.install")
-        if install is None:
-            return
-        self.parts.install = install
         for root in self.config.games:
             if root.is_dir():
-                install.recover_root(root)  # logs what it changed, and nothing when all is well
+                recover_root(root)  # logs what it changed, and nothing when all is well
             else:
                 log.warning("game root %s is missing; it is skipped until it appears", root)
 
-    async def _start_library(self, stack: AsyncExitStack) -> None:
-        module = import_part(self.parts, "library", "lanpeer.library")
-        if module is None:
-            return
-        library = module.GameLibrary(
+    async def _start_library(self, stack: AsyncExitStack) -> GameLibrary:
+        library = GameLibrary(
             list(self.config.games), self.config.state, catalog_path=self.config.catalog
         )
-        self.parts.library = await stack.enter_async_context(library)
+        await stack.enter_async_context(library)
         roots, catalog = list(self.config.games), library.catalog_path
         for problem in await asyncio.to_thread(library_problems, roots, catalog):
             log.warning("%s", problem)  # once at start; `peer-cli doctor` lists them any time
         library.add_listener(
             lambda rev: self.events.publish(LibraryChangedEvent(library_rev=int(rev)))
         )
+        return library
 
-    async def _start_net(self, stack: AsyncExitStack) -> None:
-        net = import_part(self.parts, "node", "lanpeer.net.node")
-        if net is None or self.parts.library is None:
-            if net is not None:
-                self.parts.missing["node"] = "the peer node needs the library part"
-            return
-        self.parts.identity = importlib.import_module(
-            "lanpeer.net.identity"
-        ).Identity.load_or_create(self.config.state)
-        node = net.PeerNode(
-            self.parts.identity,
-            self.parts.library,
+    async def _start_node(
+        self, stack: AsyncExitStack, identity: Identity, library: GameLibrary
+    ) -> PeerNode:
+        limit = self.config.max_upload
+        # build_config accepts only these two (config.py checks; its field is a plain str).
+        bulk: Literal["auto", "quic"] = "quic" if self.config.bulk == "quic" else "auto"
+        node = PeerNode(
+            identity,
+            library,
             name=self.config.name,
             bind=self.config.bind,
             port=self.config.port,
             static_peers=list(self.config.peers),
             mdns=self.config.mdns,
             party_key=self.config.party_key,
-            bulk=self.config.bulk,
-            upload_limiter=_limiter(self.config.max_upload),
+            bulk=bulk,
+            upload_limiter=TokenBucket(limit) if limit is not None else None,
         )
         try:
-            self.parts.node = await stack.enter_async_context(node)
+            await stack.enter_async_context(node)
         except OSError as exc:
             raise LanpeerError(
                 f"cannot listen on {self.config.bind}:{self.config.port}: {exc.strerror}; "
                 "another lanpeerd or program may use that port: pick one with --port"
             ) from exc
-        node.add_listener(self._on_peer_event)
+
+        def on_peer_event(event: PeerEvent) -> None:
+            control_event = views.peer_event(event, node.peers())
+            if control_event is not None:
+                self.events.publish(control_event)
+
+        node.add_listener(on_peer_event)
         node.uploads.add_listener(
             lambda notice, session: self.events.publish(
                 views.upload_event(notice, session, node.uploads.names(session.peer_id))
             )
         )
-
-    async def _start_downloads(self, stack: AsyncExitStack) -> None:
-        module = import_part(self.parts, "downloads", "lanpeer.download")
-        if module is None or self.parts.node is None:
-            if module is not None:
-                self.parts.missing["downloads"] = "downloads need the library and net parts"
-            return
-        downloads = module.DownloadManager(
-            self.parts.library,
-            self.parts.node,
-            download_lanes=self.config.download_lanes,
-            max_download=self.config.max_download,
-            installer=self._install_downloaded if self.parts.install else None,
-        )
-        self.parts.downloads = downloads  # runs in our task group (see _serve)
-        downloads.add_listener(lambda event: self.events.publish(views.download_event(event)))
-        # Downloads a previous run left staged continue on their own (SPEC §7: resume).
-        importlib.import_module("lanpeer.control.resume").resume_downloads(self.parts)
-        self._start_keep()
-
-    def _start_keep(self) -> None:
-        """Auto-update, pins and follows (runs in our task group, hears peer events)."""
-        keepstep = importlib.import_module("lanpeer.control.keepstep")
-        keep = importlib.import_module("lanpeer.pins").KeepList.load(self.config.state)
-        parts = self.parts
-        parts.keep = keepstep.KeepInStep(
-            parts.library, parts.node, parts.downloads, self.events, keep,
-            self.config.auto_update, self._submit_update,
-        )  # fmt: skip
-        parts.node.add_listener(parts.keep.on_peer_event)
-
-    def _submit_update(self, game_id: str) -> Any:
-        """Queue the update transaction of a game (auto-update, after its download)."""
-        install = self.parts.need("install")
-        game_dir = Path(self.parts.library.game_dir(game_id))
-
-        async def job() -> None:
-            async with self.parts.library.operation(game_id):
-                await run_in_thread(partial(install.update_game, game_dir), game_id,
-                                    cancellable=True)  # fmt: skip
-
-        return self.parts.downloads.submit_job(game_id, "update", job)
-
-    def _on_peer_event(self, event: Any) -> None:
-        control_event = views.peer_event(event, self.parts.node.peers())
-        if control_event is not None:
-            self.events.publish(control_event)
-
-    async def _install_downloaded(self, game_id: str, game_dir: Path) -> None:
-        """After a download: install, or update when local/ is already there."""
-        install = self.parts.need("install")
-        run = install.update_game if (game_dir / "local").is_dir() else install.install_game
-        async with self.parts.library.operation(game_id):
-            await run_in_thread(partial(run, game_dir), game_id, cancellable=True)
-
-
-def _limiter(rate: int | None) -> Any:
-    if rate is None:
-        return None
-    ratelimit = importlib.import_module("lanpeer.ratelimit")
-    return ratelimit.TokenBucket(rate)
+        return node

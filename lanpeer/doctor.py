@@ -11,17 +11,19 @@ import asyncio
 import json
 import os
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lanpeer_proto import units
-from lanpeer_proto.control import DoctorCheck
+from lanpeer_proto.control import DoctorCheck, FinishedEvent
 
+from lanpeer.config import DaemonConfig
+from lanpeer.control.history import Finished
 from lanpeer.library.diagnose import library_problems
-
-if TYPE_CHECKING:
-    from lanpeer.control.commands import Parts
-    from lanpeer.net.node import MdnsStatus
+from lanpeer.net.node import MdnsStatus
+from lanpeer.net.peers import PeerInfo
 
 # /sys/class/net/*/flags carries the administrative flags only: IFF_RUNNING (0x40) never shows
 # there, so "is the link up" comes from operstate (and carrier when operstate is "unknown").
@@ -31,24 +33,39 @@ LOW_SPACE = 20 << 30
 NFT_TIMEOUT = 3.0  # reading the ruleset takes milliseconds; a hung nft must not hang doctor
 
 
-async def run_checks(parts: Parts) -> list[DoctorCheck]:
+@dataclass(frozen=True)
+class DoctorInputs:
+    """Everything doctor reads from the running daemon (the rest it reads from this host)."""
+
+    config: DaemonConfig
+    mdns: MdnsStatus | None  # None: --no-mdns
+    peers: Sequence[PeerInfo]
+    finished: Sequence[FinishedEvent]  # recent finished operations, oldest first
+    #: static peers (``--peer``, ``add-peer``) with their last dial error (None: no error)
+    static_peers: Sequence[tuple[tuple[str, int], str | None]] = ()
+    catalog_path: Path | None = None  # None: the library part is not running
+    failures: Sequence[Finished] = ()  # failures not followed by a success, oldest first
+    auto_update: DoctorCheck | None = None  # the updater's own check (mode, pins, retries)
+
+
+async def run_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
+    config = inputs.config
     checks = [DoctorCheck(name="daemon", status="ok", summary="lanpeerd is running and answering")]
-    checks += _part_checks(parts)
     checks.append(interfaces_check(Path("/sys/class/net")))
-    checks += _net_checks(parts)
-    checks.append(await firewall_check(parts.config.port))
-    checks += [space_check(root) for root in parts.config.games]
-    if parts.library is not None:
-        checks.append(await catalog_check(parts.config.games, parts.library.catalog_path))
-    checks.append(_caps_check(parts))
-    checks += _transfer_checks(parts)
-    checks += failure_checks(parts.events.history.standing_failures())
-    if parts.keep is not None:
-        checks.append(parts.keep.doctor_check())  # auto-update: mode, pins, waits, failures
+    checks += _net_checks(inputs)
+    checks.append(await firewall_check(config.port))
+    checks += [space_check(root) for root in config.games]
+    if inputs.catalog_path is not None:
+        checks.append(await catalog_check(config.games, inputs.catalog_path))
+    checks.append(_caps_check(config))
+    checks += _transfer_checks(inputs.finished, config.max_download)
+    checks += failure_checks(inputs.failures)
+    if inputs.auto_update is not None:
+        checks.append(inputs.auto_update)  # auto-update: mode, pins, waits, failures
     return checks
 
 
-def failure_checks(failures: list[Any], shown: int = 5) -> list[DoctorCheck]:
+def failure_checks(failures: Sequence[Finished], shown: int = 5) -> list[DoctorCheck]:
     """The failures that still stand (no success of that game since), newest first."""
     return [
         DoctorCheck(
@@ -58,15 +75,21 @@ def failure_checks(failures: list[Any], shown: int = 5) -> list[DoctorCheck]:
             hint=f.hint
             or f"see the daemon log; retry with `peer-cli {f.event.kind} {f.event.game_id}`",
         )
-        for f in reversed(failures[-shown:])
+        for f in reversed(list(failures)[-shown:])
     ]
 
 
-def _part_checks(parts: Parts) -> list[DoctorCheck]:
-    return [
-        DoctorCheck(name=f"part:{name}", status="fail", summary=f"{name} is not running: {why}")
-        for name, why in parts.missing.items()
-    ]
+async def catalog_check(roots: list[Path], catalog_path: Path) -> DoctorCheck:
+    """Game dirs and catalog entries the library skips, each with why (scans in a thread)."""
+    problems = await asyncio.to_thread(library_problems, roots, catalog_path)
+    if not problems:
+        return DoctorCheck(name="catalog", status="ok", summary=f"{catalog_path}: no problems")
+    return DoctorCheck(
+        name="catalog",
+        status="warn",
+        summary="; ".join(problems)[:4000],
+        hint="games with these problems are not shown, advertised or served until fixed",
+    )
 
 
 def interfaces_check(sys_net: Path) -> DoctorCheck:
@@ -110,21 +133,19 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _net_checks(parts: Parts) -> list[DoctorCheck]:
-    node, config = parts.node, parts.config
-    if node is None:
-        return []
+def _net_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
+    config = inputs.config
     mine = own_socket_inodes(Path("/proc/self/fd"))
     udp = bound_ports([Path("/proc/net/udp"), Path("/proc/net/udp6")], mine, state="07")
     tcp = bound_ports([Path("/proc/net/tcp"), Path("/proc/net/tcp6")], mine, state="0A")
     return [
         ports_check(config.port, udp, tcp, config.bulk),
-        _mdns_check(node, config.mdns),
+        mdns_check(inputs.mdns),
         peers_check(
-            node.peers(),
-            [static.address for static in node.static_peers()],
+            inputs.peers,
+            [address for address, _ in inputs.static_peers] or config.peers,
             config.port,
-            {static.address: static.error for static in node.static_peers()},
+            dict(inputs.static_peers),
         ),
     ]
 
@@ -189,10 +210,6 @@ def ports_check(port: int, udp: set[int], tcp: set[int], bulk: str) -> DoctorChe
 ADVERT_ECHO_WAIT = 5.0
 
 
-def _mdns_check(node: Any, mdns: bool) -> DoctorCheck:
-    return mdns_check(node.mdns_status() if mdns else None)
-
-
 def mdns_check(status: MdnsStatus | None) -> DoctorCheck:
     """From the node's ``MdnsStatus`` (None: --no-mdns)."""
     if status is None:
@@ -230,12 +247,12 @@ def mdns_check(status: MdnsStatus | None) -> DoctorCheck:
 
 
 def peers_check(
-    peers: list[Any],
-    static: list[tuple[str, int]],
+    peers: Sequence[PeerInfo],
+    static: Sequence[tuple[str, int]],
     port: int,
     errors: dict[tuple[str, int], str | None] | None = None,
 ) -> DoctorCheck:
-    connected = [peer for peer in peers if getattr(peer, "connected", True)]
+    connected = [peer for peer in peers if peer.connected]
     reached = {tuple(peer.address) for peer in connected}
     why = errors or {}
     missing = [
@@ -287,6 +304,7 @@ async def firewall_check(port: int) -> DoctorCheck:
     return firewall_from_ruleset(ruleset, allow)
 
 
+# ``Any``: the parsed JSON of ``nft -j``, whose shape nft owns; read with .get() and defaults.
 def firewall_from_ruleset(ruleset: dict[str, Any], allow: str) -> DoctorCheck:
     """What an ``nft -j list ruleset`` document means for lanpeer's ports."""
     items = ruleset.get("nftables", [])
@@ -340,21 +358,7 @@ def space_check(root: Path) -> DoctorCheck:
     return DoctorCheck(name=f"root {root}", status="ok", summary=free)
 
 
-async def catalog_check(roots: list[Path], catalog_path: Path) -> DoctorCheck:
-    """Game dirs and catalog entries the library skips, each with why (scans in a thread)."""
-    problems = await asyncio.to_thread(library_problems, roots, catalog_path)
-    if not problems:
-        return DoctorCheck(name="catalog", status="ok", summary=f"{catalog_path}: no problems")
-    return DoctorCheck(
-        name="catalog",
-        status="warn",
-        summary="; ".join(problems)[:4000],
-        hint="games with these problems are not shown, advertised or served until fixed",
-    )
-
-
-def _caps_check(parts: Parts) -> DoctorCheck:
-    config = parts.config
+def _caps_check(config: DaemonConfig) -> DoctorCheck:
     caps = [
         f"{label} {units.rate(value)}"
         for label, value in (("upload", config.max_upload), ("download", config.max_download))
@@ -365,14 +369,16 @@ def _caps_check(parts: Parts) -> DoctorCheck:
     return DoctorCheck(name="bandwidth caps", status="info", summary="capped: " + ", ".join(caps))
 
 
-def _transfer_checks(parts: Parts) -> list[DoctorCheck]:
-    finished = [e for e in parts.events.recent_finished if e.kind == "download" and e.ok]
+def _transfer_checks(
+    recent: Sequence[FinishedEvent], max_download: int | None
+) -> list[DoctorCheck]:
+    finished = [e for e in recent if e.kind == "download" and e.ok]
     if not finished:
         return [DoctorCheck(name="transfers", status="info", summary="no download finished yet")]
-    return [transfer_check(event, parts.config.max_download) for event in finished[-5:]]
+    return [transfer_check(event, max_download) for event in finished[-5:]]
 
 
-def transfer_check(event: Any, max_download: int | None) -> DoctorCheck:
+def transfer_check(event: FinishedEvent, max_download: int | None) -> DoctorCheck:
     rate = event.bytes / event.seconds if event.seconds > 0 else 0.0
     size = f"{units.size(event.bytes)} in {event.seconds:.1f} s"
     summary = f"{event.game_id}: {size} = {units.rate(rate)}"

@@ -1,33 +1,39 @@
 """The daemon's error hierarchy. Other libraries' exceptions are translated at glue boundaries.
 
 Each error says what failed, why, and what to do, for the person at the terminal.
-``exit_code`` is the peer-cli exit code of SPEC §9 the error maps to.
+``control_code`` is the control protocol's error code the error line carries (its peer-cli exit
+code comes from the one table, ``lanpeer_proto.control.EXIT_CODES``); ``code`` is the finer
+reason an operation records (``disk_full``, ``no_sources``...).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from lanpeer_proto.control import ControlErrorCode
+
 
 class LanpeerError(Exception):
-    """Base of every daemon error; maps to peer-cli exit code 1 (operation failed)."""
+    """Base of every daemon error: the operation ran and failed."""
 
-    exit_code = 1
-    code = "failed"
+    control_code: ClassVar[ControlErrorCode] = ControlErrorCode.FAILED
+    code: ClassVar[str] = "failed"
 
 
 class UnknownGameError(LanpeerError):
-    exit_code = 4
+    control_code = ControlErrorCode.UNKNOWN_GAME
     code = "unknown_game"
 
 
 class UnknownPeerError(LanpeerError):
-    exit_code = 4
+    control_code = ControlErrorCode.UNKNOWN_PEER
     code = "unknown_peer"
 
 
 class ConflictError(LanpeerError):
     """An operation is already active for that game, or the game is busy."""
 
-    exit_code = 5
+    control_code = ControlErrorCode.CONFLICT
     code = "conflict"
 
 
@@ -61,10 +67,11 @@ class BadArchiveError(LanpeerError):
     code = "bad_archive"
 
 
-class NotAvailableError(LanpeerError):
-    """The daemon part that would serve a command is not running in this build or config."""
+class ShuttingDownError(LanpeerError):
+    """The daemon is starting or stopping its parts and answers no command now."""
 
-    code = "not_available"
+    control_code = ControlErrorCode.SHUTTING_DOWN
+    code = "shutting_down"
 
 
 class AlreadyRunningError(LanpeerError):

@@ -106,6 +106,7 @@ def sources(package: object) -> list[Path]:
     return files
 
 
+@pytest.mark.process
 def test_lanpeer_proto_loads_no_io_or_daemon_packages() -> None:
     imported, loaded, importers = fresh_import("lanpeer_proto")
     assert {"lanpeer_proto.codec", "lanpeer_proto.session"} <= set(imported)
@@ -115,6 +116,7 @@ def test_lanpeer_proto_loads_no_io_or_daemon_packages() -> None:
     assert importers["wave"] == "__main__"  # the hook works
 
 
+@pytest.mark.process
 def test_lanpeer_cli_never_loads_lanpeer() -> None:
     imported, loaded, _ = fresh_import("lanpeer_cli")
     assert "lanpeer_cli.main" in imported

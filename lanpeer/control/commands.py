@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from lanpeer_proto.control import (
@@ -54,48 +50,25 @@ from lanpeer_proto.control import (
     UploadsResult,
     WatchRequest,
 )
+from lanpeer_proto.messages import GameSummary
 
 from lanpeer import doctor
-from lanpeer.config import DaemonConfig
 from lanpeer.control import peer_commands, views
-from lanpeer.control.events import EventHub
 from lanpeer.control.update_plan import plan_update
-from lanpeer.errors import (
-    ConflictError,
-    InstallCancelled,
-    LanpeerError,
-    NotAvailableError,
-    UnknownGameError,
-)
+from lanpeer.download.operations import Operation, OpKind
+from lanpeer.download.resolve import OfferTable, PeerView, newest_offer
+from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from lanpeer.library.disk import read_installed_version
+from lanpeer.library.state import LocalGame
+from lanpeer.parts import Parts
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Parts:
-    """The running daemon parts; None where a part is not built in or not started."""
-
-    config: DaemonConfig
-    events: EventHub
-    library: Any = None  # lanpeer.library.GameLibrary
-    identity: Any = None  # lanpeer.net.Identity
-    node: Any = None  # lanpeer.net.PeerNode
-    downloads: Any = None  # lanpeer.download.DownloadManager
-    install: ModuleType | None = None  # lanpeer.install
-    keep: Any = None  # lanpeer.control.keepstep.KeepInStep: auto-update, pins, follows
-    missing: dict[str, str] = field(default_factory=dict)  # part -> why it is not running
-
-    def need(self, part: str) -> Any:
-        value = getattr(self, part)
-        if value is None:
-            why = self.missing.get(part, "it is not running")
-            raise NotAvailableError(f"this needs the {part} part of lanpeerd, but {why}")
-        return value
-
-    def available(self) -> dict[str, bool]:
-        names = ("library", "node", "downloads", "install")
-        return {name: getattr(self, name) is not None for name in names}
+#: The parts ``status`` reports (all of them always run; the field stays for old clients).
+PART_NAMES = ("library", "node", "downloads", "install")
+# The one Any of this module: a handler's request type is the key it is registered under, so
+# the table is checked by hand (``answer`` looks a request up by its own type).
+Handler = Callable[[Any], Awaitable[Any]]
 
 
 class ControlCommands:
@@ -104,7 +77,7 @@ class ControlCommands:
     def __init__(self, parts: Parts, request_stop: Callable[[], None]) -> None:
         self._parts = parts
         self._request_stop = request_stop
-        self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
+        self._handlers: dict[type[Request], Handler] = {
             StatusRequest: self.status,
             PeersRequest: self.peers,
             GamesRequest: self.games,
@@ -139,24 +112,21 @@ class ControlCommands:
     async def status(self, _request: StatusRequest) -> StatusResult:
         parts, config = self._parts, self._parts.config
         library, node = parts.library, parts.node
-        listen = views.format_address(node.listen) if node else f"{config.bind}:{config.port}"
         return StatusResult(
-            peer_id=str(parts.identity.peer_id) if parts.identity else "",
+            peer_id=str(parts.identity.peer_id),
             name=config.name,
-            listen=listen,
+            listen=views.format_address(node.listen),
             roots=[str(root) for root in config.games],
-            library_rev=int(library.library_rev) if library else 0,
+            library_rev=int(library.library_rev),
             operations=self.operations(),
-            games=len(library.local_games()) if library else 0,
-            peers=len(node.peers()) if node else 0,
+            games=len(library.local_games()),
+            peers=len(node.peers()),
             subscribers=parts.events.subscriber_count,
-            parts=parts.available(),
+            parts=dict.fromkeys(PART_NAMES, True),
         )
 
     async def peers(self, _request: PeersRequest) -> PeersResult:
-        node = self._parts.need("node")
-        downloads = self._parts.downloads
-        active = list(downloads.operations()) if downloads else []
+        node, active = self._parts.node, self._parts.downloads.operations()
         return PeersResult(
             peers=[
                 views.peer_entry(
@@ -169,7 +139,7 @@ class ControlCommands:
         )
 
     async def uploads(self, _request: UploadsRequest) -> UploadsResult:
-        ledger = self._parts.need("node").uploads
+        ledger = self._parts.node.uploads
         return UploadsResult(
             uploads=[
                 views.upload_entry(s, ledger.names(s.peer_id), ledger.rate(s))
@@ -179,14 +149,11 @@ class ControlCommands:
         )
 
     async def games(self, _request: GamesRequest) -> GamesResult:
-        library = self._parts.need("library")
-        peers = self._parts.node.peers() if self._parts.node else []
         busy = {op.game_id for op in self.operations()}
-        local = library.local_games()
+        local, peers = self._parts.library.local_games(), self._parts.node.peers()
         installed = await asyncio.to_thread(installed_versions, local)
         games = views.merge_games(local, peers, busy, installed)
-        pins = self._parts.keep.keep.pins if self._parts.keep else {}
-        return GamesResult(games=views.with_pins(games, pins))
+        return GamesResult(games=views.with_pins(games, self._parts.keep.keep.pins))
 
     async def game(self, request: GameRequest) -> GameResult:
         games = (await self.games(GamesRequest())).games
@@ -196,8 +163,7 @@ class ControlCommands:
                 f"{request.game_id} is neither here nor offered by a connected peer "
                 "(see `peer-cli games`)"
             )
-        local = next((g for g in self._parts.need("library").local_games()
-                      if g.id == request.game_id), None)  # fmt: skip
+        local = next((g for g in self._parts.library.local_games() if g.id == entry.id), None)
         history = self._parts.events.history.entries()
         return GameResult(
             game=entry,
@@ -218,32 +184,39 @@ class ControlCommands:
         return OpsResult(ops=failed + active)
 
     def operations(self) -> list[OperationInfo]:
-        downloads = self._parts.downloads
-        active = list(downloads.operations()) if downloads else []
-        waiting = self._parts.keep.ops_rows() if self._parts.keep else []
-        return [views.operation_info(op) for op in active] + waiting
+        active = [views.operation_info(status) for status in self._parts.downloads.operations()]
+        return active + self._parts.keep.ops_rows()  # auto-update waits and retries
 
     async def watch(self, _request: WatchRequest) -> AcceptedResult:
         return AcceptedResult(message="watching daemon events")
 
     async def doctor(self, _request: DoctorRequest) -> DoctorResult:
-        return DoctorResult(checks=await doctor.run_checks(self._parts))
+        parts = self._parts
+        inputs = doctor.DoctorInputs(
+            config=parts.config,
+            mdns=parts.node.mdns_status() if parts.config.mdns else None,
+            peers=parts.node.peers(),
+            finished=list(parts.events.recent_finished),
+            static_peers=[(s.address, s.error) for s in parts.node.static_peers()],
+            catalog_path=parts.library.catalog_path,
+            failures=parts.events.history.standing_failures(),
+            auto_update=parts.keep.doctor_check(),
+        )
+        return DoctorResult(checks=await doctor.run_checks(inputs))
 
     # ------------------------------------------------------------------ commands that act
 
     async def download(self, request: DownloadRequest) -> AcceptedResult:
-        self._parts.need("library")
-        node = self._parts.need("node")
-        downloads = self._parts.need("downloads")
+        node, downloads = self._parts.node, self._parts.downloads
         running = downloads.current(request.game_id)
-        if running is not None and running.kind == "download" and request.version is None:
+        if running is not None and running.kind is OpKind.DOWNLOAD and request.version is None:
             # Typically a download the daemon resumed at startup: the person asking for it
             # again wants to follow it, not to be told it conflicts with itself.
             log.info("download of %s asked again; following the one in progress", request.game_id)
             return AcceptedResult(
                 message=f"download of {request.game_id} is already {running.state}; following it",
                 game_id=request.game_id,
-                operation=_maybe_info(running),
+                operation=_info(running),
             )
         self._refuse_if_busy(request.game_id)
         pinned = None if request.version else self._pinned(request.game_id)
@@ -265,20 +238,19 @@ class ControlCommands:
         return AcceptedResult(
             message=f"download of {request.game_id} {summary.version}{which} queued",
             game_id=request.game_id,
-            operation=_maybe_info(operation),
+            operation=_info(operation),
         )
 
     async def update(self, request: UpdateRequest) -> AcceptedResult:
         """Fetch a newer version a peer offers (its install step updates local/), else install
         a downloaded version newer than local/, else say it is up to date (no operation)."""
-        node = self._parts.need("node")
         game = self._local_game(request.game_id)
         if not game.installed:
             raise ConflictError(f"{game.id} is not installed; use `peer-cli install {game.id}`")
         installed = await asyncio.to_thread(read_installed_version, Path(game.path))
         offered = [
             str(peer.games[game.id].version)
-            for peer in node.peers()
+            for peer in self._parts.node.peers()
             if peer.connected and game.id in peer.games
         ]
         downloaded = game.version if game.downloaded else None
@@ -295,36 +267,20 @@ class ControlCommands:
     async def transaction(
         self, request: InstallRequest | UpdateRequest | UninstallRequest | RemoveRequest
     ) -> AcceptedResult:
-        library = self._parts.need("library")
-        install = self._parts.need("install")
-        downloads = self._parts.need("downloads")  # its general lane runs transactions
+        kind = OpKind(request.cmd)
         game = self._local_game(request.game_id)
-        _check_transaction(request.cmd, game)
+        _check_transaction(kind, game)
         if isinstance(request, RemoveRequest) and not request.yes:
             self._refuse_last_copy(game.id)
-        game_dir = Path(library.game_dir(request.game_id))
-        run: Callable[..., Any] = {
-            "install": partial(install.install_game, game_dir),
-            "update": partial(install.update_game, game_dir),
-            "uninstall": partial(install.uninstall_game, game_dir),
-            "remove": partial(install.remove_game, list(library.roots), game_dir),
-        }[request.cmd]
-        cancellable = request.cmd in ("install", "update")
-
-        async def job() -> None:
-            async with library.operation(request.game_id):
-                await run_in_thread(run, request.game_id, cancellable=cancellable)
-
-        operation = downloads.submit_job(request.game_id, request.cmd, job)
+        operation = self._parts.installs.submit(kind, request.game_id)
         return AcceptedResult(
             message=f"{request.cmd} of {request.game_id} queued",
             game_id=request.game_id,
-            operation=_maybe_info(operation),
+            operation=_info(operation),
         )
 
     async def cancel(self, request: CancelRequest) -> AcceptedResult:
-        downloads = self._parts.need("downloads")
-        if not await downloads.cancel(request.game_id):
+        if not await self._parts.downloads.cancel(request.game_id):
             raise UnknownGameError(
                 f"{request.game_id} has no queued or running operation to cancel"
             )
@@ -333,18 +289,17 @@ class ControlCommands:
         )
 
     async def rescan(self, request: RescanRequest) -> AcceptedResult:
-        library = self._parts.need("library")
         if request.game_id is not None:
             self._local_game(request.game_id)
-        await library.rescan(request.game_id)
+        await self._parts.library.rescan(request.game_id)
         what = request.game_id or "the library"
         return AcceptedResult(message=f"rescanned {what}", game_id=request.game_id)
 
     async def add_peer(self, request: AddPeerRequest) -> AcceptedResult:
-        return await peer_commands.add_peer(self._parts.need("node"), request)
+        return await peer_commands.add_peer(self._parts.node, request)
 
     async def remove_peer(self, request: RemovePeerRequest) -> AcceptedResult:
-        return peer_commands.remove_peer(self._parts.need("node"), request)
+        return peer_commands.remove_peer(self._parts.node, request)
 
     async def shutdown(self, _request: ShutdownRequest) -> AcceptedResult:
         self._request_stop()
@@ -354,15 +309,13 @@ class ControlCommands:
         self,
         request: PinRequest | UnpinRequest | FollowRequest | UnfollowRequest | DownloadAllRequest,
     ) -> Any:
-        keep = self._parts.need("keep")
+        keep = self._parts.keep
         if isinstance(request, FollowRequest | DownloadAllRequest):
-            self._parts.need("downloads")
             return await getattr(keep, request.cmd)(request)
         return getattr(keep, request.cmd)(request)
 
     def _pinned(self, game_id: str) -> str | None:
-        keep = self._parts.keep
-        return keep.keep.pins.get(game_id) if keep is not None else None
+        return self._parts.keep.keep.pins.get(game_id)
 
     def _variant(
         self, request: DownloadRequest, peer_id: str, summary: Any
@@ -387,16 +340,14 @@ class ControlCommands:
 
     # ------------------------------------------------------------------ checks
 
-    def _local_game(self, game_id: str) -> Any:
-        for game in self._parts.need("library").local_games():
+    def _local_game(self, game_id: str) -> LocalGame:
+        for game in self._parts.library.local_games():
             if game.id == game_id:
                 return game
         raise UnknownGameError(f"{game_id} is not in this host's game roots (see `peer-cli games`)")
 
     def _refuse_last_copy(self, game_id: str) -> None:
-        node = self._parts.node
-        peers = node.peers() if node is not None else []
-        if not any(peer.connected and game_id in peer.games for peer in peers):
+        if not any(peer.connected and game_id in peer.games for peer in self._parts.node.peers()):
             raise ConflictError(
                 f"no connected peer has {game_id}: this is the last copy on the LAN; "
                 f"`peer-cli remove {game_id} --yes` deletes it anyway"
@@ -409,33 +360,7 @@ class ControlCommands:
             )
 
 
-async def run_in_thread(run: Callable[..., Any], what: str, *, cancellable: bool) -> None:
-    """Run a blocking install step in a worker thread; a cancel never abandons the thread.
-
-    ``cancellable`` steps (install, update) take a ``cancel`` event: a cancel during extraction
-    rolls back and the operation ends cancelled. Once past extraction, or for a step without
-    one (uninstall, remove, both short), the transaction rolls forward: the thread is awaited
-    (the game stays busy meanwhile) and the operation ends done, the cancel having come too late.
-    """
-    cancel = threading.Event()
-    work = asyncio.ensure_future(
-        asyncio.to_thread(partial(run, cancel=cancel) if cancellable else run)
-    )
-    try:
-        await asyncio.shield(work)
-    except asyncio.CancelledError:
-        cancel.set()
-        try:
-            await work
-        except InstallCancelled:
-            raise asyncio.CancelledError from None
-        log.info("%s: the cancel came after the point of no return; the step completed", what)
-        current = asyncio.current_task()
-        if current is not None:
-            current.uncancel()
-
-
-def installed_versions(local_games: list[Any]) -> dict[str, str | None]:
+def installed_versions(local_games: Sequence[LocalGame]) -> dict[str, str | None]:
     """What each installed game's local/ holds (one small file read per installed game)."""
     return {g.id: read_installed_version(Path(g.path)) for g in local_games if g.installed}
 
@@ -449,7 +374,9 @@ class StillHashing(LanpeerError):
 HASH_WAIT = 30.0
 
 
-async def wait_offer(node: Any, game_id: str, version: str | None) -> tuple[str, Any]:
+async def wait_offer(
+    node: OfferTable, game_id: str, version: str | None
+) -> tuple[str, GameSummary]:
     """``choose_offer``, waiting up to HASH_WAIT while the peers are still hashing."""
     deadline = asyncio.get_running_loop().time() + HASH_WAIT
     while True:
@@ -462,14 +389,14 @@ async def wait_offer(node: Any, game_id: str, version: str | None) -> tuple[str,
             await node.wait_sources_changed(min(left, 1.0))
 
 
-def choose_offer(peers: list[Any], game_id: str, version: str | None) -> tuple[str, Any]:
+def choose_offer(
+    peers: Sequence[PeerView], game_id: str, version: str | None
+) -> tuple[str, GameSummary]:
     """(peer_id, summary) of the newest (or named) hashed version connected peers offer.
 
     The download part's ``newest_offer`` decides (ties go to the content most peers share, so
     the download has the most sources); this adds the errors a person needs.
     """
-    from lanpeer.download.resolve import newest_offer
-
     offers = [peer.games[game_id] for peer in peers if peer.connected and game_id in peer.games]
     if not offers:
         raise UnknownGameError(f"no connected peer offers {game_id} (see `peer-cli games`)")
@@ -481,26 +408,25 @@ def choose_offer(peers: list[Any], game_id: str, version: str | None) -> tuple[s
     return offer
 
 
-_NEEDS = {
+_NEEDS: dict[OpKind, tuple[bool | None, bool | None]] = {
     # command: (must be downloaded, must be installed) — None means "don't care"
-    "install": (True, False),
-    "update": (True, True),
-    "uninstall": (None, True),
-    "remove": (True, False),
+    OpKind.INSTALL: (True, False),
+    OpKind.UPDATE: (True, True),
+    OpKind.UNINSTALL: (None, True),
+    OpKind.REMOVE: (True, False),
 }
 
 
-def _check_transaction(command: str, game: Any) -> None:
+def _check_transaction(command: OpKind, game: LocalGame) -> None:
     downloaded, installed = _NEEDS[command]
     if downloaded and not game.downloaded:
         raise LanpeerError(f"{game.id} is not downloaded; run `peer-cli download {game.id}` first")
     if installed is True and not game.installed:
         raise ConflictError(f"{game.id} is not installed; there is nothing to {command}")
     if installed is False and game.installed:
-        hint = "`peer-cli update`" if command == "install" else "`peer-cli uninstall` first"
+        hint = "`peer-cli update`" if command is OpKind.INSTALL else "`peer-cli uninstall` first"
         raise ConflictError(f"{game.id} is installed; use {hint}")
 
 
-def _maybe_info(operation: Any) -> OperationInfo | None:
-    status = getattr(operation, "status", None)
-    return views.operation_info(status(None)) if callable(status) else None
+def _info(operation: Operation) -> OperationInfo:
+    return views.operation_info(operation.status(None))

@@ -8,13 +8,13 @@ touches the staging itself: the download manager loads, keeps or wipes it.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
 
 from lanpeer_proto.errors import ProtocolError
 from lanpeer_proto.messages import GameSummary, Manifest
 
-from lanpeer.control.commands import Parts
-from lanpeer.download.resolve import newest_offer
+from lanpeer.download.manager import DownloadManager, OfferFinder
+from lanpeer.download.resolve import OfferTable, PeerView, newest_offer
 from lanpeer.errors import LanpeerError
 
 log = logging.getLogger(__name__)
@@ -22,11 +22,8 @@ log = logging.getLogger(__name__)
 RETRY_WAIT = 1.0  # seconds to wait for a source change before looking at the offers again
 
 
-def resume_downloads(parts: Parts) -> int:
+def resume_downloads(downloads: DownloadManager, offers: OfferTable) -> int:
     """Queue every unfinished download; returns how many. Call before the queue runs."""
-    downloads, node = parts.downloads, parts.node
-    if downloads is None or node is None:
-        return 0
     unfinished = downloads.unfinished()
     for record in unfinished:
         log.info(
@@ -36,34 +33,36 @@ def resume_downloads(parts: Parts) -> int:
             record.manifest_hash.hex()[:12],
             "yes" if record.then_install else "no",
         )
-        downloads.submit_resume(record, _finder(node, record.game_id, record.manifest_hash))
+        downloads.submit_resume(record, _finder(offers, record.game_id, record.manifest_hash))
     return len(unfinished)
 
 
-def _finder(node: Any, game_id: str, staged: bytes) -> Any:
+def _finder(offers: OfferTable, game_id: str, staged: bytes) -> OfferFinder:
     async def find() -> tuple[Manifest, GameSummary | None]:
-        return await wait_resume_offer(node, game_id, staged)
+        return await wait_resume_offer(offers, game_id, staged)
 
     return find
 
 
 async def wait_resume_offer(
-    node: Any, game_id: str, staged: bytes
+    offers: OfferTable, game_id: str, staged: bytes
 ) -> tuple[Manifest, GameSummary | None]:
     """The manifest to continue with, waiting (until cancelled) for a peer that offers it."""
     while True:
-        offer = resume_offer(node.peers(), game_id, staged)
+        offer = resume_offer(offers.peers(), game_id, staged)
         if offer is not None:
             peer_id, summary = offer
             try:
-                manifest: Manifest = await node.fetch_manifest(peer_id, game_id)
+                manifest = await offers.fetch_manifest(peer_id, game_id)
                 return manifest, summary
             except (LanpeerError, ProtocolError, OSError) as exc:
                 log.info("%s: manifest from %s failed (%s); waiting", game_id, peer_id[:8], exc)
-        await node.wait_sources_changed(RETRY_WAIT)
+        await offers.wait_sources_changed(RETRY_WAIT)
 
 
-def resume_offer(peers: list[Any], game_id: str, staged: bytes) -> tuple[str, Any] | None:
+def resume_offer(
+    peers: Sequence[PeerView], game_id: str, staged: bytes
+) -> tuple[str, GameSummary] | None:
     """(peer_id, summary): a connected peer offering the staged version, else the newest."""
     for peer in peers:
         game = peer.games.get(game_id) if peer.connected else None

@@ -173,13 +173,8 @@ class ControlSocket:
 
 
 def error_message(exc: LanpeerError) -> ErrorMessage:
-    """The error line for a daemon error: its code when the protocol knows it, else by exit code."""
-    try:
-        code = ControlErrorCode(exc.code)
-    except ValueError:
-        by_exit = {4: ControlErrorCode.UNKNOWN_GAME, 5: ControlErrorCode.CONFLICT}
-        code = by_exit.get(exc.exit_code, ControlErrorCode.FAILED)
-    return ErrorMessage(code=code, message=str(exc)[:4096])
+    """The error line for a daemon error: the control code its class carries."""
+    return ErrorMessage(code=exc.control_code, message=str(exc)[:4096])
 
 
 def _nothing_to_follow(answer: ResultMessage, until_finished: str | None) -> bool:

@@ -7,9 +7,7 @@ return; never changes state, never does I/O.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from lanpeer_proto.control import (
     Event,
@@ -26,32 +24,31 @@ from lanpeer_proto.control import (
     UploadEvent,
     VariantEntry,
 )
+from lanpeer_proto.messages import GameSummary
 
-_VERSION_PART = re.compile(r"\d+|[a-z]+")
+from lanpeer.download import progress
+from lanpeer.download.progress import OperationStatus
+from lanpeer.download.resolve import version_key  # one order for `games` and for `download`
+from lanpeer.library.state import LocalGame
+from lanpeer.net.peers import PeerEvent, PeerEventKind, PeerInfo
+from lanpeer.net.uploads import UploadNotice, UploadSession
 
-
-try:  # one version order for `games` and for what `download` picks
-    from lanpeer.download.resolve import version_key
-except ModuleNotFoundError:  # the download part is not built in
-
-    def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-        """Orders ``1.10`` after ``1.9`` and ``2.0b`` after ``2.0`` (numbers before words)."""
-        parts = _VERSION_PART.findall(version.lower())
-        return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+__all__ = ["version_key"]
 
 
 def newest(versions: Iterable[str]) -> str | None:
     return max(versions, key=version_key, default=None)
 
 
-def format_address(address: Any) -> str:
+def format_address(address: tuple[str, int] | tuple[str, int, int, int] | str | None) -> str:
+    """``host:port`` (``[v6]:port``) of a socket address; a string passes through."""
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(address or "")
 
 
-def peer_entry(peer: Any, rate_up: float = 0.0, rate_down: float = 0.0) -> PeerEntry:
+def peer_entry(peer: PeerInfo, rate_up: float = 0.0, rate_down: float = 0.0) -> PeerEntry:
     return PeerEntry(
         peer_id=str(peer.peer_id),
         name=str(peer.name)[:256],
@@ -60,37 +57,37 @@ def peer_entry(peer: Any, rate_up: float = 0.0, rate_down: float = 0.0) -> PeerE
         library_rev=int(peer.library_rev),
         last_seen=float(peer.last_seen),
         games=len(peer.games),
-        connected=bool(getattr(peer, "connected", True)),
+        connected=peer.connected,
         rate_up=max(0.0, rate_up),
         rate_down=max(0.0, rate_down),
     )
 
 
-def upload_entry(session: Any, name: str, rate: float) -> UploadEntry:
+def upload_entry(session: UploadSession, name: str, rate: float) -> UploadEntry:
     return UploadEntry(
-        peer_id=str(session.peer_id),
+        peer_id=session.peer_id,
         name=name[:256],
         game_id=session.game_id,
-        bytes=int(session.bytes),
+        bytes=session.bytes,
         rate=max(0.0, rate),
-        since=float(session.since),
+        since=session.since,
     )
 
 
-def upload_event(notice: str, session: Any, name: str) -> UploadEvent:
+def upload_event(notice: UploadNotice, session: UploadSession, name: str) -> UploadEvent:
     return UploadEvent(
-        state="started" if notice == "started" else "finished",
-        peer_id=str(session.peer_id),
+        state=notice,
+        peer_id=session.peer_id,
         name=name[:256],
         game_id=session.game_id,
-        bytes=int(session.bytes),
-        seconds=max(0.0, float(session.seconds)),
+        bytes=session.bytes,
+        seconds=max(0.0, session.seconds),
     )
 
 
 def merge_games(
-    local_games: Iterable[Any],
-    peers: Iterable[Any],
+    local_games: Iterable[LocalGame],
+    peers: Iterable[PeerInfo],
     busy: set[str],
     installed_versions: Mapping[str, str | None] | None = None,
 ) -> list[GameEntry]:
@@ -100,9 +97,9 @@ def merge_games(
     caller), which may differ from the downloaded version (a ``--no-install`` download).
     """
     installed = installed_versions or {}
-    offers: dict[str, list[tuple[str, Any]]] = {}
+    offers: dict[str, list[tuple[str, GameSummary]]] = {}
     for peer in peers:
-        if getattr(peer, "connected", True):
+        if peer.connected:
             for game_id, summary in peer.games.items():
                 offers.setdefault(game_id, []).append((str(peer.peer_id), summary))
     local = {game.id: game for game in local_games}
@@ -125,17 +122,17 @@ def with_pins(games: list[GameEntry], pins: Mapping[str, str]) -> list[GameEntry
 
 def _game_entry(
     game_id: str,
-    game: Any,
-    offers: list[tuple[str, Any]],
+    game: LocalGame | None,
+    offers: Sequence[tuple[str, GameSummary]],
     busy: bool,
     installed_version: str | None,
 ) -> GameEntry:
     newest_version = newest(str(summary.version) for _, summary in offers)
-    version = getattr(game, "version", None)
-    downloaded = bool(getattr(game, "downloaded", False))
-    installed = bool(getattr(game, "installed", False))
-    name = getattr(game, "name", None) or next((s.name for _, s in offers), game_id)
-    size = getattr(game, "size", None) or max((s.size for _, s in offers), default=0)
+    version = game.version if game else None
+    downloaded = bool(game and game.downloaded)
+    name = (game.name if game else None) or next((s.name for _, s in offers), game_id)
+    size = (game.size if game else None) or max((s.size for _, s in offers), default=0)
+    installed = bool(game and game.installed)
     return GameEntry(
         id=game_id,
         name=str(name)[:256],
@@ -175,17 +172,17 @@ def update_available(installed: str | None, downloaded: str | None, offered: str
     return best is not None and version_key(best) > version_key(current)
 
 
-def _source(peer_id: str, summary: Any) -> SourceEntry:
+def _source(peer_id: str, summary: GameSummary) -> SourceEntry:
     digest = summary.manifest_hash
     return SourceEntry(
         peer_id=peer_id,
         version=str(summary.version),
         manifest_hash=digest.hex() if digest is not None else None,
-        partial=bool(getattr(summary, "partial", False)),
+        partial=bool(getattr(summary, "partial", False)),  # swarm sources, when they exist
     )
 
 
-def _variants(offers: list[tuple[str, Any]]) -> list[VariantEntry]:
+def _variants(offers: Sequence[tuple[str, GameSummary]]) -> list[VariantEntry]:
     """Only when one version string names different bytes on different peers."""
     by_version: dict[str, dict[str, list[str]]] = {}
     sizes: dict[str, int] = {}
@@ -202,60 +199,59 @@ def _variants(offers: list[tuple[str, Any]]) -> list[VariantEntry]:
     ]
 
 
-def _state(game: Any, busy: bool) -> str:
+def _state(game: LocalGame | None, busy: bool) -> str:
     if game is None:
         return "remote"
     if busy:
         return "busy"
-    if getattr(game, "local_only", False):
+    if game.local_only:
         return "local-only"
-    hashing = getattr(game, "downloaded", False) and getattr(game, "in_catalog", True)
-    if hashing and getattr(game, "manifest_hash", b"") is None:
+    if game.downloaded and game.in_catalog and game.manifest_hash is None:
         return "hashing"
-    if getattr(game, "installed", False):
+    if game.installed:
         return "installed"
-    return "downloaded" if getattr(game, "downloaded", False) else "partial"
+    return "downloaded" if game.downloaded else "partial"
 
 
-def operation_info(status: Any) -> OperationInfo:
-    """An operation of the download manager or the transaction lane as the ``ops`` document."""
+def operation_info(status: OperationStatus) -> OperationInfo:
+    """An operation of the queue (download or transaction lane) as the ``ops`` document."""
     return OperationInfo(
         game_id=status.game_id,
-        kind=str(getattr(status, "kind", "download")),
-        state=str(getattr(status, "state", "running")),
-        lane=str(getattr(status, "lane", "download")),
-        queue_position=getattr(status, "queue_position", None),
-        bytes_done=int(getattr(status, "bytes_done", 0)),
-        bytes_total=int(getattr(status, "bytes_total", 0)),
-        rate=max(0.0, float(getattr(status, "rate", 0.0) or 0.0)),
-        eta=_eta(getattr(status, "eta", None)),
-        sources=[str(s) for s in getattr(status, "sources", ()) or ()],
+        kind=str(status.kind),
+        state=str(status.state),
+        lane=str(status.lane),
+        queue_position=status.queue_position,
+        bytes_done=status.bytes_done,
+        bytes_total=status.bytes_total,
+        rate=max(0.0, status.rate),
+        eta=_eta(status.eta),
+        sources=list(status.sources),
     )
 
 
-def _eta(value: Any) -> float | None:
+def _eta(value: float | None) -> float | None:
     return None if value is None or value < 0 else float(value)
 
 
-def peer_event(event: Any, peers: Iterable[Any]) -> Event | None:
+def peer_event(event: PeerEvent, peers: Iterable[PeerInfo]) -> Event | None:
     """A net ``PeerEvent`` (kind up/down/library/removed) as a control event."""
-    kind, peer_id = str(event.kind), str(event.peer_id)
+    kind, peer_id = event.kind, event.peer_id
     info = next((p for p in peers if p.peer_id == peer_id), None)
-    if kind == "up":
+    if kind is PeerEventKind.UP:
         name = str(info.name)[:256] if info else ""
         address = format_address(info.address) if info else ""
         return PeerUpEvent(peer_id=peer_id, name=name, address=address)
-    if kind in ("down", "removed"):
+    if kind in (PeerEventKind.DOWN, PeerEventKind.REMOVED):
         return PeerDownEvent(peer_id=peer_id)
-    if kind == "library":
+    if kind is PeerEventKind.LIBRARY:
         return LibraryChangedEvent(
             peer_id=peer_id, library_rev=int(info.library_rev) if info else 0
         )
     return None
 
 
-def download_event(event: Any) -> Event:
-    """A download manager ``ProgressEvent`` (progress / state / finished) as a control event."""
+def download_event(event: progress.ProgressEvent) -> Event:
+    """An operation's ``ProgressEvent`` (progress / state / finished) as a control event."""
     if event.event == "finished":
         return FinishedEvent(
             game_id=event.game_id,

@@ -11,34 +11,33 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard
 
 from lanpeer_proto.messages import GameSummary, Manifest
 
 from lanpeer.download.operations import (
-    DOWNLOAD_LANE,
-    GENERAL_LANE,
+    Lane,
+    Listener,
     Operation,
     OperationQueue,
+    OpKind,
+    OpState,
 )
-from lanpeer.download.progress import OperationStatus, ProgressEvent, eta_seconds
+from lanpeer.download.progress import OperationStatus
 from lanpeer.download.resolve import ManifestResolver, PeerDirectory, peer_manifest_resolver
 from lanpeer.download.scheduler import NoSourcesError, SchedulerSettings, SourceVersionGone
 from lanpeer.download.sources import SourceDirectory
 from lanpeer.download.staging import PART_DIR, PartDir
 from lanpeer.download.transfer import SPACE_MARGIN, GameDownload, StagedDownload
-from lanpeer.errors import DiskFullError
-from lanpeer.install import commit_download, install_game, update_game
+from lanpeer.errors import DiskFullError, LanpeerError, UnknownGameError
+from lanpeer.install import commit_download
 from lanpeer.library import GameLibrary
 from lanpeer.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY = 0.25  # seconds between progress events per operation
 Installer = Callable[[str, Path], Awaitable[None]]
 # Finds what a resumed download continues with: (manifest, the offering peer's summary).
 OfferFinder = Callable[[], Awaitable[tuple[Manifest, GameSummary | None]]]
@@ -54,15 +53,21 @@ class UnfinishedDownload:
     then_install: bool
 
 
-Listener = Callable[[ProgressEvent], None]
-
-
 class DownloadManager:
+    """Downloads as operations of ``queue`` (its own, or the daemon's shared with installs).
+
+    ``offers`` is the peer table (``PeerNode``): it picks the catalog entry of what was
+    downloaded and, unless ``manifest_resolver`` is given, notices a source's content change.
+    ``installer`` runs "install afterwards"; without one, such a download is refused.
+    """
+
     def __init__(
         self,
         library: GameLibrary,
         sources: SourceDirectory,
         *,
+        offers: PeerDirectory | None = None,
+        queue: OperationQueue | None = None,
         download_lanes: int = 2,
         general_lanes: int = 1,
         max_download: float | None = None,
@@ -71,20 +76,17 @@ class DownloadManager:
         settings: SchedulerSettings | None = None,
         space_margin: int = SPACE_MARGIN,
     ) -> None:
-        self.library, self.sources = library, sources
+        self.library, self.sources, self.offers = library, sources, offers
         self.limiter = TokenBucket(max_download) if max_download else None
-        self.queue = OperationQueue(
-            {DOWNLOAD_LANE: download_lanes, GENERAL_LANE: general_lanes}, self._on_finished
+        self.queue = queue or OperationQueue(
+            {Lane.DOWNLOAD: download_lanes, Lane.GENERAL: general_lanes}
         )
         self.settings = settings
         self.space_margin = space_margin
-        self.results: dict[str, GameDownload] = {}  # last transfer per game: counters for summaries
-        if manifest_resolver is None and _is_peer_directory(sources):
-            manifest_resolver = peer_manifest_resolver(sources)
-        self._installer = installer or self._install
+        if manifest_resolver is None and offers is not None:
+            manifest_resolver = peer_manifest_resolver(offers)
+        self._installer = installer
         self._resolver = manifest_resolver
-        self._listeners: list[Listener] = []
-        self._last_event: dict[str, float] = {}
         self._runner: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -104,7 +106,7 @@ class DownloadManager:
     # -- the seam ------------------------------------------------------------------------------
 
     def add_listener(self, cb: Listener) -> None:
-        self._listeners.append(cb)
+        self.queue.add_listener(cb)
 
     def operations(self) -> list[OperationStatus]:
         return self.queue.statuses()
@@ -121,24 +123,25 @@ class DownloadManager:
         *,
         summary: GameSummary | None = None,
     ) -> Operation:
+        self._require_installer(then_install)
+
         async def body(op: Operation) -> None:
             await self._download(op, manifest, then_install, summary)
 
         async def cancel_queued() -> None:
             await self._discard_leftovers(game_id)
 
-        op = Operation(game_id, "download", DOWNLOAD_LANE, body, cancel_queued)
-        return self.queue.submit(op)
+        return self.queue.submit(game_id, OpKind.DOWNLOAD, body, cancel_queued)
 
     def submit_resume(self, unfinished: UnfinishedDownload, find: OfferFinder) -> Operation:
         """Queue a download a previous run left staged: ``stalled`` until ``find`` gives the
         version to continue with (a different one wipes the staging), then as ``submit_download``.
         """
         game_id = unfinished.game_id
+        self._require_installer(unfinished.then_install)
 
         async def body(op: Operation) -> None:
-            op.state = "stalled"
-            self._emit(op, "state")
+            op.move(OpState.STALLED)
             try:
                 manifest, summary = await find()
             except asyncio.CancelledError:
@@ -150,18 +153,11 @@ class DownloadManager:
         async def cancel_queued() -> None:
             await self._discard_leftovers(game_id, unfinished.game_dir)
 
-        op = Operation(game_id, "download", DOWNLOAD_LANE, body, cancel_queued)
-        return self.queue.submit(op)
+        return self.queue.submit(game_id, OpKind.DOWNLOAD, body, cancel_queued)
 
-    def submit_job(self, game_id: str, kind: str, job: Callable[[], Awaitable[None]]) -> Operation:
-        """Queue an install/uninstall/update/remove job in the general lane."""
-
-        async def body(op: Operation) -> None:
-            op.state = kind + "ing" if not kind.endswith("e") else kind[:-1] + "ing"
-            self._emit(op, "state")
-            await job()
-
-        return self.queue.submit(Operation(game_id, kind, GENERAL_LANE, body))
+    def _require_installer(self, then_install: bool) -> None:
+        if then_install and self._installer is None:
+            raise LanpeerError("this download manager has no installer: cannot install afterwards")
 
     async def cancel(self, game_id: str) -> bool:
         return await self.queue.cancel(game_id) is not None
@@ -196,22 +192,12 @@ class DownloadManager:
             return  # already this exact version
         job = self._job(op, manifest, game_dir, old)
         job.part.then_install = then_install  # recorded with the resume state
-        try:
-            staged = await self._stage(op, job, game_dir, old)
-        except asyncio.CancelledError:
-            await self._discard(self.results[op.game_id].part, created, op.cancel_requested)
-            raise
-        except DiskFullError:
-            await self._discard(self.results[op.game_id].part, created, True)  # space back
-            raise
-        except BaseException:
-            await self._discard(self.results[op.game_id].part, created, False)  # keep: resume
-            raise
+        staged = await self._stage(op, job, game_dir, created, old)
         summary = summary or self._offered_summary(op.game_id, staged)
         await self._commit_shielded(op, game_dir, staged, summary)
         if then_install:
-            op.state = "installing"
-            self._emit(op, "state")
+            assert self._installer is not None  # checked when the download was queued
+            op.move(OpState.INSTALLING)
             await self._installer(op.game_id, game_dir)
 
     def _job(
@@ -231,36 +217,59 @@ class DownloadManager:
             limiter=self.limiter,
             settings=self.settings,
             still_current=still_current,
-            on_progress=lambda j: self._progress(op, j),
+            on_state=op.move,
+            on_progress=lambda: self.queue.progressed(op),
             space_margin=self.space_margin,
         )
-        self.results[op.game_id] = job
+        op.track(job)
         return job
 
     async def _stage(
-        self, op: Operation, job: GameDownload, game_dir: Path, old: Manifest | None
+        self, op: Operation, job: GameDownload, game_dir: Path, created: bool, old: Manifest | None
     ) -> StagedDownload:
+        """Stage the newest version; a failure closes the staging (and cleans up as it should)."""
         while True:
             try:
                 return await job.run()
             except SourceVersionGone:
-                newer = await self._resolver(op.game_id) if self._resolver else None
-                if newer is None or newer.manifest_hash == job.manifest.manifest_hash:
-                    raise NoSourcesError(
-                        f"no peer serves the version of {op.game_id!r} being downloaded any more"
-                    ) from None
-                log.info("%s: source content changed; restarting with the new version", op.game_id)
-                await asyncio.to_thread(job.part.close)
-                then_install = job.part.then_install
-                job = self._job(op, newer, game_dir, old)  # its load() wipes the old staging
-                job.part.then_install = then_install
+                pass
+            except BaseException as exc:
+                await self._discard_after(op, job, created, exc)
+                raise
+            try:
+                newer = await self._newer_version(op, job)
+            except BaseException as exc:
+                await self._discard_after(op, job, created, exc)
+                raise
+            log.info("%s: source content changed; restarting with the new version", op.game_id)
+            await asyncio.to_thread(job.part.close)
+            then_install = job.part.then_install
+            job = self._job(op, newer, game_dir, old)  # its load() wipes the old staging
+            job.part.then_install = then_install
+
+    async def _newer_version(self, op: Operation, job: GameDownload) -> Manifest:
+        newer = await self._resolver(op.game_id) if self._resolver else None
+        if newer is None or newer.manifest_hash == job.manifest.manifest_hash:
+            raise NoSourcesError(
+                f"no peer serves the version of {op.game_id!r} being downloaded any more"
+            )
+        return newer
+
+    async def _discard_after(
+        self, op: Operation, job: GameDownload, created: bool, exc: BaseException
+    ) -> None:
+        """A user's cancel or a full disk deletes the staging; anything else keeps it (resume)."""
+        if isinstance(exc, asyncio.CancelledError):
+            remove = op.cancel_requested
+        else:
+            remove = isinstance(exc, DiskFullError)  # the space back
+        await self._discard(job.part, created, remove)
 
     async def _commit_shielded(
         self, op: Operation, game_dir: Path, staged: StagedDownload, summary: GameSummary | None
     ) -> None:
         """Once files start moving the commit rolls forward: a cancel now comes too late."""
-        op.state = "committing"
-        self._emit(op, "state")
+        op.move(OpState.COMMITTING)
         commit = asyncio.create_task(self._commit(op.game_id, game_dir, staged, summary))
         try:
             await asyncio.shield(commit)
@@ -291,28 +300,22 @@ class DownloadManager:
 
     def _offered_summary(self, game_id: str, staged: StagedDownload) -> GameSummary | None:
         """The catalog entry of a peer offering exactly what was downloaded (SPEC §3)."""
-        if not _is_peer_directory(self.sources):
+        if self.offers is None:
             return None
-        for peer in self.sources.peers():
+        for peer in self.offers.peers():
             game = peer.games.get(game_id)
             if game is not None and game.manifest_hash == staged.manifest_hash:
                 return game
         return None
-
-    async def _install(self, game_id: str, game_dir: Path) -> None:
-        """Install (or update) after a download: install's transactions, off the loop."""
-        step = update_game if (game_dir / "local").is_dir() else install_game
-        await asyncio.to_thread(step, game_dir)
-        await self.library.rescan(game_id)
 
     # -- where the game lives ------------------------------------------------------------------
 
     def _existing_dir(self, game_id: str) -> Path | None:
         try:
             found = self.library.game_dir(game_id)
-        except Exception:
-            return None
-        return Path(found) if found is not None and Path(found).is_dir() else None
+        except UnknownGameError:
+            return None  # a new game: the caller picks a root for it
+        return found if found.is_dir() else None
 
     def _game_dir(self, game_id: str) -> tuple[Path, bool]:
         """The game dir and whether this download created it (then cancel removes it)."""
@@ -349,62 +352,3 @@ class DownloadManager:
         if game_dir is not None and (game_dir / PART_DIR).exists():
             created = {p.name for p in game_dir.iterdir()} <= {PART_DIR}
             await self._discard(PartDir(game_dir), created, True)
-
-    # -- progress ------------------------------------------------------------------------------
-
-    def _progress(self, op: Operation, job: GameDownload) -> None:
-        now = time.monotonic()
-        changed = op.state != job.state
-        op.state = job.state
-        op.bytes_done, op.bytes_total = job.counters.bytes_done, job.counters.bytes_total
-        op.rate = job.rate.rate(now)
-        if job.scheduler is not None:
-            op.sources = job.scheduler.sources()
-            op.peer_rates = job.scheduler.peer_rates()
-        if changed or now - self._last_event.get(op.game_id, 0.0) >= PROGRESS_EVERY:
-            self._last_event[op.game_id] = now
-            self._emit(op, "state" if changed else "progress")
-
-    def _emit(self, op: Operation, event: str) -> None:
-        ev = ProgressEvent(
-            event=event,
-            game_id=op.game_id,
-            kind=op.kind,
-            state=op.state,
-            bytes_done=op.bytes_done,
-            bytes_total=op.bytes_total,
-            rate=op.rate,
-            eta=eta_seconds(op.bytes_total - op.bytes_done, op.rate),
-            peers=dict(op.peer_rates),
-            error=op.error,
-            ok=op.ok if event == "finished" else None,
-            seconds=(op.finished or time.monotonic()) - (op.started or time.monotonic()),
-            peers_used=sorted(self._peers_used(op)),
-            bytes_fetched=self._bytes_fetched(op),
-        )
-        for cb in list(self._listeners):
-            try:
-                cb(ev)
-            except Exception:
-                log.exception("progress listener failed")
-
-    def _peers_used(self, op: Operation) -> set[str]:
-        job = self.results.get(op.game_id)
-        if job is None or job.scheduler is None:
-            return set()
-        return {p for p, n in job.scheduler.stats.chunks_by_peer.items() if n}
-
-    def _bytes_fetched(self, op: Operation) -> int:
-        job = self.results.get(op.game_id)
-        return job.counters.bytes_fetched if job is not None and op.kind == "download" else 0
-
-    def _on_finished(self, op: Operation) -> None:
-        self._last_event.pop(op.game_id, None)
-        self._emit(op, "finished")
-
-
-def _is_peer_directory(sources: object) -> TypeGuard[PeerDirectory]:
-    """PeerNode is both the SourceDirectory and the peer table (offers, manifests)."""
-    return callable(getattr(sources, "peers", None)) and callable(
-        getattr(sources, "fetch_manifest", None)
-    )

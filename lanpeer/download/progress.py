@@ -38,6 +38,38 @@ class RateWindow:
             self._sum -= self._samples.popleft()[1]
 
 
+@dataclass(slots=True)
+class TransferCounters:
+    """The one set of counters of a transfer: the scheduler and ``GameDownload`` both add here."""
+
+    bytes_total: int = 0  # bytes of the files this download stages
+    bytes_resumed: int = 0  # verified before this run (resume)
+    bytes_copied: int = 0  # delta: copied from the old version on local disk
+    bytes_fetched: int = 0  # verified bytes that crossed the network in this run
+    chunks_fetched: int = 0  # verified and written
+    chunks_copied: int = 0
+    rejected: int = 0  # chunks that failed verification
+    redundant: int = 0  # endgame copies that arrived after the chunk was verified
+    failures: int = 0  # failed requests (any peer)
+    requests: int = 0
+    chunks_by_peer: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bytes_done(self) -> int:
+        return self.bytes_resumed + self.bytes_copied + self.bytes_fetched
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSnapshot:
+    """A transfer's progress at one instant, as operations and views read it."""
+
+    bytes_done: int
+    bytes_total: int
+    rate: float  # bytes/s over the rate window
+    sources: tuple[str, ...]
+    peer_rates: dict[str, float]
+
+
 @dataclass(frozen=True, slots=True)
 class ProgressEvent:
     """Emitted to listeners; ``event`` is "progress", "state" or "finished"."""

@@ -35,6 +35,12 @@ class PeerDirectory(Protocol):
     async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest: ...
 
 
+class OfferTable(PeerDirectory, Protocol):
+    """The peer table as commands and resume wait on it (``PeerNode``)."""
+
+    async def wait_sources_changed(self, timeout: float) -> None: ...  # noqa: ASYNC109 - seam
+
+
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     """Natural order: "1.10" > "1.9" > "1.9b"; numbers sort below text at the same position."""
     parts = re.findall(r"\d+|[^\d.\-_ ]+", version.lower())

@@ -15,8 +15,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from lanpeer.download.operations import OpState
 from lanpeer.download.plan import ChunkRef
-from lanpeer.download.progress import RateWindow
+from lanpeer.download.progress import RateWindow, TransferCounters
 from lanpeer.download.sources import GONE_CODES, ChunkSource, SourceDirectory, refusal_code
 from lanpeer.errors import LanpeerError
 from lanpeer.ratelimit import TokenBucket
@@ -56,17 +57,6 @@ class SchedulerSettings:
     sources_poll: float = 5.0  # re-read sources_for at least this often
     request_timeout: float = 60.0  # one chunk from one peer; a hung peer is a failing peer
     version_check_every: float = 2.0  # while stalled: ask whether the version still exists
-
-
-@dataclass(slots=True)
-class SchedulerStats:
-    chunks_fetched: int = 0  # verified and written
-    bytes_fetched: int = 0
-    rejected: int = 0  # chunks that failed verification
-    redundant: int = 0  # endgame copies that arrived after the chunk was verified
-    failures: int = 0
-    requests: int = 0
-    chunks_by_peer: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(eq=False, slots=True)
@@ -113,7 +103,8 @@ class ChunkScheduler:
         store: Store,
         *,
         on_chunk: OnChunk | None = None,
-        on_state: Callable[[str], None] | None = None,
+        on_state: Callable[[OpState], None] | None = None,
+        counters: TransferCounters | None = None,
         limiter: TokenBucket | None = None,
         settings: SchedulerSettings | None = None,
         still_current: Callable[[], Awaitable[bool]] | None = None,
@@ -138,8 +129,8 @@ class ChunkScheduler:
         self._sources_dirty = True
         self._stalled_since: float | None = None
         self._chunk_len = max((c.length for c in self._pending), default=1)
-        self.state = "downloading"
-        self.stats = SchedulerStats()
+        self.state = OpState.DOWNLOADING
+        self.counters = counters or TransferCounters()  # the download's own, when it passes them
 
     # -- public --------------------------------------------------------------------------------
 
@@ -178,7 +169,7 @@ class ChunkScheduler:
                 await self._settle(task)
 
     async def _check_version(self, now: float) -> None:
-        if self.state != "stalled" or self._still_current is None:
+        if self.state is not OpState.STALLED or self._still_current is None:
             return
         if now < self._next_version_check:
             return
@@ -266,7 +257,7 @@ class ChunkScheduler:
         self._copies.setdefault(chunk, {})[task] = lane
         self._tasks[task] = (chunk, lane)
         lane.in_flight += 1
-        self.stats.requests += 1
+        self.counters.requests += 1
         task.add_done_callback(self._on_done)
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
@@ -311,7 +302,7 @@ class ChunkScheduler:
         if exc is None:
             self._verified(lane, chunk)
         elif isinstance(exc, _Redundant):
-            self.stats.redundant += 1
+            self.counters.redundant += 1
         elif isinstance(exc, ChunkMismatch):
             self._ban(lane, chunk)
         elif isinstance(exc, _StoreFailed):
@@ -321,16 +312,16 @@ class ChunkScheduler:
 
     def _verified(self, lane: PeerLane, chunk: ChunkRef) -> None:
         if chunk not in self._remaining:
-            self.stats.redundant += 1
+            self.counters.redundant += 1
             return
         now = self._clock()
         self._remaining.discard(chunk)
         lane.window.add(now, chunk.length)
         lane.failures = 0
         lane.verified += 1
-        self.stats.chunks_fetched += 1
-        self.stats.bytes_fetched += chunk.length
-        by_peer = self.stats.chunks_by_peer
+        self.counters.chunks_fetched += 1
+        self.counters.bytes_fetched += chunk.length
+        by_peer = self.counters.chunks_by_peer
         by_peer[lane.peer_id] = by_peer.get(lane.peer_id, 0) + 1
         for other in self._copies.get(chunk, {}):
             other.cancel()  # endgame copies still on the wire
@@ -338,7 +329,7 @@ class ChunkScheduler:
             self._on_chunk(chunk, lane.peer_id)
 
     def _ban(self, lane: PeerLane, chunk: ChunkRef) -> None:
-        self.stats.rejected += 1
+        self.counters.rejected += 1
         lane.banned = "sent a chunk that failed BLAKE3 verification"
         log.warning(
             "%s: peer %s %s; dropped for this download", self.game_id, lane.peer_id, lane.banned
@@ -350,7 +341,7 @@ class ChunkScheduler:
                     t.cancel()
 
     def _failed(self, lane: PeerLane, chunk: ChunkRef, exc: BaseException) -> None:
-        self.stats.failures += 1
+        self.counters.failures += 1
         self._requeue(chunk)
         now = self._clock()
         if refusal_code(exc) in GONE_CODES:
@@ -379,20 +370,20 @@ class ChunkScheduler:
         busy = any(self._copies.values())
         usable = any(lane.usable(now) for lane in self.lanes.values())
         if busy or usable:
-            self._set_state("downloading")
+            self._set_state(OpState.DOWNLOADING)
             self._stalled_since = None
             return
         if self._stalled_since is None:
             self._stalled_since = now
             self._next_version_check = now
-            self._set_state("stalled")
+            self._set_state(OpState.STALLED)
         if now - self._stalled_since >= self.settings.stall_timeout:
             raise NoSourcesError(
                 f"no peer has served {self.game_id!r} for {self.settings.stall_timeout:.0f} s; "
                 "the download stopped (start it again when a peer offering it is online)"
             )
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: OpState) -> None:
         if state != self.state:
             self.state = state
             if self._on_state is not None:

@@ -12,14 +12,15 @@ import errno
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
 from lanpeer_proto.messages import Manifest
 
+from lanpeer.download.operations import OpState
 from lanpeer.download.plan import VERSION_INI, ChunkRef, DownloadPlan, LocalCopy, make_plan
-from lanpeer.download.progress import RateWindow
+from lanpeer.download.progress import RateWindow, TransferCounters, TransferSnapshot
 from lanpeer.download.scheduler import ChunkMismatch, ChunkScheduler, SchedulerSettings
 from lanpeer.download.sources import SourceDirectory
 from lanpeer.download.staging import PartDir, VerifiedChunks
@@ -29,23 +30,6 @@ from lanpeer.ratelimit import TokenBucket
 CHECKPOINT_EVERY = 0.5  # seconds between resume-state saves: at most this much work is redone
 SPACE_MARGIN = 64 << 20  # headroom for the intent log, version.ini and filesystem metadata
 COPY_BATCH = 16  # local chunk copies per worker-thread call: cancel stays prompt
-
-
-@dataclass(slots=True)
-class TransferCounters:
-    bytes_total: int = 0  # bytes of the files this download stages
-    bytes_resumed: int = 0  # verified before this run (resume)
-    bytes_copied: int = 0  # delta: copied from the old version on local disk
-    bytes_fetched: int = 0  # verified bytes that crossed the network in this run
-    chunks_fetched: int = 0
-    chunks_copied: int = 0
-    rejected: int = 0
-    redundant: int = 0
-    chunks_by_peer: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def bytes_done(self) -> int:
-        return self.bytes_resumed + self.bytes_copied + self.bytes_fetched
 
 
 @dataclass(slots=True)
@@ -83,7 +67,8 @@ class GameDownload:
         limiter: TokenBucket | None = None,
         settings: SchedulerSettings | None = None,
         still_current: Callable[[], Awaitable[bool]] | None = None,
-        on_progress: Callable[[GameDownload], None] | None = None,
+        on_state: Callable[[OpState], None] | None = None,
+        on_progress: Callable[[], None] | None = None,
         space_margin: int = SPACE_MARGIN,
     ) -> None:
         self.manifest, self.game_dir = manifest, game_dir
@@ -91,10 +76,10 @@ class GameDownload:
         self.part = PartDir(game_dir)
         self.counters = TransferCounters(bytes_total=self.plan.staged_bytes)
         self.rate = RateWindow()
-        self.state = "starting"
         self.scheduler: ChunkScheduler | None = None
         self._directory, self._limiter, self._settings = directory, limiter, settings
-        self._still_current, self._on_progress = still_current, on_progress
+        self._still_current = still_current
+        self._on_state, self._on_progress = on_state, on_progress
         self._space_margin = space_margin
         self._verified: VerifiedChunks | None = None
         self._dirty = False
@@ -120,13 +105,23 @@ class GameDownload:
             self.counters,
         )
 
-    def _set_state(self, state: str) -> None:
-        self.state = state
-        self._report()
+    def snapshot(self, now: float) -> TransferSnapshot:
+        scheduler = self.scheduler
+        return TransferSnapshot(
+            bytes_done=self.counters.bytes_done,
+            bytes_total=self.counters.bytes_total,
+            rate=self.rate.rate(now),
+            sources=tuple(scheduler.sources()) if scheduler else (),
+            peer_rates=scheduler.peer_rates() if scheduler else {},
+        )
+
+    def _set_state(self, state: OpState) -> None:
+        if self._on_state is not None:
+            self._on_state(state)
 
     def _report(self) -> None:
         if self._on_progress is not None:
-            self._on_progress(self)
+            self._on_progress()
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -145,7 +140,7 @@ class GameDownload:
         local = [c for c in missing if c.digest in self.plan.reusable]
         if not local:
             return missing
-        self._set_state("copying")
+        self._set_state(OpState.COPYING)
         copied: set[ChunkRef] = set()
         for i in range(0, len(local), COPY_BATCH):
             batch = local[i : i + COPY_BATCH]
@@ -192,17 +187,15 @@ class GameDownload:
             limiter=self._limiter,
             settings=self._settings,
             still_current=self._still_current,
+            counters=self.counters,
         )
-        self._set_state("downloading")
+        self._set_state(OpState.DOWNLOADING)
         checkpoints = asyncio.create_task(self._checkpoints())
         try:
             await self.scheduler.run()
         finally:
             checkpoints.cancel()
             await asyncio.gather(checkpoints, return_exceptions=True)
-            s = self.scheduler.stats
-            self.counters.rejected, self.counters.redundant = s.rejected, s.redundant
-            self.counters.chunks_by_peer = dict(s.chunks_by_peer)
 
     async def _store(self, chunk: ChunkRef, data: bytes) -> None:
         await asyncio.to_thread(self._verify_and_write, chunk, data)
@@ -212,9 +205,7 @@ class GameDownload:
         self.part.write(chunk, data)
 
     def _on_chunk(self, chunk: ChunkRef, peer_id: str) -> None:
-        self._mark(chunk)
-        self.counters.bytes_fetched += chunk.length
-        self.counters.chunks_fetched += 1
+        self._mark(chunk)  # the scheduler has counted it in our counters
         self.rate.add(time.monotonic(), chunk.length)
         self._report()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,8 +45,16 @@ from lanpeer.install.recovery import (
 PAYLOAD_SUFFIX = ".eti"
 
 
+#: ``progress(done, total)``: archive bytes extracted so far of all the game's archives.
+Progress = Callable[[int, int], None]
+
+
 def install_game(
-    game_dir: Path, limits: ExtractLimits | None = None, *, cancel: threading.Event | None = None
+    game_dir: Path,
+    limits: ExtractLimits | None = None,
+    *,
+    cancel: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """Extract every root ``.eti`` archive (name order) into ``local/``. Setting ``cancel``
     during extraction rolls back (InstallCancelled); after it, the install completes."""
@@ -54,13 +62,17 @@ def install_game(
     archives = _require_ready(paths, installed=False)
     version_ini = _version_ini(paths)
     with transaction(paths, IntentRecord(Intent.INSTALLING)):
-        _extract_to_staging(paths, archives, limits, cancel)
+        _extract_to_staging(paths, archives, limits, cancel, progress)
         _promote_staging(paths)
         _record_installed(paths, version_ini)
 
 
 def update_game(
-    game_dir: Path, limits: ExtractLimits | None = None, *, cancel: threading.Event | None = None
+    game_dir: Path,
+    limits: ExtractLimits | None = None,
+    *,
+    cancel: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """Replace ``local/`` with a fresh extraction; a failure or a cancel during extraction
     restores the previous one."""
@@ -69,7 +81,7 @@ def update_game(
     version_ini = _version_ini(paths)
     with transaction(paths, IntentRecord(Intent.UPDATING)):
         _move_to_backup(paths)
-        _extract_to_staging(paths, archives, limits, cancel)
+        _extract_to_staging(paths, archives, limits, cancel, progress)
         _promote_staging(paths)
         _record_installed(paths, version_ini)
         fsops.rmtree(paths.backup)
@@ -201,13 +213,25 @@ def _extract_to_staging(
     archives: list[Path],
     limits: ExtractLimits | None,
     cancel: threading.Event | None,
+    progress: Progress | None = None,
 ) -> None:
     fsops.mkdir(paths.staging)
     mark_owned(paths.staging)
     names = NameRegistry()  # one namespace: archives must not collide with each other
-    for archive in archives:
-        extract_archive(archive, paths.staging, limits, names=names, cancel=cancel)
+    sizes = [archive.stat().st_size for archive in archives]
+    total, before = sum(sizes), 0
+    for archive, archive_size in zip(archives, sizes, strict=True):
+        report = None if progress is None else _offset_by(progress, before, total)
+        extract_archive(archive, paths.staging, limits, names=names, cancel=cancel,
+                        progress=report)  # fmt: skip
+        before += archive_size
+        if progress is not None:
+            progress(before, total)
     _fsync_tree(paths.staging)
+
+
+def _offset_by(progress: Progress, before: int, total: int) -> Callable[[int], None]:
+    return lambda done: progress(min(before + done, total), total)
 
 
 def _fsync_tree(top: Path) -> None:

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 
 from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
 
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
+
 STATUS_FIELDS = {"peer_id", "name", "listen", "roots", "library_rev", "operations"}
 OP_FIELDS = {"game_id", "kind", "state", "lane", "queue_position", "bytes_done", "bytes_total",
              "rate", "eta", "sources"}  # fmt: skip
@@ -210,3 +212,25 @@ def test_tab_completes_game_ids_from_the_daemon(shared_daemon: Lanpeerd) -> None
     done = subprocess.run([PEER_CLI], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["comp-alpha", "comp-beta"]
+
+
+@pytest.mark.process
+def test_install_reports_progress_in_bytes_of_the_total(shared_daemon: Lanpeerd) -> None:
+    """Once: installs showed `0 B/0 B` and a bar frozen at 100 %."""
+    from lanpeer.library.samples import generate_game
+
+    game = generate_game(shared_daemon.games, "progress-game", 24 << 20, seed=11, archives=2)
+    total = sum(p.stat().st_size for p in game.glob("*.eti"))
+    assert shared_daemon.cli("rescan").rc == 0
+    result = shared_daemon.cli("install", "progress-game")
+    assert result.rc == 0, result.err
+    progress = [e for e in result.lines if e["event"] == "progress" and e["bytes_total"]]
+    assert progress, result.out
+    assert {(e["kind"], e["state"]) for e in progress} == {("install", "installing")}
+    assert {e["bytes_total"] for e in progress} == {total}
+    done = [e["bytes_done"] for e in progress]
+    assert done == sorted(done)
+    assert 0 < done[-1] <= total
+    assert any(e["rate"] > 0 for e in progress)
+    finished = result.lines[-1]
+    assert (finished["event"], finished["bytes"]) == ("finished", total)  # all of it

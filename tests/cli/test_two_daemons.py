@@ -1,6 +1,6 @@
 """Two real daemons on loopback driven through peer-cli: discovery by add-peer, watch, the
 merged library, download --wait with progress lines, the install transactions, conflicts,
-cancel. Skipped (with the reason) where a daemon part is not built in."""
+cancel."""
 
 from __future__ import annotations
 
@@ -19,18 +19,7 @@ MIB = 1 << 20
 DEADLINE = 30.0
 
 
-def _parts_missing() -> str | None:
-    try:
-        import lanpeer.download
-        import lanpeer.install
-        import lanpeer.library.samples
-        import lanpeer.net.node  # noqa: F401
-    except ModuleNotFoundError as exc:
-        return f"daemon part not built in yet: {exc.name}"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_parts_missing() is not None, reason=str(_parts_missing()))
+pytestmark = pytest.mark.process
 
 
 def _seed(games: Path) -> None:

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from tests.daemon.harness import Lanpeerd, ask_raw
 
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
+
 # add_peer is left out: a random host name would be resolved, and tests send nothing off-host.
 COMMANDS = ["status", "peers", "games", "download", "install", "update", "uninstall", "remove",
             "cancel", "ops", "rescan", "doctor", "pin", "unpin", "follow", "unfollow",

@@ -15,6 +15,8 @@ import pytest
 
 from tests.daemon.harness import Lanpeerd, ask_raw
 
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
+
 NOBODY_CLIENT = """
 import socket, sys
 s = socket.socket(socket.AF_UNIX)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
+
 
 def _parts_missing() -> str | None:
     try:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lanpeer.control.commands import run_in_thread
 from lanpeer.install import install_game, uninstall_game
+from lanpeer.installs import run_in_thread
 from lanpeer.library.samples import generate_game
 from tests.net.conftest import poll_until
 

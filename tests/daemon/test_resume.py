@@ -93,6 +93,7 @@ def kill_at(leecher: Any, fraction: float) -> None:
     leecher.kill()
 
 
+@pytest.mark.process
 def test_killed_download_resumes_and_installs_without_a_new_command(
     tmp_path: Path, daemons: list[Any]
 ) -> None:
@@ -118,6 +119,7 @@ def test_killed_download_resumes_and_installs_without_a_new_command(
     assert "resuming download of resumegame" in leecher.log_text()
 
 
+@pytest.mark.process
 def test_cancel_of_a_resumed_download_removes_the_staging(
     tmp_path: Path, daemons: list[Any]
 ) -> None:

@@ -114,6 +114,7 @@ def test_shipped_example_config_is_valid() -> None:
     assert config.download_lanes == 2
 
 
+@pytest.mark.process
 def test_lanpeerd_stops_on_a_bad_config_file_with_status_2(tmp_path: Path) -> None:
     path = tmp_path / "lanpeerd.toml"
     path.write_text('games = "/"\n')

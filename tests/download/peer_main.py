@@ -41,7 +41,7 @@ async def download(args: argparse.Namespace, stop: asyncio.Event) -> None:
         op = me.manager.submit_download(args.download, manifest, summary=me.summary(args.download))
         me.manager.add_listener(lambda ev: say(progress=ev.bytes_done, state=ev.state))
         await op.wait_finished()
-        counters = me.manager.results[args.download].counters
+        counters = op.counters
         c = counters
         say(finished=op.ok, error=op.error, bytes_fetched=c.bytes_fetched,
             bytes_resumed=c.bytes_resumed, chunks_fetched=c.chunks_fetched)  # fmt: skip

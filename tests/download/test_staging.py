@@ -39,6 +39,7 @@ def _manifest(data: bytes) -> Manifest:
     return Manifest(game_id="stage-test", version="1.0", manifest_hash=b"\x07" * 32, files=[file])
 
 
+@pytest.mark.process
 @pytest.mark.skipif(shutil.which("fincore") is None, reason="util-linux fincore not installed")
 @pytest.mark.parametrize("flush_every", [4 * CHUNK, FILE_SIZE * 2])
 def test_written_bytes_leave_the_page_cache_every_flush(tmp_path: Path, flush_every: int) -> None:

@@ -137,6 +137,7 @@ def _assert_converged(game: Path, old: dict[str, str], new: dict[str, str], k: i
     return "old" if state == old else "new"
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_sigkill_at_every_step_recovers_to_old_or_new(
     scenario: Scenario, tmp_path: Path, record_property: Callable[[str, object], None]

@@ -275,6 +275,7 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
+@pytest.mark.process
 def test_free_space_is_checked_before_extracting(small_tmpfs: Path, tmp_path: Path) -> None:
     write_tar(tmp_path / "a.eti", {"big.bin": content("big", 100_000)})
     with pytest.raises(DiskFullError, match="not enough free space"):
@@ -282,12 +283,14 @@ def test_free_space_is_checked_before_extracting(small_tmpfs: Path, tmp_path: Pa
     assert list(small_tmpfs.iterdir()) == []
 
 
+@pytest.mark.process
 def test_budget_from_free_space_gives_disk_full(small_tmpfs: Path, tmp_path: Path) -> None:
     write_tar(tmp_path / "a.eti", {"big.bin": content("big", 3 * MiB)})
     with pytest.raises(DiskFullError, match="free space"):
         extract_archive(tmp_path / "a.eti", small_tmpfs, ExtractLimits(free_margin=0))
 
 
+@pytest.mark.process
 def test_real_enospc_is_disk_full_and_install_rolls_back(small_tmpfs: Path) -> None:
     game = small_tmpfs / "quake"
     game.mkdir()

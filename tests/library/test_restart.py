@@ -115,6 +115,7 @@ def _mount_tmpfs(path: Path) -> bool:
     )
 
 
+@pytest.mark.process
 @pytest.mark.asyncio
 async def test_unmounted_root_is_unavailable_not_empty(tmp_path: Path, state_dir: Path) -> None:
     mounted = tmp_path / "disk"

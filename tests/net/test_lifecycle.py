@@ -65,6 +65,7 @@ def _spawn_peer(tmp_path: Path, name: str, *extra: str) -> subprocess.Popen[str]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
 
 
+@pytest.mark.process
 @pytest.mark.asyncio
 async def test_vanished_peer_removed_by_stale_timeout(tmp_path: Path) -> None:
     timings = NodeTimings(stale_timeout=1.0, redial_min=0.1, redial_max=0.5, push_debounce=0.05)

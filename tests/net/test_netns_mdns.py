@@ -17,6 +17,8 @@ import pytest
 
 from tests.netlab.lab import Host, NetLab, unavailable_reason
 
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

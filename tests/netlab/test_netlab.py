@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from lab import Host, NetLab, unavailable_reason
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.process, pytest.mark.netns]
 
 GROUP = "239.255.213.1"  # administratively scoped; not mDNS, so nothing else answers
 PORT = 47699

@@ -12,6 +12,8 @@ import pytest
 from tests.scenarios import avahi
 from tests.scenarios.harness import wait_until
 
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
+
 
 def test_avahi_browse_resolves_lanpeerd(world, tmp_path) -> None:
     reason = avahi.missing()

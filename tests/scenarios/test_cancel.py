@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.scenarios.gamefiles import leftovers, seed
 from tests.scenarios.harness import wait_until
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 CANCEL_BUDGET = 0.25  # SPEC §7
 #: peer-cli start-up jitter between two runs on a shared 2-core machine.

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from tests.scenarios.gamefiles import leftovers, seed, tree_hash
 from tests.scenarios.harness import finished_line
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 
 def test_crash_mid_download_then_resume(world, game) -> None:

@@ -7,8 +7,12 @@ namespace (40 ms RTT; tc netem is not in this kernel). l connects to seeder s, d
 
 from __future__ import annotations
 
+import pytest
+
 from tests.scenarios.gamefiles import seed, tree_hash
 from tests.scenarios.harness import finished_line
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 
 def test_download_over_delayed_link(world, game) -> None:

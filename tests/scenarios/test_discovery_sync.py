@@ -8,8 +8,12 @@ byte-identical to a's, it is installed (``local/`` exists), and no download scra
 
 from __future__ import annotations
 
+import pytest
+
 from tests.scenarios.gamefiles import leftovers, seed, tree_hash
 from tests.scenarios.harness import finished_line, wait_until
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 
 def test_three_hosts_discover_sync_and_download(world, game) -> None:

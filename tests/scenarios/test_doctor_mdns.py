@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.scenarios.harness import Peer, wait_until
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 BLOCK_MDNS = """table inet lanpeer_test_block_mdns {
   chain out { type filter hook output priority 0; udp dport 5353 drop; }

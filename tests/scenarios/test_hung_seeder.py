@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from tests.scenarios.gamefiles import leftovers, seed, tree_hash
 from tests.scenarios.harness import finished_line, wait_until
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 
 def test_hung_seeder_wakes_up(world, game) -> None:

@@ -7,8 +7,12 @@ reconnecting, lists the game as offered by a (a library delta or snapshot crosse
 
 from __future__ import annotations
 
+import pytest
+
 from tests.scenarios.gamefiles import seed
 from tests.scenarios.harness import wait_until
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 
 def test_added_game_reaches_connected_peer(world, game) -> None:

@@ -13,6 +13,8 @@ import pytest
 from tests.scenarios.gamefiles import seed, tree_hash
 from tests.scenarios.harness import finished_line
 
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
+
 
 @pytest.mark.parametrize("bulk", ["auto", "quic"])
 def test_two_percent_loss(world, game, bulk: str) -> None:

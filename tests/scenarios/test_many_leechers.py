@@ -7,8 +7,12 @@ and the seeder is still answering afterwards.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.scenarios.gamefiles import leftovers, seed, tree_hash
 from tests.scenarios.harness import finished_line, wait_until
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 
 def test_eight_leechers_one_seeder(world, game) -> None:

@@ -8,8 +8,12 @@ downloads it byte-identical. (Starting with games is ``test_discovery_sync.py``.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.scenarios.gamefiles import seed, tree_hash
 from tests.scenarios.harness import finished_line, wait_until
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 
 def test_three_empty_hosts_discover_over_mdns(world, game) -> None:

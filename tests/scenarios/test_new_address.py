@@ -7,8 +7,12 @@ same peer_id and the new address, and b can still download a's game.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.scenarios.gamefiles import seed, tree_hash
 from tests.scenarios.harness import finished_line, wait_until
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 
 def test_restart_with_new_address(world, game) -> None:

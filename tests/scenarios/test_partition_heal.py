@@ -7,8 +7,12 @@ is healed. The download then finishes ok and l's copy is byte-identical to the s
 
 from __future__ import annotations
 
+import pytest
+
 from tests.scenarios.gamefiles import leftovers, seed, tree_hash
 from tests.scenarios.harness import finished_line, wait_until
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 
 def test_partition_then_heal(world, game) -> None:

@@ -8,8 +8,12 @@ the path).
 
 from __future__ import annotations
 
+import pytest
+
 from tests.scenarios.gamefiles import seed, tree_hash
 from tests.scenarios.harness import finished_line
+
+pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 CAP_BYTES_PER_S = 4_000_000
 
