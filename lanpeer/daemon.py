@@ -122,9 +122,7 @@ class Daemon:
             self.config.auto_update, lambda game_id: installs.submit(OpKind.UPDATE, game_id),
         )  # fmt: skip
         node.add_listener(keep.on_peer_event)  # checks on peer up and library deltas
-        parts = Parts(
-            self.config, self.events, library, identity, node, downloads, installs, keep
-        )
+        parts = Parts(self.config, self.events, library, identity, node, downloads, installs, keep)
         # Downloads a previous run left staged continue on their own (SPEC §7: resume).
         resume_downloads(downloads, node)
         return parts

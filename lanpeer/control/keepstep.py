@@ -15,7 +15,6 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from lanpeer_proto.control import (
     AcceptedResult,
@@ -33,6 +32,7 @@ from lanpeer_proto.control import (
 
 from lanpeer import procuse
 from lanpeer.control.events import EventHub
+from lanpeer.download import DownloadManager
 from lanpeer.download.autoupdate import (
     AutoUpdater,
     Candidate,
@@ -41,9 +41,13 @@ from lanpeer.download.autoupdate import (
     update_candidates,
 )
 from lanpeer.download.mirror import Pick, choose_variant, find_peer, fitting, mirror_picks, variants
+from lanpeer.download.operations import Operation
 from lanpeer.download.transfer import SPACE_MARGIN
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
-from lanpeer.net.peers import PeerEventKind
+from lanpeer.library import GameLibrary
+from lanpeer.library.state import LocalGame
+from lanpeer.net.node import PeerNode
+from lanpeer.net.peers import PeerEvent, PeerEventKind
 from lanpeer.pins import KeepList
 
 log = logging.getLogger(__name__)
@@ -60,13 +64,13 @@ class KeepInStep:
 
     def __init__(
         self,
-        library: Any,  # lanpeer.library.GameLibrary
-        node: Any,  # lanpeer.net.PeerNode
-        downloads: Any,  # lanpeer.download.DownloadManager
+        library: GameLibrary,
+        node: PeerNode,
+        downloads: DownloadManager,
         events: EventHub,
         keep: KeepList,
         mode: Mode,
-        start_update: Callable[[str], Any],
+        start_update: Callable[[str], Operation],
     ) -> None:
         self._library, self._node, self._downloads = library, node, downloads
         self._events = events
@@ -86,7 +90,7 @@ class KeepInStep:
             group.create_task(self.updater.run())
             group.create_task(self._follow_loop())
 
-    def on_peer_event(self, event: Any) -> None:
+    def on_peer_event(self, event: PeerEvent) -> None:
         if event.kind not in (PeerEventKind.UP, PeerEventKind.LIBRARY):
             return
         self.updater.poke()
@@ -116,7 +120,7 @@ class KeepInStep:
 
     # -- the policy's view of the daemon --------------------------------------------------------
 
-    def _candidates(self) -> list[Any]:
+    def _candidates(self) -> list[Candidate]:
         library, node = self._library, self._node
         return update_candidates(
             self.updater.mode, library.local_games(), node.peers(), self.keep.pins
@@ -125,7 +129,7 @@ class KeepInStep:
     def _connected(self, peer_id: str) -> bool:
         return any(p.peer_id == peer_id and p.connected for p in self._node.peers())
 
-    def _local(self, game_id: str) -> Any:
+    def _local(self, game_id: str) -> LocalGame | None:
         return next((g for g in self._library.local_games() if g.id == game_id), None)
 
     # -- UpdateActions ---------------------------------------------------------------------------
@@ -331,7 +335,7 @@ class KeepInStep:
         )
 
 
-async def _finished(op: Any) -> None:
+async def _finished(op: Operation) -> None:
     await op.wait_finished()
     if not op.ok:
         if op.state == "cancelled":

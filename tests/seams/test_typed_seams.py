@@ -34,7 +34,7 @@ GAME = "space-race"
 def test_parts_are_frozen_and_typed_without_any() -> None:
     hints = typing.get_type_hints(Parts)
     assert set(hints) == {
-        "config", "events", "library", "identity", "node", "downloads", "installs"
+        "config", "events", "library", "identity", "node", "downloads", "installs", "keep"
     }  # fmt: skip
     assert typing.Any not in hints.values()
     assert all(not str(hint).startswith("typing.Optional") for hint in hints.values())
