@@ -28,6 +28,7 @@ MAX_SERVER_LINE = 32 << 20
 
 GameId = Annotated[str, Field(pattern=GAME_ID_RE.pattern, max_length=64)]
 Short = Annotated[str, Field(max_length=256)]
+PeerName = Annotated[str, Field(min_length=1, max_length=256)]  # a peer id (prefix) or name
 Text = Annotated[str, Field(max_length=4096)]
 Count = Annotated[int, Field(ge=0)]
 
@@ -97,7 +98,7 @@ class DownloadRequest(_Request):
     version: Short | None = None
     install: bool = True
     wait: bool = False  # stream progress events until the operation finishes
-    from_peer: Short | None = None  # fetch the content this peer (id prefix or name) holds
+    from_peer: PeerName | None = None  # fetch the content this peer (id prefix or name) holds
     variant: Short | None = None  # fetch the content whose manifest_hash (hex) starts so
 
 
@@ -195,20 +196,20 @@ class FollowRequest(_Request):
     as its library changes. ``peer`` is a peer id (a prefix is enough) or a peer name."""
 
     cmd: Literal["follow"] = "follow"
-    peer: Short
+    peer: PeerName
     install: bool = True
 
 
 class UnfollowRequest(_Request):
     cmd: Literal["unfollow"] = "unfollow"
-    peer: Short
+    peer: PeerName
 
 
 class DownloadAllRequest(_Request):
     """``download --all``: queue every offered game this host lacks or has older."""
 
     cmd: Literal["download_all"] = "download_all"
-    from_peer: Short | None = None  # a peer id (prefix) or name; None: every connected peer
+    from_peer: PeerName | None = None  # a peer id (prefix) or name; None: every connected peer
     match: Short | None = None  # only games whose id or name contains this (any case)
     install: bool = True
 
