@@ -75,7 +75,8 @@ def test_structured_garbage_gets_typed_answers(target: Lanpeerd, request: dict) 
     assert answer["type"] in ("result", "error")
     if answer["type"] == "error":
         assert answer["code"] in {"bad_request", "unsupported_version", "unknown_game",
-                                  "unknown_peer", "conflict", "failed", "not_available"}  # fmt: skip
+                                  "unknown_peer", "conflict", "failed",
+                                  "not_available"}  # fmt: skip
 
 
 @settings(
