@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,8 @@ from lanpeer_proto.control import (
     UploadsResult,
     WatchRequest,
 )
-from lanpeer_proto.messages import GameSummary
+from lanpeer_proto.errors import ProtocolError
+from lanpeer_proto.messages import GameSummary, Manifest
 
 from lanpeer import doctor
 from lanpeer.control import peer_commands, views
@@ -60,6 +62,7 @@ from lanpeer.download.resolve import OfferTable, PeerView, newest_offer
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from lanpeer.library.disk import read_installed_version
 from lanpeer.library.state import LocalGame
+from lanpeer.net.peers import PeerInfo
 from lanpeer.parts import Parts
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,8 @@ class ControlCommands:
     def __init__(self, parts: Parts, request_stop: Callable[[], None]) -> None:
         self._parts = parts
         self._request_stop = request_stop
+        # (name, size) of every game a peer offered: a stalled download's row keeps them.
+        self._known: dict[str, tuple[str, int]] = {}
         self._handlers: dict[type[Request], Handler] = {
             StatusRequest: self.status,
             PeersRequest: self.peers,
@@ -152,8 +157,15 @@ class ControlCommands:
         busy = {op.game_id for op in self.operations()}
         local, peers = self._parts.library.local_games(), self._parts.node.peers()
         installed = await asyncio.to_thread(installed_versions, local)
-        games = views.merge_games(local, peers, busy, installed)
+        self._remember(peers)
+        games = views.merge_games(local, peers, busy, installed, self._known)
         return GamesResult(games=views.with_pins(games, self._parts.keep.keep.pins))
+
+    def _remember(self, peers: Sequence[PeerInfo]) -> None:
+        for peer in peers:
+            for game_id, summary in peer.games.items():
+                if game_id in self._known or len(self._known) < MAX_KNOWN_GAMES:
+                    self._known[game_id] = (summary.name, summary.size)
 
     async def game(self, request: GameRequest) -> GameResult:
         games = (await self.games(GamesRequest())).games
@@ -220,8 +232,24 @@ class ControlCommands:
             )
         self._refuse_if_busy(request.game_id)
         pinned = None if request.version else self._pinned(request.game_id)
+        version = request.version or pinned  # `peer-cli pin` keeps a game at its version
         try:
-            peer_id, summary = await wait_offer(node, request.game_id, request.version or pinned)
+            peer_id, summary = await wait_offer(node, request.game_id, version)
+        except StillHashing:
+            # A big game takes minutes to hash on a cold disk: wait as an operation (stalled,
+            # with the reason in `ops`), never fail on a clock.
+            waiting = downloads.submit_when_offered(
+                request.game_id,
+                partial(wait_hashed_offer, node, request.game_id, version),
+                request.install,
+                pin=version,
+            )
+            return AcceptedResult(
+                message=f"download of {request.game_id} queued: waiting for the peers offering "
+                "it to finish hashing it (`peer-cli ops` shows it)",
+                game_id=request.game_id,
+                operation=_info(waiting),
+            )
         except UnknownGameError as exc:
             if pinned is None:
                 raise
@@ -230,9 +258,12 @@ class ControlCommands:
                 f"`peer-cli unpin {request.game_id}` to take the newest"
             ) from exc
         peer_id, summary, which = self._variant(request, peer_id, summary)
+        here = self._already_here(request.game_id, summary, request.install)
+        if here is not None:
+            return here
         manifest = await node.fetch_manifest(peer_id, request.game_id)
         operation = downloads.submit_download(
-            request.game_id, manifest, request.install, summary=summary
+            request.game_id, manifest, request.install, summary=summary, pin=version
         )
         log.info("download of %s %s%s queued", request.game_id, summary.version, which)
         return AcceptedResult(
@@ -268,6 +299,12 @@ class ControlCommands:
         self, request: InstallRequest | UpdateRequest | UninstallRequest | RemoveRequest
     ) -> AcceptedResult:
         kind = OpKind(request.cmd)
+        running = self._parts.downloads.current(request.game_id)
+        if running is not None:  # once: "not downloaded" while it was downloading
+            raise ConflictError(
+                f"{request.game_id} has a {running.kind} running ({running.state}); wait for it "
+                f"(`peer-cli ops`) or `peer-cli cancel {request.game_id}`, then {request.cmd}"
+            )
         game = self._local_game(request.game_id)
         _check_transaction(kind, game)
         if isinstance(request, RemoveRequest) and not request.yes:
@@ -346,6 +383,28 @@ class ControlCommands:
                 return game
         raise UnknownGameError(f"{game_id} is not in this host's game roots (see `peer-cli games`)")
 
+    def _already_here(
+        self, game_id: str, offer: GameSummary, install: bool
+    ) -> AcceptedResult | None:
+        """That exact version is downloaded: install it if asked and needed, else say so.
+
+        Once ``download`` of a game already here said "queued" and did nothing."""
+        game = next((g for g in self._parts.library.local_games() if g.id == game_id), None)
+        if game is None or not game.downloaded or game.manifest_hash != offer.manifest_hash:
+            return None
+        if install and not game.installed:
+            operation = self._parts.installs.submit(OpKind.INSTALL, game_id)
+            return AcceptedResult(
+                message=f"{game_id} {offer.version} is already downloaded; installing it",
+                game_id=game_id,
+                operation=_info(operation),
+            )
+        state = "downloaded and installed" if game.installed else "downloaded"
+        return AcceptedResult(
+            message=f"{game_id} {offer.version} is already {state}: nothing to do",
+            game_id=game_id,
+        )
+
     def _refuse_last_copy(self, game_id: str) -> None:
         if not any(peer.connected and game_id in peer.games for peer in self._parts.node.peers()):
             raise ConflictError(
@@ -365,13 +424,19 @@ def installed_versions(local_games: Sequence[LocalGame]) -> dict[str, str | None
     return {g.id: read_installed_version(Path(g.path)) for g in local_games if g.installed}
 
 
+#: Games whose name and size are remembered: ten times a big party's library.
+MAX_KNOWN_GAMES = 10_000
+#: How often a download waiting for a hash looks again without a peer event (hash done is one).
+HASH_RETRY = 2.0
+
+
 class StillHashing(LanpeerError):
     """Peers offer the game but have no manifest hash for it yet."""
 
 
 # Peers hash a new game in the background; a download asked for right after they start waits
-# this long for the first hash instead of failing (a 150 GB game may take longer: then retry).
-HASH_WAIT = 30.0
+# this long in the request for the first hash (a small game), then as a stalled operation.
+HASH_WAIT = 5.0
 
 
 async def wait_offer(
@@ -387,6 +452,24 @@ async def wait_offer(
             if left <= 0:
                 raise
             await node.wait_sources_changed(min(left, 1.0))
+
+
+async def wait_hashed_offer(
+    node: OfferTable, game_id: str, version: str | None, op: Operation
+) -> tuple[Manifest, GameSummary]:
+    """Until a peer offers ``game_id`` hashed (then its manifest); ``op.reason`` says why not."""
+    while True:
+        try:
+            peer_id, summary = choose_offer(node.peers(), game_id, version)
+            return await node.fetch_manifest(peer_id, game_id), summary
+        except StillHashing:
+            hashing = [p.peer_id[:8] for p in node.peers() if p.connected and game_id in p.games]
+            op.reason = f"waiting for peer(s) {', '.join(sorted(hashing))} to finish hashing it"
+        except UnknownGameError:
+            op.reason = "no connected peer offers it now; it starts when one does"
+        except (LanpeerError, ProtocolError, OSError) as exc:
+            op.reason = f"the manifest could not be fetched ({exc}); retrying"
+        await node.wait_sources_changed(HASH_RETRY)
 
 
 def choose_offer(

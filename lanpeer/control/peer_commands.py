@@ -22,9 +22,8 @@ FIRST_DIAL_WAIT = 12.0
 RESOLVE_TIMEOUT = 5.0  # a resolver that takes longer is broken for LAN use
 
 
-class UnresolvableHostError(LanpeerError):
-    exit_code = 4
-    code = "unknown_peer"
+class UnresolvableHostError(UnknownPeerError):
+    """A static peer whose host name does not resolve: refused, never redialled."""
 
 
 async def add_peer(node: Any, request: AddPeerRequest) -> AcceptedResult:

@@ -90,13 +90,17 @@ def merge_games(
     peers: Iterable[PeerInfo],
     busy: set[str],
     installed_versions: Mapping[str, str | None] | None = None,
+    known: Mapping[str, tuple[str, int]] | None = None,
 ) -> list[GameEntry]:
     """One entry per game id, local facts first, then what connected peers offer.
 
     ``installed_versions``: what each installed game's ``local/`` holds (read from disk by the
     caller), which may differ from the downloaded version (a ``--no-install`` download).
+    ``known``: (name, size) of games seen before, for a download whose peers left meanwhile
+    (a stalled one's row once lost both).
     """
     installed = installed_versions or {}
+    remembered = known or {}
     offers: dict[str, list[tuple[str, GameSummary]]] = {}
     for peer in peers:
         if peer.connected:
@@ -110,6 +114,7 @@ def merge_games(
             offers.get(game_id, []),
             game_id in busy,
             installed.get(game_id),
+            remembered.get(game_id),
         )
         for game_id in sorted(set(local) | set(offers))
     ]
@@ -126,12 +131,15 @@ def _game_entry(
     offers: Sequence[tuple[str, GameSummary]],
     busy: bool,
     installed_version: str | None,
+    known: tuple[str, int] | None = None,
 ) -> GameEntry:
     newest_version = newest(str(summary.version) for _, summary in offers)
     version = game.version if game else None
     downloaded = bool(game and game.downloaded)
-    name = (game.name if game else None) or next((s.name for _, s in offers), game_id)
-    size = (game.size if game else None) or max((s.size for _, s in offers), default=0)
+    listed = game.name if game and game.in_catalog else None
+    name = listed or next((s.name for _, s in offers), None) or (known or (game_id, 0))[0]
+    here = game.size if game and game.downloaded else None
+    size = here or max((s.size for _, s in offers), default=0) or (known or ("", 0))[1]
     installed = bool(game and game.installed)
     return GameEntry(
         id=game_id,
@@ -226,6 +234,7 @@ def operation_info(status: OperationStatus) -> OperationInfo:
         rate=max(0.0, status.rate),
         eta=_eta(status.eta),
         sources=list(status.sources),
+        reason=status.reason,
     )
 
 

@@ -131,6 +131,7 @@ class Operation:
         self._transfer: Transfer | None = None
         self.error: str | None = None
         self.error_code: str | None = None
+        self.reason: str | None = None  # why a stalled operation waits, for people
         self.started: float | None = None
         self.finished: float | None = None
         self.task: asyncio.Task[None] | None = None
@@ -205,6 +206,7 @@ class Operation:
             sources=list(snap.sources),
             peer_rates=dict(snap.peer_rates),
             error=self.error,
+            reason=self.reason if self._state is OpState.STALLED else None,
         )
 
     def event(self, event: str) -> ProgressEvent:

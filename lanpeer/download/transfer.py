@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
+from lanpeer_proto import units
 from lanpeer_proto.messages import Manifest
 
 from lanpeer.download.operations import OpState
@@ -131,7 +132,8 @@ class GameDownload:
         if free < need:
             raise DiskFullError(
                 f"not enough free space for {self.manifest.game_id!r} in {self.game_dir.parent}: "
-                f"{need} bytes needed (incl. {self._space_margin} margin), {free} free; "
+                f"{units.size(need)} needed (incl. {units.size(self._space_margin)} margin), "
+                f"{units.size(free)} free; "
                 "free some space and download again"
             )
 

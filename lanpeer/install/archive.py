@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import libarchive
+from lanpeer_proto import units
 from libarchive import ffi
 
 from lanpeer.errors import (
@@ -146,8 +147,8 @@ def _budget(dest: Path, limits: ExtractLimits) -> tuple[int, bool]:
     available = free_bytes(dest) - limits.free_margin
     if available <= 0:
         raise DiskFullError(
-            f"not enough free space in {dest}: {free_bytes(dest) // MiB} MiB free, "
-            f"{limits.free_margin // MiB} MiB must stay free; free some space and retry"
+            f"not enough free space in {dest}: {units.size(free_bytes(dest))} free, "
+            f"{units.size(limits.free_margin)} must stay free; free some space and retry"
         )
     return min(available, limits.max_bytes), available < limits.max_bytes
 
@@ -246,7 +247,7 @@ class _Extraction:
     def _write_file(self, entry: Any, parts: list[str]) -> None:
         declared: int | None = entry.size  # None when the format does not say
         if declared is not None and declared > self.budget - self.stats.bytes_written:
-            self._over_budget(f"entry {'/'.join(parts)!r} declares {declared} bytes")
+            self._over_budget(f"entry {'/'.join(parts)!r} declares {units.size(declared)}")
         fd = self.staging.create_file(parts, entry.perm)
         try:
             self._copy_data(fd, "/".join(parts), declared)
@@ -294,7 +295,7 @@ class _Extraction:
         self.stats.bytes_written += n
         total, limits = self.stats.bytes_written, self.limits
         if total > self.budget:
-            self._over_budget(f"unpacked size passed {self.budget} bytes at {name!r}")
+            self._over_budget(f"unpacked size passed {units.size(self.budget)} at {name!r}")
         if total > limits.max_ratio * self.stats.archive_bytes + limits.ratio_slack:
             raise ArchiveBombError(
                 f"archive unpacks to over {limits.max_ratio:.0f}x its size (at {name!r}); "
@@ -310,7 +311,7 @@ class _Extraction:
         if self.by_free_space:
             raise DiskFullError(
                 f"{what}, more than the free space allows "
-                f"(keeping {self.limits.free_margin // MiB} MiB free); free some space and retry"
+                f"(keeping {units.size(self.limits.free_margin)} free); free some space and retry"
             )
         raise ArchiveBombError(f"{what}, over the {self.limits.max_bytes} byte limit")
 

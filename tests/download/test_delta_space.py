@@ -97,7 +97,8 @@ async def test_not_enough_space_fails_before_anything(tmp_path: Path) -> None:
                 await op.wait_finished()
         assert op.state == "failed"
         assert op.error_code == "disk_full"
-        assert "bytes needed" in (op.error or "")
+        assert " needed (incl. " in (op.error or "")  # sizes in words, not raw byte counts
+        assert " MB needed" in (op.error or "")
         assert sum(src.served.values()) == 0
         assert not (root / GAME).exists()
 

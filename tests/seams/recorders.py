@@ -121,6 +121,13 @@ class FakeDownloads:
     def operations(self) -> list[OperationStatus]:
         return [op.status(None) for op in self.running.values()]
 
+    def submit_when_offered(
+        self, game_id: str, find: object, then_install: bool = False, pin: str | None = None
+    ) -> Operation:
+        self.rec.actions.append(f"downloads.submit_when_offered {game_id} install={then_install}")
+        self.running[game_id] = op = self.rec.op(game_id, OpKind.DOWNLOAD)
+        return op
+
     def submit_download(
         self,
         game_id: str,
@@ -128,6 +135,7 @@ class FakeDownloads:
         then_install: bool = False,
         *,
         summary: GameSummary | None = None,
+        pin: str | None = None,
     ) -> Operation:
         version = summary.version if summary else None
         self.rec.actions.append(f"downloads.submit {game_id} {version} install={then_install}")

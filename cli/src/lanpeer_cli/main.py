@@ -380,7 +380,7 @@ def download(
         from_peer=from_peer, variant=variant,
     )  # fmt: skip
     client, result = _ask(ctx, request)
-    if not wait:
+    if not wait or result.operation is None:  # nothing queued (already here): say so
         client.close()
         _accepted(ctx, result)
         return

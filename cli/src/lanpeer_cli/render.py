@@ -196,6 +196,8 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
                      op.lane])  # fmt: skip
     console.print(fitted(console, cols, rows))
     for op in operations:
+        if op.reason and op.finished_at is None:
+            console.print(f"{op.game_id}: {escape(op.reason)}", highlight=False)
         if op.ok is False or op.error:
             console.print(f"{op.game_id}: {escape(op.error or 'failed')}", highlight=False)
             if op.hint:

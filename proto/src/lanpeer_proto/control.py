@@ -260,6 +260,7 @@ class OperationInfo(_Model):
     rate: Annotated[float, Field(ge=0)] = 0.0  # bytes/s
     eta: Annotated[float, Field(ge=0)] | None = None  # seconds
     sources: list[Short] = Field(default_factory=list)  # peer ids
+    reason: Text | None = None  # why a stalled operation waits
     # finished operations only (``ops --all``, and a failure until the game's next success):
     finished_at: float | None = None  # seconds since the epoch
     ok: bool | None = None
