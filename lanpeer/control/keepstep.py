@@ -53,6 +53,9 @@ from lanpeer.pins import KeepList
 log = logging.getLogger(__name__)
 
 WAITING_STATES = ("waiting: in use",)
+# (peer, game) pairs already warned about as too big for the disk: one line each, not one per
+# library change; bounded like the library (1,000 games) times a few followed peers.
+MAX_TOLD_FULL = 4096
 
 
 class KeepInStep:
@@ -257,6 +260,8 @@ class KeepInStep:
         if stopped is not None and following:
             key = (peer_id or "", stopped.game_id)
             if key not in self._told_full:
+                if len(self._told_full) >= MAX_TOLD_FULL:
+                    self._told_full.clear()  # then some warnings repeat: harmless
                 self._told_full.add(key)
                 log.warning("follow: %s", message)
         return MirrorResult(message=message, queued=queued, stopped_at=stopped)
