@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 #: Install and update take a ``cancel`` event (extraction can take minutes); uninstall and
 #: remove are short renames and deletes that always roll forward.
 CANCELLABLE = frozenset({OpKind.INSTALL, OpKind.UPDATE})
+#: Report bytes of a total: extracted (install, update) or deleted (uninstall).
+SHOWS_PROGRESS = CANCELLABLE | {OpKind.UNINSTALL}
 
 
 class InstallRunner:
@@ -45,7 +47,7 @@ class InstallRunner:
         async def body(op: Operation) -> None:
             op.move(JOB_STATE[kind])
             progress = None
-            if kind in CANCELLABLE:  # the extracting ones: progress in bytes of the total
+            if kind in SHOWS_PROGRESS:  # bytes extracted (or deleted) of the total
                 tracker = ExtractionProgress(lambda: self.queue.progressed(op))
                 op.track(tracker)
                 progress = tracker.report

@@ -127,6 +127,8 @@ class ControlCommands:
             games=len(library.local_games()),
             peers=len(node.peers()),
             subscribers=parts.events.subscriber_count,
+            uploads=len(node.uploads.sessions()),
+            upload_rate=sum(node.uploads.rate(s) for s in node.uploads.sessions()),
             parts=dict.fromkeys(PART_NAMES, True),
         )
 

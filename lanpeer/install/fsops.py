@@ -85,13 +85,16 @@ def replace_durably(path: Path, tmp: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def rmtree(path: Path) -> None:
-    """Delete a directory one top-level child per step, so a crash can leave it half gone."""
+def rmtree(path: Path, on_child: Callable[[str], None] | None = None) -> None:
+    """Delete a directory one top-level child per step, so a crash can leave it half gone;
+    ``on_child(name)`` after each child is gone (progress)."""
     for child in sorted(os.scandir(path), key=lambda e: e.name):
         step("rmtree", child.path)
         if child.is_dir(follow_symlinks=False):
             shutil.rmtree(child.path)
         else:
             os.unlink(child.path)
+        if on_child is not None:
+            on_child(child.name)
     step("rmdir", path)
     path.rmdir()

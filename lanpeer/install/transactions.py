@@ -88,8 +88,9 @@ def update_game(
         fsops.fsync_dir(paths.game_dir)
 
 
-def uninstall_game(game_dir: Path) -> None:
-    """Delete ``local/`` (moved to ``.local.backup/`` first, so a crash never leaves half)."""
+def uninstall_game(game_dir: Path, *, progress: Progress | None = None) -> None:
+    """Delete ``local/`` (moved to ``.local.backup/`` first, so a crash never leaves half);
+    ``progress(done, total)`` in bytes deleted, after each top-level entry."""
     paths = GamePaths(game_dir)
     require_idle(paths)
     if not is_real_dir(paths.local):
@@ -98,7 +99,7 @@ def uninstall_game(game_dir: Path) -> None:
         _move_to_backup(paths)
         if exists(paths.installed):
             fsops.unlink(paths.installed)
-        fsops.rmtree(paths.backup)
+        fsops.rmtree(paths.backup, _deletion_progress(paths.backup, progress))
         fsops.fsync_dir(paths.game_dir)
 
 
@@ -243,6 +244,26 @@ def _fsync_tree(top: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _deletion_progress(top: Path, progress: Progress | None) -> Callable[[str], None] | None:
+    """Bytes of each top-level entry (walked once, before), reported as each one goes."""
+    if progress is None:
+        return None
+    sizes = {e.name: _tree_bytes(Path(e.path)) for e in os.scandir(top) if e.name != MARKER}
+    total, done = sum(sizes.values()), [0]
+
+    def gone(name: str) -> None:
+        done[0] += sizes.get(name, 0)
+        progress(done[0], total)
+
+    return gone
+
+
+def _tree_bytes(path: Path) -> int:
+    if not path.is_dir() or path.is_symlink():
+        return path.lstat().st_size
+    return sum((Path(d) / f).lstat().st_size for d, _dirs, files in os.walk(path) for f in files)
 
 
 def _version_ini(paths: GamePaths) -> bytes:

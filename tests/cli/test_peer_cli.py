@@ -6,6 +6,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -212,6 +213,22 @@ def test_tab_completes_game_ids_from_the_daemon(shared_daemon: Lanpeerd) -> None
     done = subprocess.run([PEER_CLI], env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["comp-alpha", "comp-beta"]
+    # answered without typer (the quick road): the same ids, for --json anywhere too
+    code = (
+        "import sys\n"
+        "from lanpeer_cli.entry import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('TYPER' if 'typer' in sys.modules else 'QUICK', file=sys.stderr)\n"
+    )
+    env["COMP_WORDS"] = f"peer-cli --json --socket {shared_daemon.socket} game comp"
+    env["COMP_CWORD"] = "5"
+    quick = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=30)  # fmt: skip
+    assert quick.stdout.split() == ["comp-alpha", "comp-beta"]
+    assert "QUICK" in quick.stderr
 
 
 @pytest.mark.process
@@ -234,3 +251,9 @@ def test_install_reports_progress_in_bytes_of_the_total(shared_daemon: Lanpeerd)
     assert any(e["rate"] > 0 for e in progress)
     finished = result.lines[-1]
     assert (finished["event"], finished["bytes"]) == ("finished", total)  # all of it
+    local = sum(p.stat().st_size for p in (game / "local").rglob("*") if p.is_file())
+    removed = shared_daemon.cli("uninstall", "progress-game")
+    assert removed.rc == 0, removed.err
+    deleting = [e for e in removed.lines if e["event"] == "progress" and e["bytes_total"]]
+    assert {(e["kind"], e["bytes_total"]) for e in deleting} <= {("uninstall", local)}
+    assert (removed.lines[-1]["event"], removed.lines[-1]["bytes"]) == ("finished", local)

@@ -285,6 +285,10 @@ def test_the_seeder_sees_who_downloads_what(pair: tuple[Lanpeerd, Lanpeerd]) -> 
         assert upload["since"] > 0
         peer = next(p for p in seeder.cli("peers").doc if p["peer_id"] == leecher_id)
         assert peer["rate_up"] > 0
+        status = seeder.cli("status").doc
+        assert status["uploads"] == 1
+        assert status["upload_rate"] > 0
+        assert "uploading: 1 session(s)" in seeder.cli("status", json_output=False).out
         assert peer["rate_down"] == 0
         (seen_from_leecher,) = leecher.cli("peers").doc
         assert wait_until("a download rate", lambda: leecher.cli("peers").doc[0]["rate_down"] > 0)

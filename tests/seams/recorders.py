@@ -22,6 +22,7 @@ from lanpeer.library.state import LocalGame
 from lanpeer.net.node import MdnsStatus
 from lanpeer.net.peers import PeerInfo
 from lanpeer.net.static_peers import StaticPeer
+from lanpeer.net.uploads import UploadLedger
 from lanpeer.parts import Parts
 from lanpeer.pins import KeepList
 
@@ -85,6 +86,7 @@ class FakeNode:
         self.listen = ("0.0.0.0", 47600)
         self.after_wait: list[PeerInfo] | None = None  # the peers once sources changed
         self.dial_error: str | None = None  # what the first dial of a static peer says
+        self.uploads = UploadLedger()  # real: nothing uploads in these tests
 
     def peers(self) -> list[PeerInfo]:
         return list(self._peers)

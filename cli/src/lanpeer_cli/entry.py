@@ -54,7 +54,15 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
     return hoisted + rest
 
 
+#: Commands whose first argument is a game id: bash TAB completion answers them here.
+GAME_COMMANDS = frozenset(
+    {"download", "install", "update", "uninstall", "remove", "cancel", "rescan", "game"}
+)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    if os.environ.get("_PEER_CLI_COMPLETE") == "complete_bash":
+        quick_completion()
     args = hoist_global_options(sys.argv[1:] if argv is None else argv)
     if args == ["--version"] or args == ["-V"]:
         sys.exit(print_version())
@@ -65,6 +73,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     from lanpeer_cli.main import run
 
     run(args)
+
+
+def quick_completion() -> None:
+    """bash TAB on a game id: the ids of ``games``, without loading typer (0.5 s otherwise).
+
+    Same protocol as typer's bash completion (``COMP_WORDS``, ``COMP_CWORD``, one value a line);
+    anything but a game id right after its command is left to typer."""
+    words = os.environ.get("COMP_WORDS", "").split()
+    try:
+        cword = int(os.environ.get("COMP_CWORD", ""))
+    except ValueError:
+        return
+    args = hoist_global_options(words[1:cword])
+    path = os.environ.get("LANPEER_SOCKET") or str(default_socket())
+    while args[:1] == ["--json"] or (args[:1] == ["--socket"] and len(args) >= 2):
+        if args[0] == "--socket":
+            path = args[1]
+        args = args[2:] if args[0] == "--socket" else args[1:]
+    if len(args) != 1 or args[0] not in GAME_COMMANDS:
+        return
+    incomplete = words[cword] if cword < len(words) else ""
+    games = ask_document(path, "games")
+    if not isinstance(games, list):
+        return
+    ids = [g.get("id") for g in games if isinstance(g, dict)]
+    print("\n".join(i for i in ids if isinstance(i, str) and i.startswith(incomplete)))
+    sys.exit(0)
 
 
 def print_version() -> int:

@@ -65,6 +65,9 @@ def status(console: Console, doc: StatusResult) -> None:
     missing = [name for name, running in doc.parts.items() if not running]
     if missing:
         console.print(f"[yellow]not running: {', '.join(missing)}[/]")
+    if doc.uploads:
+        console.print(f"uploading: {doc.uploads} session(s) at {rate(doc.upload_rate)} "
+                      "(see `peer-cli uploads`)")  # fmt: skip
     if doc.operations:
         ops(console, doc.operations)
     else:

@@ -357,6 +357,8 @@ class StatusResult(_Model):
     subscribers: Count = 0  # clients streaming events (watch, --wait)
     control_version: int = CONTROL_VERSION
     parts: dict[Short, bool] = Field(default_factory=dict)  # which daemon parts are running
+    uploads: Count = 0  # (peer, game) upload sessions now (`peer-cli uploads` lists them)
+    upload_rate: Annotated[float, Field(ge=0)] = 0.0  # bytes/s over all of them
 
 
 class PeersResult(_Model):
