@@ -42,9 +42,11 @@ from lanpeer.download.autoupdate import (
 )
 from lanpeer.download.mirror import Pick, choose_variant, find_peer, fitting, mirror_picks, variants
 from lanpeer.download.operations import Operation
+from lanpeer.download.resolve import version_key
 from lanpeer.download.transfer import SPACE_MARGIN
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from lanpeer.library import GameLibrary
+from lanpeer.library.disk import read_installed_version
 from lanpeer.library.state import LocalGame
 from lanpeer.net.node import PeerNode
 from lanpeer.net.peers import PeerEvent, PeerEventKind
@@ -89,9 +91,28 @@ class KeepInStep:
 
     async def run(self) -> None:
         self._follow_due.update(self.keep.follows)  # catch up with what changed while we were off
+        await self._finish_interrupted_updates()
         async with asyncio.TaskGroup() as group:
             group.create_task(self.updater.run())
             group.create_task(self._follow_loop())
+
+    async def _finish_interrupted_updates(self) -> None:
+        """At start: an installed game whose local/ is older than its download (an update that
+        waited for the game to exit when the daemon stopped) is updated like any other."""
+        if self.updater.mode == "off":
+            return
+        games = [g for g in self._library.local_games() if g.installed and g.downloaded]
+        installed = await asyncio.to_thread(
+            lambda: {g.id: read_installed_version(Path(g.path)) for g in games}
+        )
+        for game in games:
+            old = installed.get(game.id)
+            if old is None or game.version is None or game.id in self.keep.pins:
+                continue
+            if version_key(old) < version_key(game.version):
+                log.info("auto-update: %s has %s downloaded, %s installed", game.id,
+                         game.version, old)  # fmt: skip
+                self.updater.request(Candidate(game.id, old, game.version))
 
     def on_peer_event(self, event: PeerEvent) -> None:
         if event.kind not in (PeerEventKind.UP, PeerEventKind.LIBRARY):
@@ -145,6 +166,9 @@ class KeepInStep:
         return game is not None and bool(game.installed)
 
     async def download(self, game_id: str, version: str) -> None:
+        here = self._local(game_id)
+        if here is not None and here.downloaded and here.version == version:
+            return  # already downloaded (its update failed or was interrupted)
         node, downloads = self._node, self._downloads
         chosen = choose_variant(variants(node.peers(), game_id), version=version)
         manifest = await node.fetch_manifest(chosen.peers[0], game_id)

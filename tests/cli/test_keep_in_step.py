@@ -439,3 +439,41 @@ def test_a_peer_that_connects_with_a_newer_version_brings_the_update(tmp_path: P
             watch.close()
         for daemon in (host, s1, s2):
             daemon.kill()
+
+
+def test_an_update_left_waiting_at_shutdown_is_finished_after_a_restart(tmp_path: Path) -> None:
+    """local/ at 1.0 with 1.1 downloaded (the update waited for the game when the daemon
+    stopped; here made with `--no-install` while auto-update was off): the next start updates
+    it, with no peer needed (the bytes are here)."""
+    seeder = Lanpeerd(tmp_path / "seeder", name="seeder")
+    generate_game(seeder.games, "resumed", MIB, seed=6, archives=1)
+    write_catalog(seeder.games / "catalog.toml", ["resumed"])
+    seeder.start()
+    peer = f"127.0.0.1:{seeder.port}"
+    host = Lanpeerd(tmp_path / "host", name="host", extra=["--peer", peer, "--auto-update", "off"])
+    try:
+        host.start()
+        _wait_until("1.0 offered", lambda: _offered(host, "resumed", "1.0"))
+        assert _download(host, "resumed", "--wait").rc == 0
+        generate_game(seeder.games, "resumed", MIB, seed=6, archives=1, version="1.1")
+        assert _raw(seeder, cmd="rescan", game_id="resumed")["type"] == "result"
+        _wait_until("1.1 offered", lambda: _offered(host, "resumed", "1.1"))
+        fetched = _download(host, "resumed", "--no-install", "--wait")
+        assert fetched.rc == 0, fetched.err
+        game = host.cli("game", "resumed").doc["game"]
+        assert (game["version"], game["installed_version"]) == ("1.1", "1.0")
+        assert host.stop() == 0
+        seeder.kill()  # no peer: the update needs only what is on disk
+        host.extra = host.extra[:2]  # auto-update back to its default, installed
+        host.start()
+
+        def updated() -> bool:
+            game = host.cli("game", "resumed").doc["game"]
+            return bool(game["installed_version"] == "1.1")
+
+        _wait_until("local/ at 1.1 after the restart", updated)
+        local = host.games / "resumed" / "local" / "resumed" / "data00.bin"
+        assert local.read_bytes() == payload_bytes("6:resumed:1.1:0", local.stat().st_size)
+    finally:
+        for daemon in (host, seeder):
+            daemon.kill()
