@@ -162,6 +162,8 @@ def _game_entry(
             if s.version == newest_version and s.manifest_hash is not None
         ),
         installed_version=installed_version if installed else None,
+        hashed_bytes=game.hashed_bytes if game else 0,
+        hash_total=game.hash_total if game else 0,
         sources=[_source(peer_id, summary) for peer_id, summary in sorted(offers)],
         variants=_variants(offers),
     )

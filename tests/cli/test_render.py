@@ -86,3 +86,10 @@ def test_progress_without_a_total_shows_no_fake_bytes() -> None:
                             bytes_total=0)  # fmt: skip
     assert "0 B/0 B" not in render.event_line(event)
     assert " - " in render.event_line(event)
+
+
+def test_a_game_being_hashed_shows_its_percentage() -> None:
+    console, out = _console()
+    game = _game("neon-racer", state="hashing", hashed_bytes=25, hash_total=100)
+    render.games(console, c.GamesResult(games=[game]))
+    assert "hashing 25%" in out.getvalue()

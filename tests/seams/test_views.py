@@ -29,3 +29,11 @@ def test_update_available_compares_with_what_is_in_use() -> None:
     (current,) = views.merge_games([installed], offers, set(), {"doom": "1.0"})
     assert current.update_available is False
     assert views.update_available(None, None, "2.0") is False  # nothing here to update
+
+
+def test_a_game_being_hashed_here_shows_how_far() -> None:
+    from dataclasses import replace
+
+    hashing = replace(local_game("doom"), manifest_hash=None, hashed_bytes=30, hash_total=120)
+    (game,) = views.merge_games([hashing], [], set())
+    assert (game.state, game.hashed_bytes, game.hash_total) == ("hashing", 30, 120)

@@ -147,7 +147,10 @@ def games(console: Console, doc: GamesResult) -> None:
         if g.update_available:
             newest = f"[yellow]{escape(newest)} (update)[/]"
         installed = (g.installed_version or "yes") if g.installed else "-"
-        rows.append([g.id, escape(installed), escape(g.version or "-"), g.state, newest,
+        state = g.state
+        if g.state == "hashing" and g.hash_total:
+            state = f"hashing {100 * g.hashed_bytes // g.hash_total}%"
+        rows.append([g.id, escape(installed), escape(g.version or "-"), state, newest,
                      size(g.size), str(len(g.peers)), escape(g.name)])  # fmt: skip
     console.print(fitted(console, cols, rows))
     console.print(games_totals(doc.games), highlight=False)

@@ -321,6 +321,9 @@ class GameEntry(_Model):
     installed_version: Short | None = None
     sources: list[SourceEntry] = Field(default_factory=list)
     variants: list[VariantEntry] = Field(default_factory=list)
+    #: While this host hashes the game (state ``hashing``): bytes hashed of the total.
+    hashed_bytes: Count = 0
+    hash_total: Count = 0
     pinned: Short | None = None  # the version this game is pinned at (``peer-cli pin``)
 
 
