@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--auto-update", choices=["off", "installed", "downloaded"],
         help="fetch newer versions peers offer: for installed games (default), also "
         "downloaded-only ones, or off")  # fmt: skip
+    add("--http-share", metavar="ADDR:PORT", help="serve downloaded games to browsers (off)")
     add("--catalog", type=Path, metavar="FILE", help="catalog TOML file")
     add("--config", type=Path, metavar="FILE", help=f"TOML config (default {DEFAULT_CONFIG_FILE})")
     add("-v", "--verbose", action="store_true", help="debug logging")

@@ -16,6 +16,7 @@ from lanpeer.installs import InstallRunner
 from lanpeer.library import GameLibrary
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import PeerNode
+from lanpeer.share.server import ShareServer
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,4 @@ class Parts:
     downloads: DownloadManager
     installs: InstallRunner
     keep: KeepInStep  # auto-update, pins, follows (lanpeer.control.keepstep)
+    share: ShareServer | None = None  # only with --http-share (SPEC §9c)

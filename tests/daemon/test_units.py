@@ -54,6 +54,8 @@ class Local:
     size: int = 5
     manifest_hash: bytes | None = b"m" * 32
     in_catalog: bool = True
+    hashed_bytes: int = 0  # LocalGame's hashing progress
+    hash_total: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
 
