@@ -172,6 +172,9 @@ class DaemonConfig(BaseModel):
     # Two at once keeps a LAN link busy; more only split the same bandwidth (SPEC §7).
     download_lanes: Annotated[StrictInt, Field(ge=1, le=16)] = 2
     swarm: StrictBool = True  # SPEC §7a: serve verified chunks of downloads in progress
+    # Newer versions offered by peers are fetched and installed for games installed here
+    # ("downloaded": also downloaded-only games); never while the game runs (SPEC §10).
+    auto_update: Literal["off", "installed", "downloaded"] = "installed"
     # The web UI (SPEC §9b): this host only unless an address outside it is asked for by name.
     web: HostPort = DEFAULT_WEB
     no_web: StrictBool = False

@@ -20,10 +20,11 @@ from lanpeer.config import DaemonConfig
 from lanpeer.control import views
 from lanpeer.control.commands import ControlCommands
 from lanpeer.control.events import EventHub
+from lanpeer.control.keepstep import KeepInStep
 from lanpeer.control.resume import resume_downloads
 from lanpeer.control.server import ControlSocket
 from lanpeer.download import DownloadManager
-from lanpeer.download.operations import Lane, OperationQueue
+from lanpeer.download.operations import Lane, OperationQueue, OpKind
 from lanpeer.errors import LanpeerError, ShuttingDownError
 from lanpeer.install import recover_root
 from lanpeer.installs import InstallRunner
@@ -34,6 +35,7 @@ from lanpeer.net.identity import Identity
 from lanpeer.net.node import PeerNode
 from lanpeer.net.peers import PeerEvent
 from lanpeer.parts import Parts
+from lanpeer.pins import KeepList
 from lanpeer.ratelimit import TokenBucket
 from lanpeer.share.server import ShareServer
 from lanpeer.web import WebUI
@@ -95,6 +97,7 @@ class Daemon:
             tasks = [
                 group.create_task(self.control.serve()),
                 group.create_task(parts.downloads.run()),
+                group.create_task(parts.keep.run()),
             ]
             if web is not None and web.url is not None:
                 tasks.append(group.create_task(web.run()))
@@ -125,8 +128,15 @@ class Daemon:
             installer=installs.after_download,
             swarm=node.swarm,
         )  # runs in our task group (see _serve)
+        keep = KeepInStep(
+            library, node, downloads, self.events, KeepList.load(self.config.state),
+            self.config.auto_update, lambda game_id: installs.submit(OpKind.UPDATE, game_id),
+        )  # fmt: skip
+        node.add_listener(keep.on_peer_event)  # checks on peer up and library deltas
         share = await self._start_share(stack, library)
-        parts = Parts(self.config, self.events, library, identity, node, downloads, installs, share)
+        parts = Parts(
+            self.config, self.events, library, identity, node, downloads, installs, keep, share
+        )
         # Downloads a previous run left staged continue on their own (SPEC §7: resume).
         resume_downloads(downloads, node)
         return parts

@@ -45,6 +45,7 @@ class DoctorInputs:
     static_peers: Sequence[tuple[tuple[str, int], str | None]] = ()
     catalog_path: Path | None = None  # None: the library part is not running
     failures: Sequence[Finished] = ()  # failures not followed by a success, oldest first
+    auto_update: DoctorCheck | None = None  # the updater's own check (mode, pins, retries)
 
 
 async def run_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
@@ -59,6 +60,8 @@ async def run_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
     checks.append(_caps_check(config))
     checks += _transfer_checks(inputs.finished, config.max_download)
     checks += failure_checks(inputs.failures)
+    if inputs.auto_update is not None:
+        checks.append(inputs.auto_update)  # auto-update: mode, pins, waits, failures
     return checks
 
 

@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         help="do not serve chunks of downloads in progress (config: swarm = false)",
     )
     add("--bulk", choices=["auto", "quic"], help="chunk transport (auto: TCP bulk)")
+    add("--auto-update", choices=["off", "installed", "downloaded"],
+        help="fetch newer versions peers offer: for installed games (default), also "
+        "downloaded-only ones, or off")  # fmt: skip
     add("--http-share", metavar="ADDR:PORT", help="serve downloaded games to browsers (off)")
     add("--catalog", type=Path, metavar="FILE", help="catalog TOML file")
     add("--web", metavar="ADDR:PORT", help="web UI address (default 127.0.0.1:47680)")

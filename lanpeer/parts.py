@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from lanpeer.config import DaemonConfig
 from lanpeer.control.events import EventHub
+from lanpeer.control.keepstep import KeepInStep
 from lanpeer.download import DownloadManager
 from lanpeer.installs import InstallRunner
 from lanpeer.library import GameLibrary
@@ -27,4 +28,5 @@ class Parts:
     node: PeerNode
     downloads: DownloadManager
     installs: InstallRunner
+    keep: KeepInStep  # auto-update, pins, follows (lanpeer.control.keepstep)
     share: ShareServer | None = None  # only with --http-share (SPEC §9c)

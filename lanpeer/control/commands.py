@@ -20,8 +20,10 @@ from lanpeer_proto.control import (
     CancelRequest,
     DoctorRequest,
     DoctorResult,
+    DownloadAllRequest,
     DownloadRequest,
     ErrorMessage,
+    FollowRequest,
     GameRequest,
     GameResult,
     GamesRequest,
@@ -32,6 +34,7 @@ from lanpeer_proto.control import (
     OpsResult,
     PeersRequest,
     PeersResult,
+    PinRequest,
     RemovePeerRequest,
     RemoveRequest,
     Request,
@@ -44,7 +47,9 @@ from lanpeer_proto.control import (
     StatusResult,
     UiRequest,
     UiResult,
+    UnfollowRequest,
     UninstallRequest,
+    UnpinRequest,
     UpdateRequest,
     UploadsRequest,
     UploadsResult,
@@ -116,6 +121,11 @@ class ControlCommands:
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
             UiRequest: self.ui,
+            PinRequest: self._keep_command,
+            UnpinRequest: self._keep_command,
+            FollowRequest: self._keep_command,
+            UnfollowRequest: self._keep_command,
+            DownloadAllRequest: self._keep_command,
             ShareRequest: self.share,
         }
 
@@ -174,9 +184,8 @@ class ControlCommands:
         local, peers = self._parts.library.local_games(), self._parts.node.peers()
         installed = await asyncio.to_thread(installed_versions, local)
         self._remember(peers)
-        return GamesResult(
-            games=views.merge_games(local, peers, busy, installed, self._known, partial)
-        )
+        games = views.merge_games(local, peers, busy, installed, self._known, partial)
+        return GamesResult(games=views.with_pins(games, self._parts.keep.keep.pins))
 
     def _remember(self, peers: Sequence[PeerInfo]) -> None:
         for peer in peers:
@@ -199,6 +208,7 @@ class ControlCommands:
             path=str(local.path) if local is not None else None,
             operation=next((op for op in self.operations() if op.game_id == entry.id), None),
             history=[op for op in history if op.game_id == entry.id],
+            pin=entry.pinned,
         )
 
     async def ops(self, request: OpsRequest) -> OpsResult:
@@ -212,7 +222,8 @@ class ControlCommands:
         return OpsResult(ops=failed + active)
 
     def operations(self) -> list[OperationInfo]:
-        return [views.operation_info(status) for status in self._parts.downloads.operations()]
+        active = [views.operation_info(status) for status in self._parts.downloads.operations()]
+        return active + self._parts.keep.ops_rows()  # auto-update waits and retries
 
     async def watch(self, _request: WatchRequest) -> AcceptedResult:
         return AcceptedResult(message="watching daemon events")
@@ -227,6 +238,7 @@ class ControlCommands:
             static_peers=[(s.address, s.error) for s in parts.node.static_peers()],
             catalog_path=parts.library.catalog_path,
             failures=parts.events.history.standing_failures(),
+            auto_update=parts.keep.doctor_check(),
         )
         return DoctorResult(checks=await doctor.run_checks(inputs))
 
@@ -260,16 +272,18 @@ class ControlCommands:
                 operation=_info(running),
             )
         self._refuse_if_busy(request.game_id)
+        pinned = None if request.version else self._pinned(request.game_id)
+        version = request.version or pinned  # `peer-cli pin` keeps a game at its version
         try:
-            peer_id, summary = await wait_offer(node, request.game_id, request.version)
+            peer_id, summary = await wait_offer(node, request.game_id, version)
         except StillHashing:
             # A big game takes minutes to hash on a cold disk: wait as an operation (stalled,
             # with the reason in `ops`), never fail on a clock.
             waiting = downloads.submit_when_offered(
                 request.game_id,
-                partial(wait_hashed_offer, node, request.game_id, request.version),
+                partial(wait_hashed_offer, node, request.game_id, version),
                 request.install,
-                pin=request.version,
+                pin=version,
             )
             return AcceptedResult(
                 message=f"download of {request.game_id} queued: waiting for the peers offering "
@@ -277,16 +291,24 @@ class ControlCommands:
                 game_id=request.game_id,
                 operation=_info(waiting),
             )
+        except UnknownGameError as exc:
+            if pinned is None:
+                raise
+            raise UnknownGameError(
+                f"{request.game_id} is pinned at {pinned} and {exc}; "
+                f"`peer-cli unpin {request.game_id}` to take the newest"
+            ) from exc
+        peer_id, summary, which = self._variant(request, peer_id, summary)
         here = self._already_here(request.game_id, summary, request.install)
         if here is not None:
             return here
         manifest = await node.fetch_manifest(peer_id, request.game_id)
         operation = downloads.submit_download(
-            request.game_id, manifest, request.install, summary=summary, pin=request.version
+            request.game_id, manifest, request.install, summary=summary, pin=version
         )
-        log.info("download of %s %s queued", request.game_id, summary.version)
+        log.info("download of %s %s%s queued", request.game_id, summary.version, which)
         return AcceptedResult(
-            message=f"download of {request.game_id} {summary.version} queued",
+            message=f"download of {request.game_id} {summary.version}{which} queued",
             game_id=request.game_id,
             operation=_info(operation),
         )
@@ -360,6 +382,39 @@ class ControlCommands:
     async def shutdown(self, _request: ShutdownRequest) -> AcceptedResult:
         self._request_stop()
         return AcceptedResult(message="lanpeerd is shutting down")
+
+    async def _keep_command(
+        self,
+        request: PinRequest | UnpinRequest | FollowRequest | UnfollowRequest | DownloadAllRequest,
+    ) -> Any:
+        keep = self._parts.keep
+        if isinstance(request, FollowRequest | DownloadAllRequest):
+            return await getattr(keep, request.cmd)(request)
+        return getattr(keep, request.cmd)(request)
+
+    def _pinned(self, game_id: str) -> str | None:
+        return self._parts.keep.keep.pins.get(game_id)
+
+    def _variant(
+        self, request: DownloadRequest, peer_id: str, summary: Any
+    ) -> tuple[str, Any, str]:
+        """The content to fetch when peers hold different bytes under one version: the one
+        ``--from``/``--variant`` names, else the most sources (``newest_offer``'s choice)."""
+        from lanpeer.download.mirror import choose_variant, find_peer, variants
+
+        node = self._parts.node
+        offered = variants(node.peers(), request.game_id)
+        found = [v for v in offered if v.version == summary.version]
+        if len(found) < 2 and request.from_peer is None and request.variant is None:
+            return peer_id, summary, ""
+        names = {p.peer_id: p.name for p in node.peers()}
+        from_peer = find_peer(node.peers(), request.from_peer, names) if request.from_peer else None
+        pool = offered if request.version is None and from_peer is not None else found
+        chosen = choose_variant(pool, from_peer=from_peer, variant=request.variant)
+        peer_id = from_peer or chosen.peers[0]
+        summary = next(p.games[request.game_id] for p in node.peers() if p.peer_id == peer_id)
+        which = f" (variant {chosen.manifest_hash.hex()[:12]}, {len(chosen.peers)} source(s))"
+        return peer_id, summary, which if len(found) > 1 or request.variant else ""
 
     # ------------------------------------------------------------------ checks
 

@@ -130,6 +130,11 @@ def merge_games(
     ]
 
 
+def with_pins(games: list[GameEntry], pins: Mapping[str, str]) -> list[GameEntry]:
+    """Each entry with the version it is pinned at (``peer-cli pin``), if any."""
+    return [g.model_copy(update={"pinned": pins[g.id]}) if g.id in pins else g for g in games]
+
+
 def _game_entry(
     game_id: str,
     game: LocalGame | None,
@@ -200,12 +205,14 @@ def _source(peer_id: str, summary: GameSummary) -> SourceEntry:
 def _variants(offers: Sequence[tuple[str, GameSummary]]) -> list[VariantEntry]:
     """Only when one version string names different bytes on different peers."""
     by_version: dict[str, dict[str, list[str]]] = {}
+    sizes: dict[str, int] = {}
     for peer_id, summary in offers:
         if summary.manifest_hash is not None:
             hashes = by_version.setdefault(str(summary.version), {})
             hashes.setdefault(summary.manifest_hash.hex(), []).append(peer_id)
+            sizes[summary.manifest_hash.hex()] = int(summary.size)
     return [
-        VariantEntry(version=version, manifest_hash=digest, peers=sorted(peers))
+        VariantEntry(version=version, manifest_hash=digest, peers=sorted(peers), size=sizes[digest])
         for version, hashes in sorted(by_version.items())
         if len(hashes) > 1
         for digest, peers in sorted(hashes.items())
@@ -278,6 +285,7 @@ def download_event(event: progress.ProgressEvent) -> Event:
             peers_used=[str(p) for p in event.peers_used] if event.kind == "download" else [],
             bytes_from_partial=event.bytes_from_partial,
             bytes_by_peer={str(k): int(v) for k, v in event.bytes_by_peer.items()},
+            bytes_fetched=int(event.bytes_fetched),
         )
     return ProgressEvent(
         game_id=event.game_id,

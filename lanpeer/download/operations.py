@@ -229,6 +229,7 @@ class Operation:
             peers_used=sorted(p for p, n in self.counters.chunks_by_peer.items() if n),
             bytes_from_partial=self.counters.bytes_from_partial,
             bytes_by_peer=dict(self.counters.bytes_by_peer),
+            bytes_fetched=self.counters.bytes_fetched,
         )
 
 

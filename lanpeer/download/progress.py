@@ -92,6 +92,7 @@ class ProgressEvent:
     peers_used: list[str] = field(default_factory=list)
     bytes_from_partial: int = 0  # fetched bytes other downloaders served (SPEC §7a)
     bytes_by_peer: dict[str, int] = field(default_factory=dict)  # fetched bytes per source
+    bytes_fetched: int = 0  # of bytes_done, what crossed the network (the rest: delta, resume)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,11 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lanpeerd, L
     seed(home / "seeder" / "games")
     seeder = Lanpeerd(home / "seeder", name="seeder").start()
     # The cap keeps slow-game (48 MiB) downloading for ~12 s: time to interrupt and cancel it.
-    leecher = Lanpeerd(home / "leecher", name="leecher", extra=["--max-download", "4MiB/s"]).start()
+    # Auto-update off: these tests drive `update` by hand (test_keep_in_step covers auto-update).
+    leecher = Lanpeerd(
+        home / "leecher", name="leecher",
+        extra=["--max-download", "4MiB/s", "--auto-update", "off"],
+    ).start()  # fmt: skip
     try:
         added = leecher.cli("add-peer", f"127.0.0.1:{seeder.port}")
         assert added.rc == 0, added.err

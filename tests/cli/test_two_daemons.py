@@ -57,7 +57,11 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     _seed(home / "seeder" / "games")
     seeder = Lanpeerd(home / "seeder", name="seeder").start()
     # The cap keeps slow-game (64 MiB) downloading for ~16 s: time to collide with and cancel it.
-    leecher = Lanpeerd(home / "leecher", name="leecher", extra=["--max-download", "4MiB/s"]).start()
+    # Auto-update off: these tests drive `update` by hand (test_keep_in_step covers auto-update).
+    leecher = Lanpeerd(
+        home / "leecher", name="leecher",
+        extra=["--max-download", "4MiB/s", "--auto-update", "off"],
+    ).start()  # fmt: skip
     watch = subprocess.Popen(
         [PEER_CLI, "--socket", str(leecher.socket), "--json", "watch"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
 # add_peer is left out: a random host name would be resolved, and tests send nothing off-host.
 COMMANDS = ["status", "peers", "games", "download", "install", "update", "uninstall", "remove",
-            "cancel", "ops", "rescan", "doctor", "nope", ""]  # fmt: skip
+            "cancel", "ops", "rescan", "doctor", "pin", "unpin", "follow", "unfollow",
+            "download_all", "nope", ""]  # fmt: skip
 NASTY_IDS = ["../../etc", "/abs", "a\x00b", "A" * 200, "con", "..", "x/y", "C:\\x", 7, None]
 
 json_values = st.recursive(
@@ -38,6 +39,10 @@ requests = st.fixed_dictionaries(
         "wait": st.just(False),
         "host": st.text(max_size=10),
         "port": st.integers(-5, 70000),
+        "version": st.text(max_size=10),
+        "peer": st.text(max_size=10),
+        "from_peer": st.text(max_size=10),
+        "match": st.text(max_size=10),
         "extra": json_values,
     },
 )
@@ -70,7 +75,8 @@ def test_structured_garbage_gets_typed_answers(target: Lanpeerd, request: dict) 
     assert answer["type"] in ("result", "error")
     if answer["type"] == "error":
         assert answer["code"] in {"bad_request", "unsupported_version", "unknown_game",
-                                  "conflict", "failed", "not_available"}  # fmt: skip
+                                  "unknown_peer", "conflict", "failed",
+                                  "not_available"}  # fmt: skip
 
 
 @settings(

@@ -15,6 +15,7 @@ from lanpeer_proto.messages import GameSummary, Manifest
 from lanpeer.config import DaemonConfig
 from lanpeer.control.commands import ControlCommands
 from lanpeer.control.events import EventHub
+from lanpeer.control.keepstep import KeepInStep
 from lanpeer.download.operations import Lane, Operation, OperationQueue, OpKind
 from lanpeer.download.progress import OperationStatus
 from lanpeer.library.state import LocalGame
@@ -23,6 +24,7 @@ from lanpeer.net.peers import PeerInfo
 from lanpeer.net.static_peers import StaticPeer
 from lanpeer.net.uploads import UploadLedger
 from lanpeer.parts import Parts
+from lanpeer.pins import KeepList
 
 ROOT = Path("/games")
 
@@ -175,7 +177,12 @@ def build(games: list[LocalGame], peers: list[PeerInfo]) -> Daemon:
     installs = FakeInstalls(rec, downloads)
     config = DaemonConfig(games=[ROOT], name="alpha", mdns=False)
     identity = type("Identity", (), {"peer_id": "ME"})()
-    parts = Parts(config, EventHub(), library, identity, node, downloads, installs)  # type: ignore[arg-type]
+    events = EventHub()
+    keep = KeepInStep(
+        library, node, downloads, events, KeepList(ROOT / "keep.json"), "off",  # type: ignore[arg-type]
+        lambda game_id: installs.submit(OpKind.UPDATE, game_id),
+    )  # fmt: skip
+    parts = Parts(config, events, library, identity, node, downloads, installs, keep)  # type: ignore[arg-type]
     stops: list[str] = []
     commands = ControlCommands(parts, lambda: stops.append("stop"))
     return Daemon(commands, rec, library, node, downloads, stops)

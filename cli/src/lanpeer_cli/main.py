@@ -349,17 +349,46 @@ def share(ctx: typer.Context) -> None:
 @app.command()
 def download(
     ctx: typer.Context,
-    game: GameArg,
+    game: Annotated[
+        str | None, typer.Argument(help="game id, as listed by `peer-cli games`")
+    ] = None,
     version: Annotated[str | None, typer.Option(help="this version instead of the newest")] = None,
     no_install: Annotated[bool, typer.Option("--no-install", help="download only")] = False,
     wait: Annotated[
         bool, typer.Option("--wait", help="show progress and exit with the result")
     ] = False,
+    all_games: Annotated[
+        bool, typer.Option("--all", help="every offered game this host lacks or has older")
+    ] = False,
+    from_peer: Annotated[
+        str | None, typer.Option("--from", help="from this peer (id prefix or name)")
+    ] = None,
+    match: Annotated[
+        str | None, typer.Option(help="with --all: only games whose id or name contains this")
+    ] = None,
+    variant: Annotated[
+        str | None, typer.Option(help="the content whose manifest hash starts with this")
+    ] = None,
 ) -> None:
-    """Queue a download (and an install after it, unless --no-install)."""
+    """Queue a download (and an install after it, unless --no-install); --all: a peer's library."""
+    if all_games:
+        if game is not None or version or variant or wait:
+            raise typer.BadParameter("--all takes no GAME, --version, --variant or --wait")
+        request = _request(
+            c.DownloadAllRequest, from_peer=from_peer, match=match, install=not no_install
+        )
+        result = _once(ctx, request)
+        if ctx.obj.json:
+            _print_doc({"ok": True, **result.model_dump(mode="json", exclude={"kind"})})
+        else:
+            say(result.message)
+        return
+    if game is None:
+        raise typer.BadParameter("name a GAME, or give --all")
     request = _request(
-        c.DownloadRequest, game_id=game, version=version, install=not no_install, wait=wait
-    )
+        c.DownloadRequest, game_id=game, version=version, install=not no_install, wait=wait,
+        from_peer=from_peer, variant=variant,
+    )  # fmt: skip
     client, result = _ask(ctx, request)
     if not wait or result.operation is None:  # nothing queued (already here): say so
         client.close()
@@ -487,6 +516,42 @@ def remove_peer(ctx: typer.Context, address: PeerAddress) -> None:
     """Stop dialling a static peer added with --peer or add-peer."""
     host, port = _host_port(address)
     _accepted(ctx, _once(ctx, _request(c.RemovePeerRequest, host=host, port=port)))
+
+
+@app.command()
+def pin(
+    ctx: typer.Context,
+    game: GameArg,
+    version: Annotated[str | None, typer.Argument(help="default: the version here")] = None,
+) -> None:
+    """Keep a game at a version: auto-update skips it, download fetches that version."""
+    _accepted(ctx, _once(ctx, _request(c.PinRequest, game_id=game, version=version)))
+
+
+@app.command()
+def unpin(ctx: typer.Context, game: GameArg) -> None:
+    """Let auto-update and download take the newest version of a game again."""
+    _accepted(ctx, _once(ctx, _request(c.UnpinRequest, game_id=game)))
+
+
+PeerArg = Annotated[str, typer.Argument(metavar="PEER", help="peer id (a prefix) or name")]
+
+
+@app.command()
+def follow(
+    ctx: typer.Context,
+    peer: PeerArg,
+    no_install: Annotated[bool, typer.Option("--no-install", help="download only")] = False,
+) -> None:
+    """Mirror a peer: download what it offers that this host lacks, now and as it changes."""
+    request = _request(c.FollowRequest, peer=peer, install=not no_install)
+    _accepted(ctx, _once(ctx, request))
+
+
+@app.command()
+def unfollow(ctx: typer.Context, peer: PeerArg) -> None:
+    """Stop mirroring a peer (what was downloaded stays)."""
+    _accepted(ctx, _once(ctx, _request(c.UnfollowRequest, peer=peer)))
 
 
 @app.command()

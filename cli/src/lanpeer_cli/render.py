@@ -155,6 +155,7 @@ def games(console: Console, doc: GamesResult) -> None:
                      size(g.size), str(len(g.peers)), escape(g.name)])  # fmt: skip
     console.print(fitted(console, cols, rows))
     console.print(games_totals(doc.games), highlight=False)
+    keep_notes(console, doc)
 
 
 def games_totals(games: list[Any]) -> str:
@@ -167,6 +168,21 @@ def games_totals(games: list[Any]) -> str:
         f"{len(games)} games ({len(here)} here, {installed} installed): "
         f"{size(on_disk)} on disk, {size(offered)} offered by peers"
     )
+
+
+def keep_notes(console: Console, doc: GamesResult) -> None:
+    """Pins and version variants (two builds under one version string), below the table."""
+    for g in doc.games:
+        if g.pinned:
+            console.print(f"{g.id} is pinned at {g.pinned}", markup=False, highlight=False)
+        for v in g.variants:
+            holders = ", ".join(short(p) for p in v.peers)
+            console.print(
+                f"{g.id} {v.version} variant {v.manifest_hash[:12]}: {size(v.size)}, "
+                f"{len(v.peers)} source(s): {holders}",
+                markup=False,
+                highlight=False,
+            )
 
 
 def ops(console: Console, operations: list[OperationInfo]) -> None:
@@ -189,7 +205,7 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
     for op in operations:
         if op.reason and op.finished_at is None:
             console.print(f"{op.game_id}: {escape(op.reason)}", highlight=False)
-        if op.ok is False:
+        if op.ok is False or op.error:
             console.print(f"{op.game_id}: {escape(op.error or 'failed')}", highlight=False)
             if op.hint:
                 console.print(f"  -> {escape(op.hint)}", highlight=False)

@@ -28,6 +28,7 @@ MAX_SERVER_LINE = 32 << 20
 
 GameId = Annotated[str, Field(pattern=GAME_ID_RE.pattern, max_length=64)]
 Short = Annotated[str, Field(max_length=256)]
+PeerName = Annotated[str, Field(min_length=1, max_length=256)]  # a peer id (prefix) or name
 Text = Annotated[str, Field(max_length=4096)]
 Count = Annotated[int, Field(ge=0)]
 
@@ -97,6 +98,8 @@ class DownloadRequest(_Request):
     version: Short | None = None
     install: bool = True
     wait: bool = False  # stream progress events until the operation finishes
+    from_peer: PeerName | None = None  # fetch the content this peer (id prefix or name) holds
+    variant: Short | None = None  # fetch the content whose manifest_hash (hex) starts so
 
 
 class InstallRequest(_Request):
@@ -180,6 +183,43 @@ class UiRequest(_Request):
     cmd: Literal["ui"] = "ui"
 
 
+class PinRequest(_Request):
+    """Keep a game at a version (the one here when ``version`` is None): auto-update skips it
+    and ``download`` without ``--version`` fetches that one."""
+
+    cmd: Literal["pin"] = "pin"
+    game_id: GameId
+    version: Short | None = None
+
+
+class UnpinRequest(_Request):
+    cmd: Literal["unpin"] = "unpin"
+    game_id: GameId
+
+
+class FollowRequest(_Request):
+    """Mirror a peer: download every game it offers that this host lacks or has older, now and
+    as its library changes. ``peer`` is a peer id (a prefix is enough) or a peer name."""
+
+    cmd: Literal["follow"] = "follow"
+    peer: PeerName
+    install: bool = True
+
+
+class UnfollowRequest(_Request):
+    cmd: Literal["unfollow"] = "unfollow"
+    peer: PeerName
+
+
+class DownloadAllRequest(_Request):
+    """``download --all``: queue every offered game this host lacks or has older."""
+
+    cmd: Literal["download_all"] = "download_all"
+    from_peer: PeerName | None = None  # a peer id (prefix) or name; None: every connected peer
+    match: Short | None = None  # only games whose id or name contains this (any case)
+    install: bool = True
+
+
 class ShareRequest(_Request):
     """The HTTP share's address and who is downloading from it (SPEC §9c)."""
 
@@ -206,6 +246,11 @@ Request = Annotated[
     | DoctorRequest
     | ShutdownRequest
     | UiRequest
+    | PinRequest
+    | UnpinRequest
+    | FollowRequest
+    | UnfollowRequest
+    | DownloadAllRequest
     | ShareRequest,
     Field(discriminator="cmd"),
 ]
@@ -236,6 +281,7 @@ class OperationInfo(_Model):
     ok: bool | None = None
     error: Text | None = None
     hint: Text | None = None  # what to do, when the cause is known
+    retry_in: Annotated[float, Field(ge=0)] | None = None  # auto-update: seconds to next try
 
 
 class PeerEntry(_Model):
@@ -268,6 +314,7 @@ class VariantEntry(_Model):
     version: Short
     manifest_hash: Short
     peers: list[Short]
+    size: Count = 0  # bytes of that content
 
 
 class GameEntry(_Model):
@@ -295,6 +342,7 @@ class GameEntry(_Model):
     #: While this host hashes the game (state ``hashing``): bytes hashed of the total.
     hashed_bytes: Count = 0
     hash_total: Count = 0
+    pinned: Short | None = None  # the version this game is pinned at (``peer-cli pin``)
 
 
 class UploadEntry(_Model):
@@ -378,6 +426,23 @@ class AcceptedResult(_Model):
     operation: OperationInfo | None = None
 
 
+class MirrorEntry(_Model):
+    game_id: GameId
+    version: Short
+    size: Count
+    peer_id: Short
+
+
+class MirrorResult(_Model):
+    """``download --all``: what was queued (in order), what was skipped and why it stopped."""
+
+    kind: Literal["mirror"] = "mirror"
+    message: Text
+    queued: list[MirrorEntry]
+    stopped_at: MirrorEntry | None = None  # the first game that did not fit on disk
+    order: Short = "smallest first"
+
+
 class DoctorResult(_Model):
     kind: Literal["doctor"] = "doctor"
     checks: list[DoctorCheck]
@@ -419,6 +484,7 @@ Result = Annotated[
     | OpsResult
     | AcceptedResult
     | DoctorResult
+    | MirrorResult
     | UploadsResult
     | GameResult
     | UiResult
@@ -473,6 +539,7 @@ class FinishedEvent(_Model):
     peers_used: list[Short] = Field(default_factory=list)
     bytes_from_partial: Count = 0  # of the fetched bytes: served by other downloaders
     bytes_by_peer: dict[Short, Count] = Field(default_factory=dict)  # fetched bytes per peer
+    bytes_fetched: Count = 0  # of ``bytes``, what crossed the network (the rest: delta copies)
 
 
 class UploadEvent(_Model):

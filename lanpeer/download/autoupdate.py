@@ -1,0 +1,266 @@
+"""Auto-update: when a connected peer offers a newer version of a game this host has, fetch it
+(a delta download in the normal download lane) and then update ``local/`` (SPEC §10).
+
+Owns the policy (``update_candidates``: which games, by ``auto-update`` mode and pins), the
+retry backoff, the "waiting: in use" deferral and the per-game records shown in ``ops`` and
+doctor. Never replaces ``local/`` itself, never reads ``/proc``: both go through
+``UpdateActions`` (the daemon wires downloads, install and ``lanpeer.procuse``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from lanpeer.download.resolve import PeerView, newest_offer, version_key
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["off", "installed", "downloaded"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    game_id: str
+    have: str  # the version downloaded here
+    offered: str  # the newest hashed version a connected peer offers
+
+
+class LocalView(Protocol):
+    """What the policy reads of a local game (``lanpeer.library.LocalGame``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def downloaded(self) -> bool: ...
+    @property
+    def installed(self) -> bool: ...
+
+
+def update_candidates(
+    mode: Mode,
+    local: Iterable[LocalView],
+    peers: Sequence[PeerView],
+    pins: Mapping[str, str],
+) -> list[Candidate]:
+    """Games to bring up to the newest offered version: ``installed`` mode takes installed
+    games, ``downloaded`` also downloaded-only ones; pinned games never (SPEC §9a)."""
+    if mode == "off":
+        return []
+    found = []
+    for game in local:
+        if not game.downloaded or game.version is None or game.id in pins:
+            continue
+        if mode == "installed" and not game.installed:
+            continue
+        offer = newest_offer(peers, game.id)
+        if offer is not None and version_key(offer[1].version) > version_key(game.version):
+            found.append(Candidate(game.id, game.version, offer[1].version))
+    return found
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before retry ``n`` (1-based): ``first`` doubling up to ``longest``; after
+    ``attempts`` failures of one version the updater gives up on it until a newer one appears
+    or the daemon restarts (a broken offer must not download forever)."""
+
+    # 30 s lets a peer that just restarted finish hashing; 15 min keeps a dead offer cheap;
+    # 8 attempts span about an hour and a half, the length of a LAN-party session.
+    first: float = 30.0
+    longest: float = 900.0
+    attempts: int = 8
+
+    def delay(self, failures: int) -> float:
+        return float(min(self.longest, self.first * 2 ** max(0, failures - 1)))
+
+
+class UpdateActions(Protocol):
+    """The daemon parts the updater drives (the daemon wires real ones; tests record calls)."""
+
+    def busy(self, game_id: str) -> bool: ...  # has an operation queued or running
+    def installed(self, game_id: str) -> bool: ...
+    async def download(self, game_id: str, version: str) -> None: ...  # raises on failure
+    async def update(self, game_id: str) -> None: ...  # local/ from the downloaded version
+    async def in_use(self, game_id: str) -> list[int]: ...  # pids using local/
+    async def wait_released(self, pids: list[int], timeout: float) -> None: ...  # noqa: ASYNC109
+
+
+@dataclass
+class UpdateRecord:
+    """What the updater is doing or last failed at for one game (a row in ``ops``)."""
+
+    game_id: str
+    version: str
+    state: str  # downloading, updating, waiting: in use, retry in Ns, gave up
+    failures: int = 0
+    error: str | None = None
+    retry_at: float | None = None  # clock time of the next attempt
+    holders: tuple[int, ...] = ()
+
+
+Listener = Callable[[UpdateRecord], None]
+
+
+class AutoUpdater:
+    def __init__(
+        self,
+        mode: Mode,
+        candidates: Callable[[], list[Candidate]],
+        actions: UpdateActions,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        period: float = 600.0,  # SPEC: checked every 10 minutes besides peer events
+        backoff: Backoff | None = None,
+        # A process may start using local/ without our noticing (no event for that): rescan
+        # its holders this often even if none exits.
+        in_use_rescan: float = 30.0,
+    ) -> None:
+        self.mode = mode
+        self._candidates = candidates
+        self._actions = actions
+        self._clock = clock
+        self.period = period
+        self.backoff = backoff or Backoff()
+        self.in_use_rescan = in_use_rescan
+        self.records: dict[str, UpdateRecord] = {}
+        self._running: set[str] = set()
+        self._requested: dict[str, Candidate] = {}  # asked for by follow / download --all
+        self._wake = asyncio.Event()
+        self._listeners: list[Listener] = []
+        self.checks = 0  # how many times the policy ran (doctor, tests)
+
+    def add_listener(self, cb: Listener) -> None:
+        self._listeners.append(cb)
+
+    def poke(self) -> None:
+        """A library delta arrived or a peer connected: check soon (coalesced)."""
+        self._wake.set()
+
+    def request(self, candidate: Candidate) -> None:
+        """Update this game whatever the mode (``follow`` / ``download --all`` of a game that
+        is installed here: it must wait while the game runs like any automatic update)."""
+        self._requested[candidate.game_id] = candidate
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            while True:
+                self._wake.clear()
+                try:
+                    ready = self.due()
+                except Exception:  # a bug here must not stop the daemon's task group
+                    log.exception("auto-update check failed")
+                    ready = []
+                for candidate in ready:
+                    self._running.add(candidate.game_id)
+                    group.create_task(self.attempt(candidate))
+                await self._wait_wake(self._next_wake())
+
+    def due(self) -> list[Candidate]:
+        """The candidates to start now: not already handled, not busy, not backing off."""
+        self.checks += 1
+        now = self._clock()
+        wanted = {c.game_id: c for c in self._candidates()}
+        for game_id in [g for g in self._requested if g not in self._running]:
+            wanted[game_id] = self._requested.pop(game_id)
+        # An attempt whose download landed but whose update failed is no candidate any more
+        # (the downloaded version is the offered one); its retry must still run.
+        for record in self.records.values():
+            if record.retry_at is not None and record.game_id not in wanted:
+                wanted[record.game_id] = Candidate(record.game_id, record.version, record.version)
+        ready = []
+        for candidate in wanted.values():
+            if candidate.game_id in self._running or self._actions.busy(candidate.game_id):
+                continue
+            if not self._held_back(self.records.get(candidate.game_id), candidate, now):
+                ready.append(candidate)
+        return ready
+
+    @staticmethod
+    def _held_back(record: UpdateRecord | None, candidate: Candidate, now: float) -> bool:
+        """Backing off this version, or given up on it (a newer version starts afresh)."""
+        if record is None or record.version != candidate.offered:
+            return False
+        return record.state == "gave up" or (record.retry_at or 0.0) > now
+
+    def forget(self, game_id: str) -> None:
+        """Drop a game's failures and retries (it was pinned: leave it alone)."""
+        self.records.pop(game_id, None)
+
+    def _next_wake(self) -> float:
+        now = self._clock()
+        retries = [r.retry_at - now for r in self.records.values() if r.retry_at is not None]
+        return max(0.0, min([self.period, *retries]))
+
+    async def _wait_wake(self, timeout: float) -> None:  # noqa: ASYNC109 - bounded by period
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    async def attempt(self, candidate: Candidate) -> None:
+        """Download the offered version, wait while the game runs, update; a failure backs off."""
+        game_id = candidate.game_id
+        previous = self.records.get(game_id)
+        failures = previous.failures if previous and previous.version == candidate.offered else 0
+        record = UpdateRecord(game_id, candidate.offered, "downloading", failures)
+        self._set(record)
+        log.info("auto-update: %s %s -> %s", game_id, candidate.have, candidate.offered)
+        try:
+            await self._actions.download(game_id, candidate.offered)
+            if self._actions.installed(game_id):
+                await self._wait_not_in_use(record)
+                self._set(record, state="updating", holders=())
+                await self._actions.update(game_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(record, exc)
+        else:
+            log.info("auto-update: %s is at %s", game_id, candidate.offered)
+            self.records.pop(game_id, None)
+            self._set(UpdateRecord(game_id, candidate.offered, "done", record.failures), keep=False)
+        finally:
+            self._running.discard(game_id)
+            self._wake.set()  # a retry time or another candidate may be due
+
+    async def _wait_not_in_use(self, record: UpdateRecord) -> None:
+        """Never replace a running game: wait while a process uses its local/."""
+        while pids := await self._actions.in_use(record.game_id):
+            if record.state != "waiting: in use":
+                log.info("auto-update: %s is in use (pids %s); waiting", record.game_id, pids)
+            self._set(record, state="waiting: in use", holders=tuple(pids))
+            await self._actions.wait_released(pids, self.in_use_rescan)
+
+    def _failed(self, record: UpdateRecord, exc: Exception) -> None:
+        failures = record.failures + 1
+        error = str(exc) or type(exc).__name__
+        if failures >= self.backoff.attempts:
+            state, retry_at = "gave up", None
+            log.warning(
+                "auto-update of %s gave up after %d attempts: %s", record.game_id, failures, error
+            )
+        else:
+            delay = self.backoff.delay(failures)
+            state, retry_at = f"retry in {delay:.0f}s", self._clock() + delay
+            log.warning("auto-update of %s failed (%s); %s", record.game_id, error, state)
+        self._set(record, state=state, failures=failures, error=error, retry_at=retry_at)
+
+    def _set(self, record: UpdateRecord, *, keep: bool = True, **changes: object) -> None:
+        for name, value in changes.items():
+            setattr(record, name, value)
+        if keep:
+            self.records[record.game_id] = record
+        for cb in list(self._listeners):
+            try:
+                cb(record)
+            except Exception:
+                log.exception("auto-update listener failed")
