@@ -34,6 +34,7 @@ class DoctorInputs:
     """Everything doctor reads from the running daemon (the rest it reads from this host)."""
 
     config: DaemonConfig
+    port: int  # the UDP port the node listens on (--port 0 lets the kernel pick it)
     mdns: MdnsStatus | None  # None: --no-mdns
     peers: Sequence[PeerInfo]
     finished: Sequence[FinishedEvent]  # recent finished operations, oldest first
@@ -44,7 +45,7 @@ async def run_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
     checks = [DoctorCheck(name="daemon", status="ok", summary="lanpeerd is running and answering")]
     checks.append(interfaces_check(Path("/sys/class/net")))
     checks += _net_checks(inputs)
-    checks.append(await firewall_check(config.port))
+    checks.append(await firewall_check(inputs.port))
     checks += [space_check(root) for root in config.games]
     checks.append(_caps_check(config))
     checks += _transfer_checks(inputs.finished, config.max_download)
@@ -83,9 +84,9 @@ def _net_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
     udp = bound_ports([Path("/proc/net/udp"), Path("/proc/net/udp6")], mine, state="07")
     tcp = bound_ports([Path("/proc/net/tcp"), Path("/proc/net/tcp6")], mine, state="0A")
     return [
-        ports_check(config.port, udp, tcp, config.bulk),
+        ports_check(inputs.port, udp, tcp, config.bulk),
         mdns_check(inputs.mdns),
-        peers_check(inputs.peers, config.peers, config.port),
+        peers_check(inputs.peers, config.peers, inputs.port),
     ]
 
 

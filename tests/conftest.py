@@ -86,7 +86,18 @@ def _open_fds() -> dict[int, str]:
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     item.stash[_BEFORE] = (set(threading.enumerate()), _open_fds())
     _pending_at_close.clear()
-    return (yield)
+    result = yield
+    if _uses_wider_fixtures(item):
+        # A module- or session-scoped fixture (a shared daemon, a lab) keeps its threads and
+        # fds past this test: count from after set-up (what function fixtures leak is missed).
+        item.stash[_BEFORE] = (set(threading.enumerate()), _open_fds())
+    return result
+
+
+def _uses_wider_fixtures(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    return any(d[-1].scope != "function" and d[-1].baseid.startswith("tests") for d in definitions)
 
 
 @pytest.hookimpl(wrapper=True)
