@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -81,7 +81,8 @@ class GameLibrary:
         self._rescan_pending: set[str] = set()
         self._listeners: list[Callable[[int], None]] = []
         self._events = EventQueue(event_queue_size)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._group: asyncio.TaskGroup | None = None  # every task of the library runs in it
+        self._tasks: set[asyncio.Task[None]] = set()  # the group's tasks, to cancel at close
         self._write_lock = asyncio.Lock()
         self._scan_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-scan")
         self._index: LibraryIndex | None = None
@@ -115,10 +116,13 @@ class GameLibrary:
             raise
 
     async def _start(self) -> None:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
         index = self._index = await self._in_scan_thread(LibraryIndex, self._state_dir)
         self._hasher = GameHasher(
             self._state, index, self._in_scan_thread, self._write_lock, self._publish_soon
         )
+        await self._hasher.start()
         self._served = ServedFiles(index, lambda game_id: self._post(GameChanged(game_id)))
         self._state.records = await self._in_scan_thread(index.load_games)
         self._revlog = await self._in_scan_thread(index.load_revisions, self._history)
@@ -127,20 +131,22 @@ class GameLibrary:
             self._watcher = LibraryWatcher(
                 self.roots, self.catalog_path, self._post, asyncio.get_running_loop()
             )
-            self._spawn(self._start_watcher(self._watcher))
+            self._spawn(self._start_watcher, self._watcher)
         else:
             self._watching.set()
-        self._spawn(self._consume_events())
-        self._spawn(self._request_full_scans())
+        self._spawn(self._consume_events)
+        self._spawn(self._request_full_scans)
         if self._background_hashing:
-            self._spawn(self._hasher.run_in_background())
+            self._spawn(self._hasher.run_in_background)
 
     async def aclose(self) -> None:
         if self._publish_timer is not None:
             self._publish_timer.cancel()
-        for task in self._tasks:
+        group, self._group = self._group, None
+        for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if group is not None:
+            await group.__aexit__(None, None, None)
         if self._hasher is not None:
             await self._hasher.aclose()
         if self._watcher is not None:
@@ -165,8 +171,12 @@ class GameLibrary:
         """Until filesystem events are being delivered (at once if watching is off)."""
         await self._watching.wait()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the library's task group; its failure is logged, never silent."""
+        if self._group is None:  # closed (or never started): nothing may run any more
+            log.debug("library closed; %s not started", fn)
+            return
+        task = self._group.create_task(_logged(fn, *args))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -483,7 +493,7 @@ class GameOperation:
 
     def __exit__(self, *exc: object) -> None:
         self._library._end(self.game_id)
-        self._library._spawn(self._library.rescan(self.game_id))  # now, not after the debounce
+        self._library._spawn(self._library.rescan, self.game_id)  # now, not after the debounce
 
     async def __aenter__(self) -> GameOperation:
         return self.__enter__()
@@ -491,3 +501,12 @@ class GameOperation:
     async def __aexit__(self, *exc: object) -> None:
         self._library._end(self.game_id)
         await self._library.rescan(self.game_id)
+
+
+async def _logged(fn: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+    """A library task whose exception would otherwise end the whole task group: log it.
+    (The coroutine is made here: a task cancelled before it starts leaves none un-awaited.)"""
+    try:
+        await fn(*args)
+    except Exception:
+        log.exception("library task %s%r failed", getattr(fn, "__qualname__", fn), args)
