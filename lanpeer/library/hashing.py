@@ -60,8 +60,12 @@ class GameHasher:
         #: Games whose hashing failed for good (unreadable file, too many files), by the record
         #: that failed: not retried until the game changes.
         self._failed: dict[str, tuple[GameRecord, ServeRefused]] = {}
-        self.wanted = asyncio.Event()  # set when a game may need hashing
+        self._wanted = asyncio.Event()  # set when a game may need hashing
         self.files_hashed = 0  # files read and hashed (not reused from the index)
+
+    def want(self) -> None:
+        """A game may need hashing now: the background loop looks at the records again."""
+        self._wanted.set()
 
     def progress(self, game_id: str) -> scanner.HashProgress | None:
         return self._progress.get(game_id)
@@ -109,8 +113,8 @@ class GameHasher:
 
     async def run_in_background(self) -> None:
         while True:
-            await self.wanted.wait()
-            self.wanted.clear()
+            await self._wanted.wait()
+            self._wanted.clear()
             for game_id in self._state.needs_hash():
                 failed = self._failed.get(game_id)
                 if failed is not None and failed[0] == self._state.records.get(game_id):

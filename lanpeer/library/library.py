@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import GameSummary, LibraryDelta, Manifest
@@ -183,10 +183,10 @@ class GameLibrary:
     async def _in_scan_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._scan_pool, fn, *args)
 
-    def _started(self) -> tuple[LibraryIndex, GameHasher, ServedFiles]:
+    def _started(self) -> _Running:
         if self._index is None or self._hasher is None or self._served is None:
             raise LanpeerError("the game library is not started")
-        return self._index, self._hasher, self._served
+        return _Running(self._index, self._hasher, self._served)
 
     # -- advertised library ----------------------------------------------------------------
 
@@ -225,7 +225,7 @@ class GameLibrary:
             self._publish_timer = None
         if not self._revlog.apply(self._state.advertised()):
             return
-        self._started()[0].save_revisions(self._revlog)  # a few small rows, on the loop
+        self._started().games_index.save_revisions(self._revlog)  # a few small rows, on the loop
         for callback in list(self._listeners):
             try:
                 callback(self._revlog.rev)
@@ -281,7 +281,7 @@ class GameLibrary:
         self._state.catalog = add_entry(self.catalog_path, entry, self._state.catalog)
         self._catalog_stamp = catalog_stamp(self.catalog_path)
         self._publish()
-        self._started()[1].wanted.set()
+        self._started().hasher.want()
 
     async def _reload_catalog(self) -> None:
         stamp = await self._in_scan_thread(catalog_stamp, self.catalog_path)
@@ -304,7 +304,7 @@ class GameLibrary:
         else:
             await self._rescan_game(game_id)
         self._publish()
-        self._started()[1].wanted.set()
+        self._started().hasher.want()
 
     async def _scan_all(self) -> None:
         self.full_scans += 1
@@ -366,7 +366,8 @@ class GameLibrary:
         """Asked afresh before dropping a game: a root may have gone since the last full scan."""
         if root in self._state.unavailable:
             return False
-        problem = await self._in_scan_thread(scanner.root_problem, root, self._started()[0])
+        index = self._started().games_index
+        problem = await self._in_scan_thread(scanner.root_problem, root, index)
         if problem is not None:
             log.warning("%s; its games are kept as they were", problem)
             self._state.unavailable[root] = problem
@@ -426,7 +427,7 @@ class GameLibrary:
             if isinstance(event, GameChanged) and event.game_id not in self._state.busy:
                 await self._rescan_game(event.game_id)
         self._publish()
-        self._started()[1].wanted.set()
+        self._started().hasher.want()
 
     async def _request_full_scans(self) -> None:
         while True:
@@ -460,7 +461,7 @@ class GameLibrary:
         Raises ServeRefused. ``for_peer=False`` (local use, e.g. delta downloads) skips the
         catalog and busy checks; the game must still be downloaded.
         """
-        manifest = await self._started()[1].wait_manifest(game_id, for_peer=for_peer)
+        manifest = await self._started().hasher.wait_manifest(game_id, for_peer=for_peer)
         advertised = self._revlog.games.get(game_id)
         if advertised is not None and advertised.manifest_hash != manifest.manifest_hash:
             self._publish()  # whoever asked sees the summary and the manifest agree
@@ -477,7 +478,15 @@ class GameLibrary:
         record = self._state.served(game_id)
         if record.manifest_hash is None or record.manifest_hash != manifest_hash:
             raise ServeRefused(ErrorCode.STALE_MANIFEST, f"{game_id}: that version is not served")
-        return self._started()[2].open(record, path)
+        return self._started().served.open(record, path)
+
+
+class _Running(NamedTuple):
+    """The parts a started library has (``GameLibrary._started``)."""
+
+    games_index: LibraryIndex
+    hasher: GameHasher
+    served: ServedFiles
 
 
 class GameOperation:
