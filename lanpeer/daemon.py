@@ -28,6 +28,8 @@ from lanpeer.errors import LanpeerError, ShuttingDownError
 from lanpeer.install import recover_root
 from lanpeer.installs import InstallRunner
 from lanpeer.library import GameLibrary
+from lanpeer.library.diagnose import library_problems
+from lanpeer.locks import LockFile
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import PeerNode
 from lanpeer.net.peers import PeerEvent
@@ -58,14 +60,21 @@ class Daemon:
 
     async def run(self) -> None:
         self.control.bind()  # first: a second instance must refuse before touching anything
+        state_lock = LockFile(
+            self.config.state / "lanpeerd.lock",
+            f"already uses the state dir {self.config.state} (its identity and index); "
+            "give this one its own --state",
+        )
         try:
+            self.config.state.mkdir(parents=True, exist_ok=True)
+            state_lock.take()
             async with AsyncExitStack() as stack:
-                self.config.state.mkdir(parents=True, exist_ok=True)
                 parts = await self._start_parts(stack)
                 self._commands = ControlCommands(parts, self.stop)
                 await self._serve(parts)
         finally:
             self._commands = None
+            state_lock.release()
             self.control.close()
         log.info("stopped")
 
@@ -113,8 +122,7 @@ class Daemon:
     def _recover_installs(self) -> None:
         for root in self.config.games:
             if root.is_dir():
-                for result in recover_root(root):
-                    log.info("recovery: %s", result)
+                recover_root(root)  # logs what it changed, and nothing when all is well
             else:
                 log.warning("game root %s is missing; it is skipped until it appears", root)
 
@@ -123,6 +131,9 @@ class Daemon:
             list(self.config.games), self.config.state, catalog_path=self.config.catalog
         )
         await stack.enter_async_context(library)
+        roots, catalog = list(self.config.games), library.catalog_path
+        for problem in await asyncio.to_thread(library_problems, roots, catalog):
+            log.warning("%s", problem)  # once at start; `peer-cli doctor` lists them any time
         library.add_listener(
             lambda rev: self.events.publish(LibraryChangedEvent(library_rev=int(rev)))
         )
@@ -160,4 +171,9 @@ class Daemon:
                 self.events.publish(control_event)
 
         node.add_listener(on_peer_event)
+        node.uploads.add_listener(
+            lambda notice, session: self.events.publish(
+                views.upload_event(notice, session, node.uploads.names(session.peer_id))
+            )
+        )
         return node

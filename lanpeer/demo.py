@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lanpeer_proto import control as c
+from lanpeer_proto import units
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -155,9 +156,9 @@ async def run_demo(tmp: Path, size: int) -> None:
             await player.wait_ready()
             say("started seeder-1, seeder-2 and player (static peers, mDNS off)")
             names = await _wait_discovered(player, len(seeders))
-            finished = await _download(player)
+            finished, timing = await _download(player)
             await _check_installed(player)
-        _summary(finished, names, player)
+        _summary(finished, timing, names)
     except (DemoFailed, TimeoutError):
         for peer in [*seeders, player]:
             console.print(f"[dim]--- {peer.name} log:\n{peer.log_tail()}[/]")
@@ -173,7 +174,7 @@ def _make_game(seeders: list[DemoPeer], size: int) -> None:
     for seeder in seeders[1:]:
         shutil.copytree(first, seeder.home / "games")
     (seeders[0].home / "../player/games").resolve().mkdir(parents=True)
-    say(f"generated {GAME}: {size / MIB:.0f} MiB in 3 real archives, on both seeders")
+    say(f"generated {GAME}: {units.size(size)} in 3 real archives, on both seeders")
 
 
 async def _wait_discovered(player: DemoPeer, count: int) -> dict[str, str]:
@@ -191,21 +192,45 @@ async def _wait_discovered(player: DemoPeer, count: int) -> dict[str, str]:
     return names
 
 
-async def _download(player: DemoPeer) -> c.FinishedEvent:
+@dataclass
+class Timing:
+    """When the download phase started and ended (the install that follows is timed apart)."""
+
+    started: float = 0.0
+    downloaded: float | None = None
+    finished: float = 0.0
+
+    @property
+    def download_seconds(self) -> float:
+        return (self.downloaded or self.finished) - self.started
+
+    @property
+    def install_seconds(self) -> float:
+        return self.finished - self.downloaded if self.downloaded is not None else 0.0
+
+
+async def _download(player: DemoPeer) -> tuple[c.FinishedEvent, Timing]:
     reader, writer = await asyncio.open_unix_connection(str(player.socket), limit=c.MAX_SERVER_LINE)
     try:
         writer.write(c.encode_request(c.DownloadRequest(game_id=GAME, install=True, wait=True)))
         answer = c.decode_server_message(await reader.readline())
         if isinstance(answer, c.ErrorMessage):
             raise DemoFailed(f"download refused: {answer.message}")
-        return await _follow(reader)
+        timing = Timing(started=time.monotonic())
+        finished = await _follow(reader, timing)
+        timing.finished = time.monotonic()
+        return finished, timing
     finally:
         writer.close()
 
 
-async def _follow(reader: asyncio.StreamReader) -> c.FinishedEvent:
+# Past these states the bytes are all here: what follows is commit and extraction.
+_AFTER_DOWNLOAD = frozenset({"committing", "installing", "updating"})
+
+
+async def _follow(reader: asyncio.StreamReader, timing: Timing) -> c.FinishedEvent:
     columns = (
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=False),
         TransferSpeedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[state]}"),
     )  # fmt: skip
     with Progress(*columns, console=console) as bars:
@@ -216,6 +241,8 @@ async def _follow(reader: asyncio.StreamReader) -> c.FinishedEvent:
                 continue
             event = message.event
             if isinstance(event, c.ProgressEvent):
+                if timing.downloaded is None and event.state in _AFTER_DOWNLOAD:
+                    timing.downloaded = time.monotonic()
                 bars.update(task, completed=event.bytes_done, total=event.bytes_total or None,
                             state=event.state)  # fmt: skip
             elif isinstance(event, c.FinishedEvent):
@@ -236,12 +263,15 @@ async def _check_installed(player: DemoPeer) -> None:
     say(f"verified every chunk (BLAKE3) and installed {files} files into {local}")
 
 
-def _summary(event: c.FinishedEvent, names: dict[str, str], player: DemoPeer) -> None:
+def _summary(event: c.FinishedEvent, timing: Timing, names: dict[str, str]) -> None:
+    """The download's speed over the download alone: once the install time was counted in."""
     used = [names.get(peer_id, peer_id[:8]) for peer_id in event.peers_used]
-    rate = event.bytes / MIB / event.seconds if event.seconds > 0 else 0.0
+    seconds = timing.download_seconds
+    rate = event.bytes / seconds if seconds > 0 else 0.0
     say(
-        f"[bold green]summary:[/] {event.bytes:,} bytes ({event.bytes / MIB:.1f} MiB) in "
-        f"{event.seconds:.2f} s = {rate:.1f} MiB/s, peers used: {len(used)} ({', '.join(used)})"
+        f"[bold green]summary:[/] {event.bytes:,} bytes ({units.size(event.bytes)}) downloaded in "
+        f"{seconds:.2f} s = {units.rate(rate)}, installed in {timing.install_seconds:.2f} s, "
+        f"peers used: {len(used)} ({', '.join(used)})"
     )
 
 

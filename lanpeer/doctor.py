@@ -16,16 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lanpeer_proto import units
 from lanpeer_proto.control import DoctorCheck, FinishedEvent
 
 from lanpeer.config import DaemonConfig
+from lanpeer.control.history import Finished
+from lanpeer.library.diagnose import library_problems
 from lanpeer.net.node import MdnsStatus
 from lanpeer.net.peers import PeerInfo
 
-_IFF_UP, _IFF_LOOPBACK, _IFF_RUNNING, _IFF_MULTICAST = 0x1, 0x8, 0x40, 0x1000
+# /sys/class/net/*/flags carries the administrative flags only: IFF_RUNNING (0x40) never shows
+# there, so "is the link up" comes from operstate (and carrier when operstate is "unknown").
+_IFF_UP, _IFF_LOOPBACK, _IFF_MULTICAST = 0x1, 0x8, 0x1000
 # Below this, a 150 GB game does not fit: worth a warning before anyone starts a download.
 LOW_SPACE = 20 << 30
-MIB = 1 << 20
 NFT_TIMEOUT = 3.0  # reading the ruleset takes milliseconds; a hung nft must not hang doctor
 
 
@@ -38,6 +42,10 @@ class DoctorInputs:
     mdns: MdnsStatus | None  # None: --no-mdns
     peers: Sequence[PeerInfo]
     finished: Sequence[FinishedEvent]  # recent finished operations, oldest first
+    #: static peers (``--peer``, ``add-peer``) with their last dial error (None: no error)
+    static_peers: Sequence[tuple[tuple[str, int], str | None]] = ()
+    catalog_path: Path | None = None  # None: the library part is not running
+    failures: Sequence[Finished] = ()  # failures not followed by a success, oldest first
 
 
 async def run_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
@@ -47,9 +55,39 @@ async def run_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
     checks += _net_checks(inputs)
     checks.append(await firewall_check(inputs.port))
     checks += [space_check(root) for root in config.games]
+    if inputs.catalog_path is not None:
+        checks.append(await catalog_check(config.games, inputs.catalog_path))
     checks.append(_caps_check(config))
     checks += _transfer_checks(inputs.finished, config.max_download)
+    checks += failure_checks(inputs.failures)
     return checks
+
+
+def failure_checks(failures: Sequence[Finished], shown: int = 5) -> list[DoctorCheck]:
+    """The failures that still stand (no success of that game since), newest first."""
+    return [
+        DoctorCheck(
+            name=f"failed: {f.event.game_id}",
+            status="warn",
+            summary=f"{f.event.kind} of {f.event.game_id} failed: {f.event.error}",
+            hint=f.hint
+            or f"see the daemon log; retry with `peer-cli {f.event.kind} {f.event.game_id}`",
+        )
+        for f in reversed(list(failures)[-shown:])
+    ]
+
+
+async def catalog_check(roots: list[Path], catalog_path: Path) -> DoctorCheck:
+    """Game dirs and catalog entries the library skips, each with why (scans in a thread)."""
+    problems = await asyncio.to_thread(library_problems, roots, catalog_path)
+    if not problems:
+        return DoctorCheck(name="catalog", status="ok", summary=f"{catalog_path}: no problems")
+    return DoctorCheck(
+        name="catalog",
+        status="warn",
+        summary="; ".join(problems)[:4000],
+        hint="games with these problems are not shown, advertised or served until fixed",
+    )
 
 
 def interfaces_check(sys_net: Path) -> DoctorCheck:
@@ -63,7 +101,7 @@ def interfaces_check(sys_net: Path) -> DoctorCheck:
             continue
         if flags & _IFF_LOOPBACK:
             continue
-        up = flags & _IFF_UP and flags & _IFF_RUNNING
+        up = flags & _IFF_UP and _link_up(device)
         (usable if up and flags & _IFF_MULTICAST else down).append(device.name)
     if usable:
         return DoctorCheck(
@@ -78,6 +116,21 @@ def interfaces_check(sys_net: Path) -> DoctorCheck:
     )
 
 
+def _link_up(device: Path) -> bool:
+    operstate = _read(device / "operstate")
+    if operstate == "up":
+        return True
+    # Virtual devices (tun, some bridges) report "unknown": their carrier says it.
+    return operstate in ("unknown", "") and _read(device / "carrier") == "1"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:  # carrier cannot be read while the device is down (EINVAL)
+        return ""
+
+
 def _net_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
     config = inputs.config
     mine = own_socket_inodes(Path("/proc/self/fd"))
@@ -86,7 +139,12 @@ def _net_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
     return [
         ports_check(inputs.port, udp, tcp, config.bulk),
         mdns_check(inputs.mdns),
-        peers_check(inputs.peers, config.peers, inputs.port),
+        peers_check(
+            inputs.peers,
+            [address for address, _ in inputs.static_peers] or config.peers,
+            inputs.port,
+            dict(inputs.static_peers),
+        ),
     ]
 
 
@@ -187,11 +245,19 @@ def mdns_check(status: MdnsStatus | None) -> DoctorCheck:
 
 
 def peers_check(
-    peers: Sequence[PeerInfo], static: Sequence[tuple[str, int]], port: int
+    peers: Sequence[PeerInfo],
+    static: Sequence[tuple[str, int]],
+    port: int,
+    errors: dict[tuple[str, int], str | None] | None = None,
 ) -> DoctorCheck:
     connected = [peer for peer in peers if peer.connected]
     reached = {tuple(peer.address) for peer in connected}
-    missing = [f"{host}:{p}" for host, p in static if (host, p) not in reached]
+    why = errors or {}
+    missing = [
+        f"{host}:{p}" + (f" ({why[(host, p)]})" if why.get((host, p)) else "")
+        for host, p in static
+        if (host, p) not in reached
+    ]
     summary = f"{len(connected)} peer(s) connected, {len(static)} static peer(s) configured"
     if missing:
         return DoctorCheck(
@@ -266,6 +332,7 @@ def firewall_from_ruleset(ruleset: dict[str, Any], allow: str) -> DoctorCheck:
 def space_check(root: Path) -> DoctorCheck:
     try:
         usage = shutil.disk_usage(root)
+        read_only = bool(os.statvfs(root).f_flag & os.ST_RDONLY)
     except OSError as exc:
         return DoctorCheck(
             name=f"root {root}",
@@ -273,7 +340,15 @@ def space_check(root: Path) -> DoctorCheck:
             summary=f"game root is unavailable: {exc.strerror}",
             hint="create or mount it, or fix --games",
         )
-    free = f"{usage.free / (1 << 30):.1f} GiB free of {usage.total / (1 << 30):.1f} GiB"
+    free = f"{units.size(usage.free)} free of {units.size(usage.total)}"
+    if read_only or not os.access(root, os.W_OK | os.X_OK):
+        why = "is on a read-only filesystem" if read_only else "is not writable by this user"
+        return DoctorCheck(
+            name=f"root {root}",
+            status="fail",
+            summary=f"game root {why} ({free}): downloads into it will fail",
+            hint="remount it read-write, fix its permissions, or pick another --games root",
+        )
     if usage.free < LOW_SPACE:
         return DoctorCheck(
             name=f"root {root}", status="warn", summary=free, hint="large games will not fit"
@@ -283,7 +358,7 @@ def space_check(root: Path) -> DoctorCheck:
 
 def _caps_check(config: DaemonConfig) -> DoctorCheck:
     caps = [
-        f"{label} {value / MIB:.1f} MiB/s"
+        f"{label} {units.rate(value)}"
         for label, value in (("upload", config.max_upload), ("download", config.max_download))
         if value
     ]
@@ -303,8 +378,8 @@ def _transfer_checks(
 
 def transfer_check(event: FinishedEvent, max_download: int | None) -> DoctorCheck:
     rate = event.bytes / event.seconds if event.seconds > 0 else 0.0
-    size = f"{event.bytes / MIB:.1f} MiB in {event.seconds:.1f} s"
-    summary = f"{event.game_id}: {size} = {rate / MIB:.1f} MiB/s"
+    size = f"{units.size(event.bytes)} in {event.seconds:.1f} s"
+    summary = f"{event.game_id}: {size} = {units.rate(rate)}"
     if max_download and rate >= 0.8 * max_download:
         limit = "limited by --max-download"
     elif len(event.peers_used) <= 1:

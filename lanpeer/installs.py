@@ -18,6 +18,8 @@ from pathlib import Path
 from lanpeer.download.operations import JOB_STATE, Operation, OperationQueue, OpKind
 from lanpeer.errors import InstallCancelled
 from lanpeer.install import install_game, remove_game, uninstall_game, update_game
+from lanpeer.install.transactions import Progress
+from lanpeer.install_progress import ExtractionProgress
 from lanpeer.library import GameLibrary
 
 log = logging.getLogger(__name__)
@@ -42,14 +44,35 @@ class InstallRunner:
 
         async def body(op: Operation) -> None:
             op.move(JOB_STATE[kind])
+            progress = None
+            if kind in CANCELLABLE:  # the extracting ones: progress in bytes of the total
+                tracker = ExtractionProgress(lambda: self.queue.progressed(op))
+                op.track(tracker)
+                progress = tracker.report
             async with self.library.operation(game_id):
-                await run_in_thread(step, game_id, cancellable=kind in CANCELLABLE)
+                await run_in_thread(
+                    step, game_id, cancellable=kind in CANCELLABLE, progress=progress
+                )
 
         return self.queue.submit(game_id, kind, body)
 
     async def after_download(self, game_id: str, game_dir: Path) -> None:
-        """The download manager's installer: install, or update when local/ is already there."""
-        await install_downloaded(self.library, game_id, game_dir)
+        """The download manager's installer: install, or update when local/ is already there.
+
+        The download's operation shows the extraction's progress meanwhile, then its own
+        transfer again (its finish reports the download's bytes and peers)."""
+        op = self.queue.get(game_id)
+        if op is None:
+            await install_downloaded(self.library, game_id, game_dir)
+            return
+        previous = op.transfer
+        tracker = ExtractionProgress(lambda: self.queue.progressed(op), op.counters)
+        op.track(tracker)
+        try:
+            await install_downloaded(self.library, game_id, game_dir, tracker.report)
+        finally:
+            if previous is not None:
+                op.track(previous)
 
     def _step(self, kind: OpKind, game_dir: Path) -> Callable[..., None]:
         if kind is OpKind.INSTALL:
@@ -61,14 +84,22 @@ class InstallRunner:
         return partial(remove_game, list(self.library.roots), game_dir)
 
 
-async def install_downloaded(library: GameLibrary, game_id: str, game_dir: Path) -> None:
+async def install_downloaded(
+    library: GameLibrary, game_id: str, game_dir: Path, progress: Progress | None = None
+) -> None:
     """Install (or update, when ``local/`` exists) a game just downloaded, the game busy."""
     run = update_game if (game_dir / "local").is_dir() else install_game
     async with library.operation(game_id):
-        await run_in_thread(partial(run, game_dir), game_id, cancellable=True)
+        await run_in_thread(partial(run, game_dir), game_id, cancellable=True, progress=progress)
 
 
-async def run_in_thread(run: Callable[..., None], what: str, *, cancellable: bool) -> None:
+async def run_in_thread(
+    run: Callable[..., None],
+    what: str,
+    *,
+    cancellable: bool,
+    progress: Progress | None = None,
+) -> None:
     """Run a blocking install step in a worker thread; a cancel never abandons the thread.
 
     ``cancellable`` steps (install, update) take a ``cancel`` event: a cancel during extraction
@@ -77,7 +108,10 @@ async def run_in_thread(run: Callable[..., None], what: str, *, cancellable: boo
     (the game stays busy meanwhile) and the operation ends done, the cancel having come too late.
     """
     cancel = threading.Event()
-    step = partial(run, cancel=cancel) if cancellable else run
+    extra: dict[str, object] = {"cancel": cancel} if cancellable else {}
+    if progress is not None:
+        extra["progress"] = progress
+    step = partial(run, **extra)
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     cancelled = False
     async with asyncio.TaskGroup() as group:  # the thread's waiter, never abandoned

@@ -52,7 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     add("--catalog", type=Path, metavar="FILE", help="catalog TOML file")
     add("--config", type=Path, metavar="FILE", help=f"TOML config (default {DEFAULT_CONFIG_FILE})")
     add("-v", "--verbose", action="store_true", help="debug logging")
+    add("--version", action="version", version=f"lanpeerd {_version()}")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("lanpeer")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,12 +82,10 @@ def _config(options: argparse.Namespace) -> DaemonConfig:
     flags = vars(options).copy()
     config_file = flags.pop("config")
     flags.pop("verbose")
-    file_values: dict[str, object] = {}
-    if config_file is not None:
-        file_values = load_config_file(config_file)
-    elif DEFAULT_CONFIG_FILE.is_file():
-        file_values = load_config_file(DEFAULT_CONFIG_FILE)
-    return build_config(file_values, flags)
+    if config_file is None and DEFAULT_CONFIG_FILE.is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    file_values = load_config_file(config_file) if config_file is not None else {}
+    return build_config(file_values, flags, config_file)
 
 
 def run_daemon(config: DaemonConfig) -> int:
@@ -126,6 +131,11 @@ def _run(daemon: Daemon) -> None:
     asyncio.run(amain())
 
 
+#: Libraries whose INFO lines say nothing a person acts on: aioquic logs every connection's
+#: version and ALPN negotiation (half the log on a busy host), libarchive its digest support.
+QUIET_LOGGERS = ("quic", "libarchive")
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -133,6 +143,9 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    if not verbose:
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

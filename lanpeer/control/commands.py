@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from lanpeer_proto.control import (
@@ -20,6 +22,8 @@ from lanpeer_proto.control import (
     DoctorResult,
     DownloadRequest,
     ErrorMessage,
+    GameRequest,
+    GameResult,
     GamesRequest,
     GamesResult,
     InstallRequest,
@@ -28,6 +32,7 @@ from lanpeer_proto.control import (
     OpsResult,
     PeersRequest,
     PeersResult,
+    RemovePeerRequest,
     RemoveRequest,
     Request,
     RescanRequest,
@@ -37,16 +42,22 @@ from lanpeer_proto.control import (
     StatusResult,
     UninstallRequest,
     UpdateRequest,
+    UploadsRequest,
+    UploadsResult,
     WatchRequest,
 )
-from lanpeer_proto.messages import GameSummary
+from lanpeer_proto.errors import ProtocolError
+from lanpeer_proto.messages import GameSummary, Manifest
 
 from lanpeer import doctor
-from lanpeer.control import views
+from lanpeer.control import peer_commands, views
+from lanpeer.control.update_plan import plan_update
 from lanpeer.download.operations import Operation, OpKind
 from lanpeer.download.resolve import OfferTable, PeerView, newest_offer
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
+from lanpeer.library.disk import read_installed_version
 from lanpeer.library.state import LocalGame
+from lanpeer.net.peers import PeerInfo
 from lanpeer.parts import Parts
 
 log = logging.getLogger(__name__)
@@ -64,13 +75,15 @@ class ControlCommands:
     def __init__(self, parts: Parts, request_stop: Callable[[], None]) -> None:
         self._parts = parts
         self._request_stop = request_stop
+        # (name, size) of every game a peer offered: a stalled download's row keeps them.
+        self._known: dict[str, tuple[str, int]] = {}
         self._handlers: dict[type[Request], Handler] = {
             StatusRequest: self.status,
             PeersRequest: self.peers,
             GamesRequest: self.games,
             DownloadRequest: self.download,
             InstallRequest: self.transaction,
-            UpdateRequest: self.transaction,
+            UpdateRequest: self.update,
             UninstallRequest: self.transaction,
             RemoveRequest: self.transaction,
             CancelRequest: self.cancel,
@@ -78,6 +91,9 @@ class ControlCommands:
             WatchRequest: self.watch,
             RescanRequest: self.rescan,
             AddPeerRequest: self.add_peer,
+            RemovePeerRequest: self.remove_peer,
+            UploadsRequest: self.uploads,
+            GameRequest: self.game,
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
         }
@@ -105,15 +121,67 @@ class ControlCommands:
         )
 
     async def peers(self, _request: PeersRequest) -> PeersResult:
-        return PeersResult(peers=[views.peer_entry(peer) for peer in self._parts.node.peers()])
+        node, active = self._parts.node, self._parts.downloads.operations()
+        return PeersResult(
+            peers=[
+                views.peer_entry(
+                    peer,
+                    rate_up=node.uploads.peer_rate(peer.peer_id),
+                    rate_down=sum(op.peer_rates.get(peer.peer_id, 0.0) for op in active),
+                )
+                for peer in node.peers()
+            ]
+        )
+
+    async def uploads(self, _request: UploadsRequest) -> UploadsResult:
+        ledger = self._parts.node.uploads
+        return UploadsResult(
+            uploads=[
+                views.upload_entry(s, ledger.names(s.peer_id), ledger.rate(s))
+                for s in ledger.sessions()
+            ],
+            total_bytes=ledger.total_bytes,
+        )
 
     async def games(self, _request: GamesRequest) -> GamesResult:
         busy = {op.game_id for op in self.operations()}
         local, peers = self._parts.library.local_games(), self._parts.node.peers()
-        return GamesResult(games=views.merge_games(local, peers, busy))
+        installed = await asyncio.to_thread(installed_versions, local)
+        self._remember(peers)
+        return GamesResult(games=views.merge_games(local, peers, busy, installed, self._known))
 
-    async def ops(self, _request: OpsRequest) -> OpsResult:
-        return OpsResult(ops=self.operations())
+    def _remember(self, peers: Sequence[PeerInfo]) -> None:
+        for peer in peers:
+            for game_id, summary in peer.games.items():
+                if game_id in self._known or len(self._known) < MAX_KNOWN_GAMES:
+                    self._known[game_id] = (summary.name, summary.size)
+
+    async def game(self, request: GameRequest) -> GameResult:
+        games = (await self.games(GamesRequest())).games
+        entry = next((g for g in games if g.id == request.game_id), None)
+        if entry is None:
+            raise UnknownGameError(
+                f"{request.game_id} is neither here nor offered by a connected peer "
+                "(see `peer-cli games`)"
+            )
+        local = next((g for g in self._parts.library.local_games() if g.id == entry.id), None)
+        history = self._parts.events.history.entries()
+        return GameResult(
+            game=entry,
+            path=str(local.path) if local is not None else None,
+            operation=next((op for op in self.operations() if op.game_id == entry.id), None),
+            history=[op for op in history if op.game_id == entry.id],
+        )
+
+    async def ops(self, request: OpsRequest) -> OpsResult:
+        """Active operations, then finished ones: all (``--all``) or the standing failures."""
+        active = self.operations()
+        history = self._parts.events.history
+        if request.all:
+            return OpsResult(ops=history.entries() + active)
+        running = {op.game_id for op in active}
+        failed = [f.info() for f in history.standing_failures() if f.event.game_id not in running]
+        return OpsResult(ops=failed + active)
 
     def operations(self) -> list[OperationInfo]:
         return [views.operation_info(status) for status in self._parts.downloads.operations()]
@@ -129,6 +197,9 @@ class ControlCommands:
             mdns=parts.node.mdns_status() if parts.config.mdns else None,
             peers=parts.node.peers(),
             finished=list(parts.events.recent_finished),
+            static_peers=[(s.address, s.error) for s in parts.node.static_peers()],
+            catalog_path=parts.library.catalog_path,
+            failures=parts.events.history.standing_failures(),
         )
         return DoctorResult(checks=await doctor.run_checks(inputs))
 
@@ -147,10 +218,29 @@ class ControlCommands:
                 operation=_info(running),
             )
         self._refuse_if_busy(request.game_id)
-        peer_id, summary = await wait_offer(node, request.game_id, request.version)
+        try:
+            peer_id, summary = await wait_offer(node, request.game_id, request.version)
+        except StillHashing:
+            # A big game takes minutes to hash on a cold disk: wait as an operation (stalled,
+            # with the reason in `ops`), never fail on a clock.
+            waiting = downloads.submit_when_offered(
+                request.game_id,
+                partial(wait_hashed_offer, node, request.game_id, request.version),
+                request.install,
+                pin=request.version,
+            )
+            return AcceptedResult(
+                message=f"download of {request.game_id} queued: waiting for the peers offering "
+                "it to finish hashing it (`peer-cli ops` shows it)",
+                game_id=request.game_id,
+                operation=_info(waiting),
+            )
+        here = self._already_here(request.game_id, summary, request.install)
+        if here is not None:
+            return here
         manifest = await node.fetch_manifest(peer_id, request.game_id)
         operation = downloads.submit_download(
-            request.game_id, manifest, request.install, summary=summary
+            request.game_id, manifest, request.install, summary=summary, pin=request.version
         )
         log.info("download of %s %s queued", request.game_id, summary.version)
         return AcceptedResult(
@@ -159,12 +249,43 @@ class ControlCommands:
             operation=_info(operation),
         )
 
+    async def update(self, request: UpdateRequest) -> AcceptedResult:
+        """Fetch a newer version a peer offers (its install step updates local/), else install
+        a downloaded version newer than local/, else say it is up to date (no operation)."""
+        game = self._local_game(request.game_id)
+        if not game.installed:
+            raise ConflictError(f"{game.id} is not installed; use `peer-cli install {game.id}`")
+        installed = await asyncio.to_thread(read_installed_version, Path(game.path))
+        offered = [
+            str(peer.games[game.id].version)
+            for peer in self._parts.node.peers()
+            if peer.connected and game.id in peer.games
+        ]
+        downloaded = game.version if game.downloaded else None
+        plan = plan_update(game.id, installed, downloaded, offered, request.version)
+        if plan.kind == "up_to_date":
+            return AcceptedResult(message=plan.message, game_id=game.id)
+        if plan.kind == "reinstall":
+            return await self.transaction(request)
+        self._refuse_if_busy(game.id)
+        fetch = DownloadRequest(game_id=game.id, version=plan.version, install=True)
+        queued = await self.download(fetch)
+        return AcceptedResult(message=plan.message, game_id=game.id, operation=queued.operation)
+
     async def transaction(
         self, request: InstallRequest | UpdateRequest | UninstallRequest | RemoveRequest
     ) -> AcceptedResult:
         kind = OpKind(request.cmd)
+        running = self._parts.downloads.current(request.game_id)
+        if running is not None:  # once: "not downloaded" while it was downloading
+            raise ConflictError(
+                f"{request.game_id} has a {running.kind} running ({running.state}); wait for it "
+                f"(`peer-cli ops`) or `peer-cli cancel {request.game_id}`, then {request.cmd}"
+            )
         game = self._local_game(request.game_id)
         _check_transaction(kind, game)
+        if isinstance(request, RemoveRequest) and not request.yes:
+            self._refuse_last_copy(game.id)
         operation = self._parts.installs.submit(kind, request.game_id)
         return AcceptedResult(
             message=f"{request.cmd} of {request.game_id} queued",
@@ -189,10 +310,10 @@ class ControlCommands:
         return AcceptedResult(message=f"rescanned {what}", game_id=request.game_id)
 
     async def add_peer(self, request: AddPeerRequest) -> AcceptedResult:
-        self._parts.node.add_static_peer(request.host, request.port)
-        return AcceptedResult(
-            message=f"dialling {views.format_address((request.host, request.port))}"
-        )
+        return await peer_commands.add_peer(self._parts.node, request)
+
+    async def remove_peer(self, request: RemovePeerRequest) -> AcceptedResult:
+        return peer_commands.remove_peer(self._parts.node, request)
 
     async def shutdown(self, _request: ShutdownRequest) -> AcceptedResult:
         self._request_stop()
@@ -206,6 +327,35 @@ class ControlCommands:
                 return game
         raise UnknownGameError(f"{game_id} is not in this host's game roots (see `peer-cli games`)")
 
+    def _already_here(
+        self, game_id: str, offer: GameSummary, install: bool
+    ) -> AcceptedResult | None:
+        """That exact version is downloaded: install it if asked and needed, else say so.
+
+        Once ``download`` of a game already here said "queued" and did nothing."""
+        game = next((g for g in self._parts.library.local_games() if g.id == game_id), None)
+        if game is None or not game.downloaded or game.manifest_hash != offer.manifest_hash:
+            return None
+        if install and not game.installed:
+            operation = self._parts.installs.submit(OpKind.INSTALL, game_id)
+            return AcceptedResult(
+                message=f"{game_id} {offer.version} is already downloaded; installing it",
+                game_id=game_id,
+                operation=_info(operation),
+            )
+        state = "downloaded and installed" if game.installed else "downloaded"
+        return AcceptedResult(
+            message=f"{game_id} {offer.version} is already {state}: nothing to do",
+            game_id=game_id,
+        )
+
+    def _refuse_last_copy(self, game_id: str) -> None:
+        if not any(peer.connected and game_id in peer.games for peer in self._parts.node.peers()):
+            raise ConflictError(
+                f"no connected peer has {game_id}: this is the last copy on the LAN; "
+                f"`peer-cli remove {game_id} --yes` deletes it anyway"
+            )
+
     def _refuse_if_busy(self, game_id: str) -> None:
         if any(op.game_id == game_id for op in self.operations()):
             raise ConflictError(
@@ -213,13 +363,24 @@ class ControlCommands:
             )
 
 
+def installed_versions(local_games: Sequence[LocalGame]) -> dict[str, str | None]:
+    """What each installed game's local/ holds (one small file read per installed game)."""
+    return {g.id: read_installed_version(Path(g.path)) for g in local_games if g.installed}
+
+
+#: Games whose name and size are remembered: ten times a big party's library.
+MAX_KNOWN_GAMES = 10_000
+#: How often a download waiting for a hash looks again without a peer event (hash done is one).
+HASH_RETRY = 2.0
+
+
 class StillHashing(LanpeerError):
     """Peers offer the game but have no manifest hash for it yet."""
 
 
 # Peers hash a new game in the background; a download asked for right after they start waits
-# this long for the first hash instead of failing (a 150 GB game may take longer: then retry).
-HASH_WAIT = 30.0
+# this long in the request for the first hash (a small game), then as a stalled operation.
+HASH_WAIT = 5.0
 
 
 async def wait_offer(
@@ -235,6 +396,24 @@ async def wait_offer(
             if left <= 0:
                 raise
             await node.wait_sources_changed(min(left, 1.0))
+
+
+async def wait_hashed_offer(
+    node: OfferTable, game_id: str, version: str | None, op: Operation
+) -> tuple[Manifest, GameSummary]:
+    """Until a peer offers ``game_id`` hashed (then its manifest); ``op.reason`` says why not."""
+    while True:
+        try:
+            peer_id, summary = choose_offer(node.peers(), game_id, version)
+            return await node.fetch_manifest(peer_id, game_id), summary
+        except StillHashing:
+            hashing = [p.peer_id[:8] for p in node.peers() if p.connected and game_id in p.games]
+            op.reason = f"waiting for peer(s) {', '.join(sorted(hashing))} to finish hashing it"
+        except UnknownGameError:
+            op.reason = "no connected peer offers it now; it starts when one does"
+        except (LanpeerError, ProtocolError, OSError) as exc:
+            op.reason = f"the manifest could not be fetched ({exc}); retrying"
+        await node.wait_sources_changed(HASH_RETRY)
 
 
 def choose_offer(

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 from lanpeer_proto.control import Event, FinishedEvent, ProgressEvent
 
+from lanpeer.control.history import OperationHistory
+
 # 1024 lines is about 10 s of progress for 10 parallel operations at 10 updates/s: a client that
 # falls further behind than that is not reading and only gets the newest lines.
 SUBSCRIBER_QUEUE = 1024
@@ -52,6 +54,7 @@ class EventHub:
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
         self.recent_finished: list[FinishedEvent] = []  # for doctor: recent transfer rates
+        self.history = OperationHistory()  # ops --all, standing failures, one log line each
 
     @property
     def subscriber_count(self) -> int:
@@ -60,6 +63,7 @@ class EventHub:
     def publish(self, event: Event) -> None:
         if isinstance(event, FinishedEvent):
             self.recent_finished = [*self.recent_finished[-19:], event]
+            self.history.record(event)
         for subscriber in self._subscribers:
             subscriber.offer(event)
 

@@ -33,23 +33,24 @@ def resume_downloads(downloads: DownloadManager, offers: OfferTable) -> int:
             record.manifest_hash.hex()[:12],
             "yes" if record.then_install else "no",
         )
-        downloads.submit_resume(record, _finder(offers, record.game_id, record.manifest_hash))
+        finder = _finder(offers, record.game_id, record.manifest_hash, record.pin)
+        downloads.submit_resume(record, finder)
     return len(unfinished)
 
 
-def _finder(offers: OfferTable, game_id: str, staged: bytes) -> OfferFinder:
+def _finder(offers: OfferTable, game_id: str, staged: bytes, pin: str | None) -> OfferFinder:
     async def find() -> tuple[Manifest, GameSummary | None]:
-        return await wait_resume_offer(offers, game_id, staged)
+        return await wait_resume_offer(offers, game_id, staged, pin)
 
     return find
 
 
 async def wait_resume_offer(
-    offers: OfferTable, game_id: str, staged: bytes
+    offers: OfferTable, game_id: str, staged: bytes, pin: str | None = None
 ) -> tuple[Manifest, GameSummary | None]:
     """The manifest to continue with, waiting (until cancelled) for a peer that offers it."""
     while True:
-        offer = resume_offer(offers.peers(), game_id, staged)
+        offer = resume_offer(offers.peers(), game_id, staged, pin)
         if offer is not None:
             peer_id, summary = offer
             try:
@@ -61,11 +62,12 @@ async def wait_resume_offer(
 
 
 def resume_offer(
-    peers: Sequence[PeerView], game_id: str, staged: bytes
+    peers: Sequence[PeerView], game_id: str, staged: bytes, pin: str | None = None
 ) -> tuple[str, GameSummary] | None:
-    """(peer_id, summary): a connected peer offering the staged version, else the newest."""
+    """(peer_id, summary): a connected peer offering the staged version, else the newest (or,
+    for a download pinned with ``--version``, that version: once a restart lost the pin)."""
     for peer in peers:
         game = peer.games.get(game_id) if peer.connected else None
         if game is not None and game.manifest_hash == staged:
             return str(peer.peer_id), game
-    return newest_offer(peers, game_id, None)
+    return newest_offer(peers, game_id, pin)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import socket
@@ -22,6 +21,7 @@ from pathlib import Path
 from lanpeer_proto.control import (
     MAX_REQUEST_LINE,
     TRANSACTION_REQUESTS,
+    AcceptedResult,
     ControlErrorCode,
     DownloadRequest,
     ErrorMessage,
@@ -37,7 +37,8 @@ from lanpeer_proto.control import (
 from lanpeer_proto.errors import RemoteProtocolError
 
 from lanpeer.control.events import EventHub, Subscription
-from lanpeer.errors import AlreadyRunningError, LanpeerError
+from lanpeer.errors import LanpeerError
+from lanpeer.locks import LockFile
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,18 @@ class ControlSocket:
         self.path = path
         self._answer = answer
         self._events = events
-        self._lock_fd: int | None = None
+        self._lock = LockFile(
+            path.with_name(path.name + ".lock"),
+            f"is already serving {path}; "
+            "stop it with `peer-cli shutdown`, or give this one its own --socket",
+        )
         self._sock: socket.socket | None = None
         self._clients = asyncio.Semaphore(MAX_CLIENTS)
 
     def bind(self) -> None:
         """Take the instance lock, remove a stale socket, bind 0600. Raises AlreadyRunningError."""
         prepare_socket_dir(self.path.parent)
-        self._lock_fd = take_instance_lock(self.path)
+        self._lock.take()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # we hold the lock: whatever is here is stale
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -86,9 +91,7 @@ class ControlSocket:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
             self._sock = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
+        self._lock.release()  # last: the socket is gone before another daemon may bind it
 
     async def serve(self) -> None:
         """Accept clients until cancelled; each client runs in this server's task group."""
@@ -155,7 +158,7 @@ class ControlSocket:
         with self._events.subscribe(game_id, only_game=until_finished is not None) as subscription:
             answer = await self._safe_answer(request)
             await _send(writer, answer)
-            if isinstance(answer, ResultMessage):
+            if isinstance(answer, ResultMessage) and not _nothing_to_follow(answer, until_finished):
                 await _stream(subscription, until_finished, reader, writer)
         return False
 
@@ -172,6 +175,16 @@ class ControlSocket:
 def error_message(exc: LanpeerError) -> ErrorMessage:
     """The error line for a daemon error: the control code its class carries."""
     return ErrorMessage(code=exc.control_code, message=str(exc)[:4096])
+
+
+def _nothing_to_follow(answer: ResultMessage, until_finished: str | None) -> bool:
+    """A waited command that queued nothing (``update`` of an up-to-date game): no stream."""
+    result = answer.result
+    return (
+        until_finished is not None
+        and isinstance(result, AcceptedResult)
+        and result.operation is None
+    )
 
 
 def _stream_filter(request: Request) -> tuple[str | None, str | None] | None:
@@ -271,21 +284,3 @@ def prepare_socket_dir(directory: Path) -> None:
         log.warning(
             "control socket dir %s is not private (mode %o)", directory, stat.S_IMODE(info.st_mode)
         )
-
-
-def take_instance_lock(socket_path: Path) -> int:
-    """flock ``<socket>.lock``: held for the daemon's lifetime, released by the kernel on exit."""
-    lock_path = socket_path.with_name(socket_path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise AlreadyRunningError(
-            f"another lanpeerd (pid {holder}) is already serving {socket_path}; "
-            "stop it with `peer-cli shutdown`, or give this one its own --socket"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd

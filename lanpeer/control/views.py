@@ -7,7 +7,7 @@ return; never changes state, never does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from lanpeer_proto.control import (
     Event,
@@ -19,6 +19,10 @@ from lanpeer_proto.control import (
     PeerEntry,
     PeerUpEvent,
     ProgressEvent,
+    SourceEntry,
+    UploadEntry,
+    UploadEvent,
+    VariantEntry,
 )
 from lanpeer_proto.messages import GameSummary
 
@@ -27,6 +31,7 @@ from lanpeer.download.progress import OperationStatus
 from lanpeer.download.resolve import version_key  # one order for `games` and for `download`
 from lanpeer.library.state import LocalGame
 from lanpeer.net.peers import PeerEvent, PeerEventKind, PeerInfo
+from lanpeer.net.uploads import UploadNotice, UploadSession
 
 __all__ = ["version_key"]
 
@@ -43,7 +48,7 @@ def format_address(address: tuple[str, int] | tuple[str, int, int, int] | str | 
     return str(address or "")
 
 
-def peer_entry(peer: PeerInfo) -> PeerEntry:
+def peer_entry(peer: PeerInfo, rate_up: float = 0.0, rate_down: float = 0.0) -> PeerEntry:
     return PeerEntry(
         peer_id=str(peer.peer_id),
         name=str(peer.name)[:256],
@@ -53,13 +58,49 @@ def peer_entry(peer: PeerInfo) -> PeerEntry:
         last_seen=float(peer.last_seen),
         games=len(peer.games),
         connected=peer.connected,
+        rate_up=max(0.0, rate_up),
+        rate_down=max(0.0, rate_down),
+    )
+
+
+def upload_entry(session: UploadSession, name: str, rate: float) -> UploadEntry:
+    return UploadEntry(
+        peer_id=session.peer_id,
+        name=name[:256],
+        game_id=session.game_id,
+        bytes=session.bytes,
+        rate=max(0.0, rate),
+        since=session.since,
+    )
+
+
+def upload_event(notice: UploadNotice, session: UploadSession, name: str) -> UploadEvent:
+    return UploadEvent(
+        state=notice,
+        peer_id=session.peer_id,
+        name=name[:256],
+        game_id=session.game_id,
+        bytes=session.bytes,
+        seconds=max(0.0, session.seconds),
     )
 
 
 def merge_games(
-    local_games: Iterable[LocalGame], peers: Iterable[PeerInfo], busy: set[str]
+    local_games: Iterable[LocalGame],
+    peers: Iterable[PeerInfo],
+    busy: set[str],
+    installed_versions: Mapping[str, str | None] | None = None,
+    known: Mapping[str, tuple[str, int]] | None = None,
 ) -> list[GameEntry]:
-    """One entry per game id, local facts first, then what connected peers offer."""
+    """One entry per game id, local facts first, then what connected peers offer.
+
+    ``installed_versions``: what each installed game's ``local/`` holds (read from disk by the
+    caller), which may differ from the downloaded version (a ``--no-install`` download).
+    ``known``: (name, size) of games seen before, for a download whose peers left meanwhile
+    (a stalled one's row once lost both).
+    """
+    installed = installed_versions or {}
+    remembered = known or {}
     offers: dict[str, list[tuple[str, GameSummary]]] = {}
     for peer in peers:
         if peer.connected:
@@ -67,42 +108,96 @@ def merge_games(
                 offers.setdefault(game_id, []).append((str(peer.peer_id), summary))
     local = {game.id: game for game in local_games}
     return [
-        _game_entry(game_id, local.get(game_id), offers.get(game_id, []), game_id in busy)
+        _game_entry(
+            game_id,
+            local.get(game_id),
+            offers.get(game_id, []),
+            game_id in busy,
+            installed.get(game_id),
+            remembered.get(game_id),
+        )
         for game_id in sorted(set(local) | set(offers))
     ]
 
 
 def _game_entry(
-    game_id: str, game: LocalGame | None, offers: Sequence[tuple[str, GameSummary]], busy: bool
+    game_id: str,
+    game: LocalGame | None,
+    offers: Sequence[tuple[str, GameSummary]],
+    busy: bool,
+    installed_version: str | None,
+    known: tuple[str, int] | None = None,
 ) -> GameEntry:
     newest_version = newest(str(summary.version) for _, summary in offers)
     version = game.version if game else None
     downloaded = bool(game and game.downloaded)
-    name = (game.name if game else None) or next((s.name for _, s in offers), game_id)
-    size = (game.size if game else None) or max((s.size for _, s in offers), default=0)
-    update = (
-        downloaded
-        and version is not None
-        and newest_version is not None
-        and version_key(newest_version) > version_key(version)
-    )
+    listed = game.name if game and game.in_catalog else None
+    name = listed or next((s.name for _, s in offers), None) or (known or (game_id, 0))[0]
+    here = game.size if game and game.downloaded else None
+    size = here or max((s.size for _, s in offers), default=0) or (known or ("", 0))[1]
+    installed = bool(game and game.installed)
     return GameEntry(
         id=game_id,
         name=str(name)[:256],
         version=version,
         downloaded=downloaded,
-        installed=bool(game and game.installed),
+        installed=installed,
         state=_state(game, busy),
         size=int(size),
         peers=sorted(peer_id for peer_id, _ in offers),
         newest_version=newest_version,
-        update_available=update,
+        update_available=update_available(
+            installed_version if installed else None,
+            version if downloaded else None,
+            newest_version,
+        ),
         ready_peers=sorted(
             peer_id
             for peer_id, s in offers
             if s.version == newest_version and s.manifest_hash is not None
         ),
+        installed_version=installed_version if installed else None,
+        sources=[_source(peer_id, summary) for peer_id, summary in sorted(offers)],
+        variants=_variants(offers),
     )
+
+
+def update_available(installed: str | None, downloaded: str | None, offered: str | None) -> bool:
+    """Something newer than what is in use: offered by a peer, or downloaded but not installed.
+
+    In use is the installed version when known, else the downloaded one (an install made
+    before lanpeer recorded versions, or a game kept downloaded only).
+    """
+    current = installed or downloaded
+    if current is None:
+        return False
+    best = newest(v for v in (downloaded, offered) if v is not None)
+    return best is not None and version_key(best) > version_key(current)
+
+
+def _source(peer_id: str, summary: GameSummary) -> SourceEntry:
+    digest = summary.manifest_hash
+    return SourceEntry(
+        peer_id=peer_id,
+        version=str(summary.version),
+        manifest_hash=digest.hex() if digest is not None else None,
+        partial=bool(getattr(summary, "partial", False)),  # swarm sources, when they exist
+    )
+
+
+def _variants(offers: Sequence[tuple[str, GameSummary]]) -> list[VariantEntry]:
+    """Only when one version string names different bytes on different peers."""
+    by_version: dict[str, dict[str, list[str]]] = {}
+    for peer_id, summary in offers:
+        if summary.manifest_hash is not None:
+            hashes = by_version.setdefault(str(summary.version), {})
+            hashes.setdefault(summary.manifest_hash.hex(), []).append(peer_id)
+    return [
+        VariantEntry(version=version, manifest_hash=digest, peers=sorted(peers))
+        for version, hashes in sorted(by_version.items())
+        if len(hashes) > 1
+        for digest, peers in sorted(hashes.items())
+    ]
 
 
 def _state(game: LocalGame | None, busy: bool) -> str:
@@ -132,6 +227,7 @@ def operation_info(status: OperationStatus) -> OperationInfo:
         rate=max(0.0, status.rate),
         eta=_eta(status.eta),
         sources=list(status.sources),
+        reason=status.reason,
     )
 
 

@@ -51,6 +51,7 @@ class UnfinishedDownload:
     game_dir: Path
     manifest_hash: bytes
     then_install: bool
+    pin: str | None = None  # the version asked for; None: the newest
 
 
 class DownloadManager:
@@ -128,11 +129,14 @@ class DownloadManager:
         then_install: bool = False,
         *,
         summary: GameSummary | None = None,
+        pin: str | None = None,
     ) -> Operation:
+        """``pin``: the version the user named; kept across restarts, never swapped for a
+        newer one mid-download (without it, a source's newer content restarts the download)."""
         self._require_installer(then_install)
 
         async def body(op: Operation) -> None:
-            await self._download(op, manifest, then_install, summary)
+            await self._download(op, manifest, then_install, summary, pin)
 
         async def cancel_queued() -> None:
             await self._discard_leftovers(game_id)
@@ -154,10 +158,32 @@ class DownloadManager:
                 if op.cancel_requested:
                     await self._discard_leftovers(game_id, unfinished.game_dir)
                 raise
-            await self._download(op, manifest, unfinished.then_install, summary)
+            await self._download(op, manifest, unfinished.then_install, summary, unfinished.pin)
 
         async def cancel_queued() -> None:
             await self._discard_leftovers(game_id, unfinished.game_dir)
+
+        return self.queue.submit(game_id, OpKind.DOWNLOAD, body, cancel_queued)
+
+    def submit_when_offered(
+        self,
+        game_id: str,
+        find: Callable[[Operation], Awaitable[tuple[Manifest, GameSummary]]],
+        then_install: bool = False,
+        pin: str | None = None,
+    ) -> Operation:
+        """Queue a download whose version is not served yet (its peers are still hashing it):
+        ``stalled``, with ``find`` saying why in ``op.reason``, until ``find`` has an offer."""
+        self._require_installer(then_install)
+
+        async def body(op: Operation) -> None:
+            op.move(OpState.STALLED)
+            manifest, summary = await find(op)
+            op.reason = None
+            await self._download(op, manifest, then_install, summary, pin)
+
+        async def cancel_queued() -> None:
+            await self._discard_leftovers(game_id)
 
         return self.queue.submit(game_id, OpKind.DOWNLOAD, body, cancel_queued)
 
@@ -183,21 +209,30 @@ class DownloadManager:
                 manifest_hash = part.saved_manifest_hash()
                 if manifest_hash is not None and game_dir.name not in found:
                     found[game_dir.name] = UnfinishedDownload(
-                        game_dir.name, game_dir, manifest_hash, part.saved_then_install()
+                        game_dir.name,
+                        game_dir,
+                        manifest_hash,
+                        part.saved_then_install(),
+                        part.saved_pin(),
                     )
         return list(found.values())
 
     # -- a download ----------------------------------------------------------------------------
 
     async def _download(
-        self, op: Operation, manifest: Manifest, then_install: bool, summary: GameSummary | None
+        self,
+        op: Operation,
+        manifest: Manifest,
+        then_install: bool,
+        summary: GameSummary | None,
+        pin: str | None = None,
     ) -> None:
         game_dir, created = self._game_dir(op.game_id)
         old = await self._old_manifest(op.game_id, game_dir)
         if old is not None and old.manifest_hash == manifest.manifest_hash:
             return  # already this exact version
-        job = self._job(op, manifest, game_dir, old)
-        job.part.then_install = then_install  # recorded with the resume state
+        job = self._job(op, manifest, game_dir, old, pin)
+        job.part.then_install, job.part.pin = then_install, pin  # recorded with the resume state
         staged = await self._stage(op, job, game_dir, created, old)
         summary = summary or self._offered_summary(op.game_id, staged)
         await self._commit_shielded(op, game_dir, staged, summary)
@@ -207,10 +242,15 @@ class DownloadManager:
             await self._installer(op.game_id, game_dir)
 
     def _job(
-        self, op: Operation, manifest: Manifest, game_dir: Path, old: Manifest | None
+        self,
+        op: Operation,
+        manifest: Manifest,
+        game_dir: Path,
+        old: Manifest | None,
+        pin: str | None = None,
     ) -> GameDownload:
         async def still_current() -> bool:
-            if self._resolver is None:
+            if self._resolver is None or pin is not None:  # a pinned version is never swapped
                 return True
             newest = await self._resolver(op.game_id)
             return newest is None or newest.manifest_hash == manifest.manifest_hash
@@ -223,7 +263,7 @@ class DownloadManager:
             limiter=self.limiter,
             settings=self.settings,
             still_current=still_current,
-            on_state=op.move,
+            on_state=lambda state: _move_saying_why(op, state),
             on_progress=lambda: self.queue.progressed(op),
             space_margin=self.space_margin,
         )
@@ -249,12 +289,13 @@ class DownloadManager:
                 raise
             log.info("%s: source content changed; restarting with the new version", op.game_id)
             await asyncio.to_thread(job.part.close)
-            then_install = job.part.then_install
-            job = self._job(op, newer, game_dir, old)  # its load() wipes the old staging
-            job.part.then_install = then_install
+            then_install, pin = job.part.then_install, job.part.pin
+            job = self._job(op, newer, game_dir, old, pin)  # its load() wipes the old staging
+            job.part.then_install, job.part.pin = then_install, pin
 
     async def _newer_version(self, op: Operation, job: GameDownload) -> Manifest:
-        newer = await self._resolver(op.game_id) if self._resolver else None
+        chase = self._resolver is not None and job.part.pin is None
+        newer = await self._resolver(op.game_id) if chase and self._resolver else None
         if newer is None or newer.manifest_hash == job.manifest.manifest_hash:
             raise NoSourcesError(
                 f"no peer serves the version of {op.game_id!r} being downloaded any more"
@@ -359,3 +400,12 @@ class DownloadManager:
         if game_dir is not None and (game_dir / PART_DIR).exists():
             created = {p.name for p in game_dir.iterdir()} <= {PART_DIR}
             await self._discard(PartDir(game_dir), created, True)
+
+
+#: Why a download stalls mid-way (SPEC §7: it continues when a source returns).
+STALL_REASON = "no connected peer serves this version now; it continues when one returns"
+
+
+def _move_saying_why(op: Operation, state: OpState) -> None:
+    op.reason = STALL_REASON if state is OpState.STALLED else None
+    op.move(state)

@@ -131,6 +131,7 @@ class Operation:
         self._transfer: Transfer | None = None
         self.error: str | None = None
         self.error_code: str | None = None
+        self.reason: str | None = None  # why a stalled operation waits, for people
         self.started: float | None = None
         self.finished: float | None = None
         self.task: asyncio.Task[None] | None = None
@@ -171,6 +172,11 @@ class Operation:
         self._transfer = transfer
 
     @property
+    def transfer(self) -> Transfer | None:
+        """What progress is read from now (an install after a download swaps it for a while)."""
+        return self._transfer
+
+    @property
     def counters(self) -> TransferCounters:
         return self._transfer.counters if self._transfer else TransferCounters()
 
@@ -200,6 +206,7 @@ class Operation:
             sources=list(snap.sources),
             peer_rates=dict(snap.peer_rates),
             error=self.error,
+            reason=self.reason if self._state is OpState.STALLED else None,
         )
 
     def event(self, event: str) -> ProgressEvent:
@@ -325,7 +332,7 @@ class OperationQueue:
         except asyncio.CancelledError:
             self._finish(op, OpState.CANCELLED, None)
             raise
-        except LanpeerError as exc:
+        except (LanpeerError, OSError) as exc:  # expected: said in one line by the history
             self._finish(op, OpState.FAILED, exc)
         except Exception as exc:
             log.exception("%s %s failed", op.kind, op.game_id)

@@ -105,6 +105,7 @@ class OperationStatus:
     sources: list[str]
     peer_rates: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    reason: str | None = None  # why it waits (stalled), in words
 
 
 def eta_seconds(remaining: int, rate: float) -> float | None:

@@ -80,6 +80,8 @@ class PartDir:
         self._dirty: set[int] = set()
         # Recorded with the resume state: install once a restart has resumed and finished it.
         self.then_install = False
+        # The version the user asked for (``--version``): a resumed download keeps to it.
+        self.pin: str | None = None
 
     # -- resume state (called from a worker thread) --------------------------------------------
 
@@ -109,6 +111,12 @@ class PartDir:
         state = self._read_state()
         return bool(state and state.get("then_install") is True)
 
+    def saved_pin(self) -> str | None:
+        """The version the saved download was pinned to (None: it follows the newest)."""
+        state = self._read_state()
+        pin = state.get("pin") if state else None
+        return pin if isinstance(pin, str) else None
+
     def _read_state(self) -> dict[str, object] | None:
         try:
             state = json.loads((self.dir / STATE_NAME).read_text())
@@ -131,6 +139,7 @@ class PartDir:
             "format": STATE_FORMAT,
             "manifest_hash": manifest_hash.hex(),
             "then_install": self.then_install,
+            "pin": self.pin,
             "files": bits,
         }
         tmp = self.dir / STATE_TMP

@@ -13,7 +13,7 @@ import errno
 import os
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,12 +85,14 @@ def extract_archive(
     *,
     names: NameRegistry | None = None,
     cancel: threading.Event | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ExtractStats:
     """Extract ``archive`` (format by content) into the existing directory ``dest``.
 
     Pass one ``names`` registry to several calls that fill the same ``dest`` so duplicates and
     case collisions across archives are refused too. Setting ``cancel`` stops the extraction
-    at the next block with InstallCancelled. Raises UnsafeArchiveError (or its
+    at the next block with InstallCancelled. ``progress(n)`` is called at every block with the
+    archive bytes read so far (of ``archive_bytes``). Raises UnsafeArchiveError (or its
     subclasses), BadArchiveError or DiskFullError.
     """
     limits = limits or ExtractLimits()
@@ -104,9 +106,17 @@ def extract_archive(
             run = _Extraction(reader, staging, limits, stats, budget, by_free_space)
             run.names = names if names is not None else NameRegistry()
             run.cancel = cancel
+            run.progress = progress
             for entry in reader:
                 run.add(entry)
             stats.format_name = _text(reader.format_name)
+        if stats.files + stats.directories == 0 and stats.archive_bytes > 0:
+            # A tar whose first blocks are zeros reads as "end of archive" at once: an empty
+            # local/ reported as installed is a lie, so a non-empty archive must yield entries.
+            raise BadArchiveError(
+                f"{archive.name} holds no files ({stats.archive_bytes} bytes, nothing readable): "
+                "it is damaged; delete the game (`peer-cli remove`) and download it again"
+            )
         return stats
     except libarchive.ArchiveError as exc:
         raise _translate(archive, exc) from exc
@@ -198,6 +208,7 @@ class _Extraction:
     by_free_space: bool
     names: NameRegistry = field(default_factory=NameRegistry)
     cancel: threading.Event | None = None
+    progress: Callable[[int], None] | None = None
     entries: int = 0
 
     def add(self, entry: Any) -> None:
@@ -278,6 +289,8 @@ class _Extraction:
     def _charge(self, n: int, written: int, consumed: int, name: str) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise InstallCancelled(f"cancelled while extracting {name!r}; rolled back")
+        if self.progress is not None:
+            self.progress(ffi.filter_bytes(self.reader._pointer, -1))
         self.stats.bytes_written += n
         total, limits = self.stats.bytes_written, self.limits
         if total > self.budget:

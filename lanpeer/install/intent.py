@@ -24,6 +24,7 @@ MARKER = ".lanpeer_owned"
 #: Names in a game dir that lanpeer never creates, changes or deletes (SPEC §3).
 NEVER_TOUCHED = frozenset({".softlan_game_installed", ".sync"})
 PART_NAME = ".lanpeer.part"
+INSTALLED_NAME = ".lanpeer.installed"
 LOG_FORMAT = 1
 #: A log is a few hundred bytes plus the file list of one download commit.
 MAX_LOG_BYTES = 64 * 1024 * 1024
@@ -76,6 +77,15 @@ class GamePaths:
     @property
     def version_tmp(self) -> Path:
         return self.game_dir / ".version.ini.tmp"
+
+    @property
+    def installed(self) -> Path:
+        """A copy of the ``version.ini`` that ``local/`` was extracted from (never served)."""
+        return self.game_dir / INSTALLED_NAME
+
+    @property
+    def installed_tmp(self) -> Path:
+        return self.game_dir / (INSTALLED_NAME + ".tmp")
 
 
 @dataclass(frozen=True)

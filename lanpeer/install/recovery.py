@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from lanpeer.install import steps
+from lanpeer.install import fsops, steps
 from lanpeer.install.intent import (
     CorruptIntentLog,
     GamePaths,
@@ -32,6 +32,8 @@ from lanpeer.install.intent import (
 
 log = logging.getLogger(__name__)
 
+MAX_VERSION_INI = 64 * 1024  # = transactions.MAX_VERSION_INI: what an install records
+
 
 class Step(StrEnum):
     DROP_STAGING = "delete .local.installing"
@@ -41,6 +43,8 @@ class Step(StrEnum):
     SETTLE_OWNED_BACKUP = "marked .local.backup: restore it if local/ is gone, else delete it"
     ROLL_FORWARD_COMMIT = "finish the download commit"
     FINISH_REMOVE = "finish deleting the downloaded files"
+    RECORD_INSTALLED = "local/ is a dir: record version.ini as what it holds"
+    DROP_INSTALLED = "local/ is gone: drop the record of what it held"
     CLEAR_INTENT = "clear the intent log"
     DROP_EMPTY_GAME_DIR = "delete the game dir if nothing is left"
 
@@ -55,15 +59,30 @@ S = Step
 RECOVERY_TABLE: tuple[tuple[str, bool | None, bool | None, tuple[Step, ...]], ...] = (
     # crashed before the new local/ was in place: roll back to the previous install
     (Intent.UPDATING, False, True, (S.DROP_STAGING, S.RESTORE_BACKUP, S.CLEAR_INTENT)),
-    # the new local/ is in place: roll forward
-    (Intent.UPDATING, True, True, (S.DROP_STAGING, S.DROP_BACKUP, S.CLEAR_INTENT)),
+    # the new local/ is in place: roll forward (its record may still name the old version)
+    (
+        Intent.UPDATING,
+        True,
+        True,
+        (S.DROP_STAGING, S.RECORD_INSTALLED, S.DROP_BACKUP, S.CLEAR_INTENT),
+    ),
     # not started, or finished: local/ is one complete install
     (Intent.UPDATING, ANY, False, (S.DROP_STAGING, S.CLEAR_INTENT)),
     # local/ was moved aside: the point of no return, roll forward
-    (Intent.UNINSTALLING, ANY, True, (S.DROP_STAGING, S.DROP_BACKUP, S.CLEAR_INTENT)),
-    (Intent.UNINSTALLING, ANY, False, (S.DROP_STAGING, S.CLEAR_INTENT)),
+    (
+        Intent.UNINSTALLING,
+        ANY,
+        True,
+        (S.DROP_STAGING, S.DROP_INSTALLED, S.DROP_BACKUP, S.CLEAR_INTENT),
+    ),
+    (Intent.UNINSTALLING, ANY, False, (S.DROP_STAGING, S.DROP_INSTALLED, S.CLEAR_INTENT)),
     # staging is never a finished install: local/ exists only after the final rename
-    (Intent.INSTALLING, ANY, ANY, (S.DROP_STAGING, S.SETTLE_OWNED_BACKUP, S.CLEAR_INTENT)),
+    (
+        Intent.INSTALLING,
+        ANY,
+        ANY,
+        (S.DROP_STAGING, S.SETTLE_OWNED_BACKUP, S.RECORD_INSTALLED, S.CLEAR_INTENT),
+    ),
     # the record holds the file list and version.ini: always roll forward
     (
         Intent.COMMITTING,
@@ -179,6 +198,23 @@ def _finish_remove(paths: GamePaths, _record: IntentRecord | None) -> bool:
     return True
 
 
+def _record_installed(paths: GamePaths, _record: IntentRecord | None) -> bool:
+    if not (is_real_dir(paths.local) and exists(paths.version)):
+        return False
+    data = paths.version.read_bytes()[:MAX_VERSION_INI]
+    if exists(paths.installed) and paths.installed.read_bytes() == data:
+        return False
+    fsops.replace_durably(paths.installed, paths.installed_tmp, data)
+    return True
+
+
+def _drop_installed(paths: GamePaths, _record: IntentRecord | None) -> bool:
+    if is_real_dir(paths.local) or not exists(paths.installed):
+        return False
+    fsops.unlink(paths.installed)
+    return True
+
+
 def _clear_intent(paths: GamePaths, _record: IntentRecord | None) -> bool:
     had_log = exists(paths.log)
     clear_intent(paths)
@@ -197,6 +233,8 @@ _STEPS: dict[Step, Callable[[GamePaths, IntentRecord | None], bool]] = {
     S.SETTLE_OWNED_BACKUP: _settle_owned_backup,
     S.ROLL_FORWARD_COMMIT: _roll_forward_commit,
     S.FINISH_REMOVE: _finish_remove,
+    S.RECORD_INSTALLED: _record_installed,
+    S.DROP_INSTALLED: _drop_installed,
     S.CLEAR_INTENT: _clear_intent,
     S.DROP_EMPTY_GAME_DIR: _drop_empty_game_dir,
 }

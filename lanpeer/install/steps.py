@@ -46,7 +46,7 @@ def restore_backup(paths: GamePaths) -> None:
 
 
 def sweep_scratch(paths: GamePaths) -> None:
-    for scratch in (paths.log_tmp, paths.version_tmp):
+    for scratch in (paths.log_tmp, paths.version_tmp, paths.installed_tmp):
         if exists(scratch):
             fsops.unlink(scratch)
 

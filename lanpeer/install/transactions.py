@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lanpeer_proto.paths import is_game_id
@@ -29,6 +29,7 @@ from lanpeer.install.intent import (
     mark_owned,
 )
 from lanpeer.install.names import NameRegistry
+from lanpeer.install.recovery import MAX_VERSION_INI
 from lanpeer.install.steps import drop_empty_game_dir, finish_remove
 from lanpeer.install.transaction import require_idle, transaction
 
@@ -37,29 +38,45 @@ log = logging.getLogger(__name__)
 PAYLOAD_SUFFIX = ".eti"
 
 
+#: ``progress(done, total)``: archive bytes extracted so far of all the game's archives.
+Progress = Callable[[int, int], None]
+
+
 def install_game(
-    game_dir: Path, limits: ExtractLimits | None = None, *, cancel: threading.Event | None = None
+    game_dir: Path,
+    limits: ExtractLimits | None = None,
+    *,
+    cancel: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """Extract every root ``.eti`` archive (name order) into ``local/``. Setting ``cancel``
     during extraction rolls back (InstallCancelled); after it, the install completes."""
     paths = GamePaths(game_dir)
     archives = _require_ready(paths, installed=False)
+    version_ini = _version_ini(paths)
     with transaction(paths, IntentRecord(Intent.INSTALLING)):
-        _extract_to_staging(paths, archives, limits, cancel)
+        _extract_to_staging(paths, archives, limits, cancel, progress)
         _promote_staging(paths)
+        _record_installed(paths, version_ini)
 
 
 def update_game(
-    game_dir: Path, limits: ExtractLimits | None = None, *, cancel: threading.Event | None = None
+    game_dir: Path,
+    limits: ExtractLimits | None = None,
+    *,
+    cancel: threading.Event | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """Replace ``local/`` with a fresh extraction; a failure or a cancel during extraction
     restores the previous one."""
     paths = GamePaths(game_dir)
     archives = _require_ready(paths, installed=True)
+    version_ini = _version_ini(paths)
     with transaction(paths, IntentRecord(Intent.UPDATING)):
         _move_to_backup(paths)
-        _extract_to_staging(paths, archives, limits, cancel)
+        _extract_to_staging(paths, archives, limits, cancel, progress)
         _promote_staging(paths)
+        _record_installed(paths, version_ini)
         fsops.rmtree(paths.backup)
         fsops.fsync_dir(paths.game_dir)
 
@@ -72,6 +89,8 @@ def uninstall_game(game_dir: Path) -> None:
         raise ConflictError(f"{game_dir.name} is not installed; nothing to uninstall")
     with transaction(paths, IntentRecord(Intent.UNINSTALLING)):
         _move_to_backup(paths)
+        if exists(paths.installed):
+            fsops.unlink(paths.installed)
         fsops.rmtree(paths.backup)
         fsops.fsync_dir(paths.game_dir)
 
@@ -136,13 +155,36 @@ def _extract_to_staging(
     archives: list[Path],
     limits: ExtractLimits | None,
     cancel: threading.Event | None,
+    progress: Progress | None = None,
 ) -> None:
     fsops.mkdir(paths.staging)
     mark_owned(paths.staging)
     names = NameRegistry()  # one namespace: archives must not collide with each other
-    for archive in archives:
-        extract_archive(archive, paths.staging, limits, names=names, cancel=cancel)
+    sizes = [archive.stat().st_size for archive in archives]
+    total, before = sum(sizes), 0
+    for archive, archive_size in zip(archives, sizes, strict=True):
+        report = None if progress is None else _offset_by(progress, before, total)
+        extract_archive(archive, paths.staging, limits, names=names, cancel=cancel,
+                        progress=report)  # fmt: skip
+        before += archive_size
+        if progress is not None:
+            progress(before, total)
     fsops.fsync_tree(paths.staging)  # entries durable before the rename into place
+
+
+def _offset_by(progress: Progress, before: int, total: int) -> Callable[[int], None]:
+    return lambda done: progress(min(before + done, total), total)
+
+
+def _version_ini(paths: GamePaths) -> bytes:
+    """What is about to be extracted, read once before: a download may replace it meanwhile."""
+    with open(paths.version, "rb") as version:
+        return version.read(MAX_VERSION_INI)
+
+
+def _record_installed(paths: GamePaths, version_ini: bytes) -> None:
+    """Which version ``local/`` now holds: ``games`` shows it apart from the downloaded one."""
+    fsops.replace_durably(paths.installed, paths.installed_tmp, version_ini)
 
 
 def _promote_staging(paths: GamePaths) -> None:

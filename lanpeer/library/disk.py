@@ -18,6 +18,7 @@ from lanpeer_proto.paths import MAX_PATH_DEPTH, RESERVED_NAMES, is_game_id, path
 
 VERSION_INI = "version.ini"
 LOCAL_DIR = "local"
+INSTALLED_RECORD = ".lanpeer.installed"  # = lanpeer.install.intent.INSTALLED_NAME
 #: version.ini is a few lines; anything past this is not read (bounded memory on hostile input).
 MAX_VERSION_INI = 64 << 10
 MAX_VERSION_LENGTH = 256  # GameSummary.version is a Name (256 chars)
@@ -82,10 +83,10 @@ def inspect_game(game_dir: Path) -> GameFacts:
     return GameFacts(fingerprint=digest, downloaded=downloaded, installed=installed)
 
 
-def read_version(game_dir: Path) -> str | None:
-    """The version in ``version.ini``, or None if there is no regular ``version.ini``."""
+def read_version(game_dir: Path, name: str = VERSION_INI) -> str | None:
+    """The version in ``version.ini`` (or ``name``), or None if it is not a regular file."""
     try:
-        fd = os.open(game_dir / VERSION_INI, _FILE_FLAGS)
+        fd = os.open(game_dir / name, _FILE_FLAGS)
     except OSError:
         return None
     try:
@@ -95,6 +96,14 @@ def read_version(game_dir: Path) -> str | None:
     finally:
         os.close(fd)
     return parse_version(data.decode("utf-8", errors="replace"))
+
+
+def read_installed_version(game_dir: Path) -> str | None:
+    """The version ``local/`` was extracted from (the install's copy of its ``version.ini``);
+    None when not installed by lanpeer, or installed before it kept this record."""
+    if not os.path.isdir(game_dir / LOCAL_DIR):
+        return None
+    return read_version(game_dir, INSTALLED_RECORD)
 
 
 def parse_version(text: str) -> str:

@@ -213,11 +213,11 @@ class BulkServer:
                 )
                 continue
             try:
-                await self._send_chunk(conn, request)
+                await self._send_chunk(conn, request, peer_id)
             finally:
                 self._uploads.release(peer_id)
 
-    async def _send_chunk(self, conn: socket.socket, request: GetChunk) -> None:
+    async def _send_chunk(self, conn: socket.socket, request: GetChunk, peer_id: str) -> None:
         try:
             chunk = open_chunk(self._library, request)
         except ServeError as exc:
@@ -228,6 +228,7 @@ class BulkServer:
                 await self._limiter.wait_acquire(chunk.length)
             await _send_message(conn, ChunkHeader(offset=chunk.offset, length=chunk.length))
             await send_file_range(conn, chunk.fd, chunk.offset, chunk.length)
+            self._uploads.served(peer_id, request.game_id, chunk.length)
         finally:
             chunk.close()
 

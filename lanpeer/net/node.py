@@ -50,7 +50,9 @@ from lanpeer.net.quic import (
 from lanpeer.net.responder import Responder
 from lanpeer.net.serving import Limiter, UploadSlots
 from lanpeer.net.session import PeerLink, SessionLimits
+from lanpeer.net.static_peers import StaticPeer
 from lanpeer.net.sync import LibrarySync
+from lanpeer.net.uploads import UploadLedger
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,9 @@ class PeerNode:
         self.library = library
         self.name = name
         self._bind, self._port = bind, port
-        self._static = list(static_peers)
+        self._static: dict[tuple[str, int], StaticPeer] = {
+            (host, port): StaticPeer(host, port) for host, port in static_peers
+        }
         self._mdns = mdns
         self._party_key = party_key or None
         self._bulk_mode = bulk
@@ -118,7 +122,8 @@ class PeerNode:
         self._advertise = advertise_addresses
         self._table = PeerTable()
         self._sync = LibrarySync(self._table, self._emit)
-        self._uploads = UploadSlots(max_uploads_per_peer)
+        self._uploads = UploadSlots(max_uploads_per_peer, UploadLedger(names=self._peer_name))
+        self.uploads = self._uploads.ledger  # who pulls what from us (peer-cli uploads)
         self._tokens = BulkTokens() if bulk == "auto" else None
         self._bulk_server: BulkServer | None = None
         self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
@@ -153,10 +158,11 @@ class PeerNode:
             raise
         self.library.add_listener(self._library_changed)
         self._spawn(self._sweep_stale())
+        self._spawn(self.uploads.run_sweeps())
         if self._mdns:
             self._start_discovery()
-        for host, port in self._static:
-            self._spawn(self._keep_dialling(host, port))
+        for static in self._static.values():
+            self._spawn(self._keep_dialling(static))
         log.info("peer %s (%s) listening on %s:%d", short_id(self.identity.peer_id), self.name,
                  *self.listen)  # fmt: skip
 
@@ -184,6 +190,7 @@ class PeerNode:
         """Goodbye to every peer, stop every task, close every socket."""
         if self._group is None:
             return
+        self.uploads.end_all()  # each says how it went, in the log and as an event
         sessions = [s for r in self._table.records() for s in r.sessions if s.is_open]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
@@ -219,6 +226,10 @@ class PeerNode:
     def peers(self) -> list[PeerInfo]:
         return [record.info() for record in self._table.records()]
 
+    def _peer_name(self, peer_id: str) -> str:
+        record = self._table.get(peer_id)
+        return str(record.name) if record is not None else ""
+
     def mdns_status(self) -> MdnsStatus:
         """Whether mDNS runs, and whether our own advert has come back through a browse."""
         found = self._discovery
@@ -234,9 +245,37 @@ class PeerNode:
     def add_listener(self, cb: Callable[[PeerEvent], None]) -> None:
         self._listeners.append(cb)
 
-    def add_static_peer(self, host: str, port: int) -> None:
-        self._static.append((host, port))
-        self._spawn(self._keep_dialling(host, port))
+    def add_static_peer(self, host: str, port: int) -> StaticPeer:
+        """Dial HOST:PORT now and whenever it is not connected (once per address)."""
+        static = self._static.get((host, port))
+        if static is None or static.removed.is_set():
+            static = self._static[(host, port)] = StaticPeer(host, port)
+            self._spawn(self._keep_dialling(static))
+        return static
+
+    def remove_static_peer(self, host: str, port: int) -> StaticPeer | None:
+        """Stop redialling HOST:PORT; None when it was not a static peer."""
+        static = self._static.pop((host, port), None)
+        if static is not None:
+            static.removed.set()
+        return static
+
+    def static_peers(self) -> list[StaticPeer]:
+        return list(self._static.values())
+
+    async def wait_static_outcome(self, static: StaticPeer) -> str | None:
+        """None once ``static`` is connected, else its next dial error (callers bound the wait)."""
+        while not self._connected_at(static.host, static.port):
+            changed = asyncio.ensure_future(self._sources_changed.wait())
+            failed = asyncio.ensure_future(static.attempted.wait())
+            try:
+                await asyncio.wait([changed, failed], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+                failed.cancel()
+            if failed.done() and not failed.cancelled():
+                return static.error
+        return None
 
     async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest:
         """The peer's manifest of ``game_id``; its hash must be the one the peer advertises."""
@@ -327,7 +366,9 @@ class PeerNode:
         address = (conn.remote_address[0], facts.listen_port)  # never the QUIC source port
         await self._run_link(conn, channel, facts, address)
 
-    async def _dial_and_run(self, host: str, port: int, expected_id: str | None) -> None:
+    async def _dial_and_run(
+        self, host: str, port: int, expected_id: str | None, static: StaticPeer | None = None
+    ) -> None:
         conn = await dial(host, port, self._quic_settings, HANDSHAKE_TIMEOUT)
         self._conns.add(conn)
         conn.when_ended(self._closed_dialled)
@@ -338,6 +379,8 @@ class PeerNode:
         except BaseException as exc:
             conn.close_connection(str(exc) or "handshake failed")
             raise
+        if static is not None:
+            static.connected()
         await self._run_link(conn, channel, facts, (host, port))
 
     def _closed_dialled(self, conn: QuicPeerConnection) -> None:
@@ -381,22 +424,28 @@ class PeerNode:
             log.info("%r: ignoring %s on the control stream", session, message.type)
 
     # dialling ------------------------------------------------------------------
-    async def _keep_dialling(self, host: str, port: int) -> None:
-        """Dial a static peer; redial with backoff whenever it is not connected."""
+    async def _keep_dialling(self, static: StaticPeer) -> None:
+        """Dial a static peer; redial with backoff whenever it is not connected, until removed."""
+        host, port = static.address
         backoff = self.timings.redial_min
-        while True:
+        while not static.removed.is_set():
             if not self._connected_at(host, port):
                 try:
-                    await self._dial_and_run(host, port, None)
+                    await self._dial_and_run(host, port, None, static)
                     backoff = self.timings.redial_min
-                except DialledSelf:
+                except DialledSelf as exc:
+                    static.failed(exc)
                     log.warning(
                         "static peer %s:%d is this peer itself; not dialling it", host, port
                     )
                     return
                 except (HandshakeRefused, ConnectionError, OSError, TimeoutError) as exc:
-                    log.info("static peer %s:%d: %s (retry in %.1f s)", host, port, exc, backoff)
-            await asyncio.sleep(backoff)
+                    static.failed(exc)
+                    log.info("static peer %s:%d: %s (retry in %.1f s)", host, port, static.error,
+                             backoff)  # fmt: skip
+            with contextlib.suppress(TimeoutError):  # removal ends the wait at once
+                async with asyncio.timeout(backoff):
+                    await static.removed.wait()
             backoff = min(backoff * 2, self.timings.redial_max)
 
     def _connected_at(self, host: str, port: int) -> bool:

@@ -184,6 +184,7 @@ class QuicPeerConnection(QuicConnectionProtocol):
         self._streams: dict[int, QuicStream] = {}
         self._next_peer_stream = 1 if quic.configuration.is_client else 0
         self._ended = asyncio.Event()
+        self._handshake_done = asyncio.Event()
 
     @property
     def on_stream(self) -> Callable[[QuicStream], None] | None:
@@ -230,6 +231,21 @@ class QuicPeerConnection(QuicConnectionProtocol):
 
     async def wait_ended(self) -> None:
         await self._ended.wait()
+
+    async def wait_handshake_done(self) -> None:
+        """Until the TLS handshake completes; ConnectionError if the connection ends first.
+
+        Not aioquic's ``wait_connected``: its shielded waiter, left behind when a dial times
+        out, later fails unobserved ("Future exception was never retrieved" in the log).
+        """
+        async with asyncio.TaskGroup() as group:
+            done = group.create_task(self._handshake_done.wait())
+            ended = group.create_task(self._ended.wait())
+            await asyncio.wait([done, ended], return_when=asyncio.FIRST_COMPLETED)
+            done.cancel()
+            ended.cancel()
+        if not self._handshake_done.is_set():
+            raise ConnectionError("the connection closed during the handshake")
 
     def when_ended(self, callback: Callable[[QuicPeerConnection], None]) -> None:
         """Call ``callback(conn)`` once the connection has ended (every owner adds its own)."""
@@ -329,6 +345,7 @@ class QuicPeerConnection(QuicConnectionProtocol):
             if stream is not None:
                 stream._fail(f"stream reset by peer (code {event.error_code})")
         elif isinstance(event, events.HandshakeCompleted):
+            self._handshake_done.set()
             if self.on_handshake is not None:
                 self.on_handshake(self)
         elif isinstance(event, events.ConnectionTerminated):
@@ -486,7 +503,7 @@ async def dial(host: str, port: int, settings: QuicSettings, within: float) -> Q
     try:
         async with asyncio.timeout(within):
             conn.connect((host, port))
-            await conn.wait_connected()
+            await conn.wait_handshake_done()
     except BaseException:
         conn.close_connection("handshake failed")
         transport.close()

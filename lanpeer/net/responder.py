@@ -100,6 +100,7 @@ class Responder:
                     codec.encode(ChunkHeader(offset=req.offset, length=req.length))
                 )
                 await self._stream_file(stream, chunk.fd, chunk.offset, chunk.length)
+                self.uploads.served(session.peer_id, req.game_id, chunk.length)
             finally:
                 chunk.close()
         finally:

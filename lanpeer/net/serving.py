@@ -26,6 +26,7 @@ from lanpeer_proto.messages import (
 from lanpeer_proto.paths import path_problem
 
 from lanpeer.net.library_view import LibraryView
+from lanpeer.net.uploads import UploadLedger
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +139,16 @@ def sync_answer(
 
 
 class UploadSlots:
-    """Per-peer cap on concurrent chunk uploads, shared by the QUIC and bulk paths."""
+    """Per-peer cap on concurrent chunk uploads, shared by the QUIC and bulk paths, and the
+    ledger both report what they served to (``peer-cli uploads``)."""
 
-    def __init__(self, per_peer: int) -> None:
+    def __init__(self, per_peer: int, ledger: UploadLedger | None = None) -> None:
         self._per_peer = per_peer
         self._active: dict[str, int] = {}
+        self.ledger = ledger or UploadLedger()
+
+    def served(self, peer_id: str, game_id: str, nbytes: int) -> None:
+        self.ledger.served(peer_id, game_id, nbytes)
 
     def try_acquire(self, peer_id: str) -> bool:
         if self._active.get(peer_id, 0) >= self._per_peer:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -161,3 +164,72 @@ def test_a_failed_transaction_ends_its_stream_with_ok_false_and_exit_1(
     assert last["ok"] is False
     assert last["error"]
     assert not (broken / "local").exists()
+
+
+def test_a_tar_with_zeroed_head_fails_to_install_instead_of_installing_nothing(
+    shared_daemon: Lanpeerd,
+) -> None:
+    """Its first 4 KiB of zeros read as "end of archive": once an empty local/ and exit 0."""
+    game = shared_daemon.games / "zeroed-tar"
+    game.mkdir(exist_ok=True)
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as tar:
+        for n in range(8):
+            data = bytes([n + 1]) * 3000
+            info = tarfile.TarInfo(f"file{n}.dat")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    damaged = b"\0" * 4096 + payload.getvalue()[4096:]
+    (game / "data.eti").write_bytes(damaged)
+    (game / "version.ini").write_text("version=1.0\n")
+    assert shared_daemon.cli("rescan").rc == 0
+    result = shared_daemon.cli("install", "zeroed-tar")
+    assert result.rc == 1, result.out + result.err
+    assert "holds no files" in result.lines[-1]["error"]
+    assert not (game / "local").exists()
+
+
+def test_a_bad_game_id_gets_words_and_a_guess_not_a_regex() -> None:
+    result = CliRunner().invoke(app, ["--socket", "/nonexistent", "install", "Neon Racer"])
+    assert result.exit_code == 2
+    assert "did you mean neon-racer?" in result.output
+    assert "pattern" not in result.output
+
+
+@pytest.mark.process
+def test_tab_completes_game_ids_from_the_daemon(shared_daemon: Lanpeerd) -> None:
+    for game_id in ("comp-alpha", "comp-beta", "other-game"):
+        (shared_daemon.games / game_id).mkdir(exist_ok=True)
+    assert shared_daemon.cli("rescan").rc == 0
+    env = {
+        **os.environ,
+        "_PEER_CLI_COMPLETE": "complete_bash",
+        "COMP_WORDS": f"peer-cli --socket {shared_daemon.socket} install comp",
+        "COMP_CWORD": "4",
+        "LANPEER_SOCKET": str(shared_daemon.socket),
+    }
+    done = subprocess.run([PEER_CLI], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["comp-alpha", "comp-beta"]
+
+
+@pytest.mark.process
+def test_install_reports_progress_in_bytes_of_the_total(shared_daemon: Lanpeerd) -> None:
+    """Once: installs showed `0 B/0 B` and a bar frozen at 100 %."""
+    from lanpeer.library.samples import generate_game
+
+    game = generate_game(shared_daemon.games, "progress-game", 24 << 20, seed=11, archives=2)
+    total = sum(p.stat().st_size for p in game.glob("*.eti"))
+    assert shared_daemon.cli("rescan").rc == 0
+    result = shared_daemon.cli("install", "progress-game")
+    assert result.rc == 0, result.err
+    progress = [e for e in result.lines if e["event"] == "progress" and e["bytes_total"]]
+    assert progress, result.out
+    assert {(e["kind"], e["state"]) for e in progress} == {("install", "installing")}
+    assert {e["bytes_total"] for e in progress} == {total}
+    done = [e["bytes_done"] for e in progress]
+    assert done == sorted(done)
+    assert 0 < done[-1] <= total
+    assert any(e["rate"] > 0 for e in progress)
+    finished = result.lines[-1]
+    assert (finished["event"], finished["bytes"]) == ("finished", total)  # all of it

@@ -91,6 +91,31 @@ def test_second_instance_on_the_same_socket_refuses(daemon: Lanpeerd, tmp_path: 
     assert daemon.socket.exists()
 
 
+@pytest.mark.process
+def test_second_instance_on_the_same_state_dir_refuses(daemon: Lanpeerd, tmp_path: Path) -> None:
+    """Two daemons on one --state would be one identity on the LAN twice (issue 13)."""
+    other_socket = tmp_path / "other" / "control.sock"
+    second = Lanpeerd(daemon.home, extra=["--socket", str(other_socket)])
+    second.start(wait=False)
+    assert second.proc is not None
+    assert second.proc.wait(20) == 1
+    assert f"already uses the state dir {daemon.state}" in second.log_text()
+    assert not other_socket.exists()  # it cleaned up the socket it had bound
+    assert daemon.cli("status").rc == 0
+
+
+@pytest.mark.process
+def test_shutdown_leaves_no_lock_files(daemon: Lanpeerd) -> None:
+    assert daemon.stop() == 0
+    assert sorted(p.name for p in daemon.socket.parent.iterdir()) == []
+    assert not (daemon.state / "lanpeerd.lock").exists()
+    restarted = Lanpeerd(daemon.home, port=daemon.port).start()  # and a restart still works
+    try:
+        assert restarted.cli("status").rc == 0
+    finally:
+        restarted.kill()
+
+
 def test_stale_socket_after_kill_9_is_replaced(daemon: Lanpeerd) -> None:
     daemon.kill()
     assert daemon.socket.exists()  # left behind by SIGKILL
@@ -141,4 +166,4 @@ def test_config_file_applies_and_flags_override_it(tmp_path: Path, daemons: list
     status = running.cli("status").doc
     assert status["name"] == "from-flag"
     checks = {c["name"]: c for c in running.cli("doctor").doc}
-    assert "upload 47.7 MiB/s" in checks["bandwidth caps"]["summary"]
+    assert "upload 50.0 MB/s" in checks["bandwidth caps"]["summary"]

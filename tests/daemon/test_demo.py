@@ -33,9 +33,14 @@ def test_demo_downloads_from_two_seeders_installs_and_cleans_up() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     out = " ".join(done.stdout.split())
-    summary = re.search(r"summary: ([\d,]+) bytes .* in ([\d.]+) s = ([\d.]+) MiB/s", out)
+    summary = re.search(
+        r"summary: ([\d,]+) bytes .* downloaded in ([\d.]+) s = ([\d.]+) MB/s, "
+        r"installed in ([\d.]+) s",
+        out,
+    )
     assert summary is not None, out
     assert int(summary.group(1).replace(",", "")) > 32 << 20
+    assert float(summary.group(4)) > 0  # the install is timed apart from the download
     assert "peers used: 2 (" in out
     assert "installed" in out
     tmp = re.search(r"in (/\S+lanpeer-demo-\S+)", out)

@@ -17,22 +17,14 @@ from pathlib import Path
 import blake3
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import Manifest, ManifestFile
+from lanpeer_proto.paths import RESERVED_NAMES
 
 from lanpeer.errors import LanpeerError
 from lanpeer.library import GameLibrary
 from lanpeer.library.manifest import manifest_hash_of
 
 CHUNK = 64 * 1024
-SKIP = {
-    "local",
-    ".lanpeer.part",
-    ".lanpeer.json",
-    ".version.ini.tmp",
-    ".sync",
-    ".softlan_game_installed",
-    ".local.installing",
-    ".local.backup",
-}
+SKIP = RESERVED_NAMES  # never served: the one list of SPEC §3
 
 
 def write_game(game_dir: Path, files: dict[str, bytes], version: str = "1.0") -> Path:

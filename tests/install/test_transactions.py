@@ -35,7 +35,11 @@ def test_install_extracts_every_payload_into_local(tmp_path: Path) -> None:
     assert {"bin/game.exe", "README.txt", "maps/a.map", "maps/deep/b.map"} <= set(local)
     assert local["maps/a.map"] == tree_digest(game)["local/maps/a.map"]
     assert not (game / ".lanpeer.json").exists()
-    assert sorted(p.name for p in game.iterdir() if p.name.startswith(".")) == []
+    # no scratch left; the record of what local/ holds is the version.ini it came from
+    assert sorted(p.name for p in game.iterdir() if p.name.startswith(".")) == [
+        ".lanpeer.installed"
+    ]
+    assert (game / ".lanpeer.installed").read_bytes() == (game / "version.ini").read_bytes()
 
 
 def test_install_refuses_an_installed_game(tmp_path: Path) -> None:

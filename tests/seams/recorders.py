@@ -20,6 +20,7 @@ from lanpeer.download.progress import OperationStatus
 from lanpeer.library.state import LocalGame
 from lanpeer.net.node import MdnsStatus
 from lanpeer.net.peers import PeerInfo
+from lanpeer.net.static_peers import StaticPeer
 from lanpeer.parts import Parts
 
 ROOT = Path("/games")
@@ -81,6 +82,7 @@ class FakeNode:
         self.rec, self._peers = rec, peers
         self.listen = ("0.0.0.0", 47600)
         self.after_wait: list[PeerInfo] | None = None  # the peers once sources changed
+        self.dial_error: str | None = None  # what the first dial of a static peer says
 
     def peers(self) -> list[PeerInfo]:
         return list(self._peers)
@@ -94,8 +96,13 @@ class FakeNode:
         if self.after_wait is not None:
             self._peers = [replace(p) for p in self.after_wait]
 
-    def add_static_peer(self, host: str, port: int) -> None:
+    def add_static_peer(self, host: str, port: int) -> StaticPeer:
         self.rec.actions.append(f"node.add_static_peer {host} {port}")
+        return StaticPeer(host, port)
+
+    async def wait_static_outcome(self, static: StaticPeer) -> str | None:
+        self.rec.actions.append(f"node.wait_static_outcome {static.host} {static.port}")
+        return self.dial_error
 
     def mdns_status(self) -> MdnsStatus:
         return MdnsStatus(running=False, own_advert_seen=False, advertised_for=None)
@@ -112,6 +119,13 @@ class FakeDownloads:
     def operations(self) -> list[OperationStatus]:
         return [op.status(None) for op in self.running.values()]
 
+    def submit_when_offered(
+        self, game_id: str, find: object, then_install: bool = False, pin: str | None = None
+    ) -> Operation:
+        self.rec.actions.append(f"downloads.submit_when_offered {game_id} install={then_install}")
+        self.running[game_id] = op = self.rec.op(game_id, OpKind.DOWNLOAD)
+        return op
+
     def submit_download(
         self,
         game_id: str,
@@ -119,6 +133,7 @@ class FakeDownloads:
         then_install: bool = False,
         *,
         summary: GameSummary | None = None,
+        pin: str | None = None,
     ) -> Operation:
         version = summary.version if summary else None
         self.rec.actions.append(f"downloads.submit {game_id} {version} install={then_install}")

@@ -136,11 +136,16 @@ async def test_install_runner_runs_transactions_in_the_general_lane(tmp_path: Pa
         assert (root / "quake" / "local" / "bin" / "game.exe").is_file()
         with pytest.raises(ValueError, match="not a transaction"):
             runner.submit(OpKind.DOWNLOAD, "quake")
-    assert [(e.event, e.state) for e in events] == [
+    assert [(e.event, e.state) for e in events if e.event != "progress"] == [
         ("state", "starting"),
         ("state", "installing"),
         ("finished", "done"),
     ]
+    progress = [e for e in events if e.event == "progress"]  # archive bytes of the total
+    archives = sum(p.stat().st_size for p in (root / "quake").glob("*.eti"))
+    assert {(e.state, e.bytes_total) for e in progress} == {("installing", archives)}
+    assert progress[-1].bytes_done <= archives
+    assert (events[-1].bytes_done, events[-1].bytes_total) == (archives, archives)  # the finish
 
 
 @pytest.mark.asyncio

@@ -7,10 +7,7 @@ stdlib sockets (a CLI does one thing at a time). Never renders anything and neve
 
 from __future__ import annotations
 
-import os
 import socket
-import stat
-import tempfile
 from collections.abc import Generator
 from pathlib import Path
 
@@ -22,10 +19,13 @@ from lanpeer_proto.control import (
     LineSplitter,
     ResultMessage,
     decode_server_message,
-    default_socket_path,
     encode_request,
 )
 from lanpeer_proto.errors import RemoteProtocolError
+
+from lanpeer_cli.sockpath import default_socket
+
+__all__ = ["ControlClient", "DaemonUnreachable", "default_socket"]
 
 CONNECT_TIMEOUT = 5.0
 # doctor and rescan do real work in the daemon; a minute means the daemon is stuck.
@@ -36,22 +36,6 @@ START_HINT = "start it with `lanpeerd` (or `systemctl --user start lanpeerd`)"
 
 class DaemonUnreachable(Exception):
     """No daemon answers on the socket; the message says how to start one."""
-
-
-def default_socket() -> Path:
-    """The same path lanpeerd uses when neither side is given --socket."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and not _private_dir(runtime):
-        runtime = None
-    return Path(default_socket_path(runtime, os.getuid(), tempfile.gettempdir()))
-
-
-def _private_dir(path: str) -> bool:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return False
-    return info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) == 0o700
 
 
 class ControlClient:

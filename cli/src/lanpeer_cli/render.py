@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from lanpeer_proto import units
 from lanpeer_proto.control import (
     DoctorResult,
     Event,
     FinishedEvent,
+    GameResult,
     GamesResult,
     LibraryChangedEvent,
     OperationInfo,
@@ -22,9 +25,14 @@ from lanpeer_proto.control import (
     PeerUpEvent,
     ProgressEvent,
     StatusResult,
+    UploadEvent,
+    UploadsResult,
 )
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
@@ -36,23 +44,9 @@ _MARK = {
 }
 
 
-def size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def rate(bytes_per_s: float) -> str:
-    return f"{size(bytes_per_s)}/s"
-
-
-def eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+size = units.size
+rate = units.rate
+eta = units.duration
 
 
 def short(peer_id: str) -> str:
@@ -77,43 +71,177 @@ def status(console: Console, doc: StatusResult) -> None:
         console.print("no active operations")
 
 
+@dataclass(frozen=True)
+class Col:
+    """A table column: ``keep`` ranks it when the table is too wide (lowest dropped first)."""
+
+    header: str
+    keep: int = 0
+    key: bool = False  # an id the user types next: never cut, never wrapped, never dropped
+
+
+def fitted(console: Console, cols: list[Col], rows: list[list[str]]) -> Table:
+    """The table with as many columns as fit ``console.width`` (80 in a pipe), keys whole."""
+    shown = list(range(len(cols)))
+    unbounded = console.options.update_width(1 << 16)  # the natural width, not the clamped one
+    while True:
+        table = _table(cols, rows, shown)
+        width = Measurement.get(console, unbounded, table).maximum
+        droppable = [i for i in shown if not cols[i].key]
+        if width <= console.width or len(droppable) <= 1:
+            return table
+        shown.remove(min(droppable, key=lambda i: cols[i].keep))
+
+
+def _table(cols: list[Col], rows: list[list[str]], shown: list[int]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for i in shown:
+        col = cols[i]
+        if col.key:
+            widest = max((cell_len(row[i]) for row in rows), default=0)
+            table.add_column(col.header, no_wrap=True, min_width=max(widest, len(col.header)))
+        else:
+            table.add_column(col.header, overflow="fold")
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    return table
+
+
 def peers(console: Console, doc: PeersResult) -> None:
-    table = Table("peer", "name", "address", "proto", "rev", "last seen", "games")
-    for p in doc.peers:
-        table.add_row(
+    if not doc.peers:
+        console.print("no peers known yet (see `peer-cli doctor`)")
+        return
+    cols = [Col("peer", key=True), Col("name", 9), Col("address", 8), Col("connected", 10),
+            Col("up", 7), Col("down", 7), Col("games", 6), Col("last seen", 5), Col("rev", 2),
+            Col("proto", 1)]  # fmt: skip
+    rows = [
+        [
             short(p.peer_id),
-            p.name,
+            escape(p.name),
             p.address,
-            p.proto_ver,
-            str(p.library_rev),
-            ago(p.last_seen),
+            "yes" if p.connected else "[red]no[/]",
+            rate(p.rate_up),
+            rate(p.rate_down),
             str(p.games),
-        )
-    console.print(table if doc.peers else "no peers known yet (see `peer-cli doctor`)")
+            ago(p.last_seen),
+            str(p.library_rev),
+            p.proto_ver,
+        ]
+        for p in doc.peers
+    ]
+    console.print(fitted(console, cols, rows))
 
 
 def games(console: Console, doc: GamesResult) -> None:
-    table = Table("game", "name", "version", "state", "size", "peers", "newest")
+    if not doc.games:
+        console.print("no games here or on any peer")
+        return
+    cols = [Col("game", key=True), Col("installed", 9), Col("downloaded", 8), Col("state", 7),
+            Col("newest", 6), Col("size", 5), Col("peers", 4), Col("name", 3)]  # fmt: skip
+    rows = []
     for g in doc.games:
         newest = g.newest_version or "-"
         if g.update_available:
-            newest = f"[yellow]{newest} (update)[/]"
-        table.add_row(
-            g.id, g.name, g.version or "-", g.state, size(g.size), str(len(g.peers)), newest
-        )
-    console.print(table if doc.games else "no games here or on any peer")
+            newest = f"[yellow]{escape(newest)} (update)[/]"
+        installed = (g.installed_version or "yes") if g.installed else "-"
+        rows.append([g.id, escape(installed), escape(g.version or "-"), g.state, newest,
+                     size(g.size), str(len(g.peers)), escape(g.name)])  # fmt: skip
+    console.print(fitted(console, cols, rows))
+    console.print(games_totals(doc.games), highlight=False)
+
+
+def games_totals(games: list[Any]) -> str:
+    """``12 games (5 here, 3 installed): 40.1 GB on disk, 93.0 GB offered by peers``."""
+    here = [g for g in games if g.version is not None or g.installed]
+    on_disk = sum(g.size for g in here)
+    offered = sum(g.size for g in games if g.peers)
+    installed = sum(1 for g in games if g.installed)
+    return (
+        f"{len(games)} games ({len(here)} here, {installed} installed): "
+        f"{size(on_disk)} on disk, {size(offered)} offered by peers"
+    )
 
 
 def ops(console: Console, operations: list[OperationInfo]) -> None:
-    table = Table("game", "kind", "lane", "state", "progress", "speed", "eta", "sources")
+    if not operations:
+        console.print("no operations")
+        return
+    cols = [Col("game", key=True), Col("kind", 6), Col("state", 9), Col("progress", 10),
+            Col("speed", 7), Col("eta", 8), Col("sources", 2), Col("lane", 1)]  # fmt: skip
+    rows = []
     for op in operations:
         state = op.state if op.queue_position is None else f"queued #{op.queue_position}"
-        done = f"{size(op.bytes_done)} / {size(op.bytes_total)}" if op.bytes_total else "-"
-        sources = ", ".join(short(s) for s in op.sources) or "-"
-        table.add_row(
-            op.game_id, op.kind, op.lane, state, done, rate(op.rate), eta(op.eta), sources
-        )
-    console.print(table if operations else "no operations")
+        done = progress_text(op.bytes_done, op.bytes_total)
+        sources = " ".join(short(s) for s in op.sources) or "-"
+        if op.finished_at is not None:
+            state = f"{op.state} {ago(op.finished_at)}"
+            done = size(op.bytes_done) if op.ok else "-"
+        rows.append([op.game_id, op.kind, state, done, rate(op.rate), eta(op.eta), sources,
+                     op.lane])  # fmt: skip
+    console.print(fitted(console, cols, rows))
+    for op in operations:
+        if op.reason and op.finished_at is None:
+            console.print(f"{op.game_id}: {escape(op.reason)}", highlight=False)
+        if op.ok is False:
+            console.print(f"{op.game_id}: {escape(op.error or 'failed')}", highlight=False)
+            if op.hint:
+                console.print(f"  -> {escape(op.hint)}", highlight=False)
+
+
+def game(console: Console, doc: GameResult) -> None:
+    g = doc.game
+    installed = (g.installed_version or "yes, version not recorded") if g.installed else "no"
+    lines = [
+        ("game", g.id),
+        ("name", escape(g.name)),
+        ("state", g.state),
+        ("installed", installed),
+        ("downloaded", g.version or "no"),
+        ("newest offered", g.newest_version or "-"),
+        ("update", "available" if g.update_available else "no"),
+        ("size", size(g.size)),
+        ("pin", doc.pin or "none (follows the newest)"),
+        ("path", escape(doc.path or "-")),
+    ]
+    table = Table.grid(padding=(0, 2))
+    for label, value in lines:
+        table.add_row(label, value)
+    console.print(table)
+    if g.sources:
+        cols = [Col("source", key=True), Col("version", 5), Col("manifest", 3), Col("partial", 1)]
+        rows = [[short(s.peer_id), escape(s.version), (s.manifest_hash or "hashing")[:16],
+                 "yes" if s.partial else "no"] for s in g.sources]  # fmt: skip
+        console.print(fitted(console, cols, rows))
+    for v in g.variants:
+        peers = ", ".join(short(p) for p in v.peers)
+        console.print(f"[yellow]variant[/] {escape(v.version)} {v.manifest_hash[:16]}: {peers}")
+    if doc.operation is not None:
+        ops(console, [doc.operation])
+    if doc.history:
+        console.print("history:")
+        ops(console, doc.history)
+
+
+def uploads(console: Console, doc: UploadsResult) -> None:
+    total = f"uploaded since start: {size(doc.total_bytes)}"
+    if not doc.uploads:
+        console.print(f"nobody is downloading from this host now ({total})")
+        return
+    cols = [Col("game", key=True), Col("peer", 9), Col("name", 8), Col("rate", 10),
+            Col("sent", 9), Col("since", 5)]  # fmt: skip
+    rows = [[u.game_id, short(u.peer_id), escape(u.name), rate(u.rate), size(u.bytes),
+             ago(u.since)] for u in doc.uploads]  # fmt: skip
+    console.print(fitted(console, cols, rows))
+    console.print(
+        f"{len(doc.uploads)} upload(s), {rate(sum(u.rate for u in doc.uploads))}; {total}"
+    )
+
+
+def progress_text(done: int, total: int) -> str:
+    """``1.2/3.4 GB 35%``; ``-`` while the total is not known (never a fake ``0 B/0 B``)."""
+    if not total:
+        return "-"
+    return f"{size(done)}/{size(total)} {100 * done // total}%"
 
 
 def doctor(console: Console, doc: DoctorResult) -> None:
@@ -133,8 +261,15 @@ def event_line(event: Event) -> str:
         who = short(event.peer_id) if event.peer_id else "local"
         return f"library    {who} rev {event.library_rev}"
     if isinstance(event, ProgressEvent):
-        done = f"{size(event.bytes_done)}/{size(event.bytes_total)}"
+        done = progress_text(event.bytes_done, event.bytes_total)
         return f"progress   {event.game_id} {event.kind} {event.state} {done} {rate(event.rate)}"
+    if isinstance(event, UploadEvent):
+        who = f"{escape(event.name) or short(event.peer_id)} ({short(event.peer_id)})"
+        if event.state == "started":
+            return f"upload     {event.game_id} to {who} started"
+        speed = rate(event.bytes / event.seconds) if event.seconds > 0 else "-"
+        took = f"{size(event.bytes)} in {event.seconds:.1f} s ({speed})"
+        return f"upload     {event.game_id} to {who} finished: {took}"
     return finished_line(event)
 
 
@@ -154,7 +289,7 @@ def progress_bars(console: Console, events: Iterable[Event]) -> Generator[Event,
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(binary_units=True),
+        DownloadColumn(binary_units=False),
         TextColumn("{task.fields[speed]}  eta {task.fields[eta]}  {task.fields[state]}"),
     )
     tasks: dict[str, TaskID] = {}

@@ -108,6 +108,7 @@ class InstallRequest(_Request):
 class UpdateRequest(_Request):
     cmd: Literal["update"] = "update"
     game_id: GameId
+    version: Short | None = None  # this version instead of the newest a peer offers
     wait: bool = True
 
 
@@ -121,6 +122,7 @@ class RemoveRequest(_Request):
     cmd: Literal["remove"] = "remove"
     game_id: GameId
     wait: bool = True
+    yes: bool = False  # delete it even when no connected peer has a copy
 
 
 class CancelRequest(_Request):
@@ -130,6 +132,7 @@ class CancelRequest(_Request):
 
 class OpsRequest(_Request):
     cmd: Literal["ops"] = "ops"
+    all: bool = False  # finished operations too, not only active ones and standing failures
 
 
 class WatchRequest(_Request):
@@ -146,6 +149,21 @@ class AddPeerRequest(_Request):
     cmd: Literal["add_peer"] = "add_peer"
     host: Annotated[str, Field(min_length=1, max_length=253)]
     port: Annotated[int, Field(ge=1, le=65535)]
+
+
+class RemovePeerRequest(_Request):
+    cmd: Literal["remove_peer"] = "remove_peer"
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    port: Annotated[int, Field(ge=1, le=65535)]
+
+
+class GameRequest(_Request):
+    cmd: Literal["game"] = "game"
+    game_id: GameId
+
+
+class UploadsRequest(_Request):
+    cmd: Literal["uploads"] = "uploads"
 
 
 class DoctorRequest(_Request):
@@ -170,6 +188,9 @@ Request = Annotated[
     | WatchRequest
     | RescanRequest
     | AddPeerRequest
+    | RemovePeerRequest
+    | UploadsRequest
+    | GameRequest
     | DoctorRequest
     | ShutdownRequest,
     Field(discriminator="cmd"),
@@ -194,6 +215,12 @@ class OperationInfo(_Model):
     rate: Annotated[float, Field(ge=0)] = 0.0  # bytes/s
     eta: Annotated[float, Field(ge=0)] | None = None  # seconds
     sources: list[Short] = Field(default_factory=list)  # peer ids
+    reason: Text | None = None  # why a stalled operation waits
+    # finished operations only (``ops --all``, and a failure until the game's next success):
+    finished_at: float | None = None  # seconds since the epoch
+    ok: bool | None = None
+    error: Text | None = None
+    hint: Text | None = None  # what to do, when the cause is known
 
 
 class PeerEntry(_Model):
@@ -207,6 +234,25 @@ class PeerEntry(_Model):
     last_seen: float  # seconds since the epoch
     games: Count
     connected: bool = True
+    rate_up: Annotated[float, Field(ge=0)] = 0.0  # bytes/s we upload to it now
+    rate_down: Annotated[float, Field(ge=0)] = 0.0  # bytes/s we download from it now
+
+
+class SourceEntry(_Model):
+    """One peer offering a game (SPEC §9a ``games.sources``)."""
+
+    peer_id: Short
+    version: Short
+    manifest_hash: Short | None = None  # hex; None while that peer still hashes it
+    partial: bool = False  # a swarm source holding only part of it
+
+
+class VariantEntry(_Model):
+    """Peers holding different bytes under one version string (SPEC §9a ``games.variants``)."""
+
+    version: Short
+    manifest_hash: Short
+    peers: list[Short]
 
 
 class GameEntry(_Model):
@@ -223,6 +269,22 @@ class GameEntry(_Model):
     newest_version: Short | None
     update_available: bool
     ready_peers: list[Short] = Field(default_factory=list)  # offer the newest version, hashed
+    #: What local/ holds, apart from ``version`` (what is downloaded); None when not installed
+    #: or installed before lanpeer kept that record.
+    installed_version: Short | None = None
+    sources: list[SourceEntry] = Field(default_factory=list)
+    variants: list[VariantEntry] = Field(default_factory=list)
+
+
+class UploadEntry(_Model):
+    """One peer pulling one game from this host (SPEC §9a ``uploads``)."""
+
+    peer_id: Short
+    name: Short
+    game_id: GameId
+    bytes: Count
+    rate: Annotated[float, Field(ge=0)]  # bytes/s over the last seconds
+    since: float  # seconds since the epoch
 
 
 class DoctorCheck(_Model):
@@ -264,6 +326,23 @@ class OpsResult(_Model):
     ops: list[OperationInfo]
 
 
+class GameResult(_Model):
+    """One game in full (SPEC §9a ``game GAME``)."""
+
+    kind: Literal["game"] = "game"
+    game: GameEntry
+    path: Text | None = None  # its dir on this host
+    operation: OperationInfo | None = None  # queued or running now
+    history: list[OperationInfo] = Field(default_factory=list)  # finished, oldest first
+    pin: Short | None = None  # a pinned version (none: follows the newest)
+
+
+class UploadsResult(_Model):
+    kind: Literal["uploads"] = "uploads"
+    uploads: list[UploadEntry]
+    total_bytes: Count = 0  # uploaded since the daemon started
+
+
 class AcceptedResult(_Model):
     """A command that was accepted: an operation queued, a rescan started, a peer dialled."""
 
@@ -279,7 +358,14 @@ class DoctorResult(_Model):
 
 
 Result = Annotated[
-    StatusResult | PeersResult | GamesResult | OpsResult | AcceptedResult | DoctorResult,
+    StatusResult
+    | PeersResult
+    | GamesResult
+    | OpsResult
+    | AcceptedResult
+    | DoctorResult
+    | UploadsResult
+    | GameResult,
     Field(discriminator="kind"),
 ]
 
@@ -330,8 +416,20 @@ class FinishedEvent(_Model):
     peers_used: list[Short] = Field(default_factory=list)
 
 
+class UploadEvent(_Model):
+    """A peer started or finished pulling a game from this host."""
+
+    event: Literal["upload"] = "upload"
+    state: Literal["started", "finished"]
+    peer_id: Short
+    name: Short = ""
+    game_id: GameId
+    bytes: Count = 0
+    seconds: Annotated[float, Field(ge=0)] = 0.0
+
+
 Event = Annotated[
-    PeerUpEvent | PeerDownEvent | LibraryChangedEvent | ProgressEvent | FinishedEvent,
+    PeerUpEvent | PeerDownEvent | LibraryChangedEvent | ProgressEvent | FinishedEvent | UploadEvent,
     Field(discriminator="event"),
 ]
 
@@ -460,17 +558,3 @@ class LineSplitter:
         line = bytes(self._buffer[:size])
         del self._buffer[:size]
         return line
-
-
-SOCKET_NAME = "control.sock"
-
-
-def default_socket_path(runtime_dir: str | None, uid: int, tmp_dir: str) -> str:
-    """Where daemon and client meet when ``--socket`` is not given.
-
-    ``runtime_dir`` is ``$XDG_RUNTIME_DIR`` when it is set, owned by the user and mode 0700
-    (callers check; this module reads no environment). Otherwise a per-uid dir in ``tmp_dir``,
-    which the daemon creates 0700 and refuses to use if someone else owns it.
-    """
-    base = f"{runtime_dir}/lanpeer" if runtime_dir else f"{tmp_dir}/lanpeer-{uid}"
-    return f"{base}/{SOCKET_NAME}"

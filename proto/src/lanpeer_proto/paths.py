@@ -22,6 +22,8 @@ RESERVED_NAMES = frozenset(
         ".softlan_game_installed",
         ".sync",
         ".lanpeer_owned",
+        ".lanpeer.installed",  # the version.ini that local/ came from
+        ".lanpeer.installed.tmp",
     }
 )
 
@@ -64,3 +66,17 @@ def path_problem(path: str) -> str | None:
     if parts[0] in RESERVED_NAMES:
         return f"reserved name {parts[0]!r}"
     return None
+
+
+SOCKET_NAME = "control.sock"
+
+
+def default_socket_path(runtime_dir: str | None, uid: int, tmp_dir: str) -> str:
+    """Where daemon and client meet when ``--socket`` is not given.
+
+    ``runtime_dir`` is ``$XDG_RUNTIME_DIR`` when it is set, owned by the user and mode 0700
+    (callers check; this module reads no environment). Otherwise a per-uid dir in ``tmp_dir``,
+    which the daemon creates 0700 and refuses to use if someone else owns it.
+    """
+    base = f"{runtime_dir}/lanpeer" if runtime_dir else f"{tmp_dir}/lanpeer-{uid}"
+    return f"{base}/{SOCKET_NAME}"
