@@ -84,6 +84,19 @@ def parse_host_port(text: object) -> tuple[str, int]:
     return host, int(port)
 
 
+def parse_share_address(text: object) -> tuple[str, int] | None:
+    """``0.0.0.0:8080`` -> ("0.0.0.0", 8080) for ``--http-share``; port 0 picks a free port."""
+    if text is None or isinstance(text, tuple):
+        return text
+    if not isinstance(text, str):
+        raise ValueError("expected ADDR:PORT text, e.g. 0.0.0.0:8080")  # noqa: TRY004 - pydantic wants ValueError
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("expected ADDR:PORT, e.g. 0.0.0.0:8080 (port 0: any free port)")
+    return host, int(port)
+
+
 def _path(value: object) -> Path:
     if isinstance(value, Path):
         return value.expanduser().absolute()
@@ -107,6 +120,7 @@ _EXAMPLES = {"directories": '"/srv/games"', "HOST:PORT peers": '"192.168.1.20:47
 FilePath = Annotated[Path, BeforeValidator(_path)]
 Rate = Annotated[int | None, BeforeValidator(parse_rate)]  # bytes/s
 HostPort = Annotated[tuple[str, int], BeforeValidator(parse_host_port)]
+ShareAddress = Annotated[tuple[str, int] | None, BeforeValidator(parse_share_address)]
 
 
 def _non_empty(value: str) -> str:
@@ -155,6 +169,8 @@ class DaemonConfig(BaseModel):
     bulk: Literal["auto", "quic"] = "auto"
     # Two at once keeps a LAN link busy; more only split the same bandwidth (SPEC §7).
     download_lanes: Annotated[StrictInt, Field(ge=1, le=16)] = 2
+    # Off unless asked for: it serves the catalog to the whole LAN over HTTP (SPEC §9c).
+    http_share: ShareAddress = None
 
 
 KNOWN_KEYS = tuple(DaemonConfig.model_fields)

@@ -35,6 +35,7 @@ from lanpeer.net.node import PeerNode
 from lanpeer.net.peers import PeerEvent
 from lanpeer.parts import Parts
 from lanpeer.ratelimit import TokenBucket
+from lanpeer.share.server import ShareServer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ class Daemon:
         self.events = EventHub()
         self._stopping = asyncio.Event()
         self._commands: ControlCommands | None = None  # once every part has started
+        # One upload cap for peers and the HTTP share alike.
+        limit = config.max_upload
+        self._upload_limiter = TokenBucket(limit) if limit is not None else None
         self.control = ControlSocket(config.socket, self._answer, self.events)
 
     def stop(self) -> None:
@@ -90,6 +94,8 @@ class Daemon:
                 group.create_task(self.control.serve()),
                 group.create_task(parts.downloads.run()),
             ]
+            if parts.share is not None:
+                tasks.append(group.create_task(parts.share.run()))
             log.info("lanpeerd %s ready (control socket %s)", self.config.name, self.config.socket)
             stopping = group.create_task(self._stopping.wait())
             await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -114,7 +120,8 @@ class Daemon:
             max_download=self.config.max_download,
             installer=installs.after_download,
         )  # runs in our task group (see _serve)
-        parts = Parts(self.config, self.events, library, identity, node, downloads, installs)
+        share = await self._start_share(stack, library)
+        parts = Parts(self.config, self.events, library, identity, node, downloads, installs, share)
         # Downloads a previous run left staged continue on their own (SPEC §7: resume).
         resume_downloads(downloads, node)
         return parts
@@ -142,7 +149,6 @@ class Daemon:
     async def _start_node(
         self, stack: AsyncExitStack, identity: Identity, library: GameLibrary
     ) -> PeerNode:
-        limit = self.config.max_upload
         # build_config accepts only these two (config.py checks; its field is a plain str).
         bulk: Literal["auto", "quic"] = "quic" if self.config.bulk == "quic" else "auto"
         node = PeerNode(
@@ -155,7 +161,7 @@ class Daemon:
             mdns=self.config.mdns,
             party_key=self.config.party_key,
             bulk=bulk,
-            upload_limiter=TokenBucket(limit) if limit is not None else None,
+            upload_limiter=self._upload_limiter,
         )
         try:
             await stack.enter_async_context(node)
@@ -177,3 +183,19 @@ class Daemon:
             )
         )
         return node
+
+    async def _start_share(self, stack: AsyncExitStack, library: GameLibrary) -> ShareServer | None:
+        if self.config.http_share is None:
+            return None  # off by default (SPEC §9c)
+        host, port = self.config.http_share
+        server = ShareServer(
+            library, host, port, name=self.config.name, party_key=self.config.party_key,
+            limiter=self._upload_limiter,
+        )  # fmt: skip
+        try:
+            return await stack.enter_async_context(server)
+        except OSError as exc:
+            raise LanpeerError(
+                f"cannot serve the HTTP share on {host}:{port}: {exc.strerror}; "
+                "pick a free address with --http-share ADDR:PORT"
+            ) from exc

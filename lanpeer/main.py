@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--max-upload", metavar="RATE", help="upload cap, e.g. 50MB/s")
     add("--max-download", metavar="RATE", help="download cap, e.g. 100MB/s")
     add("--bulk", choices=["auto", "quic"], help="chunk transport (auto: TCP bulk)")
+    add("--http-share", metavar="ADDR:PORT", help="serve downloaded games to browsers (off)")
     add("--catalog", type=Path, metavar="FILE", help="catalog TOML file")
     add("--config", type=Path, metavar="FILE", help=f"TOML config (default {DEFAULT_CONFIG_FILE})")
     add("-v", "--verbose", action="store_true", help="debug logging")

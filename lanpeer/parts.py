@@ -15,6 +15,7 @@ from lanpeer.installs import InstallRunner
 from lanpeer.library import GameLibrary
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import PeerNode
+from lanpeer.share.server import ShareServer
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,4 @@ class Parts:
     node: PeerNode
     downloads: DownloadManager
     installs: InstallRunner
+    share: ShareServer | None = None  # only with --http-share (SPEC §9c)

@@ -37,6 +37,8 @@ from lanpeer_proto.control import (
     Request,
     RescanRequest,
     ResultMessage,
+    ShareRequest,
+    ShareResult,
     ShutdownRequest,
     StatusRequest,
     StatusResult,
@@ -96,6 +98,7 @@ class ControlCommands:
             GameRequest: self.game,
             DoctorRequest: self.doctor,
             ShutdownRequest: self.shutdown,
+            ShareRequest: self.share,
         }
 
     async def answer(self, request: Request) -> ResultMessage | ErrorMessage:
@@ -135,13 +138,14 @@ class ControlCommands:
 
     async def uploads(self, _request: UploadsRequest) -> UploadsResult:
         ledger = self._parts.node.uploads
-        return UploadsResult(
-            uploads=[
-                views.upload_entry(s, ledger.names(s.peer_id), ledger.rate(s))
-                for s in ledger.sessions()
-            ],
-            total_bytes=ledger.total_bytes,
-        )
+        uploads = [
+            views.upload_entry(s, ledger.names(s.peer_id), ledger.rate(s))
+            for s in ledger.sessions()
+        ]
+        share = self._parts.share
+        if share is not None:  # browsers on the HTTP share are uploads too (SPEC §9c)
+            uploads += [views.share_upload_entry(d) for d in share.downloads()]
+        return UploadsResult(uploads=uploads, total_bytes=ledger.total_bytes)
 
     async def games(self, _request: GamesRequest) -> GamesResult:
         busy = {op.game_id for op in self.operations()}
@@ -202,6 +206,13 @@ class ControlCommands:
             failures=parts.events.history.standing_failures(),
         )
         return DoctorResult(checks=await doctor.run_checks(inputs))
+
+    async def share(self, _request: ShareRequest) -> ShareResult:
+        share = self._parts.share
+        if share is None:
+            return ShareResult(enabled=False)
+        downloads = [views.share_download_entry(d) for d in share.downloads()]
+        return ShareResult(enabled=True, url=share.url, link=share.link_url(), downloads=downloads)
 
     # ------------------------------------------------------------------ commands that act
 

@@ -44,9 +44,12 @@ log = logging.getLogger(__name__)
 
 Answer = Callable[[Request], Awaitable[ResultMessage | ErrorMessage]]
 
-# A person types one command at a time; 64 clients covers scripts and several `watch`es, and
-# bounds the fds a local misbehaving script can pin.
+# A person types one command at a time; 64 command clients covers scripts, and bounds the fds
+# a local misbehaving script can pin. Accepting waits while all are busy.
 MAX_CLIENTS = 64
+# `watch` and `--wait` streams live as long as they like, so they get their own budget: a
+# client that turns into a stream frees its command slot, and streams past this are refused.
+MAX_STREAMS = 64
 # A request is one short line: a client that takes longer than this to send it is stuck.
 REQUEST_TIMEOUT = 10.0
 # After a failed accept (EMFILE): long enough not to spin, short enough to go unnoticed.
@@ -67,6 +70,7 @@ class ControlSocket:
         )
         self._sock: socket.socket | None = None
         self._clients = asyncio.Semaphore(MAX_CLIENTS)
+        self._streams = 0  # clients streaming events (each moved off a command slot)
 
     def bind(self) -> None:
         """Take the instance lock, remove a stale socket, bind 0600. Raises AlreadyRunningError."""
@@ -110,17 +114,30 @@ class ControlSocket:
                 clients.create_task(self._serve_client(conn))
 
     async def _serve_client(self, conn: socket.socket) -> None:
+        slot = _Slot()
         try:
-            await self._talk(conn)
+            await self._talk(conn, slot)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the client went away or stalled: only its connection ends
         except Exception:
             log.exception("control client failed")
         finally:
             conn.close()
-            self._clients.release()
+            if slot.streaming:
+                self._streams -= 1
+            else:
+                self._clients.release()
 
-    async def _talk(self, conn: socket.socket) -> None:
+    def _start_streaming(self, slot: _Slot) -> bool:
+        """Move a client from the command budget to the stream budget; False when full."""
+        if self._streams >= MAX_STREAMS:
+            return False
+        self._streams += 1
+        slot.streaming = True
+        self._clients.release()
+        return True
+
+    async def _talk(self, conn: socket.socket, slot: _Slot) -> None:
         reader, writer = await asyncio.open_unix_connection(sock=conn, limit=MAX_REQUEST_LINE)
         try:
             refusal = refuse_peer(conn)
@@ -130,7 +147,7 @@ class ControlSocket:
                 await _send(writer, refusal)
                 return
             while line := await _read_request_line(reader):
-                if not await self._handle_line(line, reader, writer):
+                if not await self._handle_line(line, reader, writer, slot):
                     return
         finally:
             writer.close()
@@ -140,6 +157,7 @@ class ControlSocket:
         line: bytes | ErrorMessage,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        slot: _Slot,
     ) -> bool:
         """Answer one line; False when the connection should end."""
         if isinstance(line, ErrorMessage):
@@ -154,6 +172,12 @@ class ControlSocket:
         if stream_for is None:
             await _send(writer, await self._safe_answer(request))
             return True
+        if not self._start_streaming(slot):
+            await _send(writer, ErrorMessage(
+                code=ControlErrorCode.CONFLICT,
+                message=f"{MAX_STREAMS} watch/--wait streams are already open; close one",
+            ))  # fmt: skip
+            return False
         game_id, until_finished = stream_for
         with self._events.subscribe(game_id, only_game=until_finished is not None) as subscription:
             answer = await self._safe_answer(request)
@@ -170,6 +194,12 @@ class ControlSocket:
         except Exception as exc:
             log.exception("control command %s failed", request.cmd)
             return ErrorMessage(code=ControlErrorCode.FAILED, message=f"internal error: {exc}")
+
+
+class _Slot:
+    """Which budget a client holds: a command slot, or (after `watch`/`--wait`) a stream."""
+
+    streaming = False
 
 
 def error_message(exc: LanpeerError) -> ErrorMessage:

@@ -7,6 +7,7 @@ return; never changes state, never does I/O.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from lanpeer_proto.control import (
@@ -19,6 +20,7 @@ from lanpeer_proto.control import (
     PeerEntry,
     PeerUpEvent,
     ProgressEvent,
+    ShareDownloadEntry,
     SourceEntry,
     UploadEntry,
     UploadEvent,
@@ -32,6 +34,7 @@ from lanpeer.download.resolve import version_key  # one order for `games` and fo
 from lanpeer.library.state import LocalGame
 from lanpeer.net.peers import PeerEvent, PeerEventKind, PeerInfo
 from lanpeer.net.uploads import UploadNotice, UploadSession
+from lanpeer.share.server import ShareDownload
 
 __all__ = ["version_key"]
 
@@ -273,4 +276,33 @@ def download_event(event: progress.ProgressEvent) -> Event:
         rate=max(0.0, float(event.rate)),
         eta=_eta(event.eta),
         peer_rates={str(k): float(v) for k, v in event.peers.items()},
+    )
+
+
+def share_download_entry(download: ShareDownload) -> ShareDownloadEntry:
+    """One HTTP share download (``ShareServer.downloads()``) as its control document."""
+    elapsed = max(time.time() - download.started, 1e-3)
+    return ShareDownloadEntry(
+        client=download.client[:256],
+        game_id=download.game_id,
+        item=download.item[:4096],
+        offset=download.offset,
+        bytes_sent=download.sent,
+        bytes_total=download.total,
+        rate=download.sent / elapsed,
+        started=download.started,
+    )
+
+
+def share_upload_entry(download: ShareDownload) -> UploadEntry:
+    """An HTTP share download as a row of ``uploads`` (``via="http"``, the client's address)."""
+    entry = share_download_entry(download)
+    return UploadEntry(
+        peer_id=entry.client,
+        name="HTTP share",
+        game_id=entry.game_id,
+        bytes=entry.bytes_sent,
+        rate=entry.rate,
+        since=entry.started,
+        via="http",
     )

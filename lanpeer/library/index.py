@@ -1,9 +1,11 @@
 """The persistent library index: one SQLite database (WAL) in the state dir (SPEC §6).
 
 Owns the schema and every SQL statement: per-game records (fingerprint, states, version, size,
-manifest_hash), per-file chunk hashes keyed by (path, size, mtime_ns, inode), root facts and the
-persisted advertised library (rev, snapshot, delta history). Safe to call from any thread (one
-connection behind a lock). Never touches game files; callers run the heavy calls off the loop.
+manifest_hash), per-file chunk hashes keyed by (path, size, mtime_ns, inode) with the file's
+CRC-32 once the HTTP share needed it, root facts and the persisted advertised library (rev,
+snapshot, delta history), and the schema migrations (``PRAGMA user_version``). Safe to call
+from any thread (one connection behind a lock). Never touches game files; callers run the heavy
+calls off the loop.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ CREATE TABLE IF NOT EXISTS games (
     size INTEGER NOT NULL, manifest_hash BLOB);
 CREATE TABLE IF NOT EXISTS files (
     game_id TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-    inode INTEGER NOT NULL, chunk_size INTEGER NOT NULL, hashes BLOB NOT NULL,
+    inode INTEGER NOT NULL, chunk_size INTEGER NOT NULL, hashes BLOB NOT NULL, crc32 INTEGER,
     PRIMARY KEY (game_id, path));
 CREATE TABLE IF NOT EXISTS roots (root TEXT PRIMARY KEY, was_mount INTEGER NOT NULL);
 """
@@ -43,6 +45,12 @@ _REV_KEY = "advertised"
 _REV_NUMBER_KEY = "library_rev"
 _HISTORY_KEY = "history"
 _PUT_GAME = "INSERT OR REPLACE INTO games VALUES (?,?,?,?,?,?,?,?)"
+_PUT_FILE = (
+    "INSERT INTO files (game_id, path, size, mtime_ns, inode, chunk_size, hashes, crc32)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+#: Schema version 1 added ``files.crc32`` (the HTTP share's ZIP entries, computed once).
+SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ class LibraryIndex:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
+                _migrate(self._db)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise LanpeerError(
@@ -115,7 +124,7 @@ class LibraryIndex:
     def file_hashes(self, game_id: str) -> dict[str, FileHashes]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT path, size, mtime_ns, inode, chunk_size, hashes FROM files"
+                "SELECT path, size, mtime_ns, inode, chunk_size, hashes, crc32 FROM files"
                 " WHERE game_id = ?",
                 (game_id,),
             ).fetchall()
@@ -124,22 +133,41 @@ class LibraryIndex:
                 FileStat(path, size, mtime_ns, inode),
                 chunk_size,
                 tuple(blob[i : i + _HASH] for i in range(0, len(blob), _HASH)),
+                crc32,
             )
-            for path, size, mtime_ns, inode, chunk_size, blob in rows
+            for path, size, mtime_ns, inode, chunk_size, blob, crc32 in rows
         }
+
+    def file_crc32s(self, game_id: str) -> dict[str, int | None]:
+        """The cached CRC-32 of each file row of ``game_id`` (None: not computed yet)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path, crc32 FROM files WHERE game_id = ?", (game_id,)
+            ).fetchall()
+        return dict(rows)
+
+    def put_crc32(self, game_id: str, stat: FileStat, crc32: int) -> bool:
+        """Cache ``crc32`` for the row of exactly this file version; False if the row moved on."""
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "UPDATE files SET crc32 = ? WHERE game_id = ? AND path = ? AND size = ?"
+                " AND mtime_ns = ? AND inode = ?",
+                (crc32, game_id, stat.path, stat.size, stat.mtime_ns, stat.inode),
+            )
+        return cursor.rowcount == 1
 
     def put_manifest(self, record: GameRecord, files: Iterable[FileHashes]) -> None:
         """Replace a game's file rows and record in one transaction."""
         rows = [
             (
                 record.game_id, f.stat.path, f.stat.size, f.stat.mtime_ns, f.stat.inode,
-                f.chunk_size, b"".join(f.chunk_hashes),
+                f.chunk_size, b"".join(f.chunk_hashes), f.crc32,
             )
             for f in files
         ]  # fmt: skip
         with self._lock, self._db:
             self._db.execute("DELETE FROM files WHERE game_id = ?", (record.game_id,))
-            self._db.executemany("INSERT INTO files VALUES (?,?,?,?,?,?,?)", rows)
+            self._db.executemany(_PUT_FILE, rows)
             self._db.execute(_PUT_GAME, _game_row(record))
 
     def load_revisions(self, history: int) -> RevisionLog:
@@ -188,3 +216,14 @@ class LibraryIndex:
             self._db.execute(
                 "INSERT OR REPLACE INTO roots VALUES (?, ?)", (str(root), int(is_mount))
             )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring an index written by an older lanpeerd up to ``SCHEMA_VERSION`` (additive only)."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version < 1:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+        if "crc32" not in columns:  # an index from before the HTTP share
+            db.execute("ALTER TABLE files ADD COLUMN crc32 INTEGER")
+    if version < SCHEMA_VERSION:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

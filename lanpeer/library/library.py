@@ -25,6 +25,7 @@ from lanpeer_proto.paths import is_game_id, path_problem
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from lanpeer.library import scanner
 from lanpeer.library.catalog import CatalogEntry, add_entry, catalog_stamp, load_catalog
+from lanpeer.library.disk import FileStat
 from lanpeer.library.errors import CatalogError, ServeRefused
 from lanpeer.library.events import (
     EVENT_QUEUE_SIZE,
@@ -487,6 +488,19 @@ class _Running(NamedTuple):
     games_index: LibraryIndex
     hasher: GameHasher
     served: ServedFiles
+
+    def cached_crc32s(self, game_id: str) -> dict[str, int | None]:
+        """The CRC-32 cached per file of the game's current manifest (None: not yet computed).
+
+        A blocking index read: call it in a worker thread, like ``store_crc32``.
+        """
+        return self._started()[0].file_crc32s(game_id)
+
+    def store_crc32(self, game_id: str, fd: int, path: str, crc32: int) -> bool:
+        """Cache the CRC-32 of the served file open as ``fd``: kept for that version only."""
+        st = os.fstat(fd)
+        stat = FileStat(path, st.st_size, st.st_mtime_ns, st.st_ino)
+        return self._started()[0].put_crc32(game_id, stat, crc32)
 
 
 class GameOperation:

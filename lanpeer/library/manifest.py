@@ -38,6 +38,8 @@ class FileHashes:
     stat: FileStat
     chunk_size: int
     chunk_hashes: tuple[bytes, ...]
+    #: The whole file's CRC-32 (ZIP entries of the HTTP share); None until first needed.
+    crc32: int | None = None
 
     def matches(self, other: FileStat) -> bool:
         return (self.stat.size, self.stat.mtime_ns, self.stat.inode) == (

@@ -113,8 +113,9 @@ class PeerFetcher:
         if client is not None and client.host == link.address[0]:
             return client
         self._drop_client(link.peer_id)
-        tokens = _TokenCache(lambda: self.link(link.peer_id), await bulk_token(link))
-        client = BulkClient(link.address[0], tokens.port, self._local_id, tokens.get)
+        secrets = _SecretCache(lambda: self.link(link.peer_id), await bulk_token(link))
+        client = BulkClient(link.address[0], secrets.port, self._local_id, link.peer_id,
+                            secrets.get)  # fmt: skip
         self._clients[link.peer_id] = client
         return client
 
@@ -145,8 +146,9 @@ async def bulk_token(link: PeerLink) -> BulkToken:
     return answer
 
 
-class _TokenCache:
-    """Hands the bulk client a token, asking the peer for a fresh one before it expires."""
+class _SecretCache:
+    """Hands the bulk client its session secret, asking the peer for a fresh one before the
+    old one expires."""
 
     def __init__(self, link: Callable[[], PeerLink], token: BulkToken) -> None:
         self._link = link
@@ -158,7 +160,7 @@ class _TokenCache:
         if time.monotonic() >= self._renew_at:
             self._token = await bulk_token(self._link())
             self._renew_at = time.monotonic() + self._token.ttl_seconds * 0.8
-        return self._token.token
+        return self._token.secret
 
 
 def invalid_request(exc: ValidationError) -> ChunkRefused:

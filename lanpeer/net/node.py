@@ -25,7 +25,7 @@ from lanpeer_proto.messages import (
 from lanpeer_proto.session import SessionTimers
 from lanpeer_proto.version import FEATURE_DELTAS, FEATURE_TCP_BULK, PROTOCOL_MAJOR, PROTOCOL_MINOR
 
-from lanpeer.net.bulk import BulkServer, BulkTokens
+from lanpeer.net.bulk import BulkLimits, BulkSecrets, BulkServer
 from lanpeer.net.discovery import Advert, Discovery
 from lanpeer.net.errors import DialledSelf, HandshakeRefused, ListenError
 from lanpeer.net.fetching import PeerChunkSource, PeerFetcher
@@ -38,7 +38,7 @@ from lanpeer.net.handshake import (
 )
 from lanpeer.net.identity import Identity, short_id
 from lanpeer.net.library_view import LibraryView
-from lanpeer.net.peers import PeerEvent, PeerEventKind, PeerInfo, PeerTable
+from lanpeer.net.peers import MAX_LIBRARY_RECORDS, PeerEvent, PeerEventKind, PeerInfo, PeerTable
 from lanpeer.net.quic import (
     QuicListener,
     QuicPeerConnection,
@@ -104,6 +104,8 @@ class PeerNode:
         session_timers: SessionTimers | None = None,
         max_uploads_per_peer: int = 8,
         advertise_addresses: list[str] | None = None,
+        bulk_limits: BulkLimits | None = None,
+        max_library_records: int | None = None,
     ) -> None:
         self.identity = identity
         self.library = library
@@ -120,11 +122,12 @@ class PeerNode:
         self._limits = session_limits or SessionLimits()
         self._timers = session_timers or SessionTimers()
         self._advertise = advertise_addresses
-        self._table = PeerTable()
+        self._bulk_limits = bulk_limits
+        self._table = PeerTable(max_library_records or MAX_LIBRARY_RECORDS)
         self._sync = LibrarySync(self._table, self._emit)
         self._uploads = UploadSlots(max_uploads_per_peer, UploadLedger(names=self._peer_name))
         self.uploads = self._uploads.ledger  # who pulls what from us (peer-cli uploads)
-        self._tokens = BulkTokens() if bulk == "auto" else None
+        self._tokens = BulkSecrets(identity.peer_id) if bulk == "auto" else None
         self._bulk_server: BulkServer | None = None
         self._responder = Responder(library, self._uploads, self._tokens, None, upload_limiter)
         self._fetcher = PeerFetcher(self._table, identity.peer_id, bulk, max_uploads_per_peer)
@@ -178,7 +181,8 @@ class PeerNode:
         self.listen = self._quic.address
         if self._tokens is None:
             return
-        bulk = BulkServer(self.library, self._tokens, self._uploads, self._responder.limiter)
+        bulk = BulkServer(self.library, self._tokens, self._uploads, self._responder.limiter,
+                          self._bulk_limits)  # fmt: skip
         try:  # the same port number on TCP when free: one number to allow in a firewall
             self._responder.bulk_port = bulk.open(self._bind, self.listen[1])
         except OSError:
@@ -363,8 +367,9 @@ class PeerNode:
                     await conn.wait_ended()
             conn.close_connection(str(exc))
             return
+        conn.mark_authenticated()
         address = (conn.remote_address[0], facts.listen_port)  # never the QUIC source port
-        await self._run_link(conn, channel, facts, address)
+        await self._run_link(conn, channel, facts, address, dialled=False)
 
     async def _dial_and_run(
         self, host: str, port: int, expected_id: str | None, static: StaticPeer | None = None
@@ -379,9 +384,10 @@ class PeerNode:
         except BaseException as exc:
             conn.close_connection(str(exc) or "handshake failed")
             raise
+        conn.mark_authenticated()
         if static is not None:
             static.connected()
-        await self._run_link(conn, channel, facts, (host, port))
+        await self._run_link(conn, channel, facts, (host, port), dialled=True)
 
     def _closed_dialled(self, conn: QuicPeerConnection) -> None:
         self._conns.discard(conn)
@@ -389,10 +395,12 @@ class PeerNode:
 
     async def _run_link(
         self, conn: QuicPeerConnection, channel: ControlChannel, facts: RemoteFacts,
-        address: tuple[str, int],
+        address: tuple[str, int], *, dialled: bool,
     ) -> None:  # fmt: skip
         link = PeerLink(conn, channel, facts, address, self._limits, self._responder.answer,
-                        self._control_message)  # fmt: skip
+                        self._control_message, dialled=dialled)  # fmt: skip
+        if not self._keep_one_connection(link):
+            return
         log.info("peer %s (%s) connected from %s:%d", short_id(facts.peer_id), facts.name,
                  *address)  # fmt: skip
         if self._table.session_up(link, facts, address):
@@ -414,6 +422,25 @@ class PeerNode:
                 self._fetcher.link_down(facts.peer_id)
                 log.info("peer %s disconnected", short_id(facts.peer_id))
                 self._emit(PeerEventKind.DOWN, facts.peer_id)
+
+    def _keep_one_connection(self, link: PeerLink) -> bool:
+        """One connection per pair: when two peers dialled each other, both sides keep the one
+        the smaller peer_id dialled and close the other. False when ``link`` is the one closed.
+
+        A newer connection from the same dialer (a reconnect) replaces the old as before.
+        """
+        record = self._table.get(link.peer_id)
+        other = record.live_session() if record is not None else None
+        if other is None or other.dialled == link.dialled:
+            return True
+        kept = link if self._dialler_of(link) < self._dialler_of(other) else other
+        dropped = other if kept is link else link
+        log.debug("%r: closing a duplicate connection to the same peer", dropped)
+        dropped.conn.close_connection("duplicate connection")
+        return kept is link
+
+    def _dialler_of(self, link: PeerLink) -> str:
+        return self.identity.peer_id if link.dialled else link.peer_id
 
     def _control_message(self, session: PeerLink, message: Message) -> None:
         if isinstance(message, LibrarySummary):

@@ -11,10 +11,24 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from lanpeer_proto.messages import GameSummary, LibraryDelta, LibrarySnapshot
+from lanpeer_proto.messages import MAX_GAMES, GameSummary, LibraryDelta, LibrarySnapshot
 
+from lanpeer.errors import LanpeerError
 from lanpeer.net.handshake import RemoteFacts
 from lanpeer.net.session import PeerLink
+
+#: Game records we keep for all peers together: a party of 50 peers sharing 1,000 games each,
+#: at ~1 KiB a record ~50 MiB. Fresh identities answering syncs with huge snapshots cannot
+#: grow the table past it: stale peers' records go first, then a copy is refused.
+MAX_LIBRARY_RECORDS = 50_000
+#: Peer records, connected or not (a vanished peer's record waits out the stale timeout).
+MAX_PEERS = 1_024
+
+
+class LibraryTooLarge(LanpeerError):
+    """A peer's library copy would go over the record caps; we keep the copy we had."""
+
+    code = "library_too_large"
 
 
 class PeerEventKind(StrEnum):
@@ -83,8 +97,15 @@ class PeerRecord:
 
 
 class PeerTable:
-    def __init__(self) -> None:
+    def __init__(
+        self, max_records: int = MAX_LIBRARY_RECORDS, max_per_peer: int = MAX_GAMES,
+        max_peers: int = MAX_PEERS,
+    ) -> None:  # fmt: skip
         self._records: dict[str, PeerRecord] = {}
+        self._max_records = max_records
+        self._max_per_peer = max_per_peer
+        self._max_peers = max_peers
+        self._held = 0  # game records over all peers
 
     def get(self, peer_id: str) -> PeerRecord | None:
         return self._records.get(peer_id)
@@ -100,6 +121,8 @@ class PeerTable:
         record = self._records.get(facts.peer_id)
         was_connected = record is not None and record.connected
         if record is None:
+            if len(self._records) >= self._max_peers:
+                self._evict_stale(room_for_peer=True)
             record = PeerRecord(facts.peer_id, facts.name, address, facts.proto_ver)
             self._records[facts.peer_id] = record
         record.name, record.address, record.proto_ver = facts.name, address, facts.proto_ver
@@ -125,7 +148,10 @@ class PeerTable:
         if record is None:
             return False
         changed = record.library_digest != snapshot.library_digest or record.library_rev is None
+        self._make_room(record, len(snapshot.games))
+        self._held -= len(record.games)
         record.games = {game.id: game for game in snapshot.games}
+        self._held += len(record.games)
         record.library_rev, record.library_digest = snapshot.library_rev, snapshot.library_digest
         return changed
 
@@ -134,10 +160,12 @@ class PeerTable:
         record = self._records.get(peer_id)
         if record is None or record.library_rev != delta.from_rev:
             return False
-        for game in [*delta.added, *delta.updated]:
-            record.games[game.id] = game
-        for game_id in delta.removed:
-            record.games.pop(game_id, None)
+        removed = set(delta.removed)
+        after = {**record.games, **{g.id: g for g in [*delta.added, *delta.updated]}}
+        kept = {game_id: game for game_id, game in after.items() if game_id not in removed}
+        self._make_room(record, len(kept))
+        self._held += len(kept) - len(record.games)
+        record.games = kept
         record.library_rev, record.library_digest = delta.to_rev, delta.library_digest
         return True
 
@@ -149,5 +177,38 @@ class PeerTable:
             if not r.connected and now - r.last_seen > stale_after
         ]
         for peer_id in gone:
-            del self._records[peer_id]
+            self._held -= len(self._records.pop(peer_id).games)
         return gone
+
+    @property
+    def library_records(self) -> int:
+        """Game records held over all peers (bounded by ``max_records``)."""
+        return self._held
+
+    def _make_room(self, record: PeerRecord, count: int) -> None:
+        """Room for ``record`` to hold ``count`` games, dropping stale peers' copies (oldest
+        first) when the total would go over; LibraryTooLarge when that is not enough."""
+        if count > self._max_per_peer:
+            raise LibraryTooLarge(f"{count} games from one peer, over the {self._max_per_peer} cap")
+        while self._held - len(record.games) + count > self._max_records:
+            if not self._evict_stale(keep=record):
+                raise LibraryTooLarge(
+                    f"{count} more games would pass the {self._max_records}-record cap"
+                )
+
+    def _evict_stale(self, *, keep: PeerRecord | None = None, room_for_peer: bool = False) -> bool:
+        """Drop the games of the longest-unseen disconnected peer; False when there is none.
+
+        With ``room_for_peer`` the whole record goes (the peer table is full)."""
+        idle = [r for r in self._records.values() if not r.connected and r is not keep]
+        if not room_for_peer:
+            idle = [r for r in idle if r.games]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda r: r.last_seen)
+        self._held -= len(oldest.games)
+        if room_for_peer:
+            del self._records[oldest.peer_id]
+        else:
+            oldest.games, oldest.library_rev, oldest.library_digest = {}, None, b""
+        return True

@@ -1,8 +1,10 @@
-"""The only aioquic glue: listener, dialer, connections and streams with bounds and credit.
+"""The only aioquic glue: listener, dialer and connections, by composition.
 
-Owns QUIC tuning (datagram size from the interface MTU, socket buffers, LAN windows), the
-monotonic clock fed to aioquic (uvloop's loop.time() steps in 1 ms and makes pacing timers
-spin), per-stream receive bounds and app-level send credit (aioquic buffers without limit).
+Owns a ``QuicConnection`` per connection, its timer and transmit scheduling (fed
+``time.monotonic()``: uvloop's loop.time() steps in 1 ms and makes pacing timers spin), the
+UDP sockets (the listener routes datagrams by connection id itself), QUIC tuning, and the
+pre-authentication bounds: deadline from the first packet, received bytes, unauthenticated
+connections per host and in total. aioquic internals live in ``quic_compat`` only.
 Never interprets messages: it moves frames and raw bytes; the session decides what they mean.
 """
 
@@ -15,24 +17,26 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.asyncio.server import QuicServer
+from aioquic._buffer import Buffer
 from aioquic.quic import events
-from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
 from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.packet import QuicPacketType, pull_quic_header
 from cryptography import x509
-from lanpeer_proto.framing import HEADER_SIZE, FrameDecoder, encode_frame
 from lanpeer_proto.version import ALPN
 
+from lanpeer.net import quic_compat
 from lanpeer.net.identity import Identity
 from lanpeer.net.mtu import datagram_size_for
+from lanpeer.net.streams import QuicStream, StreamClosed
+
+__all__ = ["QuicListener", "QuicPeerConnection", "QuicSettings", "QuicStream", "StreamClosed"]
 
 log = logging.getLogger(__name__)
 
 #: Streams a peer may open before our session runs (see ``QuicPeerConnection.on_stream``);
-#: the handshake timeout bounds how long they wait.
+#: the authentication deadline bounds how long they wait.
 MAX_HELD_STREAMS = 32
 #: What one held stream may buffer: a request frame (1 MiB cap) and its length prefix.
 MAX_HELD_STREAM_BYTES = (1 << 20) + 16
@@ -42,149 +46,86 @@ MAX_HELD_STREAM_BYTES = (1 << 20) + 16
 class QuicSettings:
     #: 4 MiB removed the receive-buffer drops measured at the 208 KiB default.
     socket_buffer: int = 4 << 20
-    #: The receiver doubles windows when half is used; 64 MiB just skips the ramp-up on a LAN.
+    #: Per-stream receive window; aioquic doubles it when half is used.
     window: int = 64 << 20
+    #: Initial connection-wide receive window, which bounds what aioquic buffers (gaps
+    #: included) before authentication: twice ``pre_auth_bytes``, so it is not raised before
+    #: the check below runs. aioquic doubles it as it is used, so a LAN ramps up in a few RTTs.
+    connection_window: int = 2 << 20
+    #: Bytes an unauthenticated connection may send (Hello, proof and a few early requests
+    #: are a few KiB); more closes it.
+    pre_auth_bytes: int = 1 << 20
+    #: From the first packet to an authenticated session; the connection is closed after.
+    auth_deadline: float = 10.0
     #: Dead peers are detected by the session's pings; QUIC closes after this much silence.
     idle_timeout: float = 30.0
     #: Unacknowledged bytes one stream may have in flight before write() waits.
     stream_credit: int = 8 << 20
     #: Unread bytes one stream may buffer: a chunk (<= 64 MiB) plus its header frame.
     max_stream_buffer: int = (64 << 20) + (1 << 20)
-    #: Live connections one remote host may hold to our listener.
-    max_connections_per_host: int = 8
+    #: Unauthenticated connections one host may hold: a same-host mesh of 12 daemons dials
+    #: 11 at once; a flood from one address gets no more than this.
+    max_unauthenticated_per_host: int = 16
+    #: Unauthenticated connections in total: with ``pre_auth_bytes`` this bounds the memory
+    #: strangers can pin to 64 x 2 MiB windows.
+    max_unauthenticated: int = 64
+    #: Connections in total (authenticated ones are peers of the party; a party is < 100).
+    max_connections: int = 512
     #: Overrides the MTU-derived datagram size (benchmarks, tests).
     datagram_size: int | None = None
 
 
-class StreamClosed(ConnectionError):
-    """The stream ended, was reset, or its connection closed before the expected bytes."""
+class _PeerStreamIds:
+    """Which stream ids the peer has opened: QUIC does not order data across streams, so a
+    lower id may arrive after a higher one and is still new. Ids above the low-water mark
+    are bounded by the peer's stream limit (aioquic: 128 open bidirectional streams)."""
+
+    def __init__(self, first: int) -> None:
+        self._low = first  # every peer id below this was seen
+        self._seen: set[int] = set()
+
+    def is_new(self, stream_id: int) -> bool:
+        return stream_id >= self._low and stream_id not in self._seen
+
+    def add(self, stream_id: int) -> None:
+        self._seen.add(stream_id)
+        while self._low in self._seen:
+            self._seen.remove(self._low)
+            self._low += 4
 
 
-class QuicStream:
-    """One bidirectional stream: bounded receive buffer, frames, raw bytes, credit on send."""
+class QuicPeerConnection:
+    """One QUIC connection: owns its ``QuicConnection``, timer, transmits and streams."""
 
-    def __init__(self, conn: QuicPeerConnection, stream_id: int) -> None:
-        self.conn = conn
-        self.stream_id = stream_id
-        self._buffer = bytearray()
-        self._eof = False
-        self._failure: str | None = None
-        self._readable = asyncio.Event()
-        self._wanted = 1  # bytes the waiting reader needs before waking is worth it
-        self._writable = asyncio.Event()
-        self._fin_sent = False
-
-    # receiving ---------------------------------------------------------------
-    def _feed(self, data: bytes, end: bool) -> None:
-        self._buffer += data
-        self._eof = self._eof or end
-        if len(self._buffer) > self.conn.settings.max_stream_buffer:
-            self._buffer.clear()
-            self.abort("receive buffer over its limit")
-        if len(self._buffer) >= self._wanted or self._eof:
-            self._readable.set()  # wake the reader only when its read can complete
-
-    def _fail(self, why: str) -> None:
-        self._failure = self._failure or why
-        self._readable.set()
-        self._writable.set()
-
-    async def _wait_readable(self, wanted: int = 1) -> None:
-        if self._failure is not None:
-            raise StreamClosed(self._failure)
-        if self._eof:
-            raise StreamClosed("stream ended early")
-        self._wanted = wanted
-        self._readable.clear()
-        await self._readable.wait()
-
-    async def read_frame(self, max_size: int) -> bytes:
-        """One length-prefixed frame; raises RemoteProtocolError if it is over ``max_size``.
-
-        Only the frame's own bytes go through the decoder: raw chunk bytes may follow it.
-        """
-        decoder = FrameDecoder(max_size)
-        header = await self.read_exactly(HEADER_SIZE)
-        decoder.feed(header)  # refuses an oversize length before reading the body
-        decoder.feed(await self.read_exactly(int.from_bytes(header, "big")))
-        frame = decoder.next_frame()
-        assert frame is not None
-        return frame
-
-    async def read_exactly(self, count: int) -> bytes:
-        while len(self._buffer) < count:
-            await self._wait_readable(count)
-        if len(self._buffer) == count:  # a whole chunk: one copy, and a fresh buffer
-            data = bytes(self._buffer)
-            self._buffer = bytearray()
-            return data
-        with memoryview(self._buffer) as view:
-            data = view[:count].tobytes()
-        del self._buffer[:count]
-        return data
-
-    async def wait_end(self) -> None:
-        """Wait for the peer's FIN (any further bytes are discarded)."""
-        while not self._eof:
-            self._buffer.clear()
-            await self._wait_readable()
-
-    # sending -----------------------------------------------------------------
-    async def write_frame(self, payload: bytes, *, end: bool = False) -> None:
-        await self.write(encode_frame(payload), end=end)
-
-    async def write(self, data: bytes, *, end: bool = False) -> None:
-        """Queue ``data``; wait while this stream has more than its credit unacknowledged."""
-        if self._failure is not None:
-            raise StreamClosed(self._failure)
-        self.conn.send(self.stream_id, data, end)
-        self._fin_sent = self._fin_sent or end
-        while self.conn.unacked(self.stream_id) > self.conn.settings.stream_credit:
-            self._writable.clear()
-            await self._writable.wait()
-            if self._failure is not None:
-                raise StreamClosed(self._failure)
-
-    def _credit_changed(self) -> None:
-        """Wake a waiting writer only once its stream is back under its credit."""
-        if self._writable.is_set():
-            return
-        if self.conn.unacked(self.stream_id) <= self.conn.settings.stream_credit:
-            self._writable.set()
-
-    # ending ------------------------------------------------------------------
-    def abort(self, why: str) -> None:
-        """Reset both directions; only this stream is affected."""
-        self._fail(why)
-        self.conn.abort_stream(self.stream_id, send=not self._fin_sent, receive=not self._eof)
-        self.conn.forget(self.stream_id)
-
-    def close(self) -> None:
-        """Finish our side (FIN) and stop receiving; safe to call twice."""
-        if self._failure is None and not self._fin_sent:
-            self.conn.send(self.stream_id, b"", True)
-            self._fin_sent = True
-        if self._failure is None and not self._eof:
-            self.conn.abort_stream(self.stream_id, send=False, receive=True)
-        self._fail("stream closed")
-        self.conn.forget(self.stream_id)
-
-
-class QuicPeerConnection(QuicConnectionProtocol):
-    """aioquic's protocol fed time.monotonic(), routing stream events to ``QuicStream``."""
-
-    def __init__(self, quic: QuicConnection, stream_handler: Any = None) -> None:
-        super().__init__(quic)
-        self.settings = QuicSettings()
-        self.remote_address: tuple[str, int] = ("", 0)
+    def __init__(
+        self,
+        quic: QuicConnection,
+        settings: QuicSettings,
+        sendto: Callable[[bytes, NetworkAddress], None],
+        remote: NetworkAddress,
+    ) -> None:
+        self._quic = quic
+        self.settings = settings
+        self._sendto = sendto
+        self._loop = asyncio.get_running_loop()
+        self.remote_address: tuple[str, int] = (_plain_host(str(remote[0])), int(remote[1]))
+        self.authenticated = False
+        self.created = time.monotonic()
+        self.on_handshake: Callable[[QuicPeerConnection], None] | None = None
+        self.on_connection_id: Callable[[QuicPeerConnection, bytes, bool], None] | None = None
         self._on_stream: Callable[[QuicStream], None] | None = None
         self._held: list[QuicStream] = []
-        self.on_handshake: Callable[[QuicPeerConnection], None] | None = None
-        self._ended_callbacks: list[Callable[[QuicPeerConnection], None]] = []
         self._streams: dict[int, QuicStream] = {}
-        self._next_peer_stream = 1 if quic.configuration.is_client else 0
+        is_client = quic.configuration.is_client
+        self._peer_streams = _PeerStreamIds(1 if is_client else 0)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._transmit_handle: asyncio.Handle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._connected: asyncio.Future[None] = self._loop.create_future()
         self._ended = asyncio.Event()
-        self._handshake_done = asyncio.Event()
+        self._ended_callbacks: list[Callable[[QuicPeerConnection], None]] = []
+        self._release: Callable[[], None] | None = None  # a dialled connection's own socket
 
     @property
     def on_stream(self) -> Callable[[QuicStream], None] | None:
@@ -208,15 +149,29 @@ class QuicPeerConnection(QuicConnectionProtocol):
 
     @property
     def is_closing(self) -> bool:
-        """Closed, or closing: either side has sent CONNECTION_CLOSE. aioquic reports the end
-        only after the draining period (3 PTO), and a closing connection carries nothing more."""
-        # aioquic has no public accessor; it sets _close_event when either side closes.
-        return self.is_closed or self._quic._close_event is not None
+        """Closed, or closing: either side has sent CONNECTION_CLOSE (nothing more crosses)."""
+        return self.is_closed or quic_compat.is_closing(self._quic)
 
     def peer_certificate(self) -> x509.Certificate | None:
-        # aioquic has no public accessor; the TLS context keeps the validated leaf here.
-        cert: x509.Certificate | None = self._quic.tls._peer_certificate
-        return cert
+        return quic_compat.peer_certificate(self._quic)
+
+    def mark_authenticated(self) -> None:
+        """The session proved the peer: pre-authentication bounds no longer apply."""
+        self.authenticated = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def start_deadline(self, within: float) -> None:
+        """Close the connection unless it is authenticated ``within`` seconds from now."""
+        self._deadline = self._loop.call_later(within, self._deadline_passed, within)
+
+    def _deadline_passed(self, within: float) -> None:
+        self._deadline = None
+        if not self.authenticated:
+            log.info("closing QUIC connection from %s: not authenticated within %.0f s",
+                     self.remote_address[0], within)  # fmt: skip
+            self.close_connection("not authenticated in time")
 
     def open_stream(self) -> QuicStream:
         if self.is_closed:
@@ -225,45 +180,41 @@ class QuicPeerConnection(QuicConnectionProtocol):
         # aioquic hands out the same id until something is sent on it: reserve it now (an
         # empty write creates the stream and sends nothing), so two opens never share one.
         self._quic.send_stream_data(stream_id, b"", end_stream=False)
-        stream = QuicStream(self, stream_id)
+        return self._new_stream(stream_id)
+
+    def _new_stream(self, stream_id: int) -> QuicStream:
+        stream = QuicStream(self, stream_id, max_buffer=self.settings.max_stream_buffer,
+                            credit=self.settings.stream_credit)  # fmt: skip
         self._streams[stream_id] = stream
         return stream
-
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
 
     async def wait_handshake_done(self) -> None:
         """Until the TLS handshake completes; ConnectionError if the connection ends first.
 
-        Not aioquic's ``wait_connected``: its shielded waiter, left behind when a dial times
-        out, later fails unobserved ("Future exception was never retrieved" in the log).
-        """
-        async with asyncio.TaskGroup() as group:
-            done = group.create_task(self._handshake_done.wait())
-            ended = group.create_task(self._ended.wait())
-            await asyncio.wait([done, ended], return_when=asyncio.FIRST_COMPLETED)
-            done.cancel()
-            ended.cancel()
-        if not self._handshake_done.is_set():
-            raise ConnectionError("the connection closed during the handshake")
+        The future is ours and its failure is always retrieved, so a dial that timed out
+        leaves nothing to fail unobserved later."""
+        await asyncio.shield(self._connected)
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
 
     def when_ended(self, callback: Callable[[QuicPeerConnection], None]) -> None:
         """Call ``callback(conn)`` once the connection has ended (every owner adds its own)."""
         self._ended_callbacks.append(callback)
 
     def force_close(self) -> None:
-        """Drop a dialled connection's own UDP socket now (after close, or at shutdown)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._quic.configuration.is_client and self._transport is not None:
-            self._transport.close()
+        """End now without QUIC's draining wait (after close, or at shutdown)."""
+        self._cancel_timers()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
         if not self._ended.is_set():
             self._terminated("closed")
 
     def close_connection(self, reason: str = "") -> None:
         if not self.is_closed:
-            self.close(reason_phrase=reason[:200])
+            self._quic.close(reason_phrase=reason[:200])
+            self.transmit()  # now: a force_close() may follow at once
 
     # used by QuicStream -------------------------------------------------------
     def send(self, stream_id: int, data: bytes, end: bool) -> None:
@@ -273,11 +224,7 @@ class QuicPeerConnection(QuicConnectionProtocol):
         self._transmit_soon()
 
     def unacked(self, stream_id: int) -> int:
-        # aioquic has no send backpressure API: read the sender's buffered-but-unacked span.
-        stream = self._quic._streams.get(stream_id)
-        if stream is None:
-            return 0
-        return stream.sender._buffer_stop - stream.sender._buffer_start
+        return quic_compat.unacked_bytes(self._quic, stream_id)
 
     def abort_stream(self, stream_id: int, *, send: bool, receive: bool) -> None:
         if self.is_closed:
@@ -294,27 +241,35 @@ class QuicPeerConnection(QuicConnectionProtocol):
     def forget(self, stream_id: int) -> None:
         self._streams.pop(stream_id, None)
 
-    # aioquic hooks, with the monotonic clock ----------------------------------
-    def connect(self, addr: NetworkAddress, transmit: bool = True) -> None:
+    # driving the QuicConnection ------------------------------------------------
+    def connect(self, addr: NetworkAddress) -> None:
         self._quic.connect(addr, now=time.monotonic())
         self.transmit()
 
-    def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
-        if not self.remote_address[0]:
-            self.remote_address = (_plain_host(str(addr[0])), int(addr[1]))
-        self._quic.receive_datagram(
-            data if isinstance(data, bytes) else data.encode(), addr, now=time.monotonic()
-        )
+    def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        if self.is_closed:
+            return
+        self._quic.receive_datagram(data, addr, now=time.monotonic())
         self._process_events()
-        # One transmit per batch: uvloop hands over every queued datagram before call_soon runs.
+        if not self.authenticated and not self.is_closing:
+            used = quic_compat.received_credit(self._quic)
+            if used > self.settings.pre_auth_bytes:  # checked before a transmit can raise it
+                log.info("closing QUIC connection from %s: %d bytes before authentication",
+                         self.remote_address[0], used)  # fmt: skip
+                self.close_connection("too much data before authentication")
+        # One transmit per batch: the loop hands over every queued datagram before call_soon.
         self._transmit_soon()
 
+    def _transmit_soon(self) -> None:
+        if self._transmit_handle is None:
+            self._transmit_handle = self._loop.call_soon(self.transmit)
+
     def transmit(self) -> None:
-        self._transmit_task = None
-        if self._transport is None or self._transport.is_closing():
+        self._transmit_handle = None
+        if self.is_closed:
             return
         for data, addr in self._quic.datagrams_to_send(now=time.monotonic()):
-            self._transport.sendto(data, addr)
+            self._sendto(data, addr)
         timer_at = self._quic.get_timer()
         if self._timer is not None and self._timer_at != timer_at:
             self._timer.cancel()
@@ -323,7 +278,8 @@ class QuicPeerConnection(QuicConnectionProtocol):
             delay = max(0.0, timer_at - time.monotonic())
             self._timer = self._loop.call_later(delay, self._handle_timer)
         self._timer_at = timer_at
-        self._wake_writers()
+        for stream in list(self._streams.values()):
+            stream.credit_changed()
 
     def _handle_timer(self) -> None:
         now = max(self._timer_at or 0.0, time.monotonic())
@@ -333,21 +289,26 @@ class QuicPeerConnection(QuicConnectionProtocol):
         self._process_events()
         self.transmit()
 
-    def _wake_writers(self) -> None:
-        for stream in list(self._streams.values()):
-            stream._credit_changed()
+    def _process_events(self) -> None:
+        while (event := self._quic.next_event()) is not None:
+            self._event(event)
 
-    def quic_event_received(self, event: events.QuicEvent) -> None:
+    def _event(self, event: events.QuicEvent) -> None:
         if isinstance(event, events.StreamDataReceived):
             self._stream_data(event.stream_id, event.data, event.end_stream)
         elif isinstance(event, events.StreamReset | events.StopSendingReceived):
             stream = self._streams.get(event.stream_id)
             if stream is not None:
-                stream._fail(f"stream reset by peer (code {event.error_code})")
+                stream.fail(f"stream reset by peer (code {event.error_code})")
         elif isinstance(event, events.HandshakeCompleted):
-            self._handshake_done.set()
+            if not self._connected.done():
+                self._connected.set_result(None)
             if self.on_handshake is not None:
                 self.on_handshake(self)
+        elif isinstance(event, events.ConnectionIdIssued | events.ConnectionIdRetired):
+            if self.on_connection_id is not None:
+                issued = isinstance(event, events.ConnectionIdIssued)
+                self.on_connection_id(self, event.connection_id, issued)
         elif isinstance(event, events.ConnectionTerminated):
             self._terminated(event.reason_phrase or f"code {event.error_code}")
 
@@ -357,20 +318,18 @@ class QuicPeerConnection(QuicConnectionProtocol):
             stream = self._accept_stream(stream_id)
             if stream is None:
                 return  # late bytes for a stream we already finished
-        stream._feed(data, end)
-        if self._held and len(stream._buffer) > MAX_HELD_STREAM_BYTES and stream in self._held:
-            # Before the session runs a stream may carry one request frame, nothing bulkier:
-            # a peer that has not finished its handshake does not get to park data here.
+        stream.feed(data, end)
+        if self._held and stream.buffered > MAX_HELD_STREAM_BYTES and stream in self._held:
+            # Before the session runs a stream may carry one request frame, nothing bulkier.
             self._held.remove(stream)
             stream.abort("too much data before the session runs")
 
     def _accept_stream(self, stream_id: int) -> QuicStream | None:
         is_peer_bidi = stream_id % 4 == (1 if self._quic.configuration.is_client else 0)
-        if not is_peer_bidi or stream_id < self._next_peer_stream:
+        if not is_peer_bidi or not self._peer_streams.is_new(stream_id):
             return None
-        self._next_peer_stream = stream_id + 4
-        stream = QuicStream(self, stream_id)
-        self._streams[stream_id] = stream
+        self._peer_streams.add(stream_id)
+        stream = self._new_stream(stream_id)
         if self._on_stream is not None:
             self._on_stream(stream)
         elif len(self._held) < MAX_HELD_STREAMS:
@@ -380,28 +339,40 @@ class QuicPeerConnection(QuicConnectionProtocol):
             return None
         return stream
 
+    def _cancel_timers(self) -> None:
+        for handle in (self._timer, self._deadline, self._transmit_handle):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._deadline = self._transmit_handle = None
+
     def _terminated(self, why: str) -> None:
+        self._cancel_timers()
         self._held.clear()
         for stream in list(self._streams.values()):
-            stream._fail(f"connection closed: {why}")
+            stream.fail(f"connection closed: {why}")
         self._streams.clear()
+        if not self._connected.done():
+            self._connected.set_exception(ConnectionError(f"connection closed: {why}"))
+            self._connected.exception()  # retrieved: nobody may be waiting
         self._ended.set()
         for callback in self._ended_callbacks:
             callback(self)
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 def _configuration(is_client: bool, datagram: int, settings: QuicSettings) -> QuicConfiguration:
-    config = QuicConfiguration(
+    return QuicConfiguration(
         is_client=is_client,
         alpn_protocols=[ALPN],
         max_datagram_size=datagram,
-        max_data=settings.window,
+        max_data=settings.connection_window,
         max_stream_data=settings.window,
         idle_timeout=settings.idle_timeout,
         # Identity is proven by peer_id, not by a CA: the session checks the certificate key.
         verify_mode=ssl.CERT_NONE,
     )
-    return config
 
 
 def _udp_socket(host: str, port: int, settings: QuicSettings) -> socket.socket:
@@ -418,60 +389,123 @@ def _udp_socket(host: str, port: int, settings: QuicSettings) -> socket.socket:
     return sock
 
 
+class _Datagrams(asyncio.DatagramProtocol):
+    """Hands each datagram of one UDP socket to ``receive`` (errors are ICMP noise)."""
+
+    def __init__(self, receive: Callable[[bytes, NetworkAddress], None]) -> None:
+        self.receive = receive
+
+    def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        self.receive(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)
+
+
 class QuicListener:
-    """The UDP listener; hands each connection to ``on_connection`` when TLS completes."""
+    """The UDP listener: routes datagrams by connection id, creates connections within the
+    unauthenticated caps, and hands each to ``on_connection`` when TLS completes."""
 
     def __init__(
         self, settings: QuicSettings, on_connection: Callable[[QuicPeerConnection], None]
     ) -> None:
         self._settings = settings
         self._on_connection = on_connection
-        self._server: QuicServer | None = None
+        self._config: QuicConfiguration | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._by_cid: dict[bytes, QuicPeerConnection] = {}
         self.connections: set[QuicPeerConnection] = set()
         self.address: tuple[str, int] = ("", 0)
+        self.refused = 0  # new connections dropped over a cap (for logs and tests)
 
     async def open(self, identity: Identity, host: str, port: int) -> None:
-        config = _configuration(
-            False, datagram_size_for(host, self._settings.datagram_size), self._settings
-        )
+        datagram = datagram_size_for(host, self._settings.datagram_size)
+        config = _configuration(False, datagram, self._settings)
         config.certificate = identity.certificate
         config.private_key = identity.private_key
+        self._config = config
         sock = _udp_socket(host, port, self._settings)
-        loop = asyncio.get_running_loop()
-        transport, server = await loop.create_datagram_endpoint(
-            lambda: QuicServer(configuration=config, create_protocol=self._create_protocol),
-            sock=sock,
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _Datagrams(self._datagram), sock=sock
         )
-        self._server = server
+        self._transport = transport
         bound_host, bound_port = transport.get_extra_info("sockname")[:2]
         self.address = (bound_host, bound_port)
 
-    def _create_protocol(
-        self, quic: QuicConnection, stream_handler: Any = None
-    ) -> QuicPeerConnection:
-        conn = QuicPeerConnection(quic)
-        conn.settings = self._settings
-        conn.on_handshake = self._admit
+    def _datagram(self, data: bytes, addr: NetworkAddress) -> None:
+        assert self._config is not None
+        try:
+            header = pull_quic_header(
+                Buffer(data=data), host_cid_length=self._config.connection_id_length
+            )
+        except ValueError:
+            return  # not QUIC
+        conn = self._by_cid.get(header.destination_cid)
+        if conn is None:
+            if (
+                header.packet_type != QuicPacketType.INITIAL
+                or len(data) < SMALLEST_MAX_DATAGRAM_SIZE
+                or header.version not in self._config.supported_versions
+            ):
+                return
+            conn = self._accept(header.destination_cid, addr)
+            if conn is None:
+                return
+        conn.datagram_received(data, addr)
+
+    def _accept(self, original_cid: bytes, addr: NetworkAddress) -> QuicPeerConnection | None:
+        assert self._config is not None
+        assert self._transport is not None
+        refusal = self._refusal(_plain_host(str(addr[0])))
+        if refusal is not None:
+            # Dropped, not answered: an answer would cost a TLS handshake per flood packet.
+            self.refused += 1
+            log.debug("dropping a new QUIC connection from %s: %s", addr[0], refusal)
+            return None
+        quic = QuicConnection(
+            configuration=self._config, original_destination_connection_id=original_cid
+        )
+        conn = QuicPeerConnection(quic, self._settings, self._transport.sendto, addr)
+        conn.on_handshake = self._on_connection
+        conn.on_connection_id = self._connection_id
+        conn.when_ended(self._ended)
+        conn.start_deadline(self._settings.auth_deadline)
+        self.connections.add(conn)
+        self._by_cid[original_cid] = conn
+        self._by_cid[quic.host_cid] = conn
         return conn
 
-    def _admit(self, conn: QuicPeerConnection) -> None:
-        remote_host = conn.remote_address[0]
-        same_host = [
-            c for c in self.connections if c.remote_address[0] == remote_host and not c.is_closing
-        ]
-        if len(same_host) >= self._settings.max_connections_per_host:
-            log.warning("refusing QUIC connection from %s: over the per-host cap", remote_host)
-            conn.close_connection("too many connections")
-            return
-        self.connections.add(conn)
-        conn.when_ended(self.connections.discard)
-        self._on_connection(conn)
+    def _refusal(self, host: str) -> str | None:
+        settings = self._settings
+        if len(self.connections) >= settings.max_connections:
+            return "over the connection cap"
+        strangers = [c for c in self.connections if not c.authenticated and not c.is_closing]
+        from_host = sum(1 for c in strangers if c.remote_address[0] == host)
+        if from_host >= settings.max_unauthenticated_per_host:
+            return "over the per-host cap of unauthenticated connections"
+        if len(strangers) >= settings.max_unauthenticated:
+            # Full: the oldest stranger makes room. An honest peer authenticates in a few
+            # round trips, so a flood that cannot out-open that keeps nobody out.
+            oldest = min(strangers, key=lambda c: c.created)
+            oldest.close_connection("too many unauthenticated connections")
+        return None
+
+    def _connection_id(self, conn: QuicPeerConnection, cid: bytes, issued: bool) -> None:
+        if issued:
+            self._by_cid[cid] = conn
+        elif self._by_cid.get(cid) is conn:
+            del self._by_cid[cid]
+
+    def _ended(self, conn: QuicPeerConnection) -> None:
+        self.connections.discard(conn)
+        for cid in [cid for cid, owner in self._by_cid.items() if owner is conn]:
+            del self._by_cid[cid]
 
     def close(self) -> None:
         for conn in list(self.connections):
             conn.close_connection("shutting down")
-        if self._server is not None:
-            self._server.close()
+        if self._transport is not None:
+            self._transport.close()
 
 
 async def listen(
@@ -486,27 +520,31 @@ async def listen(
     return listener
 
 
-async def dial(host: str, port: int, settings: QuicSettings, within: float) -> QuicPeerConnection:
-    """Connect and finish the TLS handshake; the caller checks the certificate's peer_id."""
+async def dial(
+    host: str, port: int, settings: QuicSettings, within: float, *, local_host: str | None = None
+) -> QuicPeerConnection:
+    """Connect and finish the TLS handshake; the caller checks the certificate's peer_id.
+
+    ``local_host`` picks the source address (default: any)."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)  # static peers may be names
     host = str(infos[0][4][0])
     config = _configuration(True, datagram_size_for(host, settings.datagram_size), settings)
     config.server_name = "lanpeer"
-    sock = _udp_socket("::" if ":" in host else "0.0.0.0", 0, settings)
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: QuicPeerConnection(QuicConnection(configuration=config)), sock=sock
-    )
-    conn = protocol
-    conn.settings = settings
-    conn.remote_address = (host, port)
+    sock = _udp_socket(local_host or ("::" if ":" in host else "0.0.0.0"), 0, settings)
+    datagrams = _Datagrams(lambda data, addr: None)
+    transport, _ = await loop.create_datagram_endpoint(lambda: datagrams, sock=sock)
+    conn = QuicPeerConnection(QuicConnection(configuration=config), settings, transport.sendto,
+                              (host, port))  # fmt: skip
+    conn._release = transport.close
+    datagrams.receive = conn.datagram_received
     try:
         async with asyncio.timeout(within):
             conn.connect((host, port))
             await conn.wait_handshake_done()
     except BaseException:
         conn.close_connection("handshake failed")
-        transport.close()
+        conn.force_close()
         raise
     return conn
 

@@ -26,7 +26,7 @@ from lanpeer_proto.messages import (
     Message,
 )
 
-from lanpeer.net.bulk import BulkTokens
+from lanpeer.net.bulk import BulkSecrets
 from lanpeer.net.library_view import LibraryView
 from lanpeer.net.quic import QuicStream
 from lanpeer.net.serving import (
@@ -49,7 +49,7 @@ READ_PIECE = 1 << 20
 class Responder:
     library: LibraryView
     uploads: UploadSlots
-    tokens: BulkTokens | None
+    tokens: BulkSecrets | None
     bulk_port: int | None
     limiter: Limiter | None = None
 
@@ -87,8 +87,8 @@ class Responder:
     def _bulk_token(self, session: PeerLink) -> BulkToken:
         if self.tokens is None or self.bulk_port is None:
             raise ServeError(ErrorCode.NOT_FOUND, "this peer offers no bulk path")
-        token = self.tokens.issue(session.peer_id)
-        return BulkToken(token=token, port=self.bulk_port, ttl_seconds=self.tokens.ttl)
+        secret = self.tokens.issue(session.peer_id)
+        return BulkToken(secret=secret, port=self.bulk_port, ttl_seconds=self.tokens.ttl)
 
     async def _send_chunk(self, session: PeerLink, stream: QuicStream, req: GetChunk) -> None:
         if not self.uploads.try_acquire(session.peer_id):

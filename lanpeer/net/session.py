@@ -56,8 +56,12 @@ class PeerLink:
         limits: SessionLimits,
         answer: Answerer,
         on_message: Callable[[PeerLink, Message], None],
+        *,
+        dialled: bool,
     ) -> None:
         self.conn = conn
+        #: True when this side dialled the connection (which of two duplicates to keep).
+        self.dialled = dialled
         self.facts = facts
         self.peer_id = facts.peer_id
         self.address = address
@@ -71,7 +75,8 @@ class PeerLink:
 
     @property
     def is_open(self) -> bool:
-        return not self.conn.is_closed
+        """Neither side has closed the connection (a closing one carries nothing more)."""
+        return not self.conn.is_closing
 
     @property
     def last_seen(self) -> float:
@@ -87,10 +92,12 @@ class PeerLink:
 
     async def run(self) -> None:
         """Serve until the connection ends; returns (never raises) when it does."""
-        self.conn.on_stream = self._stream_opened
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
+                # Only now: setting it hands over the streams held during the handshake, and
+                # a stream handed to a session without its task group would be reset.
+                self.conn.on_stream = self._stream_opened
                 self._spawn(self._pump(self._channel.receive))
                 self._spawn(self._pump(self._channel.wait_timer))
                 await self.conn.wait_ended()

@@ -22,7 +22,7 @@ from lanpeer_proto.messages import (
 )
 
 from lanpeer.net.errors import ChunkRefused, PeerUnavailable
-from lanpeer.net.peers import PeerEventKind, PeerRecord, PeerTable
+from lanpeer.net.peers import LibraryTooLarge, PeerEventKind, PeerRecord, PeerTable
 from lanpeer.net.session import PeerLink
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,15 @@ class LibrarySync:
                 return  # gone, disconnected (the next handshake syncs again) or in step
             try:
                 await self._sync_once(link, record)
+            except LibraryTooLarge as exc:
+                log.warning("%r: not keeping its library: %s", link, exc)
+                return
             except (PeerUnavailable, ChunkRefused) as exc:
+                if not link.is_open and record.live_session() not in (None, link):
+                    # A duplicate connection was closed under the request (node keeps one per
+                    # pair): not a failure of the peer, go on over the connection kept.
+                    log.debug("%r: closed during a sync; going on over the kept one", link)
+                    continue
                 failures += 1
                 if failures >= MAX_FAILURES:
                     log.warning("%r: library sync failed %d times: %s", link, failures, exc)

@@ -24,6 +24,7 @@ ALL_REQUESTS = [
     c.AddPeerRequest(host="127.0.0.1", port=47600),
     c.DoctorRequest(),
     c.ShutdownRequest(),
+    c.ShareRequest(),
 ]
 
 

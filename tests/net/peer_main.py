@@ -54,7 +54,8 @@ async def main(args: argparse.Namespace) -> None:
     node.add_listener(report)
     async with node:
         datagram = datagram_size_for(args.bind)
-        _say(listen=list(node.listen), peer_id=node.identity.peer_id, datagram=datagram)
+        _say(listen=list(node.listen), peer_id=node.identity.peer_id, datagram=datagram,
+             bulk_port=node._responder.bulk_port)  # fmt: skip
         for game_id in args.late_game:  # changes the rev while mDNS is still probing
             library.add_game(game_id, {f"{game_id}.bin": game_id.encode() * 1000})
         await stop.wait()

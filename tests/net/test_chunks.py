@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from pathlib import Path
 
 import blake3
 import pytest
 from lanpeer_proto import codec
-from lanpeer_proto.framing import encode_frame
-from lanpeer_proto.messages import BulkHello, ChunkHeader, GetChunk
+from lanpeer_proto.messages import ChunkHeader, GetChunk
 
 from lanpeer.net.fetching import bulk_token
 from lanpeer.ratelimit import TokenBucket
 from tests.net.conftest import running_node, wait_for
 from tests.net.dirlibrary import CHUNK, DirLibrary
+from tests.net.hostile import bulk_connect, bulk_hello, recv_frame, send
 
 
 @pytest.mark.asyncio
@@ -47,19 +46,6 @@ async def test_fetch_manifest_and_chunks(tmp_path: Path, bulk: str) -> None:
         assert b._fetcher.uses_bulk(a.identity.peer_id) == (bulk == "auto")
 
 
-async def _recv_frame(sock: socket.socket) -> tuple[bytes, bytes]:
-    """One frame and whatever bytes came after it."""
-    loop = asyncio.get_running_loop()
-    data = b""
-    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-        piece = await loop.sock_recv(sock, 65536)
-        if not piece:
-            raise ConnectionError("EOF inside a frame")
-        data += piece
-    end = 4 + int.from_bytes(data[:4], "big")
-    return data[4:end], data[end:]
-
-
 @pytest.mark.asyncio
 async def test_bulk_connection_ends_with_the_quic_session(tmp_path: Path) -> None:
     lib = DirLibrary(tmp_path / "a-games")
@@ -72,15 +58,14 @@ async def test_bulk_connection_ends_with_the_quic_session(tmp_path: Path) -> Non
         link = b._fetcher.link(a.identity.peer_id)
         token = await bulk_token(link)
         loop = asyncio.get_running_loop()
-        with socket.socket() as sock:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, ("127.0.0.1", token.port))
-            hello = BulkHello(peer_id=b.identity.peer_id, token=token.token)
+        sock, nonce = await bulk_connect(token.port)
+        with sock:
+            hello = bulk_hello(token.secret, nonce, b.identity.peer_id, a.identity.peer_id)
             request = GetChunk(game_id="quake", manifest_hash=manifest.manifest_hash,
                                path="q.bin", offset=0, length=4)  # fmt: skip
             for message in (hello, request):
-                await loop.sock_sendall(sock, encode_frame(codec.encode(message)))
-            frame, rest = await _recv_frame(sock)
+                await send(sock, message)
+            frame, rest = await recv_frame(sock)
             header = codec.decode(frame)
             assert isinstance(header, ChunkHeader)
             link.conn.close_connection("test: session over")  # the QUIC session ends

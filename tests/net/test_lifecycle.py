@@ -139,15 +139,20 @@ async def test_port_in_use_is_a_clear_error_and_leaks_nothing(tmp_path: Path) ->
 
 
 @pytest.mark.asyncio
-async def test_connection_cap_per_host_counts_only_live_connections(tmp_path: Path) -> None:
-    capped = QuicSettings(max_connections_per_host=2)
-    async with running_node(tmp_path, "alpha", quic_settings=capped) as a:
-        for _ in range(3):  # ended connections must not count against the cap
-            async with running_node(tmp_path, "beta", static=[a.listen]) as b:
-                await wait_for(b, lambda: any(p.connected for p in b.peers()))
-        conns = [await dial(*a.listen, QuicSettings(), 5.0) for _ in range(3)]
+async def test_unauthenticated_cap_per_host_counts_only_strangers(tmp_path: Path) -> None:
+    """Authenticated peers never count against the per-host cap (a same-host mesh); the
+    connections over the cap of strangers are dropped at their first packet."""
+    capped = QuicSettings(max_unauthenticated_per_host=2)
+    async with (
+        running_node(tmp_path, "alpha", quic_settings=capped) as a,
+        running_node(tmp_path, "beta", static=[a.listen]),
+        running_node(tmp_path, "gamma", static=[a.listen]),
+    ):
+        await wait_for(a, lambda: sum(p.connected for p in a.peers()) == 2)
+        conns = [await dial(*a.listen, QuicSettings(), 5.0) for _ in range(2)]
         try:
-            await asyncio.wait_for(conns[2].wait_ended(), 5)  # the third is over the cap
+            with pytest.raises(TimeoutError):  # the third stranger is dropped
+                await dial(*a.listen, QuicSettings(), 1.0)
             assert not conns[0].is_closed
             assert not conns[1].is_closed
         finally:
@@ -160,7 +165,7 @@ async def test_connection_cap_per_host_counts_only_live_connections(tmp_path: Pa
 async def test_a_closing_connection_does_not_count_against_the_cap(tmp_path: Path) -> None:
     """aioquic ends a closed connection only after its draining period (3 PTO); the cap
     counts only connections that can still carry something."""
-    capped = QuicSettings(max_connections_per_host=1)
+    capped = QuicSettings(max_unauthenticated_per_host=1)
     async with running_node(tmp_path, "alpha", quic_settings=capped) as a:
         assert a._quic is not None
         first = await dial(*a.listen, QuicSettings(), 5.0)

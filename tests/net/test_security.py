@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from pathlib import Path
 
 import msgpack
@@ -13,13 +12,14 @@ import pytest
 from lanpeer_proto import codec
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.framing import encode_frame
-from lanpeer_proto.messages import BulkHello, Error, Hello
+from lanpeer_proto.messages import ChunkHeader, Error, GetChunk, Hello
 from lanpeer_proto.session import SessionTimers
 from lanpeer_proto.version import PROTOCOL_MAJOR, PROTOCOL_MINOR
 
 from lanpeer.net import handshake
 from lanpeer.net.discovery import Advert
 from lanpeer.net.errors import HandshakeRefused
+from lanpeer.net.fetching import bulk_token
 from lanpeer.net.identity import Identity
 from lanpeer.net.node import PeerNode
 from lanpeer.net.peers import PeerEventKind
@@ -27,6 +27,7 @@ from lanpeer.net.quic import QuicSettings, dial
 from lanpeer.net.session import PeerLink
 from tests.net.conftest import event_flag, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
+from tests.net.hostile import bulk_connect, bulk_hello, recv_frame, send
 
 
 class _LogWatch(logging.Handler):
@@ -225,18 +226,51 @@ async def test_oversize_frame_on_control_stream_closes_only_that_connection(
 
 
 @pytest.mark.asyncio
-async def test_bulk_path_refuses_a_bad_token(tmp_path: Path) -> None:
+async def test_bulk_path_refuses_a_bad_proof(tmp_path: Path) -> None:
     async with running_node(tmp_path, "alpha") as a:
         port = a._responder.bulk_port
         assert port is not None
-        loop = asyncio.get_running_loop()
-        with socket.socket() as sock:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, ("127.0.0.1", port))
-            hello = BulkHello(peer_id=Identity.generate().peer_id, token=os.urandom(32))
-            await loop.sock_sendall(sock, encode_frame(codec.encode(hello)))
-            data = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
-        answer = codec.decode(data[4:])
+        sock, nonce = await bulk_connect(port)
+        with sock:
+            await send(sock, bulk_hello(os.urandom(32), nonce, Identity.generate().peer_id,
+                                        a.identity.peer_id))  # fmt: skip
+            frame, _ = await asyncio.wait_for(recv_frame(sock), 5)
+        answer = codec.decode(frame)
+        assert isinstance(answer, Error)
+        assert answer.code is ErrorCode.BAD_TOKEN
+
+
+@pytest.mark.asyncio
+async def test_a_replayed_bulk_hello_is_refused(tmp_path: Path) -> None:
+    """SPEC §5b: a host that only sniffs the LAN sees a whole bulk login (with a party key
+    set, too) and replays it on a new TCP connection: the fresh nonce makes it worthless."""
+    lib = DirLibrary(tmp_path / "a-games")
+    manifest = lib.add_game("quake", {"q.bin": b"q" * 5000})
+    request = GetChunk(game_id="quake", manifest_hash=manifest.manifest_hash, path="q.bin",
+                       offset=0, length=4)  # fmt: skip
+    async with (
+        running_node(tmp_path, "alpha", library=lib, party_key="red") as a,
+        running_node(tmp_path, "beta", static=[a.listen], party_key="red") as b,
+    ):
+        await wait_for(b, lambda: any("quake" in p.games for p in b.peers()))
+        token = await bulk_token(b._fetcher.link(a.identity.peer_id))
+        sniffed = b""  # everything the honest downloader sends in clear
+        sock, nonce = await bulk_connect(token.port)
+        with sock:
+            for message in (
+                bulk_hello(token.secret, nonce, b.identity.peer_id, a.identity.peer_id),
+                request,
+            ):
+                sniffed += encode_frame(codec.encode(message))
+            await send(sock, sniffed)
+            frame, _ = await recv_frame(sock)
+            assert isinstance(codec.decode(frame), ChunkHeader)  # the honest login works
+        assert token.secret not in sniffed  # the secret itself never crossed TCP
+        replay, _nonce = await bulk_connect(token.port)
+        with replay:
+            await send(replay, sniffed)
+            frame, _ = await asyncio.wait_for(recv_frame(replay), 5)
+        answer = codec.decode(frame)
         assert isinstance(answer, Error)
         assert answer.code is ErrorCode.BAD_TOKEN
 

@@ -33,8 +33,11 @@ from tests.net.dirlibrary import DirLibrary
 
 @asynccontextmanager
 async def quic_pair(tmp: Path) -> AsyncIterator[tuple[QuicPeerConnection, QuicPeerConnection]]:
-    """(server side, client side) of one real QUIC connection on loopback, no sessions."""
-    settings = QuicSettings()
+    """(server side, client side) of one real QUIC connection on loopback, no sessions.
+
+    Its pre-authentication byte budget is raised so the held-stream bounds are what is tested.
+    """
+    settings = QuicSettings(pre_auth_bytes=4 << 20, connection_window=8 << 20)
     accepted: asyncio.Queue[QuicPeerConnection] = asyncio.Queue()
     identity = Identity.load_or_create(tmp / "server")
     listener = await listen(identity, "127.0.0.1", 0, settings, accepted.put_nowait)

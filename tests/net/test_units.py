@@ -1,15 +1,16 @@
-"""Pure parts of the peer network: identity files, tokens, the peer table, names, MTU."""
+"""Pure parts of the peer network: identity files, bulk secrets, the peer table, names, MTU."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
-from lanpeer_proto.handshake import peer_id_for
-from lanpeer_proto.messages import GameSummary, LibraryDelta, LibrarySnapshot
+from lanpeer_proto.handshake import bulk_proof, peer_id_for
+from lanpeer_proto.messages import BulkHello, GameSummary, LibraryDelta, LibrarySnapshot
 
-from lanpeer.net.bulk import BulkTokens
+from lanpeer.net.bulk import BulkSecrets
 from lanpeer.net.discovery import instance_name
 from lanpeer.net.handshake import RemoteFacts
 from lanpeer.net.identity import CERT_FILE, KEY_FILE, Identity, IdentityError, peer_id_of
@@ -43,17 +44,26 @@ def test_damaged_key_is_a_clear_error_and_is_kept(tmp_path: Path) -> None:
     assert (tmp_path / KEY_FILE).read_text() == "garbage"  # nothing overwritten
 
 
-def test_bulk_tokens_bound_to_peer_and_expiring() -> None:
-    alice, bob = Identity.generate().peer_id, Identity.generate().peer_id
-    tokens = BulkTokens(ttl=60)
-    token = tokens.issue(alice)
-    assert tokens.check(alice, token)
-    assert not tokens.check(bob, token)
-    assert not tokens.check(alice, bytes(32))
-    tokens.revoke(alice)
-    assert not tokens.check(alice, token)
-    expired = BulkTokens(ttl=0)
-    assert not expired.check(alice, expired.issue(alice))
+def test_bulk_secrets_bound_to_both_peers_the_nonce_and_expiring() -> None:
+    alice, bob, server = (Identity.generate().peer_id for _ in range(3))
+    secrets = BulkSecrets(server, ttl=60)
+    secret = secrets.issue(alice)
+    nonce, other_nonce = os.urandom(32), os.urandom(32)
+
+    def hello(
+        peer_id: str, nonce: bytes, server_id: str = server, key: bytes = secret
+    ) -> BulkHello:
+        return BulkHello(peer_id=peer_id, proof=bulk_proof(key, nonce, peer_id, server_id))
+
+    assert secrets.check(hello(alice, nonce), nonce)
+    assert not secrets.check(hello(alice, nonce), other_nonce)  # a replay under a new nonce
+    assert not secrets.check(hello(bob, nonce), nonce)  # another peer with alice's secret
+    assert not secrets.check(hello(alice, nonce, server_id=bob), nonce)  # made for another server
+    assert not secrets.check(hello(alice, nonce, key=bytes(32)), nonce)
+    secrets.revoke(alice)
+    assert not secrets.check(hello(alice, nonce), nonce)
+    expired = BulkSecrets(server, ttl=0)
+    assert not expired.check(hello(alice, nonce, key=expired.issue(alice)), nonce)
 
 
 def _game(game_id: str) -> GameSummary:

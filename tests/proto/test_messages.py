@@ -66,7 +66,7 @@ def test_unknown_error_code_from_a_newer_minor_version_decodes() -> None:
         (raw(type="ping", seq=1) + b"\x00", "trailing"),
         (raw(type="ping", seq="1"), "invalid ping"),  # strict: no str -> int coercion
         (raw(type="get_manifest", game_id="Quake!"), "invalid get_manifest"),
-        (raw(type="bulk_token", token=b"t" * 32, port=1, ttl_seconds=float("nan")), "invalid"),
+        (raw(type="bulk_token", secret=b"t" * 32, port=1, ttl_seconds=float("nan")), "invalid"),
         (b"\xd7\xff" + b"\x00" * 8, "malformed"),  # ext type (msgpack timestamp)
         (b"\x91" * 100 + b"\xc0", "nested too deeply"),
         (msgpack.packb({"type": "ping", "x": [[[[[[[[[[1]]]]]]]]]]}), "nested too deeply"),

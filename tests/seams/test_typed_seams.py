@@ -34,8 +34,10 @@ GAME = "space-race"
 def test_parts_are_frozen_and_typed_without_any() -> None:
     hints = typing.get_type_hints(Parts)
     assert set(hints) == {
-        "config", "events", "library", "identity", "node", "downloads", "installs"
+        "config", "events", "library", "identity", "node", "downloads", "installs", "share"
     }  # fmt: skip
+    # The one part that may be absent: the HTTP share is off unless --http-share (SPEC §9c).
+    assert str(hints["share"]) == "lanpeer.share.server.ShareServer | None"
     assert typing.Any not in hints.values()
     assert all(not str(hint).startswith("typing.Optional") for hint in hints.values())
     assert Parts.__dataclass_params__.frozen  # type: ignore[attr-defined]

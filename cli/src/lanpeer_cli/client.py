@@ -8,6 +8,7 @@ stdlib sockets (a CLI does one thing at a time). Never renders anything and neve
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Generator
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from lanpeer_cli.sockpath import default_socket
 __all__ = ["ControlClient", "DaemonUnreachable", "default_socket"]
 
 CONNECT_TIMEOUT = 5.0
+# Between connect attempts while the daemon's backlog is full: short next to a command.
+CONNECT_RETRY = 0.05
 # doctor and rescan do real work in the daemon; a minute means the daemon is stuck.
 ANSWER_TIMEOUT = 60.0
 
@@ -95,10 +98,29 @@ class ControlClient:
 
 
 def _connect(path: Path) -> socket.socket:
+    """Connect within CONNECT_TIMEOUT. A Unix socket whose backlog is full refuses a
+    non-blocking connect at once (EAGAIN): that is a busy daemon, so wait and try again."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT
+    while True:
+        try:
+            return _connect_once(path)
+        except BlockingIOError as exc:
+            if time.monotonic() >= deadline:
+                raise DaemonUnreachable(
+                    f"lanpeerd at {path} is too busy to accept a connection "
+                    f"(tried for {CONNECT_TIMEOUT:.0f} s)"
+                ) from exc
+            time.sleep(CONNECT_RETRY)
+
+
+def _connect_once(path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(CONNECT_TIMEOUT)
     try:
         sock.connect(str(path))
+    except BlockingIOError:
+        sock.close()
+        raise
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         sock.close()
         raise DaemonUnreachable(

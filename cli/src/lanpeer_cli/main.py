@@ -333,6 +333,16 @@ def doctor(ctx: typer.Context) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def share(ctx: typer.Context) -> None:
+    """The HTTP share's URL (lanpeerd --http-share) and who is downloading from it."""
+    result = _once(ctx, c.ShareRequest())
+    if ctx.obj.json:
+        _print_doc(result.model_dump(mode="json", exclude={"kind"}))
+    else:
+        lazy.render.share(lazy.out, result)
+
+
 # ------------------------------------------------------------------ operations
 
 

@@ -24,6 +24,7 @@ from lanpeer_proto.control import (
     PeersResult,
     PeerUpEvent,
     ProgressEvent,
+    ShareResult,
     StatusResult,
     UploadEvent,
     UploadsResult,
@@ -229,8 +230,8 @@ def uploads(console: Console, doc: UploadsResult) -> None:
         return
     cols = [Col("game", key=True), Col("peer", 9), Col("name", 8), Col("rate", 10),
             Col("sent", 9), Col("since", 5)]  # fmt: skip
-    rows = [[u.game_id, short(u.peer_id), escape(u.name), rate(u.rate), size(u.bytes),
-             ago(u.since)] for u in doc.uploads]  # fmt: skip
+    rows = [[u.game_id, u.peer_id if u.via == "http" else short(u.peer_id), escape(u.name),
+             rate(u.rate), size(u.bytes), ago(u.since)] for u in doc.uploads]  # fmt: skip
     console.print(fitted(console, cols, rows))
     console.print(
         f"{len(doc.uploads)} upload(s), {rate(sum(u.rate for u in doc.uploads))}; {total}"
@@ -242,6 +243,20 @@ def progress_text(done: int, total: int) -> str:
     if not total:
         return "-"
     return f"{size(done)}/{size(total)} {100 * done // total}%"
+
+
+def share(console: Console, doc: ShareResult) -> None:
+    if not doc.enabled:
+        console.print("the HTTP share is off (start lanpeerd with --http-share ADDR:PORT)")
+        return
+    console.print(f"sharing downloaded catalog games at {escape(doc.url or '-')}")
+    if doc.link and doc.link != doc.url:
+        console.print(f"link with the party key's token: {escape(doc.link)}")
+    table = Table("client", "game", "item", "progress", "speed", "started")
+    for d in doc.downloads:
+        done = f"{size(d.offset + d.bytes_sent)} / {size(d.offset + d.bytes_total)}"
+        table.add_row(d.client, d.game_id, escape(d.item), done, rate(d.rate), ago(d.started))
+    console.print(table if doc.downloads else "nobody is downloading")
 
 
 def doctor(console: Console, doc: DoctorResult) -> None:

@@ -174,6 +174,12 @@ class ShutdownRequest(_Request):
     cmd: Literal["shutdown"] = "shutdown"
 
 
+class ShareRequest(_Request):
+    """The HTTP share's address and who is downloading from it (SPEC §9c)."""
+
+    cmd: Literal["share"] = "share"
+
+
 Request = Annotated[
     StatusRequest
     | PeersRequest
@@ -192,7 +198,8 @@ Request = Annotated[
     | UploadsRequest
     | GameRequest
     | DoctorRequest
-    | ShutdownRequest,
+    | ShutdownRequest
+    | ShareRequest,
     Field(discriminator="cmd"),
 ]
 
@@ -285,6 +292,9 @@ class UploadEntry(_Model):
     bytes: Count
     rate: Annotated[float, Field(ge=0)]  # bytes/s over the last seconds
     since: float  # seconds since the epoch
+    #: "http": a browser or download manager on the HTTP share (SPEC §9c); ``peer_id`` is then
+    #: the client's address (it has no lanpeer identity) and ``bytes`` those of its response.
+    via: Literal["peer", "http"] = "peer"
 
 
 class DoctorCheck(_Model):
@@ -357,6 +367,27 @@ class DoctorResult(_Model):
     checks: list[DoctorCheck]
 
 
+class ShareDownloadEntry(_Model):
+    """One download from the HTTP share: a browser or download manager, by client address."""
+
+    client: Short  # the client's IP address
+    game_id: GameId
+    item: Text  # "<id>.zip" or the path of one file
+    offset: Count = 0  # where this response starts in the item (a resumed download)
+    bytes_sent: Count = 0
+    bytes_total: Count = 0  # of this response
+    rate: Annotated[float, Field(ge=0)] = 0.0  # bytes/s since it started
+    started: float = 0.0  # seconds since the epoch
+
+
+class ShareResult(_Model):
+    kind: Literal["share"] = "share"
+    enabled: bool  # False unless lanpeerd runs with --http-share
+    url: Text | None = None  # the page; with a party key, Basic auth (any user) is needed
+    link: Text | None = None  # the page with the link token (shareable, no password prompt)
+    downloads: list[ShareDownloadEntry] = Field(default_factory=list)
+
+
 Result = Annotated[
     StatusResult
     | PeersResult
@@ -365,7 +396,8 @@ Result = Annotated[
     | AcceptedResult
     | DoctorResult
     | UploadsResult
-    | GameResult,
+    | GameResult
+    | ShareResult,
     Field(discriminator="kind"),
 ]
 

@@ -46,6 +46,20 @@ def party_mac(key: bytes, role: Role, transcript: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
+_BULK_LABEL: Final = b"lanpeer-bulk-v1"
+
+
+def bulk_proof(secret: bytes, nonce: bytes, client_peer_id: str, server_peer_id: str) -> bytes:
+    """HMAC-SHA256 a downloader answers a bulk server's challenge with (SPEC §5b).
+
+    Keyed by the per-session secret that crossed only the encrypted QUIC session, over the
+    server's fresh nonce bound to both peer ids: nothing on the TCP wire can be replayed.
+    """
+    parts = (_BULK_LABEL, nonce, client_peer_id.encode(), server_peer_id.encode())
+    message = b"".join(len(part).to_bytes(2, "big") + part for part in parts)
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
 def peer_id_for(public_key: bytes) -> str:
     """``peer_id`` of an Ed25519 public key: base32 of its SHA-256, unpadded (52 chars)."""
     return base64.b32encode(hashlib.sha256(public_key).digest()).decode().rstrip("=")

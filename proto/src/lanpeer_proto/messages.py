@@ -213,20 +213,28 @@ class BulkTokenRequest(_Message):
 
 
 class BulkToken(_Message):
-    """Issued over QUIC; presented as the first frame of a bulk TCP connection."""
+    """Issued over QUIC: the per-session bulk secret and the port. The secret never crosses
+    the TCP connection; the downloader proves it by answering each ``BulkChallenge``."""
 
     type: Literal["bulk_token"] = "bulk_token"
-    token: Annotated[bytes, Field(min_length=32, max_length=32)]
+    secret: Annotated[bytes, Field(min_length=32, max_length=32)]
     port: Port
     ttl_seconds: Annotated[float, Field(gt=0, le=86400)]
 
 
+class BulkChallenge(_Message):
+    """First frame on a bulk TCP connection, from the server: a fresh nonce."""
+
+    type: Literal["bulk_challenge"] = "bulk_challenge"
+    nonce: Annotated[bytes, Field(min_length=32, max_length=32)]
+
+
 class BulkHello(_Message):
-    """First frame on a bulk TCP connection."""
+    """The downloader's answer: ``handshake.bulk_proof`` of the challenge under its secret."""
 
     type: Literal["bulk_hello"] = "bulk_hello"
     peer_id: PeerId
-    token: Annotated[bytes, Field(min_length=32, max_length=32)]
+    proof: Annotated[bytes, Field(min_length=32, max_length=32)]
 
 
 class Ping(_Message):
@@ -276,6 +284,7 @@ Message = (
     | ChunkHeader
     | BulkTokenRequest
     | BulkToken
+    | BulkChallenge
     | BulkHello
     | Ping
     | Pong
@@ -288,6 +297,7 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
     for cls in (
         Hello, HelloAck, AuthProof, AuthOk, LibrarySummary, LibrarySnapshotRequest,
         LibrarySnapshot, LibraryDeltaRequest, LibraryDelta, GetManifest, Manifest, GetChunk,
-        ChunkHeader, BulkTokenRequest, BulkToken, BulkHello, Ping, Pong, Goodbye, Error,
+        ChunkHeader, BulkTokenRequest, BulkToken, BulkChallenge, BulkHello, Ping, Pong, Goodbye,
+        Error,
     )
 }  # fmt: skip
