@@ -481,6 +481,19 @@ class GameLibrary:
             raise ServeRefused(ErrorCode.STALE_MANIFEST, f"{game_id}: that version is not served")
         return self._started().served.open(record, path)
 
+    def cached_crc32s(self, game_id: str) -> dict[str, int | None]:
+        """The CRC-32 cached per file of the game's current manifest (None: not yet computed).
+
+        A blocking index read: call it in a worker thread, like ``store_crc32``.
+        """
+        return self._started().games_index.file_crc32s(game_id)
+
+    def store_crc32(self, game_id: str, fd: int, path: str, crc32: int) -> bool:
+        """Cache the CRC-32 of the served file open as ``fd``: kept for that version only."""
+        st = os.fstat(fd)
+        stat = FileStat(path, st.st_size, st.st_mtime_ns, st.st_ino)
+        return self._started().games_index.put_crc32(game_id, stat, crc32)
+
 
 class _Running(NamedTuple):
     """The parts a started library has (``GameLibrary._started``)."""
@@ -488,19 +501,6 @@ class _Running(NamedTuple):
     games_index: LibraryIndex
     hasher: GameHasher
     served: ServedFiles
-
-    def cached_crc32s(self, game_id: str) -> dict[str, int | None]:
-        """The CRC-32 cached per file of the game's current manifest (None: not yet computed).
-
-        A blocking index read: call it in a worker thread, like ``store_crc32``.
-        """
-        return self._started()[0].file_crc32s(game_id)
-
-    def store_crc32(self, game_id: str, fd: int, path: str, crc32: int) -> bool:
-        """Cache the CRC-32 of the served file open as ``fd``: kept for that version only."""
-        st = os.fstat(fd)
-        stat = FileStat(path, st.st_size, st.st_mtime_ns, st.st_ino)
-        return self._started()[0].put_crc32(game_id, stat, crc32)
 
 
 class GameOperation:
