@@ -38,6 +38,7 @@ class DoctorInputs:
     """Everything doctor reads from the running daemon (the rest it reads from this host)."""
 
     config: DaemonConfig
+    port: int  # the UDP port the node listens on (--port 0 lets the kernel pick it)
     mdns: MdnsStatus | None  # None: --no-mdns
     peers: Sequence[PeerInfo]
     finished: Sequence[FinishedEvent]  # recent finished operations, oldest first
@@ -53,7 +54,7 @@ async def run_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
     checks = [DoctorCheck(name="daemon", status="ok", summary="lanpeerd is running and answering")]
     checks.append(interfaces_check(Path("/sys/class/net")))
     checks += _net_checks(inputs)
-    checks.append(await firewall_check(config.port))
+    checks.append(await firewall_check(inputs.port))
     checks += [space_check(root) for root in config.games]
     if inputs.catalog_path is not None:
         checks.append(await catalog_check(config.games, inputs.catalog_path))
@@ -139,12 +140,12 @@ def _net_checks(inputs: DoctorInputs) -> list[DoctorCheck]:
     udp = bound_ports([Path("/proc/net/udp"), Path("/proc/net/udp6")], mine, state="07")
     tcp = bound_ports([Path("/proc/net/tcp"), Path("/proc/net/tcp6")], mine, state="0A")
     return [
-        ports_check(config.port, udp, tcp, config.bulk),
+        ports_check(inputs.port, udp, tcp, config.bulk),
         mdns_check(inputs.mdns),
         peers_check(
             inputs.peers,
             [address for address, _ in inputs.static_peers] or config.peers,
-            config.port,
+            inputs.port,
             dict(inputs.static_peers),
         ),
     ]

@@ -113,16 +113,35 @@ async def run_in_thread(
     extra: dict[str, object] = {"cancel": cancel} if cancellable else {}
     if progress is not None:
         extra["progress"] = progress
-    work = asyncio.ensure_future(asyncio.to_thread(partial(run, **extra)))
-    try:
-        await asyncio.shield(work)
-    except asyncio.CancelledError:
-        cancel.set()
+    step = partial(run, **extra)
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    cancelled = False
+    async with asyncio.TaskGroup() as group:  # the thread's waiter, never abandoned
+        group.create_task(_deliver(step, done))
         try:
-            await work
-        except InstallCancelled:
-            raise asyncio.CancelledError from None
-        log.info("%s: the cancel came after the point of no return; the step completed", what)
-        current = asyncio.current_task()
-        if current is not None:
-            current.uncancel()
+            await asyncio.wait([done])
+        except asyncio.CancelledError:
+            cancelled = True
+            cancel.set()
+            await asyncio.wait([done])  # the thread finishes either way
+    # Outside the group: an error is raised as itself, not wrapped in an ExceptionGroup.
+    if not cancelled:
+        return done.result()
+    if isinstance(done.exception(), InstallCancelled):
+        raise asyncio.CancelledError
+    done.result()  # another failure after the cancel: it is the outcome
+    log.info("%s: the cancel came after the point of no return; the step completed", what)
+    current = asyncio.current_task()
+    if current is not None:
+        current.uncancel()
+
+
+async def _deliver(step: Callable[[], None], done: asyncio.Future[None]) -> None:
+    """Run ``step`` in a worker thread into ``done``: the task itself never fails, so a
+    failing step reaches the caller as itself, not wrapped in the task group's error group."""
+    try:
+        await asyncio.to_thread(step)
+    except Exception as exc:
+        done.set_exception(exc)
+    else:
+        done.set_result(None)

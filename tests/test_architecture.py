@@ -24,7 +24,9 @@ Not asserted: calls such as ``open()`` or ``__import__`` (no import statement to
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +134,178 @@ def test_lanpeer_proto_source_imports_nothing_forbidden(path: Path) -> None:
 @pytest.mark.parametrize("path", sources(lanpeer_cli), ids=lambda p: p.name)
 def test_lanpeer_cli_source_never_imports_lanpeer(path: Path) -> None:
     assert "lanpeer" not in top_level(imported_names(path)), path
+
+
+# ---------------------------------------------------------------- lanpeer's own layering
+#
+# 4. Source (AST of every ``lanpeer`` file, imports at any depth except under
+#    ``if TYPE_CHECKING:``): the graph of lanpeer modules has no cycle. An edge goes to the
+#    module an import names (``from lanpeer.a import b`` names ``lanpeer.a.b`` when that is a
+#    module, else ``lanpeer.a``); the parent packages Python also runs are not edges, so a
+#    package ``__init__`` re-exporting its submodules is no cycle by itself.
+# 5. Source: each third-party I/O library is imported only by its glue (``THIRD_PARTY_OWNERS``).
+
+THIRD_PARTY_OWNERS = {
+    "aioquic": ("lanpeer.net.quic", "lanpeer.net.quic_*", "lanpeer.net.quic.*"),
+    "zeroconf": ("lanpeer.net.discovery",),
+    "watchdog": ("lanpeer.library.watcher",),
+    "libarchive": ("lanpeer.install.archive",),
+    "aiohttp": ("lanpeer.web", "lanpeer.web.*", "lanpeer.share", "lanpeer.share.*"),
+}
+LANPEER_ROOT = Path(__file__).resolve().parents[1] / "lanpeer"
+
+
+def module_files(root: Path) -> dict[str, Path]:
+    """Module name -> file, for the package directory ``root`` (``.../lanpeer``)."""
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Import statements at any depth, except those only a type checker runs."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            pending.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _named_modules(module: str, node: ast.Import | ast.ImportFrom, known: set[str]) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    base = node.module or ""
+    if node.level:  # relative: resolve against this module's package
+        package = module.split(".")[: -node.level] if module in known else module.split(".")
+        base = ".".join([*package, base] if base else package)
+    names = {f"{base}.{alias.name}" for alias in node.names}
+    return {name if name in known else base for name in names}
+
+
+def import_graph(root: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(lanpeer module -> lanpeer modules it imports, module -> third-party top-level names)."""
+    files = module_files(root)
+    known = set(files)
+    inner: dict[str, set[str]] = {}
+    outer: dict[str, set[str]] = {}
+    for module, path in files.items():
+        named: set[str] = set()
+        for node in _runtime_imports(ast.parse(path.read_text(), str(path))):
+            named |= _named_modules(module, node, known)
+        inner[module] = {name for name in named if name in known and name != module}
+        outer[module] = {name.split(".")[0] for name in named if name.split(".")[0] != "lanpeer"}
+    return inner, outer
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(cycles)
+
+
+def stray_imports(outer: dict[str, set[str]]) -> list[str]:
+    """``module imports library`` for every third-party import outside the library's glue."""
+    return sorted(
+        f"{module} imports {library}"
+        for module, libraries in outer.items()
+        for library, owners in THIRD_PARTY_OWNERS.items()
+        if library in libraries and not any(fnmatch.fnmatchcase(module, o) for o in owners)
+    )
+
+
+def test_lanpeer_modules_import_without_cycles() -> None:
+    inner, _ = import_graph(LANPEER_ROOT)
+    assert len(inner) > 50  # the whole tree was read
+    assert import_cycles(inner) == []
+
+
+def test_each_io_library_is_imported_only_by_its_glue() -> None:
+    _, outer = import_graph(LANPEER_ROOT)
+    assert stray_imports(outer) == []
+    for library, owners in THIRD_PARTY_OWNERS.items():
+        if library != "aiohttp":  # its packages (web, share) are being built elsewhere
+            users = [m for m, libs in outer.items() if library in libs]
+            assert users, library
+            assert all(any(fnmatch.fnmatchcase(m, o) for o in owners) for m in users)
+
+
+def _cycles_with(tmp_path: Path, edits: dict[str, str]) -> list[list[str]]:
+    copy = tmp_path / "lanpeer"
+    shutil.copytree(LANPEER_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, line in edits.items():
+        path = copy / rel
+        path.write_text(path.read_text() + f"\n{line}\n")
+    return import_cycles(import_graph(copy)[0])
+
+
+def test_the_cycle_check_fails_on_an_added_cycle(tmp_path: Path) -> None:
+    baseline = import_cycles(import_graph(LANPEER_ROOT)[0])
+    relative = _cycles_with(tmp_path / "a", {
+        "ratelimit.py": "from . import errors  # relative imports count too",
+        "errors.py": "from lanpeer import ratelimit",
+    })  # fmt: skip
+    assert ["lanpeer.errors", "lanpeer.ratelimit"] in relative
+    late = _cycles_with(tmp_path / "b", {
+        "errors.py": "def late():\n    from lanpeer.daemon import Daemon  # noqa",
+    })  # fmt: skip
+    assert any({"lanpeer.daemon", "lanpeer.errors"} <= set(group) for group in late)
+    typing_only = _cycles_with(tmp_path / "c", {
+        "errors.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from lanpeer.daemon import Daemon  # noqa",
+    })  # fmt: skip
+    assert typing_only == baseline  # a type checker's import is no runtime cycle
+
+
+def test_the_glue_check_fails_on_a_stray_import(tmp_path: Path) -> None:
+    copy = tmp_path / "lanpeer"
+    shutil.copytree(LANPEER_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, line in {
+        "library/index.py": "import aioquic.quic  # noqa",
+        "download/plan.py": "def f():\n    from zeroconf import Zeroconf  # noqa",
+    }.items():
+        (copy / rel).write_text((copy / rel).read_text() + f"\n{line}\n")
+    (copy / "net" / "quic_compat.py").write_text("import aioquic\n")  # glue: allowed
+    (copy / "web").mkdir()
+    (copy / "web" / "__init__.py").write_text("import aiohttp\n")  # allowed
+    _, outer = import_graph(copy)
+    assert stray_imports(outer) == [
+        "lanpeer.download.plan imports zeroconf",
+        "lanpeer.library.index imports aioquic",
+    ]

@@ -232,6 +232,7 @@ class ControlCommands:
         parts = self._parts
         inputs = doctor.DoctorInputs(
             config=parts.config,
+            port=parts.node.listen[1],
             mdns=parts.node.mdns_status() if parts.config.mdns else None,
             peers=parts.node.peers(),
             finished=list(parts.events.recent_finished),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
 
 from lanpeer_proto.control import AcceptedResult, AddPeerRequest, RemovePeerRequest
 
 from lanpeer.control.views import format_address
 from lanpeer.errors import LanpeerError, UnknownPeerError
+from lanpeer.net.node import PeerNode
 
 # One QUIC handshake on a LAN takes milliseconds; a dead address shows as a handshake timeout
 # (10 s in the node). Waiting a little longer than that gives the first attempt its verdict.
@@ -26,7 +26,7 @@ class UnresolvableHostError(UnknownPeerError):
     """A static peer whose host name does not resolve: refused, never redialled."""
 
 
-async def add_peer(node: Any, request: AddPeerRequest) -> AcceptedResult:
+async def add_peer(node: PeerNode, request: AddPeerRequest) -> AcceptedResult:
     where = format_address((request.host, request.port))
     await _resolve(request.host, request.port)
     static = node.add_static_peer(request.host, request.port)
@@ -58,7 +58,7 @@ async def _resolve(host: str, port: int) -> None:
         ) from exc
 
 
-def remove_peer(node: Any, request: RemovePeerRequest) -> AcceptedResult:
+def remove_peer(node: PeerNode, request: RemovePeerRequest) -> AcceptedResult:
     where = format_address((request.host, request.port))
     if node.remove_static_peer(request.host, request.port) is None:
         known = ", ".join(format_address(s.address) for s in node.static_peers()) or "none"

@@ -91,6 +91,7 @@ class DownloadManager:
             manifest_resolver = peer_manifest_resolver(offers)
         self._installer = installer
         self._resolver = manifest_resolver
+        self._group: asyncio.TaskGroup | None = None  # ``async with``: the queue runs in it
         self._runner: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -99,13 +100,18 @@ class DownloadManager:
         await self.queue.run()
 
     async def __aenter__(self) -> DownloadManager:
-        self._runner = asyncio.create_task(self.run())
+        """Run the queue in a task group of our own (the daemon runs ``run`` in its group)."""
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        self._runner = self._group.create_task(self.run())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
+        group, self._group = self._group, None
+        if group is not None:
+            if self._runner is not None:
+                self._runner.cancel()
+            await group.__aexit__(None, None, None)
 
     # -- the seam ------------------------------------------------------------------------------
 
@@ -315,12 +321,13 @@ class DownloadManager:
     ) -> None:
         """Once files start moving the commit rolls forward: a cancel now comes too late."""
         op.move(OpState.COMMITTING)
-        commit = asyncio.create_task(self._commit(op.game_id, game_dir, staged, summary))
-        try:
-            await asyncio.shield(commit)
-        except asyncio.CancelledError:
-            await commit
-            raise
+        async with asyncio.TaskGroup() as group:
+            commit = group.create_task(self._commit(op.game_id, game_dir, staged, summary))
+            try:
+                await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                await commit
+                raise
 
     async def _commit(
         self, game_id: str, game_dir: Path, staged: StagedDownload, summary: GameSummary | None

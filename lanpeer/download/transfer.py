@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,8 @@ from lanpeer.download.staging import PartDir, VerifiedChunks
 from lanpeer.download.swarm import Swarm, SwarmMember
 from lanpeer.errors import DiskFullError
 from lanpeer.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 0.5  # seconds between resume-state saves: at most this much work is redone
 SPACE_MARGIN = 64 << 20  # headroom for the intent log, version.ini and filesystem metadata
@@ -216,12 +219,17 @@ class GameDownload:
             on_fetching=self._member.fetching if self._member is not None else None,
         )
         self._set_state(OpState.DOWNLOADING)
-        checkpoints = asyncio.create_task(self._checkpoints())
-        try:
-            await self.scheduler.run()
-        finally:
-            checkpoints.cancel()
-            await asyncio.gather(checkpoints, return_exceptions=True)
+        failure: Exception | None = None
+        async with asyncio.TaskGroup() as group:
+            checkpoints = group.create_task(self._checkpoints())
+            try:
+                await self.scheduler.run()
+            except Exception as exc:  # raised as itself below, not wrapped in a group
+                failure = exc
+            finally:
+                checkpoints.cancel()
+        if failure is not None:
+            raise failure
 
     async def _store(self, chunk: ChunkRef, data: bytes) -> None:
         await asyncio.to_thread(self._verify_and_write, chunk, data)
@@ -245,7 +253,11 @@ class GameDownload:
     async def _checkpoints(self) -> None:
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY)
-            await self._save()
+            try:
+                await self._save()
+            except OSError as exc:  # the final save after the last chunk raises it for real
+                log.warning("%s: resume state not saved (%s); retried", self.game_dir, exc)
+                self._dirty = True
             self._report()
 
     async def _save(self) -> None:

@@ -8,6 +8,7 @@ finishes a commit in-process after an I/O error (that is left to startup recover
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,13 +20,14 @@ from lanpeer.install.intent import (
     GamePaths,
     Intent,
     IntentRecord,
-    exists,
     is_real_dir,
     is_regular_file,
     part_dir_problem,
 )
-from lanpeer.install.recovery import log
-from lanpeer.install.transactions import require_idle, transaction
+from lanpeer.install.steps import roll_forward_commit
+from lanpeer.install.transaction import require_idle, transaction
+
+log = logging.getLogger(__name__)
 
 
 def commit_download(
@@ -46,6 +48,7 @@ def commit_download(
     record = IntentRecord(Intent.COMMITTING, tuple(files), tuple(removed), version_ini, part)
     with transaction(paths, record):
         roll_forward_commit(paths, record)
+    log.info("%s: committed %d files, removed %d", game_dir, len(files), len(removed))
 
 
 def _make_staged_files_durable(part_dir: Path, files: Sequence[str]) -> None:
@@ -77,60 +80,3 @@ def _check_request(
         if not is_regular_file(part_dir / name):
             raise ConflictError(f"cannot commit {name!r}: not a staged regular file")
     return part
-
-
-def roll_forward_commit(paths: GamePaths, record: IntentRecord) -> None:
-    """Idempotent: run again after a crash at any step, it finishes the same commit."""
-    staged = paths.game_dir / record.part
-    missing = [f for f in record.files if not exists(staged / f) and not exists(paths.game_dir / f)]
-    if exists(paths.version):
-        fsops.unlink(paths.version)
-        fsops.fsync_dir(paths.game_dir)
-    if missing:
-        log.error(
-            "%s: commit cannot finish, %d staged files are gone (first: %s); "
-            "the game stays not downloaded",
-            paths.game_dir,
-            len(missing),
-            missing[0],
-        )
-        return
-    _move_files_into_place(paths.game_dir, staged, record.files)
-    _delete_removed(paths, record.removed)
-    fsops.replace_durably(paths.version, paths.version_tmp, record.version_ini)
-    if exists(paths.part):
-        fsops.rmtree(paths.part)
-        fsops.fsync_dir(paths.game_dir)
-
-
-def _move_files_into_place(game_dir: Path, staged: Path, files: Sequence[str]) -> None:
-    touched: set[Path] = set()
-    for name in files:
-        source, target = staged / name, game_dir / name
-        if exists(source):
-            _ensure_parents(game_dir, name)
-            fsops.rename(source, target)
-            touched.add(target.parent)
-    for directory in sorted(touched):
-        fsops.fsync_dir(directory)
-
-
-def _delete_removed(paths: GamePaths, removed: Sequence[str]) -> None:
-    touched: set[Path] = set()
-    for name in removed:
-        target = paths.game_dir / name
-        if exists(target) and not is_real_dir(target):
-            fsops.unlink(target)
-            touched.add(target.parent)
-    for directory in sorted(touched):
-        fsops.fsync_dir(directory)
-
-
-def _ensure_parents(game_dir: Path, name: str) -> None:
-    current = game_dir
-    for part in name.split("/")[:-1]:
-        current = current / part
-        if not exists(current):
-            fsops.mkdir(current)
-        elif not is_real_dir(current):
-            raise NotADirectoryError(f"{current} is in the way of a committed file")

@@ -64,6 +64,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_tree(top: Path) -> None:
+    """fsync every directory under ``top`` (and ``top``), one counted step each."""
+    for directory, _dirs, _files in os.walk(top):
+        fsync_dir(Path(directory))
+
+
+def rmdir(path: Path) -> None:
+    """Remove an empty directory."""
+    step("rmdir", path)
+    path.rmdir()
+
+
 def write_new(path: Path, data: bytes) -> None:
     """Create ``path`` (must not exist, never through a symlink), write and fsync it."""
     step("write", path)
@@ -96,5 +108,4 @@ def rmtree(path: Path, on_child: Callable[[str], None] | None = None) -> None:
             os.unlink(child.path)
         if on_child is not None:
             on_child(child.name)
-    step("rmdir", path)
-    path.rmdir()
+    rmdir(path)

@@ -162,13 +162,23 @@ def read_intent(paths: GamePaths) -> IntentRecord | None:
     except OSError as exc:
         raise CorruptIntentLog(f"intent log cannot be opened: {exc}") from exc
     try:
-        with os.fdopen(fd, "rb") as log:
-            raw = log.read(MAX_LOG_BYTES + 1)
+        raw = _read_at_most(fd, MAX_LOG_BYTES + 1)
     except OSError as exc:
         raise CorruptIntentLog(f"intent log cannot be read: {exc}") from exc
+    finally:
+        os.close(fd)  # os.fdopen() of a directory raised and left the fd open
     if len(raw) > MAX_LOG_BYTES:
         raise CorruptIntentLog("intent log is implausibly large")
     return IntentRecord.from_json(raw)
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := os.read(fd, limit - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def write_intent(paths: GamePaths, record: IntentRecord) -> None:

@@ -1,9 +1,10 @@
 """Startup recovery: (recorded intent x what is on disk) -> steps, as one table.
 
-Owns the table and the steps, which transactions reuse on failure so a failed run and a crash
-converge the same way. Never raises out of ``recover_game_dir``: a step that fails is logged and
-the intent stays recorded for the next start. Never touches a ``.local.*`` directory that has no
-ownership marker unless the recorded intent says lanpeer made it.
+Owns the table (the steps it runs live in ``steps``); ``transaction`` runs it on failure, so
+a failed run and a crash converge the same way. Never raises out of ``recover_game_dir``: a
+step that fails is logged and the intent stays recorded for the next start. Never touches a
+``.local.*`` directory that has no ownership marker unless the recorded intent says lanpeer
+made it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from lanpeer.install import fsops
+from lanpeer.install import fsops, steps
 from lanpeer.install.intent import (
-    MARKER,
-    NEVER_TOUCHED,
     CorruptIntentLog,
     GamePaths,
     Intent,
@@ -121,9 +120,9 @@ class RecoveryResult:
 
 
 def plan(recorded: str, local: bool, backup: bool) -> tuple[Step, ...]:
-    for intent, want_local, want_backup, steps in RECOVERY_TABLE:
+    for intent, want_local, want_backup, row in RECOVERY_TABLE:
         if intent == recorded and want_local in (ANY, local) and want_backup in (ANY, backup):
-            return steps
+            return row
     raise AssertionError(f"recovery table has no row for {recorded}/{local}/{backup}")
 
 
@@ -138,13 +137,13 @@ def recover_game_dir(game_dir: Path) -> RecoveryResult:
         record, recorded = None, "unreadable"
     done: list[Step] = []
     try:
-        steps = plan(
+        planned = plan(
             record.intent if record else NO_INTENT, is_real_dir(paths.local), exists(paths.backup)
         )
-        for step in steps:
+        for step in planned:
             if _STEPS[step](paths, record):
                 done.append(step)
-        _sweep_scratch(paths)
+        steps.sweep_scratch(paths)
     except Exception as exc:  # startup must go on: the intent stays for the next start
         log.exception("%s: recovery of %s failed after %s", game_dir, recorded, done or "no step")
         return RecoveryResult(game_dir, recorded, tuple(done), error=str(exc))
@@ -164,43 +163,38 @@ def recover_root(root: Path) -> list[RecoveryResult]:
 
 
 def _drop_staging(paths: GamePaths, _record: IntentRecord | None) -> bool:
-    return _drop(paths.staging)
+    return steps.drop(paths.staging)
 
 
 def _drop_owned_staging(paths: GamePaths, _record: IntentRecord | None) -> bool:
-    return is_real_dir(paths.staging) and is_owned(paths.staging) and _drop(paths.staging)
+    return is_real_dir(paths.staging) and is_owned(paths.staging) and steps.drop(paths.staging)
 
 
 def _restore_backup(paths: GamePaths, _record: IntentRecord | None) -> bool:
-    if exists(paths.backup / MARKER):
-        fsops.unlink(paths.backup / MARKER)
-    fsops.rename(paths.backup, paths.local)
-    fsops.fsync_dir(paths.game_dir)
+    steps.restore_backup(paths)
     return True
 
 
 def _drop_backup(paths: GamePaths, _record: IntentRecord | None) -> bool:
-    return _drop(paths.backup)
+    return steps.drop(paths.backup)
 
 
 def _settle_owned_backup(paths: GamePaths, record: IntentRecord | None) -> bool:
     if not (is_real_dir(paths.backup) and is_owned(paths.backup)):
         return False
     if is_real_dir(paths.local):
-        return _drop(paths.backup)
+        return steps.drop(paths.backup)
     return _restore_backup(paths, record)
 
 
 def _roll_forward_commit(paths: GamePaths, record: IntentRecord | None) -> bool:
-    from lanpeer.install.commit import roll_forward_commit  # commit builds on this module
-
     assert record is not None
-    roll_forward_commit(paths, record)
+    steps.roll_forward_commit(paths, record)
     return True
 
 
 def _finish_remove(paths: GamePaths, _record: IntentRecord | None) -> bool:
-    finish_remove(paths)
+    steps.finish_remove(paths)
     return True
 
 
@@ -228,7 +222,7 @@ def _clear_intent(paths: GamePaths, _record: IntentRecord | None) -> bool:
 
 
 def _drop_empty_game_dir(paths: GamePaths, _record: IntentRecord | None) -> bool:
-    return drop_empty_game_dir(paths)
+    return steps.drop_empty_game_dir(paths)
 
 
 _STEPS: dict[Step, Callable[[GamePaths, IntentRecord | None], bool]] = {
@@ -244,39 +238,3 @@ _STEPS: dict[Step, Callable[[GamePaths, IntentRecord | None], bool]] = {
     S.CLEAR_INTENT: _clear_intent,
     S.DROP_EMPTY_GAME_DIR: _drop_empty_game_dir,
 }
-
-
-def _drop(directory: Path) -> bool:
-    if not exists(directory):
-        return False
-    if is_real_dir(directory):
-        fsops.rmtree(directory)
-    else:
-        fsops.unlink(directory)
-    fsops.fsync_dir(directory.parent)
-    return True
-
-
-def _sweep_scratch(paths: GamePaths) -> None:
-    for scratch in (paths.log_tmp, paths.version_tmp, paths.installed_tmp):
-        if exists(scratch):
-            fsops.unlink(scratch)
-
-
-def finish_remove(paths: GamePaths) -> None:
-    """Delete a not-installed game's downloaded files; version.ini goes first."""
-    _drop(paths.version)
-    kept = NEVER_TOUCHED | {paths.log.name, "local"}
-    for entry in sorted(os.scandir(paths.game_dir), key=lambda e: e.name):
-        if entry.name not in kept and not entry.name.startswith(".local."):
-            _drop(Path(entry.path))
-
-
-def drop_empty_game_dir(paths: GamePaths) -> bool:
-    with os.scandir(paths.game_dir) as entries:
-        if any(entries):
-            return False
-    fsops.step("rmdir", paths.game_dir)
-    paths.game_dir.rmdir()
-    fsops.fsync_dir(paths.game_dir.parent)
-    return True

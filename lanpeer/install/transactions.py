@@ -7,40 +7,33 @@ same way. Sync code, run in a worker thread. Never retries a failed fsync or ren
 
 from __future__ import annotations
 
-import errno
+import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lanpeer_proto.paths import is_game_id
 
-from lanpeer.errors import ConflictError, DiskFullError, LanpeerError, TransactionAborted
+from lanpeer.errors import ConflictError
 from lanpeer.install import fsops
 from lanpeer.install.archive import ExtractLimits, extract_archive
 from lanpeer.install.intent import (
     MARKER,
-    CorruptIntentLog,
     GamePaths,
     Intent,
     IntentRecord,
-    clear_intent,
     exists,
     is_real_dir,
     is_regular_file,
     mark_owned,
-    read_intent,
-    write_intent,
 )
 from lanpeer.install.names import NameRegistry
-from lanpeer.install.recovery import (
-    MAX_VERSION_INI,
-    drop_empty_game_dir,
-    finish_remove,
-    log,
-    recover_game_dir,
-)
+from lanpeer.install.recovery import MAX_VERSION_INI
+from lanpeer.install.steps import drop_empty_game_dir, finish_remove
+from lanpeer.install.transaction import require_idle, transaction
+
+log = logging.getLogger(__name__)
 
 PAYLOAD_SUFFIX = ".eti"
 
@@ -115,57 +108,6 @@ def remove_game(roots: Sequence[Path], game_dir: Path) -> None:
         log.warning("%s: removed, but the empty dir stays: %s", game_dir, exc)
 
 
-@contextmanager
-def transaction(paths: GamePaths, record: IntentRecord) -> Iterator[None]:
-    """Record ``record``, run the body, clear the intent; on failure converge via recovery."""
-    try:
-        write_intent(paths, record)
-        yield
-        clear_intent(paths)
-    except BaseException as exc:
-        # A commit is never finished after an I/O error in this process (its bytes may not
-        # be durable); it stays recorded, not downloaded, until startup recovery.
-        if record.intent is not Intent.COMMITTING:
-            recover_game_dir(paths.game_dir)
-        if isinstance(exc, OSError):
-            raise _aborted(paths, record, exc) from exc
-        raise
-
-
-def _aborted(paths: GamePaths, record: IntentRecord, exc: OSError) -> LanpeerError:
-    name = paths.game_dir.name
-    if record.intent is Intent.COMMITTING:
-        outcome = "it is not marked downloaded until lanpeerd restarts and finishes the commit"
-    else:
-        outcome = "the game was returned to a consistent state"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFullError(f"disk full during {record.intent} of {name}; {outcome}")
-    return TransactionAborted(
-        f"{record.intent} of {name} aborted: {exc}; {outcome}. Check the disk (dmesg) first"
-    )
-
-
-def require_idle(paths: GamePaths, *, touches_local: bool = True) -> None:
-    """No recorded intent; for operations on ``local/``, no ``.local.*`` dir in the way."""
-    try:
-        recorded = read_intent(paths)
-    except CorruptIntentLog as exc:
-        raise ConflictError(
-            f"{paths.game_dir.name} has an unreadable intent log ({exc}); restart lanpeerd to "
-            "recover it"
-        ) from exc
-    if recorded is not None:
-        raise ConflictError(
-            f"{paths.game_dir.name} has an unfinished operation; restart lanpeerd to recover it"
-        )
-    for leftover in (paths.staging, paths.backup):
-        if touches_local and exists(leftover):
-            raise ConflictError(
-                f"{leftover} exists and was not created by this operation; move it away "
-                "(it may hold your files) and retry"
-            )
-
-
 def _require_ready(paths: GamePaths, *, installed: bool) -> list[Path]:
     require_idle(paths)
     name = paths.game_dir.name
@@ -228,22 +170,11 @@ def _extract_to_staging(
         before += archive_size
         if progress is not None:
             progress(before, total)
-    _fsync_tree(paths.staging)
+    fsops.fsync_tree(paths.staging)  # entries durable before the rename into place
 
 
 def _offset_by(progress: Progress, before: int, total: int) -> Callable[[int], None]:
     return lambda done: progress(min(before + done, total), total)
-
-
-def _fsync_tree(top: Path) -> None:
-    """Directory entries must be durable before the staging dir is renamed into place."""
-    fsops.step("fsync", top)
-    for directory, _dirs, _files in os.walk(top):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _deletion_progress(top: Path, progress: Progress | None) -> Callable[[str], None] | None:

@@ -18,7 +18,6 @@ from typing import Any
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import Manifest
 
-from lanpeer.errors import LanpeerError
 from lanpeer.library import scanner
 from lanpeer.library.errors import ServeRefused
 from lanpeer.library.index import GameRecord, LibraryIndex
@@ -55,14 +54,20 @@ class GameHasher:
         # manifest never waits behind a 150 GB game being hashed.
         self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-hash-bg")
         self._request_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-hash")
-        self._tasks: dict[str, asyncio.Task[Manifest]] = {}
+        self._group: asyncio.TaskGroup | None = None  # every hash runs in it (``start``)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[str, asyncio.Future[Manifest]] = {}  # game -> its hash's result
         self._progress: dict[str, scanner.HashProgress] = {}
         self._manifests: dict[str, Manifest] = {}
         #: Games whose hashing failed for good (unreadable file, too many files), by the record
         #: that failed: not retried until the game changes.
         self._failed: dict[str, tuple[GameRecord, ServeRefused]] = {}
-        self.wanted = asyncio.Event()  # set when a game may need hashing
+        self._wanted = asyncio.Event()  # set when a game may need hashing
         self.files_hashed = 0  # files read and hashed (not reused from the index)
+
+    def want(self) -> None:
+        """A game may need hashing now: the background loop looks at the records again."""
+        self._wanted.set()
 
     def progress(self, game_id: str) -> scanner.HashProgress | None:
         return self._progress.get(game_id)
@@ -77,12 +82,18 @@ class GameHasher:
         if progress is not None:
             progress.cancelled = True
 
+    async def start(self) -> None:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+
     async def aclose(self) -> None:
         for progress in self._progress.values():
             progress.cancelled = True
-        for task in self._tasks.values():
+        group, self._group = self._group, None
+        for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if group is not None:
+            await group.__aexit__(None, None, None)
         for pool in (self._background_pool, self._request_pool):
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
@@ -104,33 +115,53 @@ class GameHasher:
 
     async def run_in_background(self) -> None:
         while True:
-            await self.wanted.wait()
-            self.wanted.clear()
+            await self._wanted.wait()
+            self._wanted.clear()
             for game_id in self._state.needs_hash():
                 failed = self._failed.get(game_id)
                 if failed is not None and failed[0] == self._state.records.get(game_id):
                     continue
                 try:
                     await asyncio.shield(self._ensure(game_id, self._background_pool))
-                except (scanner.HashCancelled, LanpeerError):
-                    pass  # the change that cancelled it sets ``wanted`` again
+                except scanner.HashCancelled as exc:
+                    log.debug("hashing %s cancelled (%s); retried when it settles", game_id, exc)
+                except ServeRefused:
+                    pass  # _fail logged why, once; not retried until the game changes
                 except Exception:
                     log.exception("hashing %s failed", game_id)
 
-    def _ensure(self, game_id: str, pool: ThreadPoolExecutor) -> asyncio.Task[Manifest]:
-        task = self._tasks.get(game_id)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._hash(game_id, pool))
-            self._tasks[game_id] = task
-            task.add_done_callback(self._done)
-        return task
+    def _ensure(self, game_id: str, pool: ThreadPoolExecutor) -> asyncio.Future[Manifest]:
+        """The game's hash in progress, or a new one in the hasher's task group."""
+        running = self._running.get(game_id)
+        if running is not None:
+            return running
+        if self._group is None:
+            raise scanner.HashCancelled(f"{game_id}: the library is closing")
+        result: asyncio.Future[Manifest] = asyncio.get_running_loop().create_future()
+        self._running[game_id] = result
+        task = self._group.create_task(self._deliver(game_id, pool, result))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return result
 
-    def _done(self, task: asyncio.Task[Manifest]) -> None:
-        for game_id, running in list(self._tasks.items()):
-            if running is task:
-                del self._tasks[game_id]
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("hashing ended without a manifest: %s", task.exception())
+    async def _deliver(
+        self, game_id: str, pool: ThreadPoolExecutor, result: asyncio.Future[Manifest]
+    ) -> None:
+        """Hash into ``result`` (what every waiter awaits); the task itself never fails, so
+        one game's error never cancels the group."""
+        try:
+            result.set_result(await self._hash(game_id, pool))
+        except asyncio.CancelledError:
+            result.cancel()
+            raise
+        except Exception as exc:
+            result.set_exception(exc)
+            # Retrieved here so a hash nobody waits for (background) is not reported twice;
+            # the waiters, or run_in_background, log it.
+            log.debug("hashing %s ended without a manifest: %r", game_id, result.exception())
+        finally:
+            if self._running.get(game_id) is result:
+                del self._running[game_id]
 
     async def _hash(self, game_id: str, pool: ThreadPoolExecutor) -> Manifest:
         record = self._state.records.get(game_id)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import GameSummary, LibraryDelta, Manifest
@@ -86,7 +86,8 @@ class GameLibrary:
         self._rescan_pending: set[str] = set()
         self._listeners: list[Callable[[int], None]] = []
         self._events = EventQueue(event_queue_size)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._group: asyncio.TaskGroup | None = None  # every task of the library runs in it
+        self._tasks: set[asyncio.Task[None]] = set()  # the group's tasks, to cancel at close
         self._write_lock = asyncio.Lock()
         self._scan_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-scan")
         self._index: LibraryIndex | None = None
@@ -120,9 +121,18 @@ class GameLibrary:
             raise
 
     async def _start(self) -> None:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
         index = self._index = await self._in_scan_thread(LibraryIndex, self._state_dir)
-        self._hasher = GameHasher(self._state, index, self._in_scan_thread, self._write_lock,
-                                  self._publish_soon, self._chunk_size)  # fmt: skip
+        self._hasher = GameHasher(
+            self._state,
+            index,
+            self._in_scan_thread,
+            self._write_lock,
+            self._publish_soon,
+            self._chunk_size,
+        )
+        await self._hasher.start()
         self._served = ServedFiles(index, lambda game_id: self._post(GameChanged(game_id)))
         self._state.records = await self._in_scan_thread(index.load_games)
         self._revlog = await self._in_scan_thread(index.load_revisions, self._history)
@@ -131,20 +141,22 @@ class GameLibrary:
             self._watcher = LibraryWatcher(
                 self.roots, self.catalog_path, self._post, asyncio.get_running_loop()
             )
-            self._spawn(self._start_watcher(self._watcher))
+            self._spawn(self._start_watcher, self._watcher)
         else:
             self._watching.set()
-        self._spawn(self._consume_events())
-        self._spawn(self._request_full_scans())
+        self._spawn(self._consume_events)
+        self._spawn(self._request_full_scans)
         if self._background_hashing:
-            self._spawn(self._hasher.run_in_background())
+            self._spawn(self._hasher.run_in_background)
 
     async def aclose(self) -> None:
         if self._publish_timer is not None:
             self._publish_timer.cancel()
-        for task in self._tasks:
+        group, self._group = self._group, None
+        for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if group is not None:
+            await group.__aexit__(None, None, None)
         if self._hasher is not None:
             await self._hasher.aclose()
         if self._watcher is not None:
@@ -169,18 +181,22 @@ class GameLibrary:
         """Until filesystem events are being delivered (at once if watching is off)."""
         await self._watching.wait()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, fn: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the library's task group; its failure is logged, never silent."""
+        if self._group is None:  # closed (or never started): nothing may run any more
+            log.debug("library closed; %s not started", fn)
+            return
+        task = self._group.create_task(_logged(fn, *args))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _in_scan_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._scan_pool, fn, *args)
 
-    def _started(self) -> tuple[LibraryIndex, GameHasher, ServedFiles]:
+    def _started(self) -> _Running:
         if self._index is None or self._hasher is None or self._served is None:
             raise LanpeerError("the game library is not started")
-        return self._index, self._hasher, self._served
+        return _Running(self._index, self._hasher, self._served)
 
     # -- advertised library ----------------------------------------------------------------
 
@@ -219,7 +235,7 @@ class GameLibrary:
             self._publish_timer = None
         if not self._revlog.apply(self._state.advertised()):
             return
-        self._started()[0].save_revisions(self._revlog)  # a few small rows, on the loop
+        self._started().games_index.save_revisions(self._revlog)  # a few small rows, on the loop
         for callback in list(self._listeners):
             try:
                 callback(self._revlog.rev)
@@ -275,7 +291,7 @@ class GameLibrary:
         self._state.catalog = add_entry(self.catalog_path, entry, self._state.catalog)
         self._catalog_stamp = catalog_stamp(self.catalog_path)
         self._publish()
-        self._started()[1].wanted.set()
+        self._started().hasher.want()
 
     async def _reload_catalog(self) -> None:
         stamp = await self._in_scan_thread(catalog_stamp, self.catalog_path)
@@ -298,7 +314,7 @@ class GameLibrary:
         else:
             await self._rescan_game(game_id)
         self._publish()
-        self._started()[1].wanted.set()
+        self._started().hasher.want()
 
     async def _scan_all(self) -> None:
         self.full_scans += 1
@@ -360,7 +376,8 @@ class GameLibrary:
         """Asked afresh before dropping a game: a root may have gone since the last full scan."""
         if root in self._state.unavailable:
             return False
-        problem = await self._in_scan_thread(scanner.root_problem, root, self._started()[0])
+        index = self._started().games_index
+        problem = await self._in_scan_thread(scanner.root_problem, root, index)
         if problem is not None:
             log.warning("%s; its games are kept as they were", problem)
             self._state.unavailable[root] = problem
@@ -420,7 +437,7 @@ class GameLibrary:
             if isinstance(event, GameChanged) and event.game_id not in self._state.busy:
                 await self._rescan_game(event.game_id)
         self._publish()
-        self._started()[1].wanted.set()
+        self._started().hasher.want()
 
     async def _request_full_scans(self) -> None:
         while True:
@@ -454,7 +471,7 @@ class GameLibrary:
         Raises ServeRefused. ``for_peer=False`` (local use, e.g. delta downloads) skips the
         catalog and busy checks; the game must still be downloaded.
         """
-        manifest = await self._started()[1].wait_manifest(game_id, for_peer=for_peer)
+        manifest = await self._started().hasher.wait_manifest(game_id, for_peer=for_peer)
         advertised = self._revlog.games.get(game_id)
         if advertised is not None and advertised.manifest_hash != manifest.manifest_hash:
             self._publish()  # whoever asked sees the summary and the manifest agree
@@ -471,20 +488,28 @@ class GameLibrary:
         record = self._state.served(game_id)
         if record.manifest_hash is None or record.manifest_hash != manifest_hash:
             raise ServeRefused(ErrorCode.STALE_MANIFEST, f"{game_id}: that version is not served")
-        return self._started()[2].open(record, path)
+        return self._started().served.open(record, path)
 
     def cached_crc32s(self, game_id: str) -> dict[str, int | None]:
         """The CRC-32 cached per file of the game's current manifest (None: not yet computed).
 
         A blocking index read: call it in a worker thread, like ``store_crc32``.
         """
-        return self._started()[0].file_crc32s(game_id)
+        return self._started().games_index.file_crc32s(game_id)
 
     def store_crc32(self, game_id: str, fd: int, path: str, crc32: int) -> bool:
         """Cache the CRC-32 of the served file open as ``fd``: kept for that version only."""
         st = os.fstat(fd)
         stat = FileStat(path, st.st_size, st.st_mtime_ns, st.st_ino)
-        return self._started()[0].put_crc32(game_id, stat, crc32)
+        return self._started().games_index.put_crc32(game_id, stat, crc32)
+
+
+class _Running(NamedTuple):
+    """The parts a started library has (``GameLibrary._started``)."""
+
+    games_index: LibraryIndex
+    hasher: GameHasher
+    served: ServedFiles
 
 
 class GameOperation:
@@ -500,7 +525,7 @@ class GameOperation:
 
     def __exit__(self, *exc: object) -> None:
         self._library._end(self.game_id)
-        self._library._spawn(self._library.rescan(self.game_id))  # now, not after the debounce
+        self._library._spawn(self._library.rescan, self.game_id)  # now, not after the debounce
 
     async def __aenter__(self) -> GameOperation:
         return self.__enter__()
@@ -508,3 +533,12 @@ class GameOperation:
     async def __aexit__(self, *exc: object) -> None:
         self._library._end(self.game_id)
         await self._library.rescan(self.game_id)
+
+
+async def _logged(fn: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+    """A library task whose exception would otherwise end the whole task group: log it.
+    (The coroutine is made here: a task cancelled before it starts leaves none un-awaited.)"""
+    try:
+        await fn(*args)
+    except Exception:
+        log.exception("library task %s%r failed", getattr(fn, "__qualname__", fn), args)

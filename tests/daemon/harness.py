@@ -23,13 +23,6 @@ READY_TIMEOUT = 20.0
 CLI_TIMEOUT = 30.0
 
 
-def free_port() -> int:
-    """A UDP port free on loopback right now (the daemon binds it moments later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def ask_raw(sock_path: Path, line: bytes, timeout: float = 5.0) -> bytes:
     """One raw request line and the first answer line (no peer-cli involved)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
@@ -49,7 +42,9 @@ def ask_raw(sock_path: Path, line: bytes, timeout: float = 5.0) -> bytes:
 class Lanpeerd:
     home: Path
     name: str = "alpha"
-    port: int = field(default_factory=free_port)
+    # 0: the daemon binds a port the kernel picks (no probe-then-bind race with other
+    # processes); wait_ready() reads the real one from ``status`` (a restart reuses it).
+    port: int = 0
     extra: list[str] = field(default_factory=list)
     web: str | None = None  # ADDR:PORT of the web UI; None: --no-web (47680 is one per host)
     proc: subprocess.Popen[bytes] | None = None
@@ -93,7 +88,10 @@ class Lanpeerd:
             if self.proc.poll() is not None:
                 raise AssertionError(f"lanpeerd exited {self.proc.returncode}:\n{self.log_text()}")
             try:
-                if b'"status"' in ask_raw(self.socket, b'{"cmd":"status"}\n', timeout=2.0):
+                answer = ask_raw(self.socket, b'{"cmd":"status"}\n', timeout=2.0)
+                if b'"status"' in answer:
+                    listen = json.loads(answer)["result"]["listen"]
+                    self.port = int(listen.rsplit(":", 1)[1])
                     return
             except OSError:
                 pass

@@ -137,8 +137,12 @@ def test_bound_ports_finds_only_this_process_sockets() -> None:
     assert doctor.ports_check(port, {port}, set(), "auto").status == "warn"
 
 
-def test_space_and_transfer_checks(tmp_path: Path) -> None:
-    assert doctor.space_check(tmp_path).status in ("ok", "warn")
+def test_space_and_transfer_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doctor, "LOW_SPACE", 0)  # any free space is enough
+    assert doctor.space_check(tmp_path).status == "ok"
+    monkeypatch.setattr(doctor, "LOW_SPACE", 1 << 62)  # no disk has this much free
+    low = doctor.space_check(tmp_path)
+    assert (low.status, low.hint) == ("warn", "large games will not fit")
     assert doctor.space_check(tmp_path / "gone").status == "fail"
     capped = c.FinishedEvent(
         game_id="g", ok=True, bytes=100 << 20, seconds=10, peers_used=["A", "B"]

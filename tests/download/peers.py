@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -33,12 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMINGS = NodeTimings(stale_timeout=2.0, redial_min=0.1, redial_max=0.5, push_debounce=0.05)
 LIMITS = SessionLimits(request_timeout=10.0)
 TIMERS = SessionTimers(handshake=5.0, ping_interval=0.5, stale=3.0, close=1.0)
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_node(home: Path, name: str, library: GameLibrary, **kw: object) -> PeerNode:

@@ -26,7 +26,7 @@ from tests.download.helpers import (
     wait_for,
     write_game,
 )
-from tests.download.peers import ChildPeer, free_udp_port, leecher, seeder
+from tests.download.peers import ChildPeer, leecher, seeder
 from tests.download.test_delta_space import tmpfs
 
 GAME = "frag-fest"
@@ -105,10 +105,11 @@ async def test_one_of_several_seeders_killed(tmp_path: Path) -> None:
 async def test_only_seeder_killed_stalls_then_completes_when_it_returns(tmp_path: Path) -> None:
     files = game_files(size=64 * CHUNK)
     put_game(tmp_path / "seed", files)
-    port = free_udp_port()
-    args = ("--home", str(tmp_path / "seed"), "--name", "s", "--port", str(port))
-    async with ChildPeer(*args) as child:
+    first = ("--home", str(tmp_path / "seed"), "--name", "s", "--port", "0")
+    async with ChildPeer(*first) as child:
         hello = await child.start()
+        port = int(hello["listen"][1])  # type: ignore[index]  # bound by the kernel: no race
+        args = (*first[:-1], str(port))  # the restart takes the same port again
         async with leecher(tmp_path / "me", [("127.0.0.1", port)], max_download=3 << 20) as me:
             manifest = await me.wait_offers(GAME, 1)
             op = me.manager.submit_download(GAME, manifest)

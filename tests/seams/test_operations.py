@@ -146,3 +146,36 @@ async def test_install_runner_runs_transactions_in_the_general_lane(tmp_path: Pa
     assert {(e.state, e.bytes_total) for e in progress} == {("installing", archives)}
     assert progress[-1].bytes_done <= archives
     assert (events[-1].bytes_done, events[-1].bytes_total) == (archives, archives)  # the finish
+
+
+@pytest.mark.asyncio
+async def test_a_failing_step_raises_its_own_error_out_of_the_thread() -> None:
+    from lanpeer.errors import TransactionAborted
+    from lanpeer.installs import run_in_thread
+
+    def step() -> None:
+        raise TransactionAborted("install of doom aborted: EIO")
+
+    with pytest.raises(TransactionAborted, match="EIO"):  # not wrapped in an ExceptionGroup
+        await run_in_thread(step, "doom", cancellable=False)
+
+
+@pytest.mark.asyncio
+async def test_a_cancel_after_the_point_of_no_return_lets_the_step_finish() -> None:
+    import threading
+
+    from lanpeer.installs import run_in_thread
+
+    started, release, finished = threading.Event(), threading.Event(), []
+
+    def step() -> None:  # uninstall-like: no cancel event, always rolls forward
+        started.set()
+        release.wait(10)
+        finished.append("done")
+
+    task = asyncio.ensure_future(run_in_thread(step, "doom", cancellable=False))
+    await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    release.set()
+    await task  # completes: the cancel came too late
+    assert (finished, task.cancelled()) == (["done"], False)
