@@ -302,7 +302,7 @@ def test_the_glue_check_fails_on_a_stray_import(tmp_path: Path) -> None:
     }.items():
         (copy / rel).write_text((copy / rel).read_text() + f"\n{line}\n")
     (copy / "net" / "quic_compat.py").write_text("import aioquic\n")  # glue: allowed
-    (copy / "web").mkdir()
+    (copy / "web").mkdir(exist_ok=True)
     (copy / "web" / "__init__.py").write_text("import aiohttp\n")  # allowed
     _, outer = import_graph(copy)
     assert stray_imports(outer) == [
