@@ -247,7 +247,11 @@ async def _follow(reader: asyncio.StreamReader, timing: Timing) -> c.FinishedEve
                 bars.update(task, completed=event.bytes_done, total=event.bytes_total or None,
                             state=event.state)  # fmt: skip
             elif isinstance(event, c.FinishedEvent):
-                bars.update(task, state="done" if event.ok else "failed")
+                # The last progress line may be the install's first (0 bytes extracted): the bar
+                # ends on what was downloaded, not frozen there.
+                done = event.bytes if event.ok else None
+                state = "done" if event.ok else "failed"
+                bars.update(task, completed=done, total=done, state=state)
                 if not event.ok:
                     raise DemoFailed(f"download failed: {event.error}")
                 return event
