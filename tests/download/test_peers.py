@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from lanpeer.download.planner import SchedulerSettings
 from lanpeer.download.sources import ChunkSource
 from lanpeer.download.staging import PART_DIR, STATE_NAME
 from lanpeer.library.samples import generate_game, write_catalog
@@ -94,7 +95,10 @@ async def test_one_of_several_seeders_killed(tmp_path: Path) -> None:
             assert op.state == "done", op.error
             counters = op.counters
             assert counters.chunks_fetched == n_chunks(files), counters  # each verified once
-            assert counters.redundant == 0, counters  # no verified chunk fetched again
+            # An endgame copy can still arrive after the first one was verified (e.g. bytes the
+            # killed seeder sent before the kill, read late under the download cap): seen 0-2
+            # in 66 chunks. The waste stays within one peer's pipeline, never a re-download.
+            assert counters.redundant <= SchedulerSettings().max_depth, counters
     assert tree_bytes(tmp_path / "me" / "games" / GAME) == tree_bytes(
         tmp_path / "seed0" / "games" / GAME
     )

@@ -87,7 +87,8 @@ def lan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         home / "leecher",
         name="leecher",
         web=f"127.0.0.1:{tcp_free_port()}",
-        extra=["--max-download", "4MiB/s"],
+        # Updates by the page's button only: auto-update (on by default) would race the test.
+        extra=["--max-download", "4MiB/s", "--auto-update", "off"],
     )
     try:
         leecher.start()

@@ -57,12 +57,16 @@ def _card(driver: Any, game_id: str) -> Any:
 
 
 def _click_action(driver: Any, game_id: str, action: str) -> None:
-    button = _wait(
-        driver,
-        f"{action} button of {game_id}",
-        lambda d: _one(d, f'article[data-game="{game_id}"] button[data-action="{action}"]'),
-    )
-    button.click()
+    def find_and_click(d: Any) -> bool:
+        # Found and clicked in one step: a row re-rendered in between (a stale button) is
+        # looked up again by the wait instead of failing the click.
+        button = _one(d, f'article[data-game="{game_id}"] button[data-action="{action}"]')
+        if button is None:
+            return False
+        button.click()
+        return True
+
+    _wait(driver, f"{action} button of {game_id}", find_and_click)
 
 
 def test_library_lists_the_peers_games(browser: Any, lan: dict[str, Any]) -> None:
