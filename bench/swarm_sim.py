@@ -39,15 +39,14 @@ class Host:
     leave: float | None = None  # vanishes at this time (a crash: its flows fail)
     planner: Planner | None = None
     holds: HaveSet = field(default_factory=HaveSet)
-    views: dict[str, HaveSet] = field(default_factory=dict)  # what it knows others hold
     done_at: float | None = None
-    fetching: frozenset[ChunkRef] = frozenset()
     from_partial: int = 0
     received: int = 0
     sent: int = 0  # verified bytes others received from this host
+    i: int = 0  # index into the simulator's per-host lists
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Flow:
     src: Host
     dst: Host
@@ -55,91 +54,133 @@ class Flow:
     chunk: ChunkRef
     left: float
     rate: float = 0.0
+    s: int = 0  # src.i and dst.i, read in the hot loops
+    d: int = 0
 
 
 class Sim:
+    """The event loop. Costs are kept per event, not per host pair: every host's announced
+    have-set is one ``HaveSet`` shared by all its viewers (they all learn a chunk at the same
+    simulated time, so one object is exact), a downloader's source list is handed to its planner
+    only when it changed (``set_sources``; otherwise ``sync_haves`` counts the increments), and
+    the fair share is computed over integer-indexed lists.
+
+    ``quantum``: an event (a flow ending) advances the clock by at least this much, and every
+    flow that ends inside the step ends at its close. So a chunk may end up to ``quantum`` late
+    and its link idle for that long (the error is pessimistic, never a gain); 0 is exact.
+    """
+
     def __init__(self, hosts: list[Host], chunks: list[ChunkRef], have_delay: float,
                  settings: SchedulerSettings, seed: int,
-                 upload_slots: int = 1 << 30, announce_fetching: bool = True) -> None:  # fmt: skip
+                 upload_slots: int = 1 << 30, announce_fetching: bool = True,
+                 quantum: float = 0.0) -> None:  # fmt: skip
         self.hosts, self.chunks, self.have_delay = hosts, chunks, have_delay
         self.settings, self.rng = settings, random.Random(seed)
         self.now = 0.0
+        self.quantum = quantum
         self.upload_slots = upload_slots
         self.announce_fetching = announce_fetching
         self.flows: list[Flow] = []
         self.pending_haves: list[tuple[float, int, str, ChunkRef]] = []  # (at, seq, holder, c)
         self._seq = 0
-        for h in hosts:
+        for i, h in enumerate(hosts):
+            h.i = i
             if h.seeder:
                 h.holds = HaveSet(chunks)
         self.by_name = {h.name: h for h in hosts}
+        self.up = [h.up for h in hosts]
+        self.down = [h.down for h in hosts]
+        # What the other hosts have been told each leecher holds (after the have delay).
+        self.published = {h.name: HaveSet() for h in hosts if not h.seeder}
+        self.live = [False] * len(hosts)
+        self.sources_version = 0  # bumped when a host joins, leaves, finishes or first has
+        self._sources: dict[str, HaveSet | None] = {}
+        self._sources_built = -1  # the version self._sources is of
+        self._planned_version: dict[str, int] = {}  # per downloader: the version it was given
+        self.events = 0
 
     def alive(self, h: Host) -> bool:
         return self.now >= h.join and (h.leave is None or self.now < h.leave)
 
     def start(self, h: Host) -> None:
         h.planner = Planner(self.chunks, self.settings, random.Random(self.rng.random()))
-        for other in self.hosts:
-            if other is not h and not other.seeder:
-                h.views[other.name] = HaveSet(other.holds.order)  # what it learns on joining
+
+    def update_live(self) -> None:
+        live = [self.alive(h) for h in self.hosts]
+        if live != self.live:
+            self.live = live
+            self.sources_version += 1
 
     def sources(self, h: Host) -> dict[str, HaveSet | None]:
-        out: dict[str, HaveSet | None] = {}
-        for other in self.hosts:
-            if other is h or not self.alive(other):
-                continue
-            if other.seeder or other.done_at is not None:
-                out[other.name] = None
-            elif len(h.views.get(other.name, ())):
-                out[other.name] = h.views[other.name]
-        return out
+        if self._sources_built != self.sources_version:
+            out: dict[str, HaveSet | None] = {}
+            for other in self.hosts:
+                if not self.live[other.i]:
+                    continue
+                if other.seeder or other.done_at is not None:
+                    out[other.name] = None
+                elif len(self.published[other.name]):
+                    out[other.name] = self.published[other.name]
+            self._sources = out
+            self._sources_built = self.sources_version
+        if h.name not in self._sources:
+            return self._sources
+        mine = dict(self._sources)
+        del mine[h.name]
+        return mine
 
     def refresh(self, h: Host) -> None:
-        assert h.planner is not None
-        if self.announce_fetching:
-            for other in self.hosts:
-                if other is not h and other.name in h.views:
-                    h.views[other.name].fetching = other.fetching
-        h.planner.set_sources(self.sources(h))
-        for lane, chunk in h.planner.next_requests(self.now):
-            h.planner.asked(chunk, self.now)
+        planner = h.planner
+        assert planner is not None
+        if self._planned_version.get(h.name) != self.sources_version:
+            planner.set_sources(self.sources(h))
+            self._planned_version[h.name] = self.sources_version
+        else:
+            planner.sync_haves()
+        for lane, chunk in planner.next_requests(self.now):
+            planner.asked(chunk, self.now)
             src = self.by_name[lane.peer_id]
-            self.flows.append(Flow(src, h, lane, chunk, float(chunk.length)))
+            self.flows.append(Flow(src, h, lane, chunk, float(chunk.length), 0.0, src.i, h.i))
 
     def share(self) -> None:
         """Each flow gets the smaller of its source's up and its downloader's down link split
         evenly among the flows on that link, then spare capacity goes to flows with room at
         both ends for a few rounds (close to max-min fairness, which TCP flows approach)."""
-        ups: dict[str, int] = {}
-        downs: dict[str, int] = {}
+        n = len(self.hosts)
+        ups = [0] * n
+        downs = [0] * n
         sending = []
+        slots = self.upload_slots
         for f in self.flows:  # oldest first: a source sends at most ``upload_slots`` at once
-            if ups.get(f.src.name, 0) < self.upload_slots:
-                ups[f.src.name] = ups.get(f.src.name, 0) + 1
-                downs[f.dst.name] = downs.get(f.dst.name, 0) + 1
+            if ups[f.s] < slots:
+                ups[f.s] += 1
+                downs[f.d] += 1
                 sending.append(f)
             else:
                 f.rate = 0.0
+        up, down = self.up, self.down
+        up_share = [up[i] / c if c else 0.0 for i, c in enumerate(ups)]
+        down_share = [down[i] / c if c else 0.0 for i, c in enumerate(downs)]
         for f in sending:
-            f.rate = min(f.src.up / ups[f.src.name], f.dst.down / downs[f.dst.name])
+            a, b = up_share[f.s], down_share[f.d]
+            f.rate = a if a < b else b
         for _ in range(4):  # hand spare capacity to flows with room at both ends (~max-min)
-            used: dict[tuple[str, str], float] = {}
+            spare_up = up[:]
+            spare_down = down[:]
             for f in sending:
-                used[(f.src.name, "up")] = used.get((f.src.name, "up"), 0.0) + f.rate
-                used[(f.dst.name, "down")] = used.get((f.dst.name, "down"), 0.0) + f.rate
-            spare = {k: (self.by_name[k[0]].up if k[1] == "up" else self.by_name[k[0]].down) - v
-                     for k, v in used.items()}  # fmt: skip
-            open_ = [f for f in sending if spare[(f.src.name, "up")] > 1.0
-                     and spare[(f.dst.name, "down")] > 1.0]  # fmt: skip
+                spare_up[f.s] -= f.rate
+                spare_down[f.d] -= f.rate
+            open_ = [f for f in sending if spare_up[f.s] > 1.0 and spare_down[f.d] > 1.0]
             if not open_:
                 break
-            count: dict[tuple[str, str], int] = {}
+            count_up = [0] * n
+            count_down = [0] * n
             for f in open_:
-                for k in ((f.src.name, "up"), (f.dst.name, "down")):
-                    count[k] = count.get(k, 0) + 1
+                count_up[f.s] += 1
+                count_down[f.d] += 1
             for f in open_:
-                up, down = (f.src.name, "up"), (f.dst.name, "down")
-                f.rate += min(spare[up] / count[up], spare[down] / count[down])
+                a, b = spare_up[f.s] / count_up[f.s], spare_down[f.d] / count_down[f.d]
+                f.rate += a if a < b else b
 
     def run(self, tick: float, limit: float = 1e6) -> None:
         """Events: a flow ends (its downloader plans again) and a tick every ``tick`` seconds
@@ -149,88 +190,102 @@ class Sim:
         dirty: set[Host] = set()
         next_tick = 0.0
         while self.now < limit:
+            self.update_live()
             if self.now >= next_tick:
                 next_tick = self.now + tick
-                for h in waiting[:]:
-                    if h.join <= self.now:
-                        waiting.remove(h)
-                        self.start(h)
-                        started.append(h)
+                while waiting and waiting[0].join <= self.now:
+                    h = waiting.pop(0)
+                    self.start(h)
+                    started.append(h)
                 self.deliver_haves()
-                for h in started:  # what each is fetching, as of this tick (the have delay)
-                    h.fetching = frozenset(f.chunk for f in self.flows if f.dst is h)
+                if self.announce_fetching:  # what each is fetching, as of this tick
+                    fetching: dict[str, set[ChunkRef]] = {h.name: set() for h in started}
+                    for f in self.flows:
+                        fetching[f.dst.name].add(f.chunk)
+                    for name, held in fetching.items():
+                        self.published[name].fetching = frozenset(held)
                 dirty.update(started)
-            active = [h for h in started if h.done_at is None and self.alive(h)]
-            if not active and not waiting:
+            if not waiting and all(h.done_at is not None or not self.live[h.i] for h in started):
                 break
             for h in dirty:
-                if h.done_at is None and self.alive(h):
+                if h.done_at is None and self.live[h.i]:
                     self.refresh(h)
             dirty.clear()
             self.share()
-            ends = [self.now + f.left / f.rate for f in self.flows if f.rate > 0]
-            step_to = min([next_tick, *ends])
+            self.events += 1
+            first_end = min((f.left / f.rate for f in self.flows if f.rate > 0), default=limit)
+            step_to = min(next_tick, self.now + max(first_end, self.quantum))
             dt = step_to - self.now
             for f in self.flows:
                 f.left -= f.rate * dt
             self.now = step_to
+            self.update_live()
             dirty.update(self.settle())
 
     def settle(self) -> set[Host]:
         still, touched = [], set()
+        live = self.live
+        verified: set[tuple[int, int]] = set()  # (downloader, chunk index) verified this step
         for f in self.flows:
-            planner = f.dst.planner
+            dst = f.dst
+            planner = dst.planner
             assert planner is not None
-            if not self.alive(f.src) or not self.alive(f.dst):
-                if self.alive(f.dst):
+            if not live[f.s] or not live[f.d]:
+                if live[f.d]:
                     planner.done(f.lane, f.chunk, Outcome.FAILED, self.now)
-                    touched.add(f.dst)
+                    touched.add(dst)
                 continue
             if f.left > 1e-3:
                 still.append(f)
                 continue
-            touched.add(f.dst)
+            touched.add(dst)
             fresh = planner.wanted(f.chunk)
             planner.done(f.lane, f.chunk, Outcome.VERIFIED if fresh else Outcome.REDUNDANT,
                          self.now)  # fmt: skip
             if fresh:
+                verified.add((f.d, f.chunk.index))
                 f.src.sent += f.chunk.length
-                f.dst.received += f.chunk.length
+                dst.received += f.chunk.length
                 if not (f.src.seeder or f.src.done_at is not None):
-                    f.dst.from_partial += f.chunk.length
-                f.dst.holds.add(f.chunk)
+                    dst.from_partial += f.chunk.length
+                dst.holds.add(f.chunk)
                 self._seq += 1
                 heapq.heappush(
-                    self.pending_haves, (self.now + self.have_delay, self._seq, f.dst.name, f.chunk)
+                    self.pending_haves, (self.now + self.have_delay, self._seq, dst.name, f.chunk)
                 )
                 if not planner.remaining:
-                    f.dst.done_at = self.now
+                    dst.done_at = self.now
+                    self.sources_version += 1  # a full source now
+        if not verified:
+            self.flows = still
+            return touched
         # The scheduler cancels the other copies of a verified chunk (endgame).
-        live = []
+        kept = []
         for f in still:
-            planner = f.dst.planner
-            assert planner is not None
             if f.dst.done_at is not None:
                 continue
-            if not planner.wanted(f.chunk):
+            if (f.d, f.chunk.index) in verified:
+                planner = f.dst.planner
+                assert planner is not None
                 planner.done(f.lane, f.chunk, Outcome.CANCELLED, self.now)
                 continue
-            live.append(f)
-        self.flows = live
+            kept.append(f)
+        self.flows = kept
         return touched
 
     def deliver_haves(self) -> None:
         while self.pending_haves and self.pending_haves[0][0] <= self.now:
             _, _, holder, chunk = heapq.heappop(self.pending_haves)
-            for h in self.hosts:
-                if h.name != holder and h.planner is not None:
-                    h.views.setdefault(holder, HaveSet()).add(chunk)
+            haves = self.published[holder]
+            if not haves:
+                self.sources_version += 1  # a new partial source
+            haves.add(chunk)
 
 
 def scenario(hosts: int, size: int, chunk: int, link: float, *, seeders: int = 1, slow: int = 0,
              vanish: int = 0, late: int = 0, have_delay: float = 0.3,
              seed: int = 1, upload_slots: int = 1 << 30,
-             announce_fetching: bool = True) -> dict[str, float]:  # fmt: skip
+             announce_fetching: bool = True, quantum: float = 0.0) -> dict[str, float]:  # fmt: skip
     chunks = [ChunkRef("game.bin", i, i * chunk, min(chunk, size - i * chunk),
                        i.to_bytes(32, "big")) for i in range(-(-size // chunk))]  # fmt: skip
     ideal = size / link
@@ -248,7 +303,14 @@ def scenario(hosts: int, size: int, chunk: int, link: float, *, seeders: int = 1
         leechers.append(h)
     all_hosts += leechers
     sim = Sim(
-        all_hosts, chunks, have_delay, SchedulerSettings(), seed, upload_slots, announce_fetching
+        all_hosts,
+        chunks,
+        have_delay,
+        SchedulerSettings(),
+        seed,
+        upload_slots,
+        announce_fetching,
+        quantum,
     )
     started = time.process_time()
     sim.run(tick=have_delay / 2)
@@ -258,7 +320,8 @@ def scenario(hosts: int, size: int, chunk: int, link: float, *, seeders: int = 1
     copies = sum(h.sent for h in all_hosts if h.seeder) / size
     return {"hosts": hosts, "ideal": ideal, "last": last, "efficiency": ideal / last,
             "seeder_copies": copies,
-            "from_partial": partial, "cpu": time.process_time() - started}  # fmt: skip
+            "from_partial": partial, "cpu": time.process_time() - started,
+            "events": sim.events}  # fmt: skip
 
 
 def main() -> None:
@@ -285,6 +348,12 @@ def main() -> None:
         default=1 << 30,
         help="chunks a host sends at once (more wait their turn)",
     )
+    parser.add_argument(
+        "--quantum",
+        type=float,
+        default=0.0,
+        help="seconds: an event advances the clock at least this much (0: exact)",
+    )
     args = parser.parse_args()
     link = args.link_mbit * 1e6 / 8
     size = int(args.size_gib * GiB)
@@ -292,14 +361,15 @@ def main() -> None:
           f"links, {args.seeders} seeder(s), slow={args.slow} vanish={args.vanish} "
           f"late={args.late}, have delay {args.have_delay} s")  # fmt: skip
     print(f"{'hosts':>6} {'ideal s':>8} {'last s':>8} {'efficiency':>10} {'from partial':>12} "
-          f"{'seeder copies':>13} {'sim cpu s':>9}")  # fmt: skip
+          f"{'seeder copies':>13} {'sim cpu s':>9} {'events':>8}")  # fmt: skip
     for n in args.hosts:
         r = scenario(n, size, args.chunk_mib * MiB, link, seeders=args.seeders, slow=args.slow,
                      vanish=args.vanish, late=args.late, have_delay=args.have_delay,
-                     upload_slots=args.upload_slots, announce_fetching=args.fetching)  # fmt: skip
+                     upload_slots=args.upload_slots, announce_fetching=args.fetching,
+                     quantum=args.quantum)  # fmt: skip
         print(f"{n:>6} {r['ideal']:>8.1f} {r['last']:>8.1f} {r['efficiency']:>10.2f} "
               f"{r['from_partial']:>11.0%} {r['seeder_copies']:>13.1f} "
-              f"{r['cpu']:>9.1f}")  # fmt: skip
+              f"{r['cpu']:>9.1f} {r['events']:>8}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -101,6 +101,9 @@ class Lane:
     verified: int = 0  # chunks this peer delivered intact
     counted: int = 0  # how many of haves.order are in the planner's availability counts
     counted_fetching: frozenset[ChunkRef] = frozenset()  # haves.fetching as counted
+    # (len(haves.order), requeue generation) when it last held nothing pending: until either
+    # moves, it still holds nothing we need (pending only shrinks between requeues).
+    dry: tuple[int, int] | None = None
 
     @property
     def partial(self) -> bool:
@@ -112,12 +115,17 @@ class Lane:
     def usable(self, now: float) -> bool:
         return self.listed and not self.banned and not self.gone and now >= self.retry_at
 
-    def depth(self, now: float, chunk_len: int, s: SchedulerSettings) -> int:
+    def depth(
+        self, now: float, chunk_len: int, s: SchedulerSettings, rate: float | None = None
+    ) -> int:
+        """Requests to keep out; ``rate``: ``window.rate(now)`` if the caller has it."""
         if self.failures or not self.verified:
             # Failing peers get less; a new peer gets one request until it has proven itself
             # (which also lets its transport set up one connection instead of racing several).
             return 1
-        want = math.ceil(self.window.rate(now) * s.target_latency / max(chunk_len, 1)) + 1
+        if rate is None:
+            rate = self.window.rate(now)
+        want = math.ceil(rate * s.target_latency / max(chunk_len, 1)) + 1
         return max(s.min_depth, min(s.max_depth, want))
 
 
@@ -140,6 +148,9 @@ class Planner:
         self._soon: dict[ChunkRef, int] = dict.fromkeys(self.remaining, 0)  # being fetched by
         self._copies: dict[ChunkRef, list[Lane]] = {}
         self._asked: dict[ChunkRef, float] = {}  # when the first outstanding copy went out
+        self._in_flight = 0  # requests out over all lanes
+        self._requeues = 0  # chunks put back into _pending so far (see Lane.dry)
+        self._aged: list[ChunkRef] | None = None  # this next_requests call's endgame candidates
         self.chunk_len = max((c.length for c in self.remaining), default=1)
         self.lanes: dict[str, Lane] = {}
         self._stalled_since: float | None = None
@@ -195,6 +206,7 @@ class Planner:
                 if chunk in self._holders:
                     self._holders[chunk] -= 1
         self._count_soon(lane.counted_fetching, -1)
+        lane.dry = None
         lane.counted = 0
         lane.counted_fetching = frozenset()
 
@@ -207,11 +219,14 @@ class Planner:
     def next_requests(self, now: float) -> list[tuple[Lane, ChunkRef]]:
         """Fill every usable lane's pipeline; the caller must send each request it gets."""
         out: list[tuple[Lane, ChunkRef]] = []
-        lanes = [lane for lane in self.lanes.values() if lane.usable(now)]
-        lanes.sort(key=lambda lane: lane.window.rate(now), reverse=True)  # fastest picks first
-        budget = self.settings.max_in_flight - sum(lane.in_flight for lane in self.lanes.values())
-        for lane in lanes:
-            depth = lane.depth(now, self.chunk_len, self.settings)
+        budget = self.settings.max_in_flight - self._in_flight
+        if budget <= 0:
+            return out
+        rated = [(lane.window.rate(now), lane) for lane in self.lanes.values() if lane.usable(now)]
+        rated.sort(key=lambda pair: pair[0], reverse=True)  # fastest picks first
+        self._aged = None
+        for rate, lane in rated:
+            depth = lane.depth(now, self.chunk_len, self.settings, rate)
             while lane.in_flight < depth and budget > 0:
                 chunk = self._pick(lane, now)
                 if chunk is None:
@@ -223,29 +238,41 @@ class Planner:
 
     def _pick(self, lane: Lane, now: float) -> ChunkRef | None:
         pending = self._pending
-        held = lane.haves.held if lane.haves is not None else None
-        if held is None:
-            candidates: Iterable[ChunkRef] = pending
-        elif len(held) < len(pending):
-            candidates = (c for c in held if c in pending)
-        else:
-            candidates = (c for c in pending if c in held)
-        holders, soon, tie = self._holders, self._soon, self._tie
-        # A chunk another downloader is fetching counts as held: it will be, before long.
-        best = min(candidates, key=lambda c: (holders[c] + soon[c], tie[c]), default=None)
-        if best is not None or lane.in_flight:
+        best = None
+        mark = (len(lane.haves.order), self._requeues) if lane.haves is not None else None
+        if pending and (mark is None or lane.dry != mark):
+            held = lane.haves.held if lane.haves is not None else None
+            if held is None:
+                candidates: Iterable[ChunkRef] = pending
+            elif len(held) < len(pending):
+                candidates = (c for c in held if c in pending)
+            else:
+                candidates = (c for c in pending if c in held)
+            holders, soon, tie = self._holders, self._soon, self._tie
+            # A chunk another downloader is fetching counts as held: it will be, before long.
+            best = min(candidates, key=lambda c: (holders[c] + soon[c], tie[c]), default=None)
+            if best is None:
+                lane.dry = mark
+        if best is not None or lane.in_flight or not self._copies:
             return best
         # Endgame: nothing left for this peer to start and it is idle, so it re-requests the
         # chunk it holds that has been outstanding longest, if that is overdue.
         s = self.settings
-        overdue = [
-            c
-            for c, copies in self._copies.items()
-            if len(copies) < s.endgame_copies
-            and lane not in copies
-            and lane.holds(c)
-            and now - self._asked.get(c, now) >= self._overdue_after(c, copies, now)
-        ]
+        asked = self._asked
+        if self._aged is None:  # once per call: asked later is not overdue, whatever the pace
+            soonest = now - s.endgame_after
+            self._aged = [c for c in self._copies if asked.get(c, now) <= soonest]
+        overdue = []
+        for c in self._aged:
+            copies = self._copies.get(c)
+            if (
+                copies
+                and len(copies) < s.endgame_copies
+                and lane not in copies
+                and lane.holds(c)
+                and now - asked.get(c, now) >= self._overdue_after(c, copies, now)
+            ):
+                overdue.append(c)
         return min(overdue, key=lambda c: self._asked.get(c, now), default=None)
 
     def _overdue_after(self, chunk: ChunkRef, copies: list[Lane], now: float) -> float:
@@ -263,6 +290,7 @@ class Planner:
         self._pending.discard(chunk)
         self._copies.setdefault(chunk, []).append(lane)
         lane.in_flight += 1
+        self._in_flight += 1
 
     def outstanding(self) -> frozenset[ChunkRef]:
         """Chunks with a request out now."""
@@ -285,6 +313,7 @@ class Planner:
             self._copies.pop(chunk, None)
             self._asked.pop(chunk, None)
         lane.in_flight -= 1
+        self._in_flight -= 1
         if outcome is Outcome.VERIFIED and chunk in self.remaining:
             self.remaining.discard(chunk)
             self._holders.pop(chunk, None)
@@ -312,8 +341,9 @@ class Planner:
         lane.retry_at = now + BACKOFF[min(lane.failures, len(BACKOFF)) - 1]
 
     def _requeue(self, chunk: ChunkRef) -> None:
-        if chunk in self.remaining and not self._copies.get(chunk):
+        if chunk in self.remaining and not self._copies.get(chunk) and chunk not in self._pending:
             self._pending.add(chunk)
+            self._requeues += 1
 
     # -- time ----------------------------------------------------------------------------------
 
