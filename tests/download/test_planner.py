@@ -195,3 +195,19 @@ def test_no_endgame_copy_of_a_chunk_still_coming_at_its_sources_pace() -> None:
     # 1.5 s out: past endgame_after, but not past twice the time "slow" needs per chunk.
     assert picks(p, 4.5) == []
     assert [peer for peer, _ in picks(p, 9.0)] == ["idle"]  # "slow" went quiet: a copy
+
+
+def test_a_lane_that_had_nothing_to_give_is_asked_again_after_a_requeue_or_news() -> None:
+    p, c = planner(3)
+    a_haves, b_haves = HaveSet([c[0]]), HaveSet([c[0]])
+    p.set_sources({"a": a_haves, "b": b_haves})
+    [(first, chunk)] = picks(p, 0.0)  # one lane takes c0; the other holds nothing else
+    other = "b" if first == "a" else "a"
+    assert chunk == c[0]
+    assert picks(p, 0.1) == []
+    finish(p, first, c[0], Outcome.FAILED, 0.2)  # c0 back in the queue, its lane backs off
+    assert picks(p, 0.3) == [(other, c[0])]
+    (a_haves if other == "a" else b_haves).add(c[1])  # news: the busy lane now holds c1
+    p.sync_haves()
+    finish(p, other, c[0], Outcome.VERIFIED, 0.4)
+    assert picks(p, 0.5) == [(other, c[1])]
