@@ -37,6 +37,11 @@ class SchedulerSettings:
     # made 10-host parties slower, because the fastest source (the seeder) takes the budget.
     max_in_flight: int = 64
     endgame_copies: int = 2  # at most this many requests for one chunk near the end
+    # A full source is asked only for chunks no (usable) partial source holds: its uplink is
+    # the party's scarcest link, so it sends each chunk about once and the leechers trade the
+    # rest (BitTorrent's super-seeding, decided by the downloaders). bench/swarm_sim.py, 20 GiB,
+    # 4 MiB chunks: see ARCHITECTURE.md "Swarm figures".
+    seed_unheld_only: bool = True
     # An idle peer re-requests a chunk only once it has been outstanding this long: long enough
     # that a healthy LAN peer has answered, so endgame copies are rare and never wasted in bulk.
     endgame_after: float = 1.0
@@ -181,7 +186,7 @@ class Planner:
     def sync_haves(self) -> None:
         """Count the chunks partial sources announced since the last call."""
         for lane in self.lanes.values():
-            if lane.haves is None or not lane.listed or lane.banned:
+            if lane.haves is None or not lane.listed or lane.banned or lane.gone:
                 continue
             order = lane.haves.order
             for chunk in order[lane.counted :]:
@@ -242,15 +247,25 @@ class Planner:
         mark = (len(lane.haves.order), self._requeues) if lane.haves is not None else None
         if pending and (mark is None or lane.dry != mark):
             held = lane.haves.held if lane.haves is not None else None
-            if held is None:
-                candidates: Iterable[ChunkRef] = pending
+            holders, soon, tie = self._holders, self._soon, self._tie
+            if held is None and self.settings.seed_unheld_only:
+                candidates: Iterable[ChunkRef] = (c for c in pending if not holders[c] + soon[c])
+            elif held is None:
+                candidates = pending
             elif len(held) < len(pending):
                 candidates = (c for c in held if c in pending)
             else:
                 candidates = (c for c in pending if c in held)
-            holders, soon, tie = self._holders, self._soon, self._tie
+
             # A chunk another downloader is fetching counts as held: it will be, before long.
-            best = min(candidates, key=lambda c: (holders[c] + soon[c], tie[c]), default=None)
+            def key(c: ChunkRef) -> tuple[int, float]:
+                return holders[c] + soon[c], tie[c]
+
+            best = min(candidates, key=key, default=None)
+            if best is None and held is None and not lane.in_flight:
+                # Everything left is held or on its way elsewhere: an idle full source still
+                # gets one request, so a slow or stuck partial holder never holds us up.
+                best = min(pending, key=key)
             if best is None:
                 lane.dry = mark
         if best is not None or lane.in_flight or not self._copies:
@@ -327,6 +342,7 @@ class Planner:
             self._uncount(lane)
         elif outcome is Outcome.GONE:
             lane.gone = True
+            self._uncount(lane)
         elif outcome is Outcome.FAILED:
             self._failed(lane, now)
         self._requeue(chunk)
@@ -337,6 +353,7 @@ class Planner:
         lane.failures += 1
         if lane.failures >= self.settings.max_failures:
             lane.gone = True
+            self._uncount(lane)  # what it holds must come from elsewhere, a seeder too
             return
         lane.retry_at = now + BACKOFF[min(lane.failures, len(BACKOFF)) - 1]
 

@@ -211,3 +211,39 @@ def test_a_lane_that_had_nothing_to_give_is_asked_again_after_a_requeue_or_news(
     p.sync_haves()
     finish(p, other, c[0], Outcome.VERIFIED, 0.4)
     assert picks(p, 0.5) == [(other, c[1])]
+
+
+def test_a_busy_full_seeder_is_asked_only_for_chunks_no_partial_source_holds_or_fetches() -> None:
+    p, c = planner(6)
+    fetcher = HaveSet()
+    fetcher.fetching = frozenset([c[3]])  # b is fetching c3 (from the seeder, say)
+    p.set_sources({"seed": None, "a": HaveSet(c[:3]), "b": fetcher})
+    seed = p.lanes["seed"]
+    seed.verified = 1
+    seed.window.add(0.0, 64 * CHUNK)  # proven and fast: a deep pipeline (up to 16)
+    got = picks(p, 0.0)
+    assert sorted(x.index for peer, x in got if peer == "seed") == [4, 5]
+    assert [peer for peer, _ in got].count("a") == 1  # a new lane: one request, a held chunk
+    for peer, x in got:
+        if peer == "seed":
+            finish(p, peer, x, Outcome.VERIFIED, 0.1)
+    # Idle, and everything left is held or on its way elsewhere: one request, no more, so a
+    # slow partial holder cannot hold the download up.
+    again = [x for peer, x in picks(p, 0.2) if peer == "seed"]
+    assert len(again) == 1
+    assert all(peer != "seed" for peer, _ in picks(p, 0.3))
+
+
+def test_a_partial_source_dropped_or_gone_no_longer_counts_as_a_holder() -> None:
+    p, c = planner(2)
+    p.set_sources({"a": HaveSet([c[0]]), "b": HaveSet([c[1]])})
+    assert sorted(picks(p, 0.0)) == [("a", c[0]), ("b", c[1])]
+    now = 0.0
+    for _ in range(4):  # the 4th failure in a row drops a
+        finish(p, "a", c[0], Outcome.FAILED, now)
+        now += 10.0
+        assert picks(p, now) == ([("a", c[0])] if not p.lanes["a"].gone else [])
+    assert p.lanes["a"].gone
+    assert p.holders(c[0]) == 0  # so a seeder may be asked for it again
+    finish(p, "b", c[1], Outcome.GONE, now)  # a typed refusal: b stopped serving
+    assert p.holders(c[1]) == 0
