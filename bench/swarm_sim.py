@@ -20,6 +20,7 @@ import argparse
 import heapq
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from lanpeer.download.plan import ChunkRef
@@ -116,6 +117,7 @@ class Sim:
         self._flow_seq = 0
         self.pending_haves: list[tuple[float, int, str, ChunkRef]] = []  # (at, seq, holder, c)
         self._seq = 0
+        self.pending_fetching: deque[tuple[float, dict[str, frozenset[ChunkRef]]]] = deque()
         for i, h in enumerate(hosts):
             h.i = i
             if h.seeder:
@@ -240,8 +242,9 @@ class Sim:
                         for f in p.flows:
                             if not f.cancelled:
                                 held.add(f.chunk)
-                    for name, chunks in fetching.items():
-                        self.published[name].fetching = frozenset(chunks)
+                    # Told with the same delay as the haves (one Haves answer carries both).
+                    snapshot = {name: frozenset(chunks) for name, chunks in fetching.items()}
+                    self.pending_fetching.append((self.now + self.have_delay, snapshot))
                 dirty.update(started)
             if not waiting and all(h.done_at is not None or not self.live[h.i] for h in started):
                 break
@@ -340,12 +343,17 @@ class Sim:
             if not haves:
                 self.sources_version += 1  # a new partial source
             haves.add(chunk)
+        while self.pending_fetching and self.pending_fetching[0][0] <= self.now:
+            _, snapshot = self.pending_fetching.popleft()
+            for name, chunks in snapshot.items():
+                self.published[name].fetching = chunks
 
 
 def scenario(hosts: int, size: int, chunk: int, link: float, *, seeders: int = 1, slow: int = 0,
              vanish: int = 0, late: int = 0, have_delay: float = 0.3,
              seed: int = 1,
-             announce_fetching: bool = True, quantum: float = 0.0) -> dict[str, float]:  # fmt: skip
+             announce_fetching: bool = True, quantum: float = 0.0,
+             settings: SchedulerSettings | None = None) -> dict[str, float]:  # fmt: skip
     chunks: list[ChunkRef] = [SimChunk("game.bin", i, i * chunk, min(chunk, size - i * chunk),
                        i.to_bytes(32, "big")) for i in range(-(-size // chunk))]  # fmt: skip
     ideal = size / link
@@ -366,7 +374,7 @@ def scenario(hosts: int, size: int, chunk: int, link: float, *, seeders: int = 1
         all_hosts,
         chunks,
         have_delay,
-        SchedulerSettings(),
+        settings or SchedulerSettings(),
         seed,
         announce_fetching,
         quantum,
@@ -401,6 +409,8 @@ def main() -> None:
     parser.add_argument("--have-delay", type=float, default=0.3)
     parser.add_argument("--no-fetching", dest="fetching", action="store_false",
                         help="have-sets without the chunks each host is fetching")  # fmt: skip
+    parser.add_argument("--seed-any", dest="seed_unheld", action="store_false",
+                        help="ask a full source for chunks partial sources hold, too")  # fmt: skip
     parser.add_argument(
         "--quantum",
         type=float,
@@ -419,6 +429,7 @@ def main() -> None:
         r = scenario(n, size, args.chunk_mib * MiB, link, seeders=args.seeders, slow=args.slow,
                      vanish=args.vanish, late=args.late, have_delay=args.have_delay,
                      announce_fetching=args.fetching,
+                     settings=SchedulerSettings(seed_unheld_only=args.seed_unheld),
                      quantum=args.quantum)  # fmt: skip
         print(f"{n:>6} {r['ideal']:>8.1f} {r['last']:>8.1f} {r['efficiency']:>10.2f} "
               f"{r['from_partial']:>11.0%} {r['seeder_copies']:>13.1f} "
