@@ -37,6 +37,7 @@ from lanpeer.download.autoupdate import (
     AutoUpdater,
     Candidate,
     Mode,
+    UpdateCancelled,
     UpdateRecord,
     update_candidates,
 )
@@ -44,7 +45,7 @@ from lanpeer.download.mirror import Pick, choose_variant, find_peer, fitting, mi
 from lanpeer.download.operations import Operation
 from lanpeer.download.resolve import version_key
 from lanpeer.download.transfer import SPACE_MARGIN
-from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
+from lanpeer.errors import LanpeerError, UnknownGameError
 from lanpeer.library import GameLibrary
 from lanpeer.library.disk import read_installed_version
 from lanpeer.library.state import LocalGame
@@ -273,7 +274,8 @@ class KeepInStep:
             here = local.get(pick.game_id)
             if install and here is not None and here.installed and here.version is not None:
                 # An update of an installed game: the updater's path, which waits while it runs.
-                self.updater.request(Candidate(pick.game_id, here.version, pick.summary.version))
+                candidate = Candidate(pick.game_id, here.version, pick.summary.version)
+                self.updater.request(candidate, asked=not following)
                 queued.append(_entry(pick))
                 continue
             manifest = await node.fetch_manifest(pick.peer_id, pick.game_id)
@@ -368,7 +370,7 @@ async def _finished(op: Operation) -> None:
     await op.wait_finished()
     if not op.ok:
         if op.state == "cancelled":
-            raise ConflictError(f"the {op.kind} of {op.game_id} was cancelled")
+            raise UpdateCancelled(f"the {op.kind} of {op.game_id} was cancelled")
         raise LanpeerError(op.error or f"the {op.kind} of {op.game_id} {op.state}")
 
 

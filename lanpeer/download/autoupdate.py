@@ -22,6 +22,15 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["off", "installed", "downloaded"]
 
+#: Record states that hold an offered version back until a newer one is offered, the user asks
+#: again (``request(..., asked=True)``) or the daemon restarts.
+HELD_STATES = ("gave up", "cancelled")
+
+
+class UpdateCancelled(Exception):
+    """A step of an attempt was cancelled (``peer-cli cancel GAME``): the user does not want
+    this version now. Not a failure: no backoff, no count toward giving up."""
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -86,7 +95,8 @@ class UpdateActions(Protocol):
 
     def busy(self, game_id: str) -> bool: ...  # has an operation queued or running
     def installed(self, game_id: str) -> bool: ...
-    async def download(self, game_id: str, version: str) -> None: ...  # raises on failure
+    # Both raise on failure, UpdateCancelled when their operation was cancelled.
+    async def download(self, game_id: str, version: str) -> None: ...
     async def update(self, game_id: str) -> None: ...  # local/ from the downloaded version
     async def in_use(self, game_id: str) -> list[int]: ...  # pids using local/
     async def wait_released(self, pids: list[int], timeout: float) -> None: ...  # noqa: ASYNC109
@@ -98,7 +108,7 @@ class UpdateRecord:
 
     game_id: str
     version: str
-    state: str  # downloading, updating, waiting: in use, retry in Ns, gave up
+    state: str  # downloading, updating, waiting: in use, retry in Ns, gave up, cancelled
     failures: int = 0
     error: str | None = None
     retry_at: float | None = None  # clock time of the next attempt
@@ -143,9 +153,15 @@ class AutoUpdater:
         """A library delta arrived or a peer connected: check soon (coalesced)."""
         self._wake.set()
 
-    def request(self, candidate: Candidate) -> None:
+    def request(self, candidate: Candidate, *, asked: bool = False) -> None:
         """Update this game whatever the mode (``follow`` / ``download --all`` of a game that
-        is installed here: it must wait while the game runs like any automatic update)."""
+        is installed here: it must wait while the game runs like any automatic update).
+
+        ``asked``: a person's command (``download --all``), which lifts a hold on the version
+        (given up on, or cancelled); ``follow`` acting alone respects it."""
+        record = self.records.get(candidate.game_id)
+        if asked and record is not None and record.state in HELD_STATES:
+            del self.records[candidate.game_id]
         self._requested[candidate.game_id] = candidate
         self._wake.set()
 
@@ -185,10 +201,11 @@ class AutoUpdater:
 
     @staticmethod
     def _held_back(record: UpdateRecord | None, candidate: Candidate, now: float) -> bool:
-        """Backing off this version, or given up on it (a newer version starts afresh)."""
+        """Backing off this version, given up on it or cancelled (a newer version starts
+        afresh)."""
         if record is None or record.version != candidate.offered:
             return False
-        return record.state == "gave up" or (record.retry_at or 0.0) > now
+        return record.state in HELD_STATES or (record.retry_at or 0.0) > now
 
     def forget(self, game_id: str) -> None:
         """Drop a game's failures and retries (it was pinned: leave it alone)."""
@@ -222,6 +239,10 @@ class AutoUpdater:
                 await self._actions.update(game_id)
         except asyncio.CancelledError:
             raise
+        except UpdateCancelled:
+            log.info("auto-update of %s to %s cancelled; not retried until a newer version",
+                     game_id, candidate.offered)  # fmt: skip
+            self._set(record, state="cancelled", holders=())
         except Exception as exc:
             self._failed(record, exc)
         else:
