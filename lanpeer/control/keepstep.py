@@ -21,6 +21,7 @@ from lanpeer_proto.control import (
     DoctorCheck,
     DownloadAllRequest,
     FollowRequest,
+    KeepEvent,
     MirrorEntry,
     MirrorResult,
     OperationInfo,
@@ -216,6 +217,7 @@ class KeepInStep:
         self.keep.pin(request.game_id, version)
         self.updater.forget(request.game_id)
         log.info("pinned %s at %s", request.game_id, version)
+        self._events.publish(KeepEvent(action="pin", game_id=request.game_id, version=version))
         return AcceptedResult(
             message=f"{request.game_id} is pinned at {version}: auto-update leaves it, "
             "`download` fetches that version",
@@ -226,6 +228,7 @@ class KeepInStep:
         version = self.keep.unpin(request.game_id)
         if version is None:
             raise UnknownGameError(f"{request.game_id} is not pinned")
+        self._events.publish(KeepEvent(action="unpin", game_id=request.game_id, version=version))
         self.updater.poke()
         return AcceptedResult(
             message=f"{request.game_id} is no longer pinned (was {version})",
@@ -237,6 +240,14 @@ class KeepInStep:
         self.keep.follow(peer_id, request.install)
         self._follow_due.add(peer_id)
         self._follow_wake.set()
+        self._events.publish(
+            KeepEvent(
+                action="follow",
+                peer_id=peer_id,
+                name=self._peer_name(peer_id),
+                install=request.install,
+            )
+        )
         return AcceptedResult(
             message=f"following {self._name(peer_id)}: its games are downloaded as they appear"
         )
@@ -245,6 +256,9 @@ class KeepInStep:
         peer_id = self._find_peer(request.peer, known=list(self.keep.follows))
         if not self.keep.unfollow(peer_id):
             raise UnknownGameError(f"{self._name(peer_id)} is not followed")
+        self._events.publish(
+            KeepEvent(action="unfollow", peer_id=peer_id, name=self._peer_name(peer_id))
+        )
         return AcceptedResult(message=f"no longer following {self._name(peer_id)}")
 
     async def download_all(self, request: DownloadAllRequest) -> MirrorResult:
@@ -321,8 +335,11 @@ class KeepInStep:
             return text
         return find_peer(peers, text, names)
 
+    def _peer_name(self, peer_id: str) -> str:
+        return next((p.name for p in self._node.peers() if p.peer_id == peer_id), "")
+
     def _name(self, peer_id: str) -> str:
-        name = next((p.name for p in self._node.peers() if p.peer_id == peer_id), "")
+        name = self._peer_name(peer_id)
         return f"{name} ({peer_id[:12]})" if name else peer_id[:12]
 
     # -- what ops and doctor show --------------------------------------------------------------
