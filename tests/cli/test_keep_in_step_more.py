@@ -1,0 +1,126 @@
+"""More of keeping hosts in step with real daemons on loopback (issue 16): keep-list events
+in `peer-cli --json watch`, and `auto-update = "downloaded"` against the default `installed`
+for a game that is downloaded but not installed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lanpeer.library.samples import generate_game, write_catalog, write_version_ini
+from tests.cli.test_keep_in_step import (
+    MIB,
+    Watch,
+    _download,
+    _finished,
+    _offered,
+    _raw,
+    _version,
+    _wait_until,
+)
+from tests.daemon.harness import Lanpeerd
+
+pytestmark = pytest.mark.process
+
+
+def test_pin_and_follow_show_as_keep_events_in_watch(tmp_path: Path) -> None:
+    seeder = Lanpeerd(tmp_path / "seeder", name="seeder")
+    generate_game(seeder.games, "evt", MIB, seed=1, archives=1)
+    write_catalog(seeder.games / "catalog.toml", ["evt"])
+    seeder.start()
+    host = Lanpeerd(tmp_path / "host", name="host", extra=["--peer", f"127.0.0.1:{seeder.port}"])
+    watch = None
+    try:
+        host.start()
+        seeder_id = _raw(seeder, cmd="status")["result"]["peer_id"]
+        _wait_until("evt offered", lambda: _offered(host, "evt", "1.0"))
+        watch = Watch(host)  # subscribed before the first command
+        for args in (["pin", "evt", "1.0"], ["follow", "seeder", "--no-install"],
+                     ["unfollow", "seeder"], ["unpin", "evt"]):  # fmt: skip
+            done = host.cli(*args)
+            assert done.rc == 0, (args, done.err)
+        keep = []
+        for action in ("pin", "follow", "unfollow", "unpin"):
+            keep.append(
+                watch.wait_for(f"keep {action}", lambda e, a=action: e.get("action") == a)  # type: ignore[misc]
+            )
+        assert [e for e in watch.drain() if e["event"] == "keep"] == keep  # in order, once each
+        pin, follow, unfollow, unpin = keep
+        assert pin == {"event": "keep", "action": "pin", "game_id": "evt", "version": "1.0",
+                       "peer_id": None, "name": "", "install": None}  # fmt: skip
+        assert (unpin["game_id"], unpin["version"]) == ("evt", "1.0")
+        assert follow["peer_id"] == seeder_id
+        assert (follow["name"], follow["install"], follow["game_id"]) == ("seeder", False, None)
+        assert (unfollow["peer_id"], unfollow["name"]) == (seeder_id, "seeder")
+        # The pinned game was left out of the follow's mirror: nothing was downloaded.
+        assert not (host.games / "evt").exists()
+    finally:
+        if watch is not None:
+            watch.close()
+        for daemon in (host, seeder):
+            daemon.kill()
+
+
+def test_downloaded_mode_updates_a_downloaded_only_game_and_installed_mode_leaves_it(
+    tmp_path: Path,
+) -> None:
+    """Both hosts downloaded `dl` 1.0 with --no-install; `plain` also installed `inst`. The
+    seeder moves `dl` to 1.1 (one archive of three changes), then `inst`: `eager`
+    (`--auto-update downloaded`) fetches only the changed archive and installs nothing; `plain`
+    (the default, `installed`) updates `inst`, a check that saw `dl` 1.1 offered, and leaves
+    `dl` at 1.0."""
+    seeder = Lanpeerd(tmp_path / "seeder", name="seeder")
+    games = seeder.games
+    generate_game(games, "dl", 6 * MIB, seed=1, archives=3)
+    generate_game(games, "inst", MIB, seed=2, archives=1)
+    write_catalog(games / "catalog.toml", ["dl", "inst"])
+    seeder.start()
+    peer = ["--peer", f"127.0.0.1:{seeder.port}"]
+    eager = Lanpeerd(tmp_path / "eager", name="eager", extra=[*peer, "--auto-update", "downloaded"])
+    plain = Lanpeerd(tmp_path / "plain", name="plain", extra=peer)
+    watches: list[Watch] = []
+    try:
+        for host in (eager, plain):
+            host.start()
+        for host in (eager, plain):
+            _wait_until("dl offered", lambda h=host: _offered(h, "dl", "1.0"))  # type: ignore[misc]
+            done = _download(host, "dl", "--no-install", "--wait")
+            assert done.rc == 0, done.err
+        done = _download(plain, "inst", "--wait")
+        assert done.rc == 0, done.err
+        eager_watch, plain_watch = Watch(eager), Watch(plain)
+        watches += [eager_watch, plain_watch]
+        scratch = tmp_path / "scratch"
+        generate_game(scratch, "dl", 6 * MIB, seed=1, archives=3, version="1.1")
+        shutil.copyfile(scratch / "dl" / "data01.eti", games / "dl" / "data01.eti")
+        write_version_ini(games / "dl", "dl", "1.1")
+        assert _raw(seeder, cmd="rescan", game_id="dl")["type"] == "result"
+
+        fetched = eager_watch.wait_for("dl downloaded by eager", _finished("dl", "download"))
+        assert fetched["ok"], fetched
+        changed = (scratch / "dl" / "data01.eti").stat().st_size
+        assert changed <= fetched["bytes_fetched"] <= changed + 64 * 1024, fetched
+        assert "version=1.1" in _version(eager.games / "dl")
+        assert not (eager.games / "dl" / "local").exists()  # downloaded, still not installed
+        game = eager.cli("game", "dl").doc["game"]
+        assert (game["version"], game["installed"]) == ("1.1", False)
+        assert not game["update_available"]
+        kinds = {op["kind"] for op in eager.cli("ops", "--all").doc if op["game_id"] == "dl"}
+        assert not kinds & {"install", "update"}, kinds
+
+        _wait_until("plain sees dl 1.1", lambda: _offered(plain, "dl", "1.1"))
+        generate_game(games, "inst", MIB, seed=2, archives=1, version="1.1")
+        assert _raw(seeder, cmd="rescan", game_id="inst")["type"] == "result"
+        updated = plain_watch.wait_for("inst updated by plain", _finished("inst", "update"))
+        assert updated["ok"], updated
+        assert "version=1.0" in _version(plain.games / "dl")
+        game = plain.cli("game", "dl").doc["game"]
+        assert (game["version"], game["update_available"]) == ("1.0", True)
+        assert not [e for e in plain_watch.drain() if e.get("game_id") == "dl"]
+    finally:
+        for watch in watches:
+            watch.close()
+        for daemon in (eager, plain, seeder):
+            daemon.kill()
