@@ -360,6 +360,16 @@ class KeepInStep:
             if r.state in WAITING_STATES or r.error is not None
         ]
 
+    def _cancelled(self) -> list[UpdateRecord]:
+        """Cancelled attempts whose version this host still lacks (a later `download` or
+        `update` of it by hand makes the record moot)."""
+        found = []
+        for record in self.updater.records.values():
+            here = self._local(record.game_id)
+            if record.state == "cancelled" and (here is None or here.version != record.version):
+                found.append(record)
+        return found
+
     def doctor_check(self) -> DoctorCheck:
         mode = self.updater.mode
         failed = [r for r in self.updater.records.values() if r.error is not None]
@@ -368,6 +378,10 @@ class KeepInStep:
         summary = f"auto-update: {mode}" + (f"; pinned: {pins}" if pins else "")
         if waiting:
             summary += "; waiting (game in use): " + ", ".join(r.game_id for r in waiting)
+        if cancelled := self._cancelled():
+            summary += "; cancelled, not retried until a newer version: " + ", ".join(
+                f"{r.game_id} {r.version}" for r in cancelled
+            )
         if not failed:
             return DoctorCheck(
                 name="auto-update", status="ok" if mode != "off" else "info", summary=summary

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,4 +124,66 @@ def test_downloaded_mode_updates_a_downloaded_only_game_and_installed_mode_leave
         for watch in watches:
             watch.close()
         for daemon in (eager, plain, seeder):
+            daemon.kill()
+
+
+def test_a_cancelled_auto_update_is_not_a_failure_and_is_not_retried(tmp_path: Path) -> None:
+    """The host (download capped at 1 MB/s) auto-updates `slow` to a 6 MiB 1.1; the user
+    cancels it mid-download: cancelled in the history, no failure in ops or doctor, and a later
+    check (the one that updates `other`) does not start it again."""
+    seeder = Lanpeerd(tmp_path / "seeder", name="seeder")
+    games = seeder.games
+    generate_game(games, "slow", MIB // 4, seed=1, archives=1)
+    generate_game(games, "other", MIB // 4, seed=2, archives=1)
+    write_catalog(games / "catalog.toml", ["slow", "other"])
+    seeder.start()
+    host = Lanpeerd(tmp_path / "host", name="host", extra=[
+        "--peer", f"127.0.0.1:{seeder.port}", "--max-download", "1MB/s",
+    ])  # fmt: skip
+    watch = None
+    try:
+        host.start()
+        for game in ("slow", "other"):
+            _wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"))  # type: ignore[misc]
+            done = _download(host, game, "--wait")
+            assert done.rc == 0, done.err
+        watch = Watch(host)
+        generate_game(games, "slow", 6 * MIB, seed=3, archives=1, version="1.1")
+        assert _raw(seeder, cmd="rescan", game_id="slow")["type"] == "result"
+        watch.wait_for(
+            "slow downloading",
+            lambda e: (e["event"], e.get("game_id"), e.get("kind")) == ("progress", "slow",
+                                                                        "download"),
+        )  # fmt: skip
+        cancelled = host.cli("cancel", "slow")
+        assert cancelled.rc == 0, cancelled.err
+        finished = watch.wait_for("slow download ended", _finished("slow", "download"))
+        assert not finished["ok"]
+
+        def recorded() -> Any:
+            """The updater's verdict: a cancel (doctor) or a failure (a retry row in ops)."""
+            retry = [op for op in host.cli("ops").doc if op["game_id"] == "slow"]
+            check = {c["name"]: c for c in host.cli("doctor").doc}["auto-update"]
+            return retry or (check if "cancelled, not retried" in check["summary"] else None)
+
+        check = _wait_until("the updater to record the cancel", recorded)
+        assert isinstance(check, dict), check  # (a list: ops shows a failure to retry)
+        assert "slow 1.1" in check["summary"]
+        assert check["status"] == "ok", check  # not a failure
+        history = [op for op in host.cli("ops", "--all").doc if op["game_id"] == "slow"]
+        assert history[-1]["kind"] == "download"
+        assert history[-1]["state"] == "cancelled", history
+
+        generate_game(games, "other", MIB // 4, seed=2, archives=1, version="1.1")
+        assert _raw(seeder, cmd="rescan", game_id="other")["type"] == "result"
+        updated = watch.wait_for("other updated", _finished("other", "update"))
+        assert updated["ok"], updated
+        after = watch.seen[watch.seen.index(finished) + 1 :]
+        assert not [e for e in after if e.get("game_id") == "slow"], after
+        assert [op for op in host.cli("ops").doc if op["game_id"] == "slow"] == []
+        assert "version=1.0" in _version(host.games / "slow")
+    finally:
+        if watch is not None:
+            watch.close()
+        for daemon in (host, seeder):
             daemon.kill()
