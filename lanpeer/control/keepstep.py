@@ -204,6 +204,11 @@ class KeepInStep:
 
     # -- commands ----------------------------------------------------------------------------
 
+    async def cancel(self, game_id: str) -> bool:
+        """``peer-cli cancel GAME`` found no operation: cancel the auto-update waiting for the
+        game to exit, or retrying; False when there is none either."""
+        return await self.updater.cancel(game_id)
+
     def pin(self, request: PinRequest) -> AcceptedResult:
         version = request.version
         if version is None:

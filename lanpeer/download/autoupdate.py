@@ -140,7 +140,8 @@ class AutoUpdater:
         self.backoff = backoff or Backoff()
         self.in_use_rescan = in_use_rescan
         self.records: dict[str, UpdateRecord] = {}
-        self._running: set[str] = set()
+        self._running: dict[str, asyncio.Task[None]] = {}  # attempts of run()'s group
+        self._cancelling: set[str] = set()  # attempts a person cancelled (not shutdown)
         self._requested: dict[str, Candidate] = {}  # asked for by follow / download --all
         self._wake = asyncio.Event()
         self._listeners: list[Listener] = []
@@ -175,8 +176,8 @@ class AutoUpdater:
                     log.exception("auto-update check failed")
                     ready = []
                 for candidate in ready:
-                    self._running.add(candidate.game_id)
-                    group.create_task(self.attempt(candidate))
+                    task = group.create_task(self.attempt(candidate))
+                    self._running[candidate.game_id] = task
                 await self._wait_wake(self._next_wake())
 
     def due(self) -> list[Candidate]:
@@ -206,6 +207,25 @@ class AutoUpdater:
         if record is None or record.version != candidate.offered:
             return False
         return record.state in HELD_STATES or (record.retry_at or 0.0) > now
+
+    async def cancel(self, game_id: str) -> bool:
+        """A person's ``peer-cli cancel GAME`` while no operation of the game runs: stop its
+        attempt (waiting while the game is in use, or between steps) or the retries of a failed
+        one. Held afterwards like any cancelled version. False: nothing here to cancel."""
+        requested = self._requested.pop(game_id, None) is not None
+        task = self._running.get(game_id)
+        if task is not None:
+            self._cancelling.add(game_id)
+            task.cancel()
+            await asyncio.wait([task])  # its cleanup is a record and a log line: no wait
+            return True
+        record = self.records.get(game_id)
+        if record is not None and record.retry_at is not None:
+            log.info("auto-update of %s to %s cancelled; no more retries until a newer version",
+                     game_id, record.version)  # fmt: skip
+            self._set(record, state="cancelled", error=None, retry_at=None)
+            return True
+        return requested
 
     def forget(self, game_id: str) -> None:
         """Drop a game's failures and retries (it was pinned: leave it alone)."""
@@ -238,11 +258,13 @@ class AutoUpdater:
                 self._set(record, state="updating", holders=())
                 await self._actions.update(game_id)
         except asyncio.CancelledError:
-            raise
+            if game_id not in self._cancelling:
+                raise  # shutdown
+            if (task := asyncio.current_task()) is not None:
+                task.uncancel()  # handled: the attempt ends as cancelled, the loop goes on
+            self._cancelled(record)
         except UpdateCancelled:
-            log.info("auto-update of %s to %s cancelled; not retried until a newer version",
-                     game_id, candidate.offered)  # fmt: skip
-            self._set(record, state="cancelled", holders=())
+            self._cancelled(record)
         except Exception as exc:
             self._failed(record, exc)
         else:
@@ -250,7 +272,8 @@ class AutoUpdater:
             self.records.pop(game_id, None)
             self._set(UpdateRecord(game_id, candidate.offered, "done", record.failures), keep=False)
         finally:
-            self._running.discard(game_id)
+            self._running.pop(game_id, None)
+            self._cancelling.discard(game_id)
             self._wake.set()  # a retry time or another candidate may be due
 
     async def _wait_not_in_use(self, record: UpdateRecord) -> None:
@@ -260,6 +283,11 @@ class AutoUpdater:
                 log.info("auto-update: %s is in use (pids %s); waiting", record.game_id, pids)
             self._set(record, state="waiting: in use", holders=tuple(pids))
             await self._actions.wait_released(pids, self.in_use_rescan)
+
+    def _cancelled(self, record: UpdateRecord) -> None:
+        log.info("auto-update of %s to %s cancelled; not retried until a newer version",
+                 record.game_id, record.version)  # fmt: skip
+        self._set(record, state="cancelled", holders=())
 
     def _failed(self, record: UpdateRecord, exc: Exception) -> None:
         failures = record.failures + 1

@@ -5,12 +5,14 @@ for a game that is downloaded but not installed."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lanpeer.library.samples import generate_game, write_catalog, write_version_ini
+from lanpeer.library.samples import generate_game, payload_bytes, write_catalog, write_version_ini
 from tests.cli.test_keep_in_step import (
     MIB,
     Watch,
@@ -183,6 +185,73 @@ def test_a_cancelled_auto_update_is_not_a_failure_and_is_not_retried(tmp_path: P
         assert [op for op in host.cli("ops").doc if op["game_id"] == "slow"] == []
         assert "version=1.0" in _version(host.games / "slow")
     finally:
+        if watch is not None:
+            watch.close()
+        for daemon in (host, seeder):
+            daemon.kill()
+
+
+def test_cancelling_an_update_that_waits_for_a_running_game_drops_it(tmp_path: Path) -> None:
+    """`held` 1.1 is downloaded and its update waits (a process holds a file of its local/
+    open); `peer-cli cancel held` cancels that wait, although no operation runs: when the
+    process exits, local/ stays at 1.0."""
+    seeder = Lanpeerd(tmp_path / "seeder", name="seeder")
+    games = seeder.games
+    generate_game(games, "held", MIB // 4, seed=1, archives=1)
+    generate_game(games, "other", MIB // 4, seed=2, archives=1)
+    write_catalog(games / "catalog.toml", ["held", "other"])
+    seeder.start()
+    host = Lanpeerd(tmp_path / "host", name="host", extra=["--peer", f"127.0.0.1:{seeder.port}"])
+    watch = None
+    holder: subprocess.Popen[str] | None = None
+    try:
+        host.start()
+        for game in ("held", "other"):
+            _wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"))  # type: ignore[misc]
+            done = _download(host, game, "--wait")
+            assert done.rc == 0, done.err
+        local_file = host.games / "held" / "local" / "held" / "data00.bin"
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'rb'); print('open', "
+             "flush=True); sys.stdin.read()", str(local_file)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "open"
+        watch = Watch(host)
+        generate_game(games, "held", MIB // 4, seed=3, archives=1, version="1.1")
+        assert _raw(seeder, cmd="rescan", game_id="held")["type"] == "result"
+        waiting = watch.wait_for(
+            "held waiting: in use",
+            lambda e: e.get("game_id") == "held" and e.get("state") == "waiting: in use",
+        )
+        cancelled = host.cli("cancel", "held")
+        assert cancelled.rc == 0, cancelled.err
+        assert "cancelled the auto-update of held" in cancelled.doc["message"]
+        assert [op for op in host.cli("ops").doc if op["game_id"] == "held"] == []
+        check = {c["name"]: c for c in host.cli("doctor").doc}["auto-update"]
+        assert check["status"] == "ok", check
+        assert "waiting" not in check["summary"]
+        assert holder.stdin is not None
+        holder.stdin.close()  # the "game" exits
+        holder.wait(10)
+        generate_game(games, "other", MIB // 4, seed=2, archives=1, version="1.1")
+        assert _raw(seeder, cmd="rescan", game_id="other")["type"] == "result"
+        updated = watch.wait_for("other updated", _finished("other", "update"))
+        assert updated["ok"], updated
+        after = watch.seen[watch.seen.index(waiting) + 1 :]
+        assert not [e for e in after if e.get("game_id") == "held"], after
+        assert local_file.read_bytes() == payload_bytes("1:held:1.0:0", local_file.stat().st_size)
+        game = host.cli("game", "held").doc["game"]
+        assert (game["version"], game["installed_version"]) == ("1.1", "1.0")
+    finally:
+        if holder is not None:
+            if holder.poll() is None:
+                holder.kill()  # by its pid: the process this test started
+            holder.wait(5)
+            for pipe in (holder.stdin, holder.stdout):
+                if pipe is not None:
+                    pipe.close()
         if watch is not None:
             watch.close()
         for daemon in (host, seeder):

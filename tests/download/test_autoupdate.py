@@ -336,3 +336,66 @@ async def test_a_person_asking_again_lifts_the_hold_of_a_cancel() -> None:
     assert up.due() == []
     up.request(CANDIDATE, asked=True)  # download --all
     assert up.due() == [CANDIDATE]
+
+
+@dataclass
+class Holding(Actions):
+    """The game stays in use: ``wait_released`` blocks until the test releases it."""
+
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def in_use(self, game_id: str) -> list[int]:
+        return [] if self.released.is_set() else [4242]
+
+    async def wait_released(self, pids: list[int], timeout: float) -> None:  # noqa: ASYNC109
+        self.waiting.set()
+        await self.released.wait()
+
+
+@pytest.mark.asyncio
+async def test_cancelling_an_update_that_waits_for_the_game_to_exit_stops_it() -> None:
+    """`peer-cli cancel GAME` while the update waits (no operation exists then): the attempt
+    ends as cancelled, the loop goes on, and the game's exit brings no update."""
+    actions, clock, checked = Holding(), Clock(), asyncio.Event()
+
+    def candidates() -> list[Candidate]:
+        checked.set()
+        return [CANDIDATE]
+
+    up = AutoUpdater("installed", candidates, actions, clock=clock, period=3600.0)
+    runner = asyncio.create_task(up.run())
+    try:
+        async with asyncio.timeout(5):
+            await actions.waiting.wait()
+            assert up.records["inst"].state == "waiting: in use"
+            assert await up.cancel("inst")
+            record = up.records["inst"]
+            assert (record.state, record.failures, record.error) == ("cancelled", 0, None)
+            actions.released.set()  # the game exits
+            checked.clear()
+            up.poke()
+            await checked.wait()  # the loop still runs, and holds the version back:
+            assert up._running == {}  # (that check started nothing; due() and create_task
+            # run without a yield before the loop waits again)
+        assert not runner.done()
+        assert up.due() == []
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+    assert actions.calls == ["download inst 1.1"]  # no update
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_failed_update_stops_its_retries() -> None:
+    actions, clock = Actions(download_failures=1), Clock()
+    up = updater(actions, clock, [CANDIDATE])
+    await up.attempt(CANDIDATE)
+    assert up.records["inst"].retry_at is not None
+    assert await up.cancel("inst")
+    record = up.records["inst"]
+    assert (record.state, record.error, record.retry_at) == ("cancelled", None, None)
+    clock.now += 100_000
+    assert up.due() == []
+    assert not await up.cancel("other")  # nothing of that game here
