@@ -191,7 +191,9 @@ class KeepInStep:
         await procuse.wait_released(pids, timeout)
 
     def _publish(self, record: UpdateRecord) -> None:
-        if record.state in WAITING_STATES or record.error is not None:
+        """The updater's own states (its steps' operations publish theirs): waits, failures
+        and a cancel (which ends a wait that had no operation to say so)."""
+        if record.state in (*WAITING_STATES, "cancelled") or record.error is not None:
             self._events.publish(
                 ProgressEvent(
                     game_id=record.game_id,

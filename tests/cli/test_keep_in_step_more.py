@@ -180,8 +180,10 @@ def test_a_cancelled_auto_update_is_not_a_failure_and_is_not_retried(tmp_path: P
         assert _raw(seeder, cmd="rescan", game_id="other")["type"] == "result"
         updated = watch.wait_for("other updated", _finished("other", "update"))
         assert updated["ok"], updated
-        after = watch.seen[watch.seen.index(finished) + 1 :]
-        assert not [e for e in after if e.get("game_id") == "slow"], after
+        after = [
+            e for e in watch.seen[watch.seen.index(finished) + 1 :] if e.get("game_id") == "slow"
+        ]
+        assert [(e["event"], e["state"]) for e in after] == [("progress", "cancelled")], after
         assert [op for op in host.cli("ops").doc if op["game_id"] == "slow"] == []
         assert "version=1.0" in _version(host.games / "slow")
     finally:
@@ -239,8 +241,12 @@ def test_cancelling_an_update_that_waits_for_a_running_game_drops_it(tmp_path: P
         assert _raw(seeder, cmd="rescan", game_id="other")["type"] == "result"
         updated = watch.wait_for("other updated", _finished("other", "update"))
         assert updated["ok"], updated
-        after = watch.seen[watch.seen.index(waiting) + 1 :]
-        assert not [e for e in after if e.get("game_id") == "held"], after
+        after = [
+            e for e in watch.seen[watch.seen.index(waiting) + 1 :] if e.get("game_id") == "held"
+        ]
+        assert [(e["event"], e["kind"], e["state"]) for e in after] == [
+            ("progress", "update", "cancelled")  # the wait ended; nothing after
+        ], after
         assert local_file.read_bytes() == payload_bytes("1:held:1.0:0", local_file.stat().st_size)
         game = host.cli("game", "held").doc["game"]
         assert (game["version"], game["installed_version"]) == ("1.1", "1.0")
