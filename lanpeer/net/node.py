@@ -60,6 +60,7 @@ from lanpeer.net.static_peers import StaticPeer
 from lanpeer.net.swarm import SwarmHost, SwarmLimits, SwarmView
 from lanpeer.net.sync import LibrarySync
 from lanpeer.net.uploads import UploadLedger
+from lanpeer.tasks import wait_first
 
 log = logging.getLogger(__name__)
 
@@ -297,14 +298,7 @@ class PeerNode:
     async def wait_static_outcome(self, static: StaticPeer) -> str | None:
         """None once ``static`` is connected, else its next dial error (callers bound the wait)."""
         while not self._connected_at(static.host, static.port):
-            changed = asyncio.ensure_future(self._sources_changed.wait())
-            failed = asyncio.ensure_future(static.attempted.wait())
-            try:
-                await asyncio.wait([changed, failed], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                changed.cancel()
-                failed.cancel()
-            if failed.done() and not failed.cancelled():
+            if 1 in await wait_first(self._sources_changed.wait(), static.attempted.wait()):
                 return static.error
         return None
 

@@ -4,6 +4,7 @@ state machine stays inside the control channel."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -81,3 +82,18 @@ async def test_the_channel_reports_the_sessions_liveness(tmp_path: Path) -> None
         link.note_activity()
         assert link.last_seen >= before
         assert not hasattr(link._channel, "machine")
+
+
+@pytest.mark.asyncio
+async def test_waiting_for_a_static_peer_ends_on_its_outcome(tmp_path: Path) -> None:
+    async with (
+        running_node(tmp_path, "alpha") as a,
+        running_node(tmp_path, "beta") as b,
+    ):
+        itself = a.add_static_peer(*a.listen)
+        error = await asyncio.wait_for(a.wait_static_outcome(itself), 10)
+        assert error is not None
+        assert "this very peer" in error
+        other = b.add_static_peer(*a.listen)
+        assert await asyncio.wait_for(b.wait_static_outcome(other), 10) is None
+        assert {t for t in asyncio.all_tasks() if "wait_first" in repr(t)} == set()
