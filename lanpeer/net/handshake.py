@@ -90,15 +90,15 @@ class ControlChannel:
 
     async def send(self, message: Message) -> None:
         """Send a message on the control stream; ``LocalProtocolError`` when not READY."""
-        await self.apply(self._machine.send(message))
+        await self._apply(self._machine.send(message))
 
     async def close(self, reason: str) -> None:
         """Say Goodbye and move the session to closing."""
-        await self.apply(self._machine.close(reason, time.monotonic()))
+        await self._apply(self._machine.close(reason, time.monotonic()))
 
     async def start(self) -> tuple[SessionEvent, ...]:
         """Start the session (the client sends its Hello); its first events."""
-        return await self.apply(self._machine.start(time.monotonic()))
+        return await self._apply(self._machine.start(time.monotonic()))
 
     async def wait_next_events(self) -> tuple[SessionEvent, ...]:
         """The next events of the handshake: a frame received, or the session's deadline."""
@@ -109,9 +109,9 @@ class ControlChannel:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 return await self.receive()
         except TimeoutError:
-            return await self.apply(self._machine.handle_timer(time.monotonic()))
+            return await self._apply(self._machine.handle_timer(time.monotonic()))
 
-    async def apply(self, step: Step) -> tuple[SessionEvent, ...]:
+    async def _apply(self, step: Step) -> tuple[SessionEvent, ...]:
         """Send what the session asked to send, in order; return its events."""
         for message in step.send:
             await self.stream.write_frame(codec.encode(message))
@@ -123,10 +123,10 @@ class ControlChannel:
             message = codec.decode(await self.stream.read_frame(DEFAULT_MAX_FRAME_SIZE))
         except UnknownMessageType as exc:
             log.info("ignoring a control message of unknown type %r", exc.type_name)
-            return await self.apply(self._machine.receive_unknown(time.monotonic()))
+            return await self._apply(self._machine.receive_unknown(time.monotonic()))
         except RemoteProtocolError as exc:
-            return await self.apply(self._machine.fail(exc, time.monotonic()))
-        return await self.apply(self._machine.receive(message, time.monotonic()))
+            return await self._apply(self._machine.fail(exc, time.monotonic()))
+        return await self._apply(self._machine.receive(message, time.monotonic()))
 
     async def wait_timer(self) -> tuple[SessionEvent, ...]:
         """Sleep until the session's deadline (pings, stale, handshake), then let it act."""
@@ -135,7 +135,7 @@ class ControlChannel:
             await asyncio.Event().wait()  # no deadline in this state: wait to be cancelled
         else:
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-        return await self.apply(self._machine.handle_timer(time.monotonic()))
+        return await self._apply(self._machine.handle_timer(time.monotonic()))
 
 
 def server_channel(
