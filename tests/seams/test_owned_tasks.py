@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -245,4 +246,34 @@ async def test_a_closed_crc_cache_starts_nothing() -> None:
     await cache.aclose()
     with pytest.raises(ServeRefused, match="not running"):
         await cache.wait_crcs(manifest("space-race"))
+    assert _others() == set()
+
+
+class SlowIndexLibrary(UnreadableLibrary):
+    """The index read blocks in the CRC thread until released (to close the cache meanwhile)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.loop = loop
+        self.entered = asyncio.Event()
+        self.release = threading.Event()
+
+    def cached_crc32s(self, game_id: str) -> dict[str, int | None]:
+        self.loop.call_soon_threadsafe(self.entered.set)
+        self.release.wait(10)
+        return {}
+
+
+@pytest.mark.asyncio
+async def test_closing_the_crc_cache_ends_a_computation_in_progress() -> None:
+    library = SlowIndexLibrary(asyncio.get_running_loop())
+    cache = Crc32Cache(library)
+    await cache.start()
+    waiter = asyncio.ensure_future(cache.wait_crcs(manifest("space-race")))
+    await asyncio.wait_for(library.entered.wait(), 5)
+    closing = asyncio.ensure_future(cache.aclose())
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiter, 5)  # the waiter hears the computation ended
+    library.release.set()  # the thread finishes its read; the pool shuts down
+    await asyncio.wait_for(closing, 5)
     assert _others() == set()
