@@ -60,6 +60,7 @@ class Host:
     received: int = 0
     sent: int = 0  # verified bytes others received from this host
     i: int = 0  # index into the simulator's per-host lists
+    uploaded: float = 0.0  # every byte it sent, wasted endgame copies too
 
 
 @dataclass(eq=False, slots=True)
@@ -267,6 +268,7 @@ class Sim:
             dt = step_to - self.now
             for p in self.pairs.values():
                 p.moved += p.rate * dt
+                p.src.uploaded += p.rate * p.count * dt
             self.now = step_to
             self.update_live()
             dirty.update(self.settle())
@@ -385,8 +387,11 @@ def scenario(hosts: int, size: int, chunk: int, link: float, *, seeders: int = 1
     last = max((h.done_at or float("inf")) - h.join for h in normal)
     partial = sum(h.from_partial for h in normal) / max(1, sum(h.received for h in normal))
     copies = sum(h.sent for h in all_hosts if h.seeder) / size
+    end = max(h.done_at or 0.0 for h in normal)
+    seeders = [h for h in all_hosts if h.seeder]
+    busy = sum(h.uploaded for h in seeders) / max(1e-9, sum(h.up for h in seeders) * end)
     return {"hosts": hosts, "ideal": ideal, "last": last, "efficiency": ideal / last,
-            "seeder_copies": copies,
+            "seeder_copies": copies, "seeder_busy": busy,
             "from_partial": partial, "cpu": time.process_time() - started,
             "events": sim.events}  # fmt: skip
 
@@ -424,7 +429,7 @@ def main() -> None:
           f"links, {args.seeders} seeder(s), slow={args.slow} vanish={args.vanish} "
           f"late={args.late}, have delay {args.have_delay} s")  # fmt: skip
     print(f"{'hosts':>6} {'ideal s':>8} {'last s':>8} {'efficiency':>10} {'from partial':>12} "
-          f"{'seeder copies':>13} {'sim cpu s':>9} {'events':>8}")  # fmt: skip
+          f"{'seeder copies':>13} {'seeder busy':>11} {'sim cpu s':>9} {'events':>8}")  # fmt: skip
     for n in args.hosts:
         r = scenario(n, size, args.chunk_mib * MiB, link, seeders=args.seeders, slow=args.slow,
                      vanish=args.vanish, late=args.late, have_delay=args.have_delay,
@@ -432,7 +437,7 @@ def main() -> None:
                      settings=SchedulerSettings(seed_unheld_only=args.seed_unheld),
                      quantum=args.quantum)  # fmt: skip
         print(f"{n:>6} {r['ideal']:>8.1f} {r['last']:>8.1f} {r['efficiency']:>10.2f} "
-              f"{r['from_partial']:>11.0%} {r['seeder_copies']:>13.1f} "
+              f"{r['from_partial']:>11.0%} {r['seeder_copies']:>13.2f} {r['seeder_busy']:>11.0%} "
               f"{r['cpu']:>9.1f} {r['events']:>8}")  # fmt: skip
 
 
