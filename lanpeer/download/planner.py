@@ -37,10 +37,11 @@ class SchedulerSettings:
     # made 10-host parties slower, because the fastest source (the seeder) takes the budget.
     max_in_flight: int = 64
     endgame_copies: int = 2  # at most this many requests for one chunk near the end
-    # A full source is asked only for chunks no (usable) partial source holds: its uplink is
-    # the party's scarcest link, so it sends each chunk about once and the leechers trade the
-    # rest (BitTorrent's super-seeding, decided by the downloaders). bench/swarm_sim.py, 20 GiB,
-    # 4 MiB chunks: see ARCHITECTURE.md "Swarm figures".
+    # A full source with a request out is asked only for chunks no listed partial source holds
+    # or fetches: its uplink is the party's scarcest link, so it should send each chunk about
+    # once while the leechers trade the rest (super-seeding, decided by the downloaders). An
+    # idle full source still gets one request for anything. Figures with and without it:
+    # ARCHITECTURE.md "Swarm figures".
     seed_unheld_only: bool = True
     # An idle peer re-requests a chunk only once it has been outstanding this long: long enough
     # that a healthy LAN peer has answered, so endgame copies are rare and never wasted in bulk.
