@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -56,11 +57,12 @@ from lanpeer_proto.control import (
     WatchRequest,
 )
 from lanpeer_proto.errors import ProtocolError
-from lanpeer_proto.messages import GameSummary, Manifest
+from lanpeer_proto.messages import GameSummary, HashStatus, Manifest
 
 from lanpeer import doctor
 from lanpeer.control import peer_commands, views
 from lanpeer.control.update_plan import plan_update
+from lanpeer.download.hash_wait import HASH_WAIT_LIMITS, HashWaitLimits, HashWatch
 from lanpeer.download.operations import Operation, OpKind
 from lanpeer.download.resolve import OfferTable, PeerView, newest_offer
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
@@ -468,8 +470,6 @@ def installed_versions(local_games: Sequence[LocalGame]) -> dict[str, str | None
 
 #: Games whose name and size are remembered: ten times a big party's library.
 MAX_KNOWN_GAMES = 10_000
-#: How often a download waiting for a hash looks again without a peer event (hash done is one).
-HASH_RETRY = 2.0
 
 
 class StillHashing(LanpeerError):
@@ -496,22 +496,67 @@ async def wait_offer(
             await node.wait_sources_changed(min(left, 1.0))
 
 
+class NamedPeerView(PeerView, Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class SeederTable(OfferTable, Protocol):
+    """The peer table as a download waiting for its seeders' hash sees it (``PeerNode``)."""
+
+    def peers(self) -> Sequence[NamedPeerView]: ...
+
+    async def fetch_hash_status(self, peer_id: str, game_id: str) -> HashStatus | None: ...
+
+
 async def wait_hashed_offer(
-    node: OfferTable, game_id: str, version: str | None, op: Operation
+    node: SeederTable,
+    game_id: str,
+    version: str | None,
+    op: Operation,
+    limits: HashWaitLimits = HASH_WAIT_LIMITS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Manifest, GameSummary]:
-    """Until a peer offers ``game_id`` hashed (then its manifest); ``op.reason`` says why not."""
+    """Until a peer offers ``game_id`` hashed (then its manifest); the operation shows why not
+    and how far its seeders' hashing has got (``op.waiting``). Raises SeederStalledError when
+    they stop making progress or go away (``HashWatch`` decides)."""
+    watch = HashWatch(game_id, limits, clock())
     while True:
         try:
             peer_id, summary = choose_offer(node.peers(), game_id, version)
             return await node.fetch_manifest(peer_id, game_id), summary
         except StillHashing:
-            hashing = [p.peer_id[:8] for p in node.peers() if p.connected and game_id in p.games]
-            op.reason = f"waiting for peer(s) {', '.join(sorted(hashing))} to finish hashing it"
+            await _ask_seeders(node, game_id, watch, clock)
+            op.waiting(watch.reason(), watch.best())
         except UnknownGameError:
-            op.reason = "no connected peer offers it now; it starts when one does"
+            watch.offered_by({}, clock())
+            op.waiting(watch.reason(), None)
         except (LanpeerError, ProtocolError, OSError) as exc:
-            op.reason = f"the manifest could not be fetched ({exc}); retrying"
-        await node.wait_sources_changed(HASH_RETRY)
+            op.waiting(f"the manifest could not be fetched ({exc}); retrying", watch.best())
+        failure = watch.verdict(clock())
+        if failure is not None:
+            raise failure
+        await node.wait_sources_changed(limits.poll)
+
+
+async def _ask_seeders(
+    node: SeederTable, game_id: str, watch: HashWatch, clock: Callable[[], float]
+) -> None:
+    """Ask every connected peer offering ``game_id`` unhashed how far it got (one at a time:
+    a handful of small requests a second)."""
+    seeders = {
+        p.peer_id: p.name
+        for p in node.peers()
+        if p.connected and (g := p.games.get(game_id)) is not None and g.manifest_hash is None
+    }
+    watch.offered_by(seeders, clock())
+    for peer_id, name in seeders.items():
+        try:
+            status = await node.fetch_hash_status(peer_id, game_id)
+        except (LanpeerError, ProtocolError, OSError) as exc:
+            log.debug("%s: hash status of %s unknown: %s", game_id, peer_id[:8], exc)
+            status = None
+        watch.saw(peer_id, name, status, clock())
 
 
 def choose_offer(

@@ -14,6 +14,7 @@ from lanpeer_proto.control import (
     Event,
     FinishedEvent,
     GameEntry,
+    HashingInfo,
     LibraryChangedEvent,
     OperationInfo,
     PeerDownEvent,
@@ -29,6 +30,7 @@ from lanpeer_proto.control import (
 from lanpeer_proto.messages import GameSummary
 
 from lanpeer.download import progress
+from lanpeer.download.hash_wait import PeerHashing
 from lanpeer.download.progress import OperationStatus
 from lanpeer.download.resolve import version_key  # one order for `games` and for `download`
 from lanpeer.library.state import LocalGame
@@ -248,6 +250,19 @@ def operation_info(status: OperationStatus) -> OperationInfo:
         sources=list(status.sources),
         partial_sources=list(status.partial_sources),
         reason=status.reason,
+        hashing=hashing_info(status.hashing),
+    )
+
+
+def hashing_info(hashing: PeerHashing | None) -> HashingInfo | None:
+    if hashing is None:
+        return None
+    return HashingInfo(
+        peer_id=hashing.peer_id,
+        name=hashing.name[:256],
+        hashed_bytes=hashing.hashed_bytes,
+        total_bytes=hashing.total_bytes,
+        queued=hashing.queued,
     )
 
 
@@ -296,6 +311,8 @@ def download_event(event: progress.ProgressEvent) -> Event:
         rate=max(0.0, float(event.rate)),
         eta=_eta(event.eta),
         peer_rates={str(k): float(v) for k, v in event.peers.items()},
+        reason=event.reason,
+        hashing=hashing_info(event.hashing),
     )
 
 

@@ -182,7 +182,7 @@ class DownloadManager:
         async def body(op: Operation) -> None:
             op.move(OpState.STALLED)
             manifest, summary = await find(op)
-            op.reason = None
+            op.waiting(None)
             await self._download(op, manifest, then_install, summary, pin)
 
         async def cancel_queued() -> None:

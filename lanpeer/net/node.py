@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lanpeer_proto.messages import (
+    HashStatus,
     Hello,
     LibrarySummary,
     Manifest,
@@ -25,6 +26,7 @@ from lanpeer_proto.messages import (
 from lanpeer_proto.session import SessionTimers
 from lanpeer_proto.version import (
     FEATURE_DELTAS,
+    FEATURE_HASH_STATUS,
     FEATURE_SWARM,
     FEATURE_TCP_BULK,
     PROTOCOL_MAJOR,
@@ -43,7 +45,7 @@ from lanpeer.net.handshake import (
     wait_handshake,
 )
 from lanpeer.net.identity import Identity, short_id
-from lanpeer.net.library_view import LibraryView
+from lanpeer.net.library_view import HashStatusSource, LibraryView
 from lanpeer.net.peers import MAX_LIBRARY_RECORDS, PeerEvent, PeerEventKind, PeerInfo, PeerTable
 from lanpeer.net.quic import (
     QuicListener,
@@ -142,8 +144,9 @@ class PeerNode:
         # SPEC §7a: our downloads in progress serve what they verified (off: --no-swarm).
         self.swarm = SwarmHost(self._table, self._fetcher, self, serve=swarm, limits=swarm_limits)
         self._served = SwarmView(library, self.swarm)  # what the QUIC and bulk paths read
+        self._hashing = library if isinstance(library, HashStatusSource) else None
         self._responder = Responder(self._served, self._uploads, self._tokens, None,
-                                    upload_limiter, self.swarm)  # fmt: skip
+                                    upload_limiter, self.swarm, self._hashing)  # fmt: skip
         self._listeners: list[Callable[[PeerEvent], None]] = []
         self._sources_changed = asyncio.Event()  # replaced (after set) on every peer event
         self._tasks: set[asyncio.Task[None]] = set()
@@ -298,6 +301,11 @@ class PeerNode:
         """The peer's manifest of ``game_id``; its hash must be the one the peer advertises."""
         return await self._fetcher.manifest(peer_id, game_id)
 
+    async def fetch_hash_status(self, peer_id: str, game_id: str) -> HashStatus | None:
+        """How far the peer's hashing of ``game_id`` has got; None when it cannot say (a peer
+        without feature hash-status/1). Raises PeerUnavailable/ChunkRefused."""
+        return await self._fetcher.hash_status(peer_id, game_id)
+
     async def fetch_chunk(
         self, peer_id: str, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
     ) -> bytes:
@@ -356,7 +364,8 @@ class PeerNode:
 
     def _features(self) -> list[str]:
         bulk = [FEATURE_TCP_BULK] if self._tokens is not None else []
-        return [FEATURE_DELTAS, FEATURE_SWARM, *bulk]
+        hashing = [FEATURE_HASH_STATUS] if self._hashing is not None else []
+        return [FEATURE_DELTAS, FEATURE_SWARM, *bulk, *hashing]
 
     def _accepted(self, conn: QuicPeerConnection) -> None:
         """A TLS handshake finished on our listener: its first stream is the control stream."""

@@ -205,6 +205,10 @@ async def test_a_waiting_download_says_why_until_the_hash_is_there() -> None:
 
     d.node.wait_sources_changed = wait_and_note  # type: ignore[method-assign]
     manifest, offer = await commands_module.wait_hashed_offer(d.node, "doom", None, op)  # type: ignore[arg-type]
-    assert reasons == ["waiting for peer(s) A to finish hashing it"]
+    assert reasons == ["waiting for host-A (A) to finish hashing it (that peer cannot say how far)"]
     assert (manifest.game_id, offer.version) == ("doom", "1.9")
-    assert d.rec.actions == ["node.wait_sources_changed", "node.fetch_manifest A doom"]
+    assert d.rec.actions == [
+        "node.fetch_hash_status A doom",
+        "node.wait_sources_changed",
+        "node.fetch_manifest A doom",
+    ]
