@@ -93,3 +93,19 @@ def test_a_game_being_hashed_shows_its_percentage() -> None:
     game = _game("neon-racer", state="hashing", hashed_bytes=25, hash_total=100)
     render.games(console, c.GamesResult(games=[game]))
     assert "hashing 25%" in out.getvalue()
+
+
+def test_a_download_waiting_for_its_seeders_hash_shows_that_progress() -> None:
+    console, out = _console()
+    hashing = c.HashingInfo(
+        peer_id="A" * 52, name="seeder", hashed_bytes=8_200_000_000, total_bytes=20_000_000_000
+    )
+    reason = "waiting for seeder (AAAAAAAA) to hash it: 41 % (8.2 GB of 20.0 GB)"
+    event = c.ProgressEvent(
+        game_id="g", kind="download", state="stalled", bytes_done=0, bytes_total=0,
+        reason=reason, hashing=hashing,
+    )  # fmt: skip
+    assert render.event_line(event) == f"progress   g download stalled: {reason}"
+    list(render.progress_bars(console, [event]))
+    assert "8.2/20.0 GB" in out.getvalue()
+    assert "waiting for seeder to hash it" in out.getvalue()

@@ -298,6 +298,8 @@ def event_line(event: Event) -> str:
         who = short(event.peer_id) if event.peer_id else "local"
         return f"library    {who} rev {event.library_rev}"
     if isinstance(event, ProgressEvent):
+        if event.reason:  # stalled: why, e.g. how far its seeder's hashing has got
+            return f"progress   {event.game_id} {event.kind} {event.state}: {escape(event.reason)}"
         done = progress_text(event.bytes_done, event.bytes_total)
         return f"progress   {event.game_id} {event.kind} {event.state} {done} {rate(event.rate)}"
     if isinstance(event, UploadEvent):
@@ -348,11 +350,11 @@ def _update(bars: Progress, tasks: dict[str, TaskID], event: ProgressEvent) -> N
         "eta": eta(event.eta),
         "state": event.state,
     }
+    done, total = event.bytes_done, event.bytes_total
+    if event.hashing is not None:  # the bar is the seeder's hashing until the download starts
+        done, total = event.hashing.hashed_bytes, event.hashing.total_bytes
+        who = escape(event.hashing.name) or short(event.hashing.peer_id)
+        fields.update(speed="-", eta=eta(None), state=f"waiting for {who} to hash it")
     if event.game_id not in tasks:
         tasks[event.game_id] = bars.add_task(f"{event.game_id} {event.kind}", total=None, **fields)
-    bars.update(
-        tasks[event.game_id],
-        completed=event.bytes_done,
-        total=event.bytes_total or None,
-        **fields,
-    )
+    bars.update(tasks[event.game_id], completed=done, total=total or None, **fields)
