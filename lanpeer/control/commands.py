@@ -526,7 +526,7 @@ async def wait_hashed_offer(
             peer_id, summary = choose_offer(node.peers(), game_id, version)
             return await node.fetch_manifest(peer_id, game_id), summary
         except StillHashing:
-            await _ask_seeders(node, game_id, watch, clock)
+            await _ask_seeders(node, game_id, version, watch, clock)
             op.waiting(watch.reason(), watch.best())
         except UnknownGameError:
             watch.offered_by({}, clock())
@@ -540,14 +540,21 @@ async def wait_hashed_offer(
 
 
 async def _ask_seeders(
-    node: SeederTable, game_id: str, watch: HashWatch, clock: Callable[[], float]
+    node: SeederTable,
+    game_id: str,
+    version: str | None,
+    watch: HashWatch,
+    clock: Callable[[], float],
 ) -> None:
-    """Ask every connected peer offering ``game_id`` unhashed how far it got (one at a time:
-    a handful of small requests a second)."""
+    """Ask every connected peer offering ``game_id`` (at ``version``) unhashed how far it got,
+    one at a time: a handful of small requests a second."""
     seeders = {
         p.peer_id: p.name
         for p in node.peers()
-        if p.connected and (g := p.games.get(game_id)) is not None and g.manifest_hash is None
+        if p.connected
+        and (g := p.games.get(game_id)) is not None
+        and g.manifest_hash is None
+        and version in (None, g.version)
     }
     watch.offered_by(seeders, clock())
     for peer_id, name in seeders.items():

@@ -154,3 +154,14 @@ def test_the_progress_event_of_a_waiting_download_carries_the_seeders_progress()
     assert document["reason"] == (
         "waiting for seeder (AAAAAAAA) to hash it: 41 % (8.2 GB of 20.0 GB)"
     )
+
+
+@pytest.mark.asyncio
+async def test_a_pinned_wait_asks_only_the_seeders_of_that_version() -> None:
+    other = peer("B", summary("doom", "2.0", manifest_hash=None))
+    node = ScriptedNode([[UNHASHED, other], [UNHASHED, peer("B", summary("doom", "2.0"))]])
+    node.hash_statuses = {"A": [status(GB)], "B": [status(2 * GB)]}
+    await wait_hashed_offer(node, "doom", "2.0", node.op, LIMITS, node.clock)  # type: ignore[arg-type]
+    asked = [a for a in node.rec_.actions if a.startswith("node.fetch_hash_status")]
+    assert asked == ["node.fetch_hash_status B doom"]
+    assert node.seen[0][1] == PeerHashing("B", "host-B", 2 * GB, 20 * GB)
