@@ -1,6 +1,7 @@
 """GetHashStatus over real QUIC between two in-process nodes on real libraries: the seeder says
 how far its hashing of a game has got while it hashes, then that it is done; refusals are typed;
-a peer without feature hash-status/1 is never asked.
+a peer without feature hash-status/1 is never asked; a download waiting on a seeder whose
+hashing stopped fails naming it.
 
 The seeder hashes no faster than ``LANPEER_FAULT_HASH_RATE`` (read by each hash as it starts).
 """
@@ -16,12 +17,16 @@ import pytest
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import HashStatus
 
+from lanpeer.control.commands import wait_hashed_offer
+from lanpeer.download.hash_wait import HashWaitLimits, SeederStalledError
+from lanpeer.download.operations import OpKind
 from lanpeer.library import GameLibrary
 from lanpeer.library.samples import generate_game, write_catalog
 from lanpeer.library.scanner import HASH_RATE_ENV
 from lanpeer.net.errors import ChunkRefused
 from lanpeer.net.node import PeerNode
 from tests.net.conftest import running_node, wait_for
+from tests.seams.recorders import Recorder
 
 MIB = 1 << 20
 CHUNK = 64 << 10
@@ -83,3 +88,28 @@ async def test_a_peer_without_the_feature_is_never_asked(tmp_path: Path) -> None
     ):
         await wait_for(leecher, lambda: any(p.connected for p in leecher.peers()))
         assert await leecher.fetch_hash_status(older.identity.peer_id, "any-game") is None
+
+
+@pytest.mark.asyncio
+async def test_a_seeder_whose_hashing_stops_fails_the_wait_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(HASH_RATE_ENV, "1")  # 1 byte/s: stuck after its first chunk
+    limits = HashWaitLimits(poll=0.1, stall=1.0, gone=5.0)  # the daemon's: 1 s, 60 s, 15 s
+    async with (
+        library(tmp_path, "seeder", {"stuck-game": MIB}) as seeding,
+        running_node(tmp_path, "seeder", library=seeding) as seeder,
+        library(tmp_path, "leecher", {}) as leeching,
+        running_node(tmp_path, "leecher", library=leeching, static=[seeder.listen]) as leecher,
+    ):
+        await wait_for(leecher, lambda: _offered(leecher, "stuck-game"))
+        op = Recorder().op("stuck-game", OpKind.DOWNLOAD)
+        with pytest.raises(SeederStalledError) as caught:
+            async with asyncio.timeout(20):
+                await wait_hashed_offer(leecher, "stuck-game", None, op, limits)
+        short = seeder.identity.peer_id[:8]
+        assert f"stopped hashing stuck-game (seeder ({short}) at " in str(caught.value)
+        assert "no progress for 1 s" in str(caught.value)
+        assert op.hashing is not None
+        assert op.hashing.name == "seeder"
+        assert 0 < op.hashing.hashed_bytes < op.hashing.total_bytes  # where it stopped
