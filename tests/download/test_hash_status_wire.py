@@ -17,7 +17,7 @@ import pytest
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import HashStatus
 
-from lanpeer.control.commands import wait_hashed_offer
+from lanpeer.control.offers import wait_hashed_offer
 from lanpeer.download.hash_wait import HashWaitLimits, SeederStalledError
 from lanpeer.download.operations import OpKind
 from lanpeer.library import GameLibrary

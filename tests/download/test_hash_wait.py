@@ -11,7 +11,7 @@ import pytest
 from lanpeer_proto.messages import HashStatus
 
 from lanpeer.control import views
-from lanpeer.control.commands import wait_hashed_offer
+from lanpeer.control.offers import wait_hashed_offer
 from lanpeer.download.hash_wait import HashWaitLimits, PeerHashing, SeederStalledError
 from lanpeer.download.operations import OpKind, OpState
 from lanpeer.download.progress import ProgressEvent
