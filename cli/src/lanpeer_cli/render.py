@@ -18,6 +18,7 @@ from lanpeer_proto.control import (
     FinishedEvent,
     GameResult,
     GamesResult,
+    HashingInfo,
     KeepEvent,
     LibraryChangedEvent,
     OperationInfo,
@@ -197,11 +198,13 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
         state = op.state if op.queue_position is None else f"queued #{op.queue_position}"
         done = progress_text(op.bytes_done, op.bytes_total)
         sources = " ".join(short(s) for s in op.sources) or "-"
+        speed, left = rate(op.rate), eta(op.eta)
         if op.finished_at is not None:
             state = f"{op.state} {ago(op.finished_at)}"
             done = size(op.bytes_done) if op.ok else "-"
-        rows.append([op.game_id, op.kind, state, done, rate(op.rate), eta(op.eta), sources,
-                     op.lane])  # fmt: skip
+        elif op.hashing is not None:  # waiting for a seeder's hash: how far it has got
+            done, speed, left = f"hash {_percent(op.hashing)}%", "-", eta(None)
+        rows.append([op.game_id, op.kind, state, done, speed, left, sources, op.lane])
     console.print(fitted(console, cols, rows))
     for op in operations:
         if op.reason and op.finished_at is None:
@@ -210,6 +213,10 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
             console.print(f"{op.game_id}: {escape(op.error or 'failed')}", highlight=False)
             if op.hint:
                 console.print(f"  -> {escape(op.hint)}", highlight=False)
+
+
+def _percent(hashing: HashingInfo) -> int:
+    return 100 * hashing.hashed_bytes // hashing.total_bytes if hashing.total_bytes else 0
 
 
 def game(console: Console, doc: GameResult) -> None:
