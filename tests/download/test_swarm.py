@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -16,11 +19,13 @@ from lanpeer_proto.messages import GetHaves, Haves, Manifest
 from lanpeer.download.plan import ChunkRef, file_chunks
 from lanpeer.download.sources import SourceSet
 from lanpeer.download.staging import PART_DIR, STATE_NAME
+from lanpeer.library.samples import write_catalog
 from lanpeer.net.errors import ChunkRefused
 from lanpeer.net.node import PeerNode
 from lanpeer.ratelimit import TokenBucket
 from tests.download.helpers import (
     CHUNK,
+    DirSource,
     GatedSource,
     manifest_of,
     random_bytes,
@@ -121,6 +126,23 @@ def all_chunks(manifest: Manifest) -> list[ChunkRef]:
     return [c for f in manifest.files for c in file_chunks(f)]
 
 
+@contextlib.asynccontextmanager
+async def holder_and_asker(
+    tmp_path: Path, **holder: object
+) -> AsyncIterator[tuple[Leecher, Leecher]]:
+    """``a`` and ``c`` (connected to ``a``), downloaders with no full sources but the ones a
+    test gives them (``SourceSet``); ``c`` asks for what ``a`` holds."""
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            leecher(tmp_path / "a", [], name="a", directory=lambda _n: SourceSet(), **holder)
+        )
+        c = await stack.enter_async_context(
+            leecher(tmp_path / "c", [a.node.listen], name="c", directory=lambda _n: SourceSet())
+        )
+        await wait_for(lambda: any(p.connected for p in c.node.peers()))
+        yield a, c
+
+
 @pytest.mark.asyncio
 async def test_a_partial_source_serves_only_verified_chunks_and_stops_on_cancel(
     tmp_path: Path,
@@ -128,13 +150,8 @@ async def test_a_partial_source_serves_only_verified_chunks_and_stops_on_cancel(
     files = game_files(size=16 * CHUNK)
     src = put_game(tmp_path / "src", files)
     manifest = manifest_of(src, GAME)
-    async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(
-            leecher(tmp_path / "a", [], name="a", directory=lambda _node: SourceSet())
-        )
-        c = await stack.enter_async_context(leecher(tmp_path / "c", [a.node.listen], name="c"))
+    async with holder_and_asker(tmp_path) as (a, c):
         a_id = a.node.identity.peer_id
-        await wait_for(lambda: any(p.connected for p in c.node.peers()))
         gated, finished = await gated_download(a, src, manifest, serve=3)
         chunks = all_chunks(manifest)
         served = {(path, offset) for path, offset in gated.served}  # each one verified
@@ -173,13 +190,8 @@ async def test_have_increments_follow_the_whole_set(tmp_path: Path) -> None:
     files = game_files(size=16 * CHUNK)
     src = put_game(tmp_path / "src", files)
     manifest = manifest_of(src, GAME)
-    async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(
-            leecher(tmp_path / "a", [], name="a", directory=lambda _node: SourceSet())
-        )
-        c = await stack.enter_async_context(leecher(tmp_path / "c", [a.node.listen], name="c"))
+    async with holder_and_asker(tmp_path) as (a, c):
         a_id = a.node.identity.peer_id
-        await wait_for(lambda: any(p.connected for p in c.node.peers()))
         gated, finished = await gated_download(a, src, manifest, serve=2)
         first = await haves(c.node, a_id, manifest)
         assert len(held_numbers(first)) == 2
@@ -211,13 +223,8 @@ async def test_no_swarm_serves_nothing_partial(tmp_path: Path) -> None:
     files = game_files(size=16 * CHUNK)
     src = put_game(tmp_path / "src", files)
     manifest = manifest_of(src, GAME)
-    async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(
-            leecher(tmp_path / "a", [], name="a", swarm=False, directory=lambda _n: SourceSet())
-        )
-        c = await stack.enter_async_context(leecher(tmp_path / "c", [a.node.listen], name="c"))
+    async with holder_and_asker(tmp_path, swarm=False) as (a, c):
         a_id = a.node.identity.peer_id
-        await wait_for(lambda: any(p.connected for p in c.node.peers()))
         gated, finished = await gated_download(a, src, manifest, serve=2)
         assert not (await haves(c.node, a_id, manifest)).serving
         held = next(ch for ch in all_chunks(manifest) if (ch.path, ch.offset) in gated.served)
@@ -256,3 +263,93 @@ async def test_a_resumed_download_advertises_what_it_already_holds(tmp_path: Pat
         assert held == held_before
         assert len(held) == 3
         still.gate.set()
+
+
+# -- delta updates: unchanged files are served from the game dir ------------------------------
+
+SAME = 12  # chunks of the file 1.0 and 1.1 share
+
+
+def delta_versions(tmp_path: Path) -> tuple[Path, Manifest]:
+    """1.1 in ``src`` (its manifest); 1.0 installed and served in ``a``'s library: same.eti is
+    the same in both, changed.eti is not (no chunk in common, so nothing is copied)."""
+    same = random_bytes(SAME * CHUNK, 21)
+    src = write_game(tmp_path / "src" / GAME, {"same.eti": same,
+                                               "changed.eti": random_bytes(4 * CHUNK, 23)},
+                     "1.1")  # fmt: skip
+    write_game(tmp_path / "a" / "games" / GAME, {"same.eti": same,
+                                                  "changed.eti": random_bytes(4 * CHUNK, 22)},
+               "1.0")  # fmt: skip
+    write_catalog(tmp_path / "a" / "games" / "catalog.toml", [GAME])
+    return src, manifest_of(src, GAME)
+
+
+def chunks_of(manifest: Manifest, path: str) -> list[ChunkRef]:
+    return [c for c in all_chunks(manifest) if c.path == path]
+
+
+@pytest.mark.asyncio
+async def test_a_delta_update_serves_its_unchanged_files_to_another_downloader(
+    tmp_path: Path,
+) -> None:
+    src, manifest = delta_versions(tmp_path)
+    async with holder_and_asker(tmp_path) as (a, b):
+        await a.library.wait_manifest(GAME)  # 1.0 hashed and served
+        a_id = a.node.identity.peer_id
+        # a updates to 1.1 from a source that holds every request: it has fetched nothing.
+        gated, a_done = await gated_download(a, src, manifest, serve=0)
+        # b downloads 1.1 (pinned: the only full offer it sees is a's 1.0) with no full
+        # source yet: all it can get is what a holds, the unchanged file in a's game dir.
+        b_op = b.manager.submit_download(GAME, manifest, pin="1.1")
+        await wait_for(lambda: b_op.counters.chunks_by_peer.get(a_id, 0) >= SAME)
+        assert b_op.counters.chunks_by_peer == {a_id: SAME}
+        assert b_op.counters.bytes_from_partial == SAME * CHUNK
+        assert a.node.uploads.total_bytes == SAME * CHUNK  # counted as a's uploads too
+        # Then the full source: b gets the rest, a its changed file, both end on 1.1.
+        assert isinstance(b.manager.sources, SourceSet)
+        b.manager.sources.add(GAME, manifest.manifest_hash,
+                              DirSource("full", src, manifest.manifest_hash))  # fmt: skip
+        gated.gate.set()
+        async with asyncio.timeout(30):
+            await a_done
+            await b_op.wait_finished()
+        assert b_op.state == "done", b_op.error
+        assert b_op.counters.chunks_by_peer[a_id] == SAME  # nothing else came from a
+    for home in ("a", "c"):
+        assert tree_bytes(tmp_path / home / "games" / GAME) == tree_bytes(src)
+
+
+@pytest.mark.asyncio
+async def test_an_unchanged_file_that_changes_on_disk_is_refused_never_served(
+    tmp_path: Path,
+) -> None:
+    src, manifest = delta_versions(tmp_path)
+    async with holder_and_asker(tmp_path) as (a, c):
+        await a.library.wait_manifest(GAME)
+        a_id = a.node.identity.peer_id
+        gated, finished = await gated_download(a, src, manifest, serve=0)
+        numbers = {c: i for i, c in enumerate(all_chunks(manifest))}
+        same = chunks_of(manifest, "same.eti")
+        answer = await haves(c.node, a_id, manifest)
+        assert held_numbers(answer) == {numbers[ch] for ch in same}  # held from the start
+        ref = same[3]
+        data = await fetch(c.node, a_id, manifest, ref)  # exact bytes from the game dir
+        assert data == (src / ref.path).read_bytes()[ref.offset : ref.offset + ref.length]
+        # Someone writes into the installed file (same size): its bytes are no longer the
+        # ones hashed. Refused, and the file is no longer in the have-set (whole set again).
+        live = tmp_path / "a" / "games" / GAME / "same.eti"
+        with live.open("r+b") as f:
+            f.seek(ref.offset)
+            f.write(b"\0" * 16)
+        os.utime(live, ns=(1, 1))
+        with pytest.raises(ChunkRefused) as refused:
+            await fetch(c.node, a_id, manifest, ref)
+        assert refused.value.wire_code is ErrorCode.NOT_FOUND
+        with pytest.raises(ChunkRefused) as refused:  # another chunk of it: unlisted already
+            await fetch(c.node, a_id, manifest, same[0])
+        assert refused.value.wire_code is ErrorCode.NOT_FOUND
+        after = await haves(c.node, a_id, manifest, since=answer.seq)
+        assert after.bits is not None
+        assert held_numbers(after) == set()
+        gated.gate.set()
+        await finished
