@@ -74,6 +74,18 @@ class SwarmLimits:
     retry_after: float = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class PartialHolder:
+    """What one peer holds of the version one of our downloads fetches (``game GAME``)."""
+
+    peer_id: str
+    game_id: str
+    version: str
+    manifest_hash: bytes
+    chunks: int
+    bytes: int
+
+
 # -- serving ---------------------------------------------------------------------------------
 
 
@@ -125,6 +137,7 @@ class SwarmHost:
         self._seq = 0  # one counter for every holding: a later holding's seqs are all larger
         self._changed = asyncio.Event()
         self._watching: dict[str, int] = {}  # asking peer -> GetHaves held for it now
+        self._members: set[Member] = set()  # our downloads in the swarm now
         self._corrupt = os.environ.get(CORRUPT_ENV) == "1"
 
     # -- serving side ---------------------------------------------------------------------------
@@ -320,15 +333,22 @@ class SwarmHost:
         member = Member(self, manifest, holding, full_sources)
         for chunk in verified:
             member.holds(chunk)
+        self._members.add(member)
         # Not a TaskGroup: the download's own errors must reach its caller unwrapped.
         watcher = asyncio.create_task(member.keep_watching())
         try:
             yield member
         finally:
+            self._members.discard(member)
             if holding is not None:
                 self._stop_holding(holding)  # at once: later requests get a typed refusal
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+
+    def partial_holders(self) -> list[PartialHolder]:
+        """Per download of ours, the peers serving part of its version and what they hold
+        (as their last have-set said); peers holding nothing yet are not listed."""
+        return [holder for member in self._members for holder in member.holders()]
 
     def connected(self, peer_id: str) -> bool:
         record = self._table.get(peer_id)
@@ -397,6 +417,21 @@ class Member:
     def fetching(self, chunks: frozenset[ChunkRef]) -> None:
         if self._holding is not None:
             self._host._fetch_hint(self._holding, chunks)
+
+    def holders(self) -> list[PartialHolder]:
+        m = self._manifest
+        return [
+            PartialHolder(
+                peer_id,
+                m.game_id,
+                m.version,
+                m.manifest_hash,
+                len(held),
+                sum(c.length for c in held),
+            )
+            for peer_id, source in sorted(self.partials.items())
+            if (held := source.haves.held)
+        ]
 
     # SourceDirectory ----------------------------------------------------------------------------
     def sources_for(self, game_id: str, manifest_hash: bytes) -> Sequence[ChunkSource]:
@@ -492,9 +527,10 @@ class Member:
         if answer.bits is not None:
             bits = answer.bits
             current = HaveSet(
-                chunks[i] for i in range(min(len(chunks), len(bits) * 8))
+                chunks[i]
+                for i in range(min(len(chunks), len(bits) * 8))
                 if bits[i >> 3] & (1 << (i & 7))
-            )  # fmt: skip
+            )
             inner = PeerChunkSource(self._host._fetcher, peer_id)
             self.partials[peer_id] = PartialSource(inner, current)
         elif current is None:

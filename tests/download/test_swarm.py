@@ -22,6 +22,7 @@ from lanpeer.download.staging import PART_DIR, STATE_NAME
 from lanpeer.library.samples import write_catalog
 from lanpeer.net.errors import ChunkRefused
 from lanpeer.net.node import PeerNode
+from lanpeer.net.swarm import PartialHolder
 from lanpeer.ratelimit import TokenBucket
 from tests.download.helpers import (
     CHUNK,
@@ -305,6 +306,10 @@ async def test_a_delta_update_serves_its_unchanged_files_to_another_downloader(
         assert b_op.counters.chunks_by_peer == {a_id: SAME}
         assert b_op.counters.bytes_from_partial == SAME * CHUNK
         assert a.node.uploads.total_bytes == SAME * CHUNK  # counted as a's uploads too
+        # What `game GAME` shows on b: a holds the unchanged file of 1.1.
+        assert b.node.swarm.partial_holders() == [
+            PartialHolder(a_id, GAME, "1.1", manifest.manifest_hash, SAME, SAME * CHUNK)
+        ]
         # Then the full source: b gets the rest, a its changed file, both end on 1.1.
         assert isinstance(b.manager.sources, SourceSet)
         b.manager.sources.add(GAME, manifest.manifest_hash,
