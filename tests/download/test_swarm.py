@@ -10,13 +10,16 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from lanpeer_proto.errors import ErrorCode
-from lanpeer_proto.messages import GetHaves, Haves, Manifest
+from lanpeer_proto.messages import GameSummary, GetHaves, Haves, Manifest
 
+from lanpeer.control.resume import wait_resume_offer
 from lanpeer.download.plan import ChunkRef, file_chunks
+from lanpeer.download.resolve import MAX_MANIFEST_ASKS, version_manifest
 from lanpeer.download.sources import SourceSet
 from lanpeer.download.staging import PART_DIR, STATE_NAME
 from lanpeer.library.samples import write_catalog
@@ -356,5 +359,105 @@ async def test_an_unchanged_file_that_changes_on_disk_is_refused_never_served(
         after = await haves(c.node, a_id, manifest, since=answer.seq)
         assert after.bits is not None
         assert held_numbers(after) == set()
+        gated.gate.set()
+        await finished
+
+
+# -- the manifest from a partial source -----------------------------------------------------
+
+
+def tampered(manifest: Manifest) -> Manifest:
+    """The same ``manifest_hash`` over other content (one chunk hash changed)."""
+    first = manifest.files[0]
+    bad = first.model_copy(update={"chunk_hashes": [bytes(32), *first.chunk_hashes[1:]]})
+    return manifest.model_copy(update={"files": [bad, *manifest.files[1:]]})
+
+
+@dataclass
+class Offerer:
+    peer_id: str
+    games: dict[str, GameSummary]
+    connected: bool = True
+
+
+class Answers:
+    """A peer table whose peers answer ``GetManifest`` as the test says (a refusal: None)."""
+
+    def __init__(
+        self, answers: dict[str, Manifest | None], games: dict[str, dict[str, GameSummary]]
+    ) -> None:
+        self.answers, self.asked = answers, []
+        self._peers = [Offerer(p, games.get(p, {})) for p in answers]
+
+    def peers(self) -> list[Offerer]:
+        return self._peers
+
+    async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest:
+        self.asked.append(peer_id)
+        answer = self.answers[peer_id]
+        if answer is None:
+            raise ChunkRefused(ErrorCode.NOT_FOUND, "not here")
+        return answer
+
+
+@pytest.mark.asyncio
+async def test_a_wrong_manifest_is_refused_and_the_next_peer_asked(tmp_path: Path) -> None:
+    right = manifest_of(put_game(tmp_path / "new", game_files(4 * CHUNK)), GAME)
+    other = manifest_of(write_game(tmp_path / "old" / GAME, {"x.eti": b"x"}, "0.9"), GAME)
+    whole = GameSummary(id=GAME, name=GAME, version="0.9", manifest_hash=other.manifest_hash,
+                        size=1)  # fmt: skip
+    peers = Answers(
+        {
+            "forger": tampered(right),
+            "other": other,
+            "nothing": None,
+            "older": other,
+            "partial": right,
+        },
+        {"older": {GAME: whole}},  # serves 0.9 whole: it would answer with that, never asked
+    )
+    refused: set[str] = set()
+    got = await version_manifest(peers, GAME, right.manifest_hash, refused)
+    assert got == right
+    assert peers.asked == ["forger", "other", "nothing", "partial"]
+    assert refused == {"forger", "other"}  # wrong manifests; "nothing" may have it later
+    peers.asked.clear()
+    assert await version_manifest(peers, GAME, right.manifest_hash, refused) == right
+    assert peers.asked == ["nothing", "partial"]  # the refused ones are not asked again
+    # Bounded: at most MAX_MANIFEST_ASKS peers per look.
+    many = Answers({f"p{i:02}": None for i in range(3 * MAX_MANIFEST_ASKS)}, {})
+    assert await version_manifest(many, GAME, right.manifest_hash) is None
+    assert len(many.asked) == MAX_MANIFEST_ASKS
+
+
+@pytest.mark.asyncio
+async def test_a_resume_takes_the_manifest_from_a_partial_source_never_a_forged_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """b resumes a download of a version no connected peer offers whole: a (downloading it)
+    hands out its manifest; c (fault: serves a forged manifest of it) is refused."""
+    src = put_game(tmp_path / "src", game_files(size=8 * CHUNK))
+    manifest = manifest_of(src, GAME)
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            leecher(tmp_path / "a", [], name="a", directory=lambda _n: SourceSet())
+        )
+        c = await stack.enter_async_context(leecher(tmp_path / "c", [], name="c"))
+        b = await stack.enter_async_context(
+            leecher(tmp_path / "b", [a.node.listen, c.node.listen], name="b")
+        )
+        await wait_for(lambda: sum(p.connected for p in b.node.peers()) == 2)
+        forged = []
+        monkeypatch.setattr(c.node.swarm, "partial_manifest",
+                            lambda _g: forged.append(1) or tampered(manifest))  # fmt: skip
+        wait = asyncio.ensure_future(wait_resume_offer(b.node, GAME, manifest.manifest_hash))
+        stack.push_async_callback(asyncio.gather, wait, return_exceptions=True)
+        stack.callback(wait.cancel)
+        await wait_for(lambda: bool(forged))  # c was asked and answered; a had nothing yet
+        assert not wait.done()
+        gated, finished = await gated_download(a, src, manifest, serve=0)  # a downloads it
+        got, summary = await asyncio.wait_for(wait, 10)
+        assert (got, summary) == (manifest, None)
+        assert len(forged) == 1  # refused once, never asked again
         gated.gate.set()
         await finished
