@@ -323,13 +323,18 @@ async def test_a_delta_update_serves_its_unchanged_files_to_another_downloader(
             await b_op.wait_finished()
         assert b_op.state == "done", b_op.error
         assert b_op.counters.chunks_by_peer[a_id] == SAME  # nothing else came from a
+        # Committed: a serves 1.1 whole now, the unchanged file included (the library's).
+        ref = chunks_of(manifest, "same.eti")[0]
+        data = await fetch(b.node, a_id, manifest, ref)
+        assert data == (src / ref.path).read_bytes()[ref.offset : ref.offset + ref.length]
     for home in ("a", "c"):
         assert tree_bytes(tmp_path / home / "games" / GAME) == tree_bytes(src)
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("change", ["rewritten", "removed"])
 async def test_an_unchanged_file_that_changes_on_disk_is_refused_never_served(
-    tmp_path: Path,
+    tmp_path: Path, change: str
 ) -> None:
     src, manifest = delta_versions(tmp_path)
     async with holder_and_asker(tmp_path) as (a, c):
@@ -343,13 +348,16 @@ async def test_an_unchanged_file_that_changes_on_disk_is_refused_never_served(
         ref = same[3]
         data = await fetch(c.node, a_id, manifest, ref)  # exact bytes from the game dir
         assert data == (src / ref.path).read_bytes()[ref.offset : ref.offset + ref.length]
-        # Someone writes into the installed file (same size): its bytes are no longer the
-        # ones hashed. Refused, and the file is no longer in the have-set (whole set again).
+        # Someone writes into the installed file (same size: its bytes are no longer the ones
+        # hashed) or deletes it. Refused, and the file leaves the have-set (whole set again).
         live = tmp_path / "a" / "games" / GAME / "same.eti"
-        with live.open("r+b") as f:
-            f.seek(ref.offset)
-            f.write(b"\0" * 16)
-        os.utime(live, ns=(1, 1))
+        if change == "removed":
+            live.unlink()
+        else:
+            with live.open("r+b") as f:
+                f.seek(ref.offset)
+                f.write(b"\0" * 16)
+            os.utime(live, ns=(1, 1))
         with pytest.raises(ChunkRefused) as refused:
             await fetch(c.node, a_id, manifest, ref)
         assert refused.value.wire_code is ErrorCode.NOT_FOUND
