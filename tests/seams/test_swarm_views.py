@@ -5,8 +5,13 @@ and the daemons' answer through ``peer-cli --json`` in tests/scenarios/test_swar
 
 from __future__ import annotations
 
+import io
+
 import pytest
-from lanpeer_proto.control import GameRequest, GamesRequest
+from lanpeer_cli import render
+from lanpeer_proto import units
+from lanpeer_proto.control import GameRequest, GameResult, GamesRequest
+from rich.console import Console
 
 from lanpeer.net.swarm import PartialHolder
 from tests.seams.recorders import build, local_game, peer, summary
@@ -45,3 +50,16 @@ async def test_a_delta_host_is_a_full_source_of_one_version_and_partial_of_the_n
         ("A", "1.0", False, None),
         ("A", "1.1", True, 40),
     ]
+
+
+@pytest.mark.asyncio
+async def test_peer_cli_game_says_what_a_partial_source_holds() -> None:
+    d = build([local_game("doom")], [peer("S", summary("doom", "1.1"))])
+    d.node.swarm.holders = [PartialHolder("L1", "doom", "1.1", NEW, chunks=3, bytes=3 << 20)]
+    result = (await d.commands.answer(GameRequest(game_id="doom"))).result
+    assert isinstance(result, GameResult)
+    out = io.StringIO()
+    render.game(Console(file=out, width=120, color_system=None), result)
+    lines = [line.split() for line in out.getvalue().splitlines()]
+    assert ["L1", "1.1", NEW.hex()[:16], "yes,", *units.size(3 << 20).split()] in lines
+    assert ["S", "1.1", NEW.hex()[:16], "no"] in lines
