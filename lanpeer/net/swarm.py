@@ -378,10 +378,20 @@ class PartialSource:
 
     inner: PeerChunkSource
     haves: HaveSet
+    _summed: int = 0  # chunks of ``haves.order`` in ``_bytes``
+    _bytes: int = 0
 
     @property
     def peer_id(self) -> str:
         return self.inner.peer_id
+
+    def held_bytes(self) -> int:
+        """Bytes of the chunks held; sums only what arrived since the last call
+        (``haves.order`` only grows), so ``game GAME`` stays cheap for big have-sets."""
+        order = self.haves.order
+        self._bytes += sum(c.length for c in order[self._summed :])
+        self._summed = len(order)
+        return self._bytes
 
     async def fetch_chunk(
         self, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
@@ -426,11 +436,11 @@ class Member:
                 m.game_id,
                 m.version,
                 m.manifest_hash,
-                len(held),
-                sum(c.length for c in held),
+                len(source.haves),
+                source.held_bytes(),
             )
             for peer_id, source in sorted(self.partials.items())
-            if (held := source.haves.held)
+            if source.haves
         ]
 
     # SourceDirectory ----------------------------------------------------------------------------

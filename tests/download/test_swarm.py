@@ -324,6 +324,8 @@ async def test_a_delta_update_serves_its_unchanged_files_to_another_downloader(
         assert b_op.state == "done", b_op.error
         assert b_op.counters.chunks_by_peer[a_id] == SAME  # nothing else came from a
         # Committed: a serves 1.1 whole now, the unchanged file included (the library's).
+        new_hash = [manifest.manifest_hash]  # once a's rescan after the commit is done
+        await wait_for(lambda: [g.manifest_hash for g in a.library.snapshot()] == new_hash)
         ref = chunks_of(manifest, "same.eti")[0]
         data = await fetch(b.node, a_id, manifest, ref)
         assert data == (src / ref.path).read_bytes()[ref.offset : ref.offset + ref.length]
