@@ -15,7 +15,13 @@ from lanpeer_proto.errors import ProtocolError
 from lanpeer_proto.messages import GameSummary, Manifest
 
 from lanpeer.download.manager import DownloadManager, OfferFinder
-from lanpeer.download.resolve import OfferTable, PeerView, newest_offer, version_manifest
+from lanpeer.download.resolve import (
+    ManifestSearch,
+    OfferTable,
+    PeerView,
+    newest_offer,
+    version_manifest,
+)
 from lanpeer.errors import LanpeerError
 
 log = logging.getLogger(__name__)
@@ -52,11 +58,11 @@ async def wait_resume_offer(
     """The manifest to continue with, waiting (until cancelled) for a peer that offers it.
     With no full source of the staged version, a partial source's manifest of it will do (the
     download then goes on from partial sources; SPEC §7a)."""
-    refused: set[str] = set()  # peers that sent a wrong manifest: not asked again
+    search = ManifestSearch()  # who sent a wrong manifest, who was asked when
     while True:
         offer = resume_offer(offers.peers(), game_id, staged, pin)
         if offer is None or offer[1].manifest_hash != staged:
-            manifest = await version_manifest(offers, game_id, staged, refused)
+            manifest = await version_manifest(offers, game_id, staged, search)
             if manifest is not None:
                 return manifest, None
         if offer is not None:

@@ -12,6 +12,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from lanpeer_proto.errors import ProtocolError
@@ -90,29 +91,46 @@ def peer_manifest_resolver(directory: PeerDirectory) -> ManifestResolver:
     return resolve
 
 
+@dataclass
+class ManifestSearch:
+    """What one wait for a version's manifest remembers between looks (bounded by the peer
+    table): the peers that sent a wrong manifest (never asked again) and when each peer was
+    last asked (the least recently asked go first, so every peer gets its turn)."""
+
+    refused: set[str] = field(default_factory=set)
+    asked: dict[str, int] = field(default_factory=dict)  # peer_id -> look number
+    looks: int = 0
+
+
 async def version_manifest(
-    directory: PeerDirectory, game_id: str, manifest_hash: bytes, refused: set[str] | None = None
+    directory: PeerDirectory,
+    game_id: str,
+    manifest_hash: bytes,
+    search: ManifestSearch | None = None,
 ) -> Manifest | None:
     """The manifest that is exactly ``manifest_hash``, or None when no connected peer gave it.
 
     Asks the peers offering that version first, then connected peers that do not offer the
     game at all: a partial source answers ``GetManifest`` with the version it downloads (a
-    peer offering another version would answer with that one, so it is not asked). Every
-    answer is checked: its ``manifest_hash`` must be the one wanted and its content must hash
-    to it. A peer that sends another manifest is refused (added to ``refused``, which the
-    caller keeps across looks so it is not asked again) and the next one asked.
+    peer offering another version would answer with that one, so it is not asked); at most
+    ``MAX_MANIFEST_ASKS`` per look. Every answer is checked: its ``manifest_hash`` must be the
+    one wanted and its content must hash to it. A peer that sends another manifest is refused
+    (in ``search``, which the caller keeps across looks) and the next one asked.
     """
-    refused = set() if refused is None else refused
+    search = search or ManifestSearch()
+    search.looks += 1
     full, others = [], []
     for peer in directory.peers():
-        if not peer.connected or peer.peer_id in refused:
+        if not peer.connected or peer.peer_id in search.refused:
             continue
         offer = peer.games.get(game_id)
         if offer is None:
             others.append(peer.peer_id)
         elif offer.manifest_hash == manifest_hash:
             full.append(peer.peer_id)
+    others.sort(key=lambda peer_id: search.asked.get(peer_id, 0))  # stable: table order else
     for peer_id in (full + others)[:MAX_MANIFEST_ASKS]:
+        search.asked[peer_id] = search.looks
         try:
             manifest = await directory.fetch_manifest(peer_id, game_id)
         except (LanpeerError, ProtocolError, OSError) as exc:
@@ -120,7 +138,7 @@ async def version_manifest(
             continue  # does not have it (now): asked again on a later look
         if manifest.manifest_hash == manifest_hash and verify_manifest(manifest):
             return manifest
-        refused.add(peer_id)
+        search.refused.add(peer_id)
         log.warning("%s: peer %s sent a manifest that is not %s; refused, asking the next",
                     game_id, peer_id[:8], manifest_hash.hex()[:12])  # fmt: skip
     return None

@@ -19,7 +19,7 @@ from lanpeer_proto.messages import GameSummary, GetHaves, Haves, Manifest
 
 from lanpeer.control.resume import wait_resume_offer
 from lanpeer.download.plan import ChunkRef, file_chunks
-from lanpeer.download.resolve import MAX_MANIFEST_ASKS, version_manifest
+from lanpeer.download.resolve import MAX_MANIFEST_ASKS, ManifestSearch, version_manifest
 from lanpeer.download.sources import SourceSet
 from lanpeer.download.staging import PART_DIR, STATE_NAME
 from lanpeer.library.samples import write_catalog
@@ -426,18 +426,22 @@ async def test_a_wrong_manifest_is_refused_and_the_next_peer_asked(tmp_path: Pat
         },
         {"older": {GAME: whole}},  # serves 0.9 whole: it would answer with that, never asked
     )
-    refused: set[str] = set()
-    got = await version_manifest(peers, GAME, right.manifest_hash, refused)
+    search = ManifestSearch()
+    got = await version_manifest(peers, GAME, right.manifest_hash, search)
     assert got == right
     assert peers.asked == ["forger", "other", "nothing", "partial"]
-    assert refused == {"forger", "other"}  # wrong manifests; "nothing" may have it later
+    assert search.refused == {"forger", "other"}  # wrong manifests; "nothing" may have it later
     peers.asked.clear()
-    assert await version_manifest(peers, GAME, right.manifest_hash, refused) == right
+    assert await version_manifest(peers, GAME, right.manifest_hash, search) == right
     assert peers.asked == ["nothing", "partial"]  # the refused ones are not asked again
-    # Bounded: at most MAX_MANIFEST_ASKS peers per look.
+    # Bounded: at most MAX_MANIFEST_ASKS peers per look, the least recently asked first, so
+    # over a few looks every peer gets its turn.
     many = Answers({f"p{i:02}": None for i in range(3 * MAX_MANIFEST_ASKS)}, {})
-    assert await version_manifest(many, GAME, right.manifest_hash) is None
-    assert len(many.asked) == MAX_MANIFEST_ASKS
+    search = ManifestSearch()
+    for _ in range(3):
+        assert await version_manifest(many, GAME, right.manifest_hash, search) is None
+    assert len(many.asked) == 3 * MAX_MANIFEST_ASKS
+    assert sorted(many.asked) == sorted(many.answers)  # each peer once
 
 
 @pytest.mark.asyncio
