@@ -19,7 +19,7 @@ import pytest
 
 from lanpeer.net.swarm import CORRUPT_ENV
 from tests.scenarios.gamefiles import leftovers, seed, tree_hash
-from tests.scenarios.harness import Peer, finished_line, wait_until
+from tests.scenarios.harness import EventStream, Peer, finished_line, wait_until
 from tests.scenarios.world import World
 
 pytestmark = pytest.mark.process
@@ -137,12 +137,13 @@ def test_a_late_joiner_gets_most_bytes_from_partial_sources(world, game) -> None
 
 
 def test_the_cli_shows_partial_sources_and_what_they_upload(world, game) -> None:
-    # 3 MB/s links, 16 MiB: ~6 s of downloading for both, time for a few peer-cli calls.
-    s, (l1, l2) = start_lan(world, game, 2, 16, cap="24mbit")
+    # 3 MB/s links, 24 MiB: ~8 s of downloading for both, time for a few peer-cli calls.
+    s, (l1, l2) = start_lan(world, game, 2, 24, cap="24mbit")
     s_id = s.status()["peer_id"]
+    l1_events = l1.watch()
     waiting = [leecher.download_waiting("swarmquest") for leecher in (l1, l2)]
     try:
-        row, op, up = watch_partial_sources(s_id, l1, l2)
+        row, op, up = watch_partial_sources(s_id, l1, l2, l1_events)
     except BaseException:
         for proc in waiting:  # a failed look must not leave `download --wait` behind
             proc.kill()
@@ -154,10 +155,11 @@ def test_the_cli_shows_partial_sources_and_what_they_upload(world, game) -> None
 
 
 def watch_partial_sources(
-    s_id: str, l1: Peer, l2: Peer
+    s_id: str, l1: Peer, l2: Peer, l1_events: EventStream
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """While both download: l2's `game` and `ops` name l1 as a partial source, and l1's
-    `uploads` names l2 (what l1 served it from its partial download)."""
+    """While both download: l2's `game` and `ops` name l1 as a partial source; l1's events
+    say it started uploading to l2 before its own download ended (one stream, so the order is
+    exact), and its `uploads` names l2."""
     l1_id, l2_id = l1.status()["peer_id"], l2.status()["peer_id"]
 
     def partial_rows() -> dict[str, Any] | None:
@@ -172,7 +174,7 @@ def watch_partial_sources(
     assert (full[0]["held_chunks"], full[0]["held_bytes"]) == (None, None)
     assert row["peer_id"] == l1_id
     assert (row["version"], row["manifest_hash"]) == (full[0]["version"], full[0]["manifest_hash"])
-    assert 0 < row["held_bytes"] < 16 << 20
+    assert 0 < row["held_bytes"] < 24 << 20
     assert doc["game"]["partial_peers"] == [l1_id]
     assert doc["game"]["peers"] == [s_id]
 
@@ -184,12 +186,17 @@ def watch_partial_sources(
     assert op["partial_sources"] == [l1_id]
     assert set(op["sources"]) == {s_id, l1_id}
 
-    def l1_uploads_while_downloading() -> list[dict[str, Any]] | None:
-        ups = [u for u in l1.cli("uploads").doc if u["peer_id"] == l2_id and u["bytes"] > 0]
-        still = [o for o in l1.cli("ops").doc if o["game_id"] == "swarmquest"]
-        return ups if ups and still and still[0]["state"] == "downloading" else None
+    l1_events.wait_event(lambda e: e.get("event") == "upload" and e["state"] == "started"
+                         and e["peer_id"] == l2_id, timeout=30,
+                         what="l1 uploading to l2")  # fmt: skip
+    l1_events.wait_event(lambda e: e.get("event") == "progress" and e["game_id"] == "swarmquest"
+                         and e["state"] == "downloading", timeout=30,
+                         what="l1 still downloading after that")  # fmt: skip
 
-    (up,) = wait_until(l1_uploads_while_downloading, timeout=30,
-                       what="l1's `uploads` naming l2 while l1 still downloads")  # fmt: skip
+    def l1_uploads() -> list[dict[str, Any]] | None:
+        ups = [u for u in l1.cli("uploads").doc if u["peer_id"] == l2_id and u["bytes"] > 0]
+        return ups or None
+
+    (up,) = wait_until(l1_uploads, timeout=30, what="l1's `uploads` naming l2")
     assert up["game_id"] == "swarmquest"
     return row, op, up
