@@ -183,7 +183,8 @@ class ControlCommands:
         local, peers = self._parts.library.local_games(), self._parts.node.peers()
         installed = await asyncio.to_thread(installed_versions, local)
         self._remember(peers)
-        games = views.merge_games(local, peers, busy, installed, self._known, partial)
+        holders = self._parts.node.swarm.partial_holders()
+        games = views.merge_games(local, peers, busy, installed, self._known, partial, holders)
         return GamesResult(games=views.with_pins(games, self._parts.keep.keep.pins))
 
     def _remember(self, peers: Sequence[PeerInfo]) -> None:

@@ -115,10 +115,16 @@ def _check_range(size: int, request: GetChunk) -> None:
 
 
 def _open_served(library: LibraryView, request: GetChunk) -> int:
+    return open_served_file(library, request.game_id, request.manifest_hash, request.path)
+
+
+def open_served_file(library: LibraryView, game_id: str, manifest_hash: bytes, path: str) -> int:
+    """The library's fd of a file of a served version (its path, stat and busy checks), or
+    ``ServeError`` with the library's refusal."""
     try:
-        return library.open_served_file(request.game_id, request.manifest_hash, request.path)
+        return library.open_served_file(game_id, manifest_hash, path)
     except (OSError, LookupError) as exc:
-        raise ServeError(ErrorCode.NOT_FOUND, f"{request.path}: not served") from exc
+        raise ServeError(ErrorCode.NOT_FOUND, f"{path}: not served") from exc
     except Exception as exc:
         code = refusal_code(exc)
         if code is None:

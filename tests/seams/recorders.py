@@ -22,6 +22,7 @@ from lanpeer.library.state import LocalGame
 from lanpeer.net.node import MdnsStatus
 from lanpeer.net.peers import PeerInfo
 from lanpeer.net.static_peers import StaticPeer
+from lanpeer.net.swarm import PartialHolder
 from lanpeer.net.uploads import UploadLedger
 from lanpeer.parts import Parts
 from lanpeer.pins import KeepList
@@ -80,6 +81,16 @@ class FakeLibrary:
         self.rec.actions.append(f"library.rescan {game_id}")
 
 
+class FakeSwarm:
+    """``SwarmHost`` as the control views read it: the partial sources our downloads see."""
+
+    def __init__(self) -> None:
+        self.holders: list[PartialHolder] = []
+
+    def partial_holders(self) -> list[PartialHolder]:
+        return list(self.holders)
+
+
 class FakeNode:
     def __init__(self, rec: Recorder, peers: list[PeerInfo]) -> None:
         self.rec, self._peers = rec, peers
@@ -90,6 +101,7 @@ class FakeNode:
         #: What each peer answers to GetHashStatus, one answer per ask (the last one repeats);
         #: a peer absent here cannot say (no feature hash-status/1).
         self.hash_statuses: dict[str, list[HashStatus]] = {}
+        self.swarm = FakeSwarm()
 
     def peers(self) -> list[PeerInfo]:
         return list(self._peers)

@@ -27,6 +27,7 @@ from lanpeer_proto.control import (
     PeerUpEvent,
     ProgressEvent,
     ShareResult,
+    SourceEntry,
     StatusResult,
     UploadEvent,
     UploadsResult,
@@ -241,7 +242,7 @@ def game(console: Console, doc: GameResult) -> None:
     if g.sources:
         cols = [Col("source", key=True), Col("version", 5), Col("manifest", 3), Col("partial", 1)]
         rows = [[short(s.peer_id), escape(s.version), (s.manifest_hash or "hashing")[:16],
-                 "yes" if s.partial else "no"] for s in g.sources]  # fmt: skip
+                 _partial(s)] for s in g.sources]  # fmt: skip
         console.print(fitted(console, cols, rows))
     for v in g.variants:
         peers = ", ".join(short(p) for p in v.peers)
@@ -382,3 +383,10 @@ def _update(bars: Progress, tasks: dict[str, TaskID], event: ProgressEvent) -> N
     if event.game_id not in tasks:
         tasks[event.game_id] = bars.add_task(f"{event.game_id} {event.kind}", total=None, **fields)
     bars.update(tasks[event.game_id], completed=done, total=total or None, **fields)
+
+
+def _partial(source: SourceEntry) -> str:
+    """``no`` for a full copy; a partial source with what it holds, when known."""
+    if not source.partial:
+        return "no"
+    return f"yes, {size(source.held_bytes)}" if source.held_bytes is not None else "yes"

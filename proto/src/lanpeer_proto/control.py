@@ -318,6 +318,9 @@ class SourceEntry(_Model):
     version: Short
     manifest_hash: Short | None = None  # hex; None while that peer still hashes it
     partial: bool = False  # a swarm source holding only part of it
+    # Of a partial source: what its last have-set said it holds (None: a full copy).
+    held_chunks: Count | None = None
+    held_bytes: Count | None = None
 
 
 class VariantEntry(_Model):
