@@ -309,3 +309,101 @@ def test_the_glue_check_fails_on_a_stray_import(tmp_path: Path) -> None:
         "lanpeer.download.plan imports zeroconf",
         "lanpeer.library.index imports aioquic",
     ]
+
+
+# ---------------------------------------------------------------- task ownership
+#
+# 6. Source (AST of every ``lanpeer`` file): a task is started only through a task group:
+#    ``NAME.create_task(...)`` where NAME is, in the same module, the target of
+#    ``async with TaskGroup() as NAME``, assigned ``TaskGroup()``, or annotated (variable,
+#    attribute or parameter) with a type naming ``TaskGroup``. Any other ``create_task``
+#    (``asyncio.create_task``, ``loop.create_task``, ``get_running_loop().create_task``) and
+#    every ``ensure_future`` is a bare task unless ``BARE_TASKS_ALLOWED`` names it with why.
+#    ``OwnedTasks`` (lanpeer.tasks) is how an object owns tasks for its lifetime and
+#    ``wait_first`` how two waits race. Not asserted: tasks that ``asyncio.gather`` or
+#    ``asyncio.wait_for`` make of coroutines they await in place (awaited where started).
+
+#: (module, callee as written) -> why this bare task is allowed. Keep it short.
+BARE_TASKS_ALLOWED = {
+    ("lanpeer.download.scheduler", "asyncio.create_task"): (
+        "one task per chunk request, whose outcome is data (``_settle`` reads each result, "
+        "failures included) and the source watcher; all cancelled and awaited in ``run``'s "
+        "finally. A logging task group would hide the outcomes; the scheduler is issue 14's."
+    ),
+}
+
+
+def _task_group_names(tree: ast.AST) -> set[str]:
+    """Expressions (as written) that name a task group somewhere in the module."""
+
+    def is_task_group(node: ast.AST | None) -> bool:
+        return node is not None and "TaskGroup" in ast.unparse(node)
+
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.withitem) and node.optional_vars is not None:
+            if isinstance(node.context_expr, ast.Call) and is_task_group(node.context_expr.func):
+                names.add(ast.unparse(node.optional_vars))
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            if is_task_group(node.value.func):
+                names.update(ast.unparse(target) for target in node.targets)
+        elif isinstance(node, ast.AnnAssign) and is_task_group(node.annotation):
+            names.add(ast.unparse(node.target))
+        elif isinstance(node, ast.arg) and is_task_group(node.annotation):
+            names.add(node.arg)
+    return names
+
+
+def bare_tasks(root: Path) -> list[tuple[str, int, str]]:
+    """(module, line, callee as written) of every task started outside a task group."""
+    found = []
+    for module, path in module_files(root).items():
+        tree = ast.parse(path.read_text(), str(path))
+        groups = _task_group_names(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            grouped = isinstance(func, ast.Attribute) and ast.unparse(func.value) in groups
+            if name == "ensure_future" or (name == "create_task" and not grouped):
+                found.append((module, node.lineno, ast.unparse(func)))
+    return sorted(found)
+
+
+def not_allowed(found: list[tuple[str, int, str]]) -> list[str]:
+    return [f"{m}:{line} {callee}" for m, line, callee in found
+            if (m, callee) not in BARE_TASKS_ALLOWED]  # fmt: skip
+
+
+def test_every_task_is_started_by_a_task_group() -> None:
+    assert not_allowed(bare_tasks(LANPEER_ROOT)) == []
+
+
+def test_every_allowed_bare_task_still_exists() -> None:
+    """An allowlist entry whose bare task is gone is removed, not kept "just in case"."""
+    assert {(m, callee) for m, _, callee in bare_tasks(LANPEER_ROOT)} == set(BARE_TASKS_ALLOWED)
+
+
+def test_the_task_check_fails_on_an_added_bare_task(tmp_path: Path) -> None:
+    copy = tmp_path / "lanpeer"
+    shutil.copytree(LANPEER_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    added = {
+        "library/index.py": "async def f():\n    asyncio.create_task(g())  # noqa",
+        "download/plan.py": "def f(loop):\n    loop.create_task(g())  # noqa",
+        "net/peers.py": "def f():\n    asyncio.get_running_loop().create_task(g())  # noqa",
+        "ratelimit.py": "from asyncio import ensure_future\ndef f():\n    ensure_future(g())",
+        # Allowed: task groups, named by ``async with``, an annotation or an assignment.
+        "errors.py": "async def f(group: asyncio.TaskGroup):\n    group.create_task(g())\n"
+        "    async with asyncio.TaskGroup() as tg:\n        tg.create_task(g())",
+    }
+    for rel, text in added.items():
+        path = copy / rel
+        path.write_text(path.read_text() + f"\n{text}\n")
+    found = [f.split(":")[0] + " " + f.split(" ", 1)[1] for f in not_allowed(bare_tasks(copy))]
+    assert found == [
+        "lanpeer.download.plan loop.create_task",
+        "lanpeer.library.index asyncio.create_task",
+        "lanpeer.net.peers asyncio.get_running_loop().create_task",
+        "lanpeer.ratelimit ensure_future",
+    ]

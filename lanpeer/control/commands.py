@@ -359,13 +359,17 @@ class ControlCommands:
         )
 
     async def cancel(self, request: CancelRequest) -> AcceptedResult:
-        if not await self._parts.downloads.cancel(request.game_id):
-            raise UnknownGameError(
-                f"{request.game_id} has no queued or running operation to cancel"
+        game_id = request.game_id
+        if await self._parts.downloads.cancel(game_id):
+            return AcceptedResult(message=f"cancelled the operation of {game_id}", game_id=game_id)
+        # No operation: an auto-update may still wait for the game to exit, or retry.
+        if await self._parts.keep.cancel(game_id):
+            return AcceptedResult(
+                message=f"cancelled the auto-update of {game_id}: not retried until a newer "
+                "version is offered",
+                game_id=game_id,
             )
-        return AcceptedResult(
-            message=f"cancelled the operation of {request.game_id}", game_id=request.game_id
-        )
+        raise UnknownGameError(f"{game_id} has no queued or running operation to cancel")
 
     async def rescan(self, request: RescanRequest) -> AcceptedResult:
         if request.game_id is not None:

@@ -21,6 +21,7 @@ from lanpeer_proto.control import (
     DoctorCheck,
     DownloadAllRequest,
     FollowRequest,
+    KeepEvent,
     MirrorEntry,
     MirrorResult,
     OperationInfo,
@@ -37,6 +38,7 @@ from lanpeer.download.autoupdate import (
     AutoUpdater,
     Candidate,
     Mode,
+    UpdateCancelled,
     UpdateRecord,
     update_candidates,
 )
@@ -44,7 +46,7 @@ from lanpeer.download.mirror import Pick, choose_variant, find_peer, fitting, mi
 from lanpeer.download.operations import Operation
 from lanpeer.download.resolve import version_key
 from lanpeer.download.transfer import SPACE_MARGIN
-from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
+from lanpeer.errors import LanpeerError, UnknownGameError
 from lanpeer.library import GameLibrary
 from lanpeer.library.disk import read_installed_version
 from lanpeer.library.state import LocalGame
@@ -189,7 +191,9 @@ class KeepInStep:
         await procuse.wait_released(pids, timeout)
 
     def _publish(self, record: UpdateRecord) -> None:
-        if record.state in WAITING_STATES or record.error is not None:
+        """The updater's own states (its steps' operations publish theirs): waits, failures
+        and a cancel (which ends a wait that had no operation to say so)."""
+        if record.state in (*WAITING_STATES, "cancelled") or record.error is not None:
             self._events.publish(
                 ProgressEvent(
                     game_id=record.game_id,
@@ -201,6 +205,11 @@ class KeepInStep:
             )
 
     # -- commands ----------------------------------------------------------------------------
+
+    async def cancel(self, game_id: str) -> bool:
+        """``peer-cli cancel GAME`` found no operation: cancel the auto-update waiting for the
+        game to exit, or retrying; False when there is none either."""
+        return await self.updater.cancel(game_id)
 
     def pin(self, request: PinRequest) -> AcceptedResult:
         version = request.version
@@ -215,6 +224,7 @@ class KeepInStep:
         self.keep.pin(request.game_id, version)
         self.updater.forget(request.game_id)
         log.info("pinned %s at %s", request.game_id, version)
+        self._events.publish(KeepEvent(action="pin", game_id=request.game_id, version=version))
         return AcceptedResult(
             message=f"{request.game_id} is pinned at {version}: auto-update leaves it, "
             "`download` fetches that version",
@@ -225,6 +235,7 @@ class KeepInStep:
         version = self.keep.unpin(request.game_id)
         if version is None:
             raise UnknownGameError(f"{request.game_id} is not pinned")
+        self._events.publish(KeepEvent(action="unpin", game_id=request.game_id, version=version))
         self.updater.poke()
         return AcceptedResult(
             message=f"{request.game_id} is no longer pinned (was {version})",
@@ -236,6 +247,14 @@ class KeepInStep:
         self.keep.follow(peer_id, request.install)
         self._follow_due.add(peer_id)
         self._follow_wake.set()
+        self._events.publish(
+            KeepEvent(
+                action="follow",
+                peer_id=peer_id,
+                name=self._peer_name(peer_id),
+                install=request.install,
+            )
+        )
         return AcceptedResult(
             message=f"following {self._name(peer_id)}: its games are downloaded as they appear"
         )
@@ -244,6 +263,9 @@ class KeepInStep:
         peer_id = self._find_peer(request.peer, known=list(self.keep.follows))
         if not self.keep.unfollow(peer_id):
             raise UnknownGameError(f"{self._name(peer_id)} is not followed")
+        self._events.publish(
+            KeepEvent(action="unfollow", peer_id=peer_id, name=self._peer_name(peer_id))
+        )
         return AcceptedResult(message=f"no longer following {self._name(peer_id)}")
 
     async def download_all(self, request: DownloadAllRequest) -> MirrorResult:
@@ -273,7 +295,8 @@ class KeepInStep:
             here = local.get(pick.game_id)
             if install and here is not None and here.installed and here.version is not None:
                 # An update of an installed game: the updater's path, which waits while it runs.
-                self.updater.request(Candidate(pick.game_id, here.version, pick.summary.version))
+                candidate = Candidate(pick.game_id, here.version, pick.summary.version)
+                self.updater.request(candidate, asked=not following)
                 queued.append(_entry(pick))
                 continue
             manifest = await node.fetch_manifest(pick.peer_id, pick.game_id)
@@ -319,8 +342,11 @@ class KeepInStep:
             return text
         return find_peer(peers, text, names)
 
+    def _peer_name(self, peer_id: str) -> str:
+        return next((p.name for p in self._node.peers() if p.peer_id == peer_id), "")
+
     def _name(self, peer_id: str) -> str:
-        name = next((p.name for p in self._node.peers() if p.peer_id == peer_id), "")
+        name = self._peer_name(peer_id)
         return f"{name} ({peer_id[:12]})" if name else peer_id[:12]
 
     # -- what ops and doctor show --------------------------------------------------------------
@@ -341,6 +367,16 @@ class KeepInStep:
             if r.state in WAITING_STATES or r.error is not None
         ]
 
+    def _cancelled(self) -> list[UpdateRecord]:
+        """Cancelled attempts whose version this host still lacks (a later `download` or
+        `update` of it by hand makes the record moot)."""
+        found = []
+        for record in self.updater.records.values():
+            here = self._local(record.game_id)
+            if record.state == "cancelled" and (here is None or here.version != record.version):
+                found.append(record)
+        return found
+
     def doctor_check(self) -> DoctorCheck:
         mode = self.updater.mode
         failed = [r for r in self.updater.records.values() if r.error is not None]
@@ -349,6 +385,10 @@ class KeepInStep:
         summary = f"auto-update: {mode}" + (f"; pinned: {pins}" if pins else "")
         if waiting:
             summary += "; waiting (game in use): " + ", ".join(r.game_id for r in waiting)
+        if cancelled := self._cancelled():
+            summary += "; cancelled, not retried until a newer version: " + ", ".join(
+                f"{r.game_id} {r.version}" for r in cancelled
+            )
         if not failed:
             return DoctorCheck(
                 name="auto-update", status="ok" if mode != "off" else "info", summary=summary
@@ -368,7 +408,7 @@ async def _finished(op: Operation) -> None:
     await op.wait_finished()
     if not op.ok:
         if op.state == "cancelled":
-            raise ConflictError(f"the {op.kind} of {op.game_id} was cancelled")
+            raise UpdateCancelled(f"the {op.kind} of {op.game_id} was cancelled")
         raise LanpeerError(op.error or f"the {op.kind} of {op.game_id} {op.state}")
 
 

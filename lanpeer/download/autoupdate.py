@@ -22,6 +22,15 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["off", "installed", "downloaded"]
 
+#: Record states that hold an offered version back until a newer one is offered, the user asks
+#: again (``request(..., asked=True)``) or the daemon restarts.
+HELD_STATES = ("gave up", "cancelled")
+
+
+class UpdateCancelled(Exception):
+    """A step of an attempt was cancelled (``peer-cli cancel GAME``): the user does not want
+    this version now. Not a failure: no backoff, no count toward giving up."""
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -86,7 +95,8 @@ class UpdateActions(Protocol):
 
     def busy(self, game_id: str) -> bool: ...  # has an operation queued or running
     def installed(self, game_id: str) -> bool: ...
-    async def download(self, game_id: str, version: str) -> None: ...  # raises on failure
+    # Both raise on failure, UpdateCancelled when their operation was cancelled.
+    async def download(self, game_id: str, version: str) -> None: ...
     async def update(self, game_id: str) -> None: ...  # local/ from the downloaded version
     async def in_use(self, game_id: str) -> list[int]: ...  # pids using local/
     async def wait_released(self, pids: list[int], timeout: float) -> None: ...  # noqa: ASYNC109
@@ -98,7 +108,7 @@ class UpdateRecord:
 
     game_id: str
     version: str
-    state: str  # downloading, updating, waiting: in use, retry in Ns, gave up
+    state: str  # downloading, updating, waiting: in use, retry in Ns, gave up, cancelled
     failures: int = 0
     error: str | None = None
     retry_at: float | None = None  # clock time of the next attempt
@@ -130,7 +140,8 @@ class AutoUpdater:
         self.backoff = backoff or Backoff()
         self.in_use_rescan = in_use_rescan
         self.records: dict[str, UpdateRecord] = {}
-        self._running: set[str] = set()
+        self._running: dict[str, asyncio.Task[None]] = {}  # attempts of run()'s group
+        self._cancelling: set[str] = set()  # attempts a person cancelled (not shutdown)
         self._requested: dict[str, Candidate] = {}  # asked for by follow / download --all
         self._wake = asyncio.Event()
         self._listeners: list[Listener] = []
@@ -143,9 +154,15 @@ class AutoUpdater:
         """A library delta arrived or a peer connected: check soon (coalesced)."""
         self._wake.set()
 
-    def request(self, candidate: Candidate) -> None:
+    def request(self, candidate: Candidate, *, asked: bool = False) -> None:
         """Update this game whatever the mode (``follow`` / ``download --all`` of a game that
-        is installed here: it must wait while the game runs like any automatic update)."""
+        is installed here: it must wait while the game runs like any automatic update).
+
+        ``asked``: a person's command (``download --all``), which lifts a hold on the version
+        (given up on, or cancelled); ``follow`` acting alone respects it."""
+        record = self.records.get(candidate.game_id)
+        if asked and record is not None and record.state in HELD_STATES:
+            del self.records[candidate.game_id]
         self._requested[candidate.game_id] = candidate
         self._wake.set()
 
@@ -159,8 +176,8 @@ class AutoUpdater:
                     log.exception("auto-update check failed")
                     ready = []
                 for candidate in ready:
-                    self._running.add(candidate.game_id)
-                    group.create_task(self.attempt(candidate))
+                    task = group.create_task(self.attempt(candidate))
+                    self._running[candidate.game_id] = task
                 await self._wait_wake(self._next_wake())
 
     def due(self) -> list[Candidate]:
@@ -185,10 +202,30 @@ class AutoUpdater:
 
     @staticmethod
     def _held_back(record: UpdateRecord | None, candidate: Candidate, now: float) -> bool:
-        """Backing off this version, or given up on it (a newer version starts afresh)."""
+        """Backing off this version, given up on it or cancelled (a newer version starts
+        afresh)."""
         if record is None or record.version != candidate.offered:
             return False
-        return record.state == "gave up" or (record.retry_at or 0.0) > now
+        return record.state in HELD_STATES or (record.retry_at or 0.0) > now
+
+    async def cancel(self, game_id: str) -> bool:
+        """A person's ``peer-cli cancel GAME`` while no operation of the game runs: stop its
+        attempt (waiting while the game is in use, or between steps) or the retries of a failed
+        one. Held afterwards like any cancelled version. False: nothing here to cancel."""
+        requested = self._requested.pop(game_id, None) is not None
+        task = self._running.get(game_id)
+        if task is not None:
+            self._cancelling.add(game_id)
+            task.cancel()
+            await asyncio.wait([task])  # its cleanup is a record and a log line: no wait
+            return True
+        record = self.records.get(game_id)
+        if record is not None and record.retry_at is not None:
+            log.info("auto-update of %s to %s cancelled; no more retries until a newer version",
+                     game_id, record.version)  # fmt: skip
+            self._set(record, state="cancelled", error=None, retry_at=None)
+            return True
+        return requested
 
     def forget(self, game_id: str) -> None:
         """Drop a game's failures and retries (it was pinned: leave it alone)."""
@@ -221,7 +258,13 @@ class AutoUpdater:
                 self._set(record, state="updating", holders=())
                 await self._actions.update(game_id)
         except asyncio.CancelledError:
-            raise
+            if game_id not in self._cancelling:
+                raise  # shutdown
+            if (task := asyncio.current_task()) is not None:
+                task.uncancel()  # handled: the attempt ends as cancelled, the loop goes on
+            self._cancelled(record)
+        except UpdateCancelled:
+            self._cancelled(record)
         except Exception as exc:
             self._failed(record, exc)
         else:
@@ -229,7 +272,8 @@ class AutoUpdater:
             self.records.pop(game_id, None)
             self._set(UpdateRecord(game_id, candidate.offered, "done", record.failures), keep=False)
         finally:
-            self._running.discard(game_id)
+            self._running.pop(game_id, None)
+            self._cancelling.discard(game_id)
             self._wake.set()  # a retry time or another candidate may be due
 
     async def _wait_not_in_use(self, record: UpdateRecord) -> None:
@@ -239,6 +283,11 @@ class AutoUpdater:
                 log.info("auto-update: %s is in use (pids %s); waiting", record.game_id, pids)
             self._set(record, state="waiting: in use", holders=tuple(pids))
             await self._actions.wait_released(pids, self.in_use_rescan)
+
+    def _cancelled(self, record: UpdateRecord) -> None:
+        log.info("auto-update of %s to %s cancelled; not retried until a newer version",
+                 record.game_id, record.version)  # fmt: skip
+        self._set(record, state="cancelled", holders=())
 
     def _failed(self, record: UpdateRecord, exc: Exception) -> None:
         failures = record.failures + 1

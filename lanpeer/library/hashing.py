@@ -1,28 +1,26 @@
 """Manifests on demand and in the background: one hashing task per game, progress, a cache.
 
 Owns the hashing threads (blake3 releases the GIL), per-game progress, the decoded-manifest cache
-and the rule that a result is stored only if the game's served files are still exactly the ones
-hashed (re-walked under the write lock). Never hashes on the event loop and never stores a
-manifest for files that changed meanwhile.
+and the retry rules. Reaches the library only through ``ManifestStore`` (which stores a result
+only if the game's served files are still exactly the ones hashed, re-walked under the write
+lock). Never hashes on the event loop and never stores a manifest for files that changed
+meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from typing import Any
+from typing import Protocol
 
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import Manifest
 
 from lanpeer.library import scanner
 from lanpeer.library.errors import ServeRefused
-from lanpeer.library.index import GameRecord, LibraryIndex
+from lanpeer.library.index import GameRecord
 from lanpeer.library.manifest import CHUNK_SIZE, FileChangedError
-from lanpeer.library.state import LibraryState
 
 log = logging.getLogger(__name__)
 
@@ -31,25 +29,38 @@ MANIFEST_CACHE = 32
 #: A peer's GetManifest waits through at most this many "changed while hashing" restarts.
 HASH_ATTEMPTS = 3
 
-ScanThread = Callable[..., Awaitable[Any]]
+
+class ManifestStore(Protocol):
+    """All ``GameHasher`` needs of the library (``LibraryManifests`` is the real one): the
+    hasher holds no lock, state or index of the library."""
+
+    def record(self, game_id: str) -> GameRecord | None: ...
+
+    def wanted(self, game_id: str, *, for_peer: bool) -> GameRecord:
+        """The record to hash, or ``ServeRefused``."""
+        ...
+
+    def needs_hash(self) -> list[str]: ...
+
+    async def load_manifest(self, record: GameRecord) -> Manifest | None:
+        """The manifest rebuilt from the index, None when it no longer names the record's."""
+        ...
+
+    def hash_files(
+        self, record: GameRecord, progress: scanner.HashProgress, chunk_size: int
+    ) -> scanner.HashResult:
+        """Blocking: runs in one of the hasher's threads."""
+        ...
+
+    async def store_manifest(self, hashed: GameRecord, result: scanner.HashResult) -> None:
+        """Store under the library's write lock, or ``HashCancelled`` if the game changed."""
+        ...
 
 
 class GameHasher:
-    def __init__(
-        self,
-        state: LibraryState,
-        index: LibraryIndex,
-        in_scan_thread: ScanThread,
-        write_lock: asyncio.Lock,
-        on_hashed: Callable[[], None],
-        chunk_size: int = CHUNK_SIZE,
-    ) -> None:
+    def __init__(self, store: ManifestStore, chunk_size: int = CHUNK_SIZE) -> None:
         self._chunk_size = chunk_size
-        self._state = state
-        self._index = index
-        self._in_scan_thread = in_scan_thread  # ordered DB writes share the scan thread
-        self._write_lock = write_lock
-        self._on_hashed = on_hashed
+        self._store = store
         # Background hashing has its own thread, so a peer's request for another game's
         # manifest never waits behind a 150 GB game being hashed.
         self._background_pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-hash-bg")
@@ -99,8 +110,7 @@ class GameHasher:
 
     async def wait_manifest(self, game_id: str, *, for_peer: bool) -> Manifest:
         for _attempt in range(HASH_ATTEMPTS):
-            state = self._state
-            record = state.served(game_id) if for_peer else state.downloaded(game_id)
+            record = self._store.wanted(game_id, for_peer=for_peer)
             cached = self._manifests.get(game_id)
             if cached is not None and cached.manifest_hash == record.manifest_hash:
                 return cached
@@ -117,9 +127,9 @@ class GameHasher:
         while True:
             await self._wanted.wait()
             self._wanted.clear()
-            for game_id in self._state.needs_hash():
+            for game_id in self._store.needs_hash():
                 failed = self._failed.get(game_id)
-                if failed is not None and failed[0] == self._state.records.get(game_id):
+                if failed is not None and failed[0] == self._store.record(game_id):
                     continue
                 try:
                     await asyncio.shield(self._ensure(game_id, self._background_pool))
@@ -164,26 +174,16 @@ class GameHasher:
                 del self._running[game_id]
 
     async def _hash(self, game_id: str, pool: ThreadPoolExecutor) -> Manifest:
-        record = self._state.records.get(game_id)
+        record = self._store.record(game_id)
         if record is None:
             raise scanner.HashCancelled(f"{game_id} is gone")
         if record.manifest_hash is not None:
-            manifest = await self._in_scan_thread(scanner.load_manifest, record, self._index)
+            manifest = await self._store.load_manifest(record)
             if manifest is not None:
                 return self._remember(game_id, manifest)
         result = await self._hash_off_loop(record, pool)
         self.files_hashed += result.files_hashed
-        async with self._write_lock:
-            current = self._state.records.get(game_id)
-            if current is None or (current.root, current.version) != (record.root, record.version):
-                raise scanner.HashCancelled(f"{game_id} changed while it was hashed")
-            record = replace(current, manifest_hash=result.manifest.manifest_hash, size=result.size)
-            if not await self._in_scan_thread(
-                scanner.store_if_current, record, result, self._index
-            ):
-                raise scanner.HashCancelled(f"{game_id}: files changed while they were hashed")
-            self._state.records[game_id] = record
-        self._on_hashed()
+        await self._store.store_manifest(record, result)
         return self._remember(game_id, result.manifest)
 
     async def _hash_off_loop(
@@ -194,7 +194,7 @@ class GameHasher:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                pool, scanner.hash_game, record, self._index, progress, self._chunk_size
+                pool, self._store.hash_files, record, progress, self._chunk_size
             )
         except (FileChangedError, FileNotFoundError) as exc:  # moving under us: try again later
             raise scanner.HashCancelled(f"{record.game_id}: {exc}") from exc

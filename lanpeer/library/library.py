@@ -38,6 +38,7 @@ from lanpeer.library.events import (
 from lanpeer.library.hashing import GameHasher
 from lanpeer.library.index import GameRecord, LibraryIndex
 from lanpeer.library.manifest import CHUNK_SIZE
+from lanpeer.library.manifest_store import LibraryManifests
 from lanpeer.library.revisions import DEFAULT_HISTORY, RevisionLog
 from lanpeer.library.serving import ServedFiles
 from lanpeer.library.state import LibraryState, LocalGame
@@ -124,14 +125,10 @@ class GameLibrary:
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
         index = self._index = await self._in_scan_thread(LibraryIndex, self._state_dir)
-        self._hasher = GameHasher(
-            self._state,
-            index,
-            self._in_scan_thread,
-            self._write_lock,
-            self._publish_soon,
-            self._chunk_size,
+        store = LibraryManifests(
+            self._state, index, self._in_scan_thread, self._write_lock, self._publish_soon
         )
+        self._hasher = GameHasher(store, self._chunk_size)
         await self._hasher.start()
         self._served = ServedFiles(index, lambda game_id: self._post(GameChanged(game_id)))
         self._state.records = await self._in_scan_thread(index.load_games)

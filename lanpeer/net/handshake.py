@@ -17,7 +17,7 @@ from lanpeer_proto import codec
 from lanpeer_proto.codec import UnknownMessageType
 from lanpeer_proto.errors import ErrorCode, RemoteProtocolError
 from lanpeer_proto.framing import DEFAULT_MAX_FRAME_SIZE
-from lanpeer_proto.messages import Hello, HelloAck
+from lanpeer_proto.messages import Hello, HelloAck, Message
 from lanpeer_proto.session import (
     HandshakeComplete,
     PeerSession,
@@ -62,13 +62,56 @@ def _facts(done: HandshakeComplete) -> RemoteFacts:
 
 
 class ControlChannel:
-    """The control stream of one connection, carrying one sans-IO session's messages."""
+    """The control stream of one connection, carrying one sans-IO session's messages.
+
+    The session state machine is private: callers use the named operations below, so every
+    transition goes through this channel and is applied (sent) in order.
+    """
 
     def __init__(self, stream: QuicStream, machine: PeerSession) -> None:
         self.stream = stream
-        self.machine = machine
+        self._machine = machine
 
-    async def apply(self, step: Step) -> tuple[SessionEvent, ...]:
+    @property
+    def sent_library_digest(self) -> bytes:
+        """The library digest our own Hello announced on this connection."""
+        return self._machine.local.library_digest
+
+    @property
+    def last_seen(self) -> float:
+        """time.monotonic() of the last thing received from the peer (0.0: nothing yet)."""
+        return self._machine.last_seen or 0.0
+
+    def note_activity(self) -> None:
+        """Something arrived outside the control stream (a request, an answer): not stale.
+
+        Raises ``LocalProtocolError`` before the session started."""
+        self._machine.note_activity(time.monotonic())
+
+    async def send(self, message: Message) -> None:
+        """Send a message on the control stream; ``LocalProtocolError`` when not READY."""
+        await self._apply(self._machine.send(message))
+
+    async def close(self, reason: str) -> None:
+        """Say Goodbye and move the session to closing."""
+        await self._apply(self._machine.close(reason, time.monotonic()))
+
+    async def start(self) -> tuple[SessionEvent, ...]:
+        """Start the session (the client sends its Hello); its first events."""
+        return await self._apply(self._machine.start(time.monotonic()))
+
+    async def wait_next_events(self) -> tuple[SessionEvent, ...]:
+        """The next events of the handshake: a frame received, or the session's deadline."""
+        deadline = self._machine.get_timer()
+        if deadline is None:
+            return await self.receive()
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                return await self.receive()
+        except TimeoutError:
+            return await self._apply(self._machine.handle_timer(time.monotonic()))
+
+    async def _apply(self, step: Step) -> tuple[SessionEvent, ...]:
         """Send what the session asked to send, in order; return its events."""
         for message in step.send:
             await self.stream.write_frame(codec.encode(message))
@@ -80,19 +123,19 @@ class ControlChannel:
             message = codec.decode(await self.stream.read_frame(DEFAULT_MAX_FRAME_SIZE))
         except UnknownMessageType as exc:
             log.info("ignoring a control message of unknown type %r", exc.type_name)
-            return await self.apply(self.machine.receive_unknown(time.monotonic()))
+            return await self._apply(self._machine.receive_unknown(time.monotonic()))
         except RemoteProtocolError as exc:
-            return await self.apply(self.machine.fail(exc, time.monotonic()))
-        return await self.apply(self.machine.receive(message, time.monotonic()))
+            return await self._apply(self._machine.fail(exc, time.monotonic()))
+        return await self._apply(self._machine.receive(message, time.monotonic()))
 
     async def wait_timer(self) -> tuple[SessionEvent, ...]:
         """Sleep until the session's deadline (pings, stale, handshake), then let it act."""
-        deadline = self.machine.get_timer()
+        deadline = self._machine.get_timer()
         if deadline is None:
             await asyncio.Event().wait()  # no deadline in this state: wait to be cancelled
         else:
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-        return await self.apply(self.machine.handle_timer(time.monotonic()))
+        return await self._apply(self._machine.handle_timer(time.monotonic()))
 
 
 def server_channel(
@@ -143,7 +186,7 @@ def _verify_client(hello: Hello, transcript: bytes, signature: bytes) -> bool:
 
 async def wait_handshake(channel: ControlChannel) -> tuple[RemoteFacts, int | None]:
     """Run the handshake to READY; returns the peer's facts and its bulk port (client side)."""
-    events = await channel.apply(channel.machine.start(time.monotonic()))
+    events = await channel.start()
     while True:
         for event in events:
             if isinstance(event, HandshakeComplete):
@@ -154,15 +197,4 @@ async def wait_handshake(channel: ControlChannel) -> tuple[RemoteFacts, int | No
                 raise HandshakeRefused(event.code, event.reason)
             if isinstance(event, SessionClosed):
                 raise HandshakeRefused(ErrorCode.UNEXPECTED, event.reason)
-        events = await _next_events(channel)
-
-
-async def _next_events(channel: ControlChannel) -> tuple[SessionEvent, ...]:
-    deadline = channel.machine.get_timer()
-    if deadline is None:
-        return await channel.receive()
-    try:
-        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-            return await channel.receive()
-    except TimeoutError:
-        return await channel.apply(channel.machine.handle_timer(time.monotonic()))
+        events = await channel.wait_next_events()

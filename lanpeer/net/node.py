@@ -60,6 +60,7 @@ from lanpeer.net.static_peers import StaticPeer
 from lanpeer.net.swarm import SwarmHost, SwarmLimits, SwarmView
 from lanpeer.net.sync import LibrarySync
 from lanpeer.net.uploads import UploadLedger
+from lanpeer.tasks import wait_first
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,8 @@ class PeerNode:
         # SPEC §7a: our downloads in progress serve what they verified (off: --no-swarm).
         self.swarm = SwarmHost(self._table, self._fetcher, self, serve=swarm, limits=swarm_limits)
         self._served = SwarmView(library, self.swarm)  # what the QUIC and bulk paths read
-        self._responder = Responder(self._served, self._uploads, self._tokens, None,
-                                    upload_limiter, self.swarm)  # fmt: skip
+        self._upload_limiter = upload_limiter
+        self._responder: Responder | None = None  # built once the listeners are bound
         self._listeners: list[Callable[[PeerEvent], None]] = []
         self._sources_changed = asyncio.Event()  # replaced (after set) on every peer event
         self._tasks: set[asyncio.Task[None]] = set()
@@ -192,16 +193,20 @@ class PeerNode:
                 "is another lanpeerd running? pick another --port"
             ) from exc
         self.listen = self._quic.address
-        if self._tokens is None:
-            return
-        bulk = BulkServer(self._served, self._tokens, self._uploads, self._responder.limiter,
+        bulk_port = self._open_bulk(self._tokens) if self._tokens is not None else None
+        self._responder = Responder(self._served, self._uploads, self._tokens, bulk_port,
+                                    self._upload_limiter, self.swarm)  # fmt: skip
+
+    def _open_bulk(self, tokens: BulkSecrets) -> int:
+        bulk = BulkServer(self._served, tokens, self._uploads, self._upload_limiter,
                           self._bulk_limits)  # fmt: skip
         try:  # the same port number on TCP when free: one number to allow in a firewall
-            self._responder.bulk_port = bulk.open(self._bind, self.listen[1])
+            port = bulk.open(self._bind, self.listen[1])
         except OSError:
-            self._responder.bulk_port = bulk.open(self._bind, 0)
+            port = bulk.open(self._bind, 0)
         self._bulk_server = bulk
         self._spawn(bulk.serve())
+        return port
 
     async def aclose(self) -> None:
         """Goodbye to every peer, stop every task, close every socket."""
@@ -239,7 +244,17 @@ class PeerNode:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _task: coro.close())  # cancelled before it ever ran
 
+    def _started_responder(self) -> Responder:
+        if self._responder is None:
+            raise ConnectionError("the peer node is not started")
+        return self._responder
+
     # public surface -----------------------------------------------------------
+    @property
+    def bulk_port(self) -> int | None:
+        """The TCP bulk listener's port; None with ``bulk="quic"`` or before ``start``."""
+        return self._responder.bulk_port if self._responder is not None else None
+
     def peers(self) -> list[PeerInfo]:
         return [record.info() for record in self._table.records()]
 
@@ -283,14 +298,7 @@ class PeerNode:
     async def wait_static_outcome(self, static: StaticPeer) -> str | None:
         """None once ``static`` is connected, else its next dial error (callers bound the wait)."""
         while not self._connected_at(static.host, static.port):
-            changed = asyncio.ensure_future(self._sources_changed.wait())
-            failed = asyncio.ensure_future(static.attempted.wait())
-            try:
-                await asyncio.wait([changed, failed], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                changed.cancel()
-                failed.cancel()
-            if failed.done() and not failed.cancelled():
+            if 1 in await wait_first(self._sources_changed.wait(), static.attempted.wait()):
                 return static.error
         return None
 
@@ -370,9 +378,10 @@ class PeerNode:
         conn.on_stream = first_stream
 
     async def _serve_incoming(self, conn: QuicPeerConnection, control: QuicStream) -> None:
-        channel = server_channel(control, self._hello(), self._party_key,
-                                 self._responder.bulk_port, self._timers)  # fmt: skip
         try:
+            channel = server_channel(control, self._hello(), self._party_key,
+                                     self._started_responder().bulk_port,
+                                     self._timers)  # fmt: skip
             facts, _ = await wait_handshake(channel)
         except (HandshakeRefused, ConnectionError) as exc:
             log.warning("refused peer at %s: %s", conn.remote_address[0], exc)
@@ -411,7 +420,8 @@ class PeerNode:
         self, conn: QuicPeerConnection, channel: ControlChannel, facts: RemoteFacts,
         address: tuple[str, int], *, dialled: bool,
     ) -> None:  # fmt: skip
-        link = PeerLink(conn, channel, facts, address, self._limits, self._responder.answer,
+        answer = self._started_responder().answer
+        link = PeerLink(conn, channel, facts, address, self._limits, answer,
                         self._control_message, dialled=dialled)  # fmt: skip
         if not self._keep_one_connection(link):
             return
@@ -422,7 +432,7 @@ class PeerNode:
         self._spawn(
             self._sync.wait_synced(link, facts.library_rev, facts.library_digest, hello=True)
         )
-        if channel.machine.local.library_digest != self.library.library_digest:
+        if channel.sent_library_digest != self.library.library_digest:
             # Our library changed after the Hello was built; a push made meanwhile skipped
             # this session (not ready yet), so this peer hears of it now.
             self._spawn(link.push(self._summary()))

@@ -47,12 +47,14 @@ log = logging.getLogger(__name__)
 READ_PIECE = 1 << 20
 
 
-@dataclass
+@dataclass(frozen=True)
 class Responder:
+    """Built once the listeners are bound (``PeerNode.start``) and never changed after."""
+
     library: LibraryView
     uploads: UploadSlots
     tokens: BulkSecrets | None
-    bulk_port: int | None
+    bulk_port: int | None  # the bound TCP bulk listener's port; None: no bulk path
     limiter: Limiter | None = None
     swarm: SwarmHost | None = None  # answers GetHaves (feature swarm/1)
 

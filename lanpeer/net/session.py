@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -81,11 +80,11 @@ class PeerLink:
     @property
     def last_seen(self) -> float:
         """time.monotonic() of the last thing received from the peer."""
-        return self._channel.machine.last_seen or 0.0
+        return self._channel.last_seen
 
     def note_activity(self) -> None:
         with contextlib.suppress(LocalProtocolError):
-            self._channel.machine.note_activity(time.monotonic())
+            self._channel.note_activity()
 
     def __repr__(self) -> str:
         return f"<PeerLink {short_id(self.peer_id)} {self.address[0]}:{self.address[1]}>"
@@ -164,17 +163,13 @@ class PeerLink:
 
     async def push(self, message: Message) -> None:
         """Send a message on the control stream (summaries); dropped if not READY."""
-        try:
-            step = self._channel.machine.send(message)
-        except LocalProtocolError:
-            return
-        with contextlib.suppress(ConnectionError):
-            await self._channel.apply(step)
+        with contextlib.suppress(LocalProtocolError, ConnectionError):
+            await self._channel.send(message)
 
     async def say_goodbye(self, reason: str) -> None:
         """Goodbye (a hint to the peer), a moment for it to close, then close ourselves."""
         with contextlib.suppress(ConnectionError):
-            await self._channel.apply(self._channel.machine.close(reason, time.monotonic()))
+            await self._channel.close(reason)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._limits.goodbye_grace):
                     await self.conn.wait_ended()

@@ -44,6 +44,7 @@ from lanpeer.net.identity import short_id
 from lanpeer.net.library_view import LibraryView
 from lanpeer.net.peers import PeerTable
 from lanpeer.net.serving import ServeError
+from lanpeer.tasks import OwnedTasks, wait_first
 
 log = logging.getLogger(__name__)
 
@@ -265,18 +266,18 @@ class SwarmHost:
         full_sources: SourceDirectory,
     ) -> AsyncIterator[Member]:
         holding = self._start_holding(manifest, part_dir)
-        member = Member(self, manifest, holding, full_sources)
-        for chunk in verified:
-            member.holds(chunk)
-        # Not a TaskGroup: the download's own errors must reach its caller unwrapped.
-        watcher = asyncio.create_task(member.keep_watching())
-        try:
-            yield member
-        finally:
-            if holding is not None:
-                self._stop_holding(holding)  # at once: later requests get a typed refusal
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+        # The member's tasks live as long as this block; the download's own errors reach its
+        # caller unwrapped (OwnedTasks, not a TaskGroup around the body).
+        async with OwnedTasks(log) as tasks:
+            member = Member(self, manifest, holding, full_sources, tasks)
+            for chunk in verified:
+                member.holds(chunk)
+            tasks.spawn(member.keep_watching(), "have-set watching")
+            try:
+                yield member
+            finally:
+                if holding is not None:
+                    self._stop_holding(holding)  # at once: later requests get a typed refusal
 
     def connected(self, peer_id: str) -> bool:
         record = self._table.get(peer_id)
@@ -326,9 +327,11 @@ class Member:
         manifest: Manifest,
         holding: Holding | None,
         full_sources: SourceDirectory,
+        tasks: OwnedTasks,
     ) -> None:
         self._host, self._manifest, self._holding = host, manifest, holding
         self._full = full_sources
+        self._tasks = tasks  # the watches run here (``SwarmHost.join`` owns it)
         self._chunks = numbered_chunks(manifest)
         self.partials: dict[str, PartialSource] = {}
         self._watches: dict[str, asyncio.Task[None]] = {}
@@ -356,14 +359,9 @@ class Member:
 
     async def wait_sources_changed(self, timeout: float) -> None:  # noqa: ASYNC109 - seam
         """A have-set or the partial sources changed, or the full sources did, or timeout."""
-        mine = asyncio.ensure_future(self._changed.wait())
-        full = asyncio.ensure_future(self._full.wait_sources_changed(timeout))
-        try:
-            await asyncio.wait({mine, full}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (mine, full):
-                task.cancel()
-            await asyncio.gather(mine, full, return_exceptions=True)
+        await wait_first(
+            self._changed.wait(), self._full.wait_sources_changed(timeout), timeout=timeout
+        )
 
     def _notify(self) -> None:
         self._changed.set()
@@ -379,7 +377,8 @@ class Member:
                     if peer_id not in wanted or self._watches[peer_id].done():
                         self._end_watch(peer_id)
                 for peer_id in wanted - set(self._watches):
-                    self._watches[peer_id] = asyncio.create_task(self._watch(peer_id))
+                    what = f"have-set watch of {short_id(peer_id)}"
+                    self._watches[peer_id] = self._tasks.spawn(self._watch(peer_id), what)
                 self._notify()  # a peer came, went or changed: the scheduler looks again
                 await self._host.wait_peers_changed(self._host.limits.hold)
         finally:
@@ -390,10 +389,7 @@ class Member:
 
     def _end_watch(self, peer_id: str) -> None:
         task = self._watches.pop(peer_id)
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            log.warning("have-set watch of %s failed", short_id(peer_id),
-                        exc_info=task.exception())  # fmt: skip
-        task.cancel()
+        task.cancel()  # a watch that failed was logged when it did (OwnedTasks)
         if self.partials.pop(peer_id, None) is not None:
             self._notify()
 

@@ -9,12 +9,19 @@ never computes a CRC twice for an unchanged file.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
+from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import Manifest
+
+from lanpeer.library.errors import ServeRefused
+from lanpeer.tasks import OwnedTasks
+
+log = logging.getLogger(__name__)
 
 #: Read size: large enough that zlib.crc32 runs at memory speed, small enough to stay in cache.
 READ_SIZE = 1 << 20
@@ -33,35 +40,54 @@ class FileChanged(Exception):
 
 
 class Crc32Cache:
+    """Started and closed with the share (``start``/``aclose``): its computations run in its
+    own task group and end with it."""
+
     def __init__(self, library: CrcLibrary) -> None:
         self._library = library
         # One thread: a first download of a game reads it once; a second game waits its turn
         # rather than halving the disk's throughput for both.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lanpeer-share-crc")
-        self._running: dict[tuple[str, bytes], asyncio.Task[dict[str, int]]] = {}
+        self._tasks = OwnedTasks(log)
+        # (game, manifest_hash) -> the one computation's result, which every waiter awaits
+        self._running: dict[tuple[str, bytes], asyncio.Future[dict[str, int]]] = {}
         self.files_read = 0  # files whose CRC was computed (not found in the index)
 
+    async def start(self) -> None:
+        await self._tasks.start()
+
     async def aclose(self) -> None:
-        for task in self._running.values():
-            task.cancel()
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await self._tasks.aclose()  # cancels every computation; their waiters see it
         await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
     async def wait_crcs(self, manifest: Manifest) -> dict[str, int]:
         """CRC-32 per path of ``manifest``'s files; raises ServeRefused or FileChanged."""
         key = (manifest.game_id, manifest.manifest_hash)
-        task = self._running.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._compute(manifest))
-            self._running[key] = task
-            task.add_done_callback(lambda done: self._forget(key, done))
+        result = self._running.get(key)
+        if result is None:
+            if not self._tasks.running:
+                raise ServeRefused(ErrorCode.BUSY, "the share is not running")
+            result = self._running[key] = asyncio.get_running_loop().create_future()
+            self._tasks.spawn(self._deliver(key, manifest, result), f"CRC-32s of {key[0]}")
         # Shielded: one client giving up does not cancel the work others wait for.
-        return await asyncio.shield(task)
+        return await asyncio.shield(result)
 
-    def _forget(self, key: tuple[str, bytes], task: asyncio.Task[dict[str, int]]) -> None:
-        self._running.pop(key, None)
-        if not task.cancelled():
-            task.exception()  # retrieved: every waiter may have given up (each one re-raises it)
+    async def _deliver(
+        self, key: tuple[str, bytes], manifest: Manifest, result: asyncio.Future[dict[str, int]]
+    ) -> None:
+        """Compute into ``result``; the task itself never fails: each waiter re-raises."""
+        try:
+            result.set_result(await self._compute(manifest))
+        except asyncio.CancelledError:
+            result.cancel()
+            raise
+        except Exception as exc:
+            result.set_exception(exc)
+            # Retrieved: every waiter may have given up; those still waiting re-raise it.
+            log.debug("CRC-32s of %s not computed: %r", key[0], result.exception())
+        finally:
+            if self._running.get(key) is result:
+                del self._running[key]
 
     async def _compute(self, manifest: Manifest) -> dict[str, int]:
         loop = asyncio.get_running_loop()

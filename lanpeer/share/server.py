@@ -152,7 +152,12 @@ class ShareServer:
         await self._runner.setup()
         loop = asyncio.get_running_loop()
         factory = self._guard.wrap(self._runner.server)  # type: ignore[arg-type]
-        self._server = await loop.create_server(factory, self._host, self._port)
+        await self._crcs.start()  # before the first request can ask for CRCs
+        try:
+            self._server = await loop.create_server(factory, self._host, self._port)
+        except BaseException:
+            await self._crcs.aclose()
+            raise
         self._library.add_listener(lambda _rev: self._wanted.set())
         self._wanted.set()
         log.warning(

@@ -14,6 +14,7 @@ from lanpeer.download.autoupdate import (
     AutoUpdater,
     Backoff,
     Candidate,
+    UpdateCancelled,
     UpdateRecord,
     update_candidates,
 )
@@ -87,6 +88,8 @@ class Actions:
     update_failures: int = 0
     in_use_answers: list[list[int]] = field(default_factory=list)
     is_installed: bool = True
+    cancel_download: bool = False  # the user cancels the next download (`peer-cli cancel`)
+    cancel_update: bool = False
 
     def busy(self, game_id: str) -> bool:
         return False
@@ -99,12 +102,18 @@ class Actions:
         if self.download_failures:
             self.download_failures -= 1
             raise LanpeerError("no peer answered")
+        if self.cancel_download:
+            self.cancel_download = False
+            raise UpdateCancelled(f"the download of {game_id} was cancelled")
 
     async def update(self, game_id: str) -> None:
         self.calls.append(f"update {game_id}")
         if self.update_failures:
             self.update_failures -= 1
             raise LanpeerError("archive is broken")
+        if self.cancel_update:
+            self.cancel_update = False
+            raise UpdateCancelled(f"the update of {game_id} was cancelled")
 
     async def in_use(self, game_id: str) -> list[int]:
         return self.in_use_answers.pop(0) if self.in_use_answers else []
@@ -265,3 +274,128 @@ async def test_off_updates_nothing_by_itself_but_runs_what_is_requested() -> Non
         with pytest.raises(asyncio.CancelledError):
             await runner
     assert actions.calls == ["download inst 1.1", "wait [77] 30.0", "update inst"]
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_attempt_is_no_failure_and_waits_for_a_newer_version() -> None:
+    """Two failures, then the user cancels the third try: recorded as cancelled (no error, no
+    retry time, not shown by ``ops``), the failures not counted up (3 would give up), and not
+    tried again at any later check until 1.2 is offered."""
+    actions, clock = Actions(download_failures=2), Clock()
+    candidates = [CANDIDATE]
+    up = updater(actions, clock, candidates)
+    for _ in range(2):
+        clock.now += 1000
+        (due,) = up.due()
+        await up.attempt(due)
+    assert (up.records["inst"].failures, up.records["inst"].state) == (2, "retry in 60s")
+    actions.cancel_download = True
+    clock.now += 61
+    await up.attempt(up.due()[0])
+    record = up.records["inst"]
+    assert (record.state, record.failures, record.error, record.retry_at) == (
+        "cancelled",
+        2,
+        None,
+        None,
+    )
+    clock.now += 100_000  # many periodic checks later
+    assert up.due() == []
+    newer = Candidate("inst", "1.0", "1.2")
+    candidates[:] = [newer]
+    assert up.due() == [newer]
+    await up.attempt(newer)
+    assert up.records == {}
+    assert actions.calls == ["download inst 1.1"] * 3 + ["download inst 1.2", "update inst"]
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_update_step_is_not_retried_from_its_record() -> None:
+    """The download landed, the user cancelled the update: unlike a failed update (retried
+    from its record), nothing runs again by itself."""
+    actions, clock = Actions(cancel_update=True), Clock()
+    candidates = [CANDIDATE]
+    up = updater(actions, clock, candidates)
+    await up.attempt(CANDIDATE)
+    candidates.clear()  # the downloaded version is now 1.1
+    assert up.records["inst"].state == "cancelled"
+    clock.now += 100_000
+    assert up.due() == []
+    assert actions.calls == ["download inst 1.1", "update inst"]
+
+
+@pytest.mark.asyncio
+async def test_a_person_asking_again_lifts_the_hold_of_a_cancel() -> None:
+    """`download --all` (asked) retries a cancelled version; `follow` alone does not."""
+    actions, clock = Actions(cancel_download=True), Clock()
+    up = updater(actions, clock, [])
+    up.request(CANDIDATE)
+    await up.attempt(up.due()[0])
+    assert up.records["inst"].state == "cancelled"
+    up.request(CANDIDATE)  # follow, on the peer's next library change
+    assert up.due() == []
+    up.request(CANDIDATE, asked=True)  # download --all
+    assert up.due() == [CANDIDATE]
+
+
+@dataclass
+class Holding(Actions):
+    """The game stays in use: ``wait_released`` blocks until the test releases it."""
+
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def in_use(self, game_id: str) -> list[int]:
+        return [] if self.released.is_set() else [4242]
+
+    async def wait_released(self, pids: list[int], timeout: float) -> None:  # noqa: ASYNC109
+        self.waiting.set()
+        await self.released.wait()
+
+
+@pytest.mark.asyncio
+async def test_cancelling_an_update_that_waits_for_the_game_to_exit_stops_it() -> None:
+    """`peer-cli cancel GAME` while the update waits (no operation exists then): the attempt
+    ends as cancelled, the loop goes on, and the game's exit brings no update."""
+    actions, clock, checked = Holding(), Clock(), asyncio.Event()
+
+    def candidates() -> list[Candidate]:
+        checked.set()
+        return [CANDIDATE]
+
+    up = AutoUpdater("installed", candidates, actions, clock=clock, period=3600.0)
+    runner = asyncio.create_task(up.run())
+    try:
+        async with asyncio.timeout(5):
+            await actions.waiting.wait()
+            assert up.records["inst"].state == "waiting: in use"
+            assert await up.cancel("inst")
+            record = up.records["inst"]
+            assert (record.state, record.failures, record.error) == ("cancelled", 0, None)
+            actions.released.set()  # the game exits
+            checked.clear()
+            up.poke()
+            await checked.wait()  # the loop still runs, and holds the version back:
+            assert up._running == {}  # (that check started nothing; due() and create_task
+            # run without a yield before the loop waits again)
+        assert not runner.done()
+        assert up.due() == []
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+    assert actions.calls == ["download inst 1.1"]  # no update
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_failed_update_stops_its_retries() -> None:
+    actions, clock = Actions(download_failures=1), Clock()
+    up = updater(actions, clock, [CANDIDATE])
+    await up.attempt(CANDIDATE)
+    assert up.records["inst"].retry_at is not None
+    assert await up.cancel("inst")
+    record = up.records["inst"]
+    assert (record.state, record.error, record.retry_at) == ("cancelled", None, None)
+    clock.now += 100_000
+    assert up.due() == []
+    assert not await up.cancel("other")  # nothing of that game here

@@ -55,7 +55,7 @@ async def main(args: argparse.Namespace) -> None:
     async with node:
         datagram = datagram_size_for(args.bind)
         _say(listen=list(node.listen), peer_id=node.identity.peer_id, datagram=datagram,
-             bulk_port=node._responder.bulk_port)  # fmt: skip
+             bulk_port=node.bulk_port)  # fmt: skip
         for game_id in args.late_game:  # changes the rev while mDNS is still probing
             library.add_game(game_id, {f"{game_id}.bin": game_id.encode() * 1000})
         await stop.wait()

@@ -228,7 +228,7 @@ async def test_oversize_frame_on_control_stream_closes_only_that_connection(
 @pytest.mark.asyncio
 async def test_bulk_path_refuses_a_bad_proof(tmp_path: Path) -> None:
     async with running_node(tmp_path, "alpha") as a:
-        port = a._responder.bulk_port
+        port = a.bulk_port
         assert port is not None
         sock, nonce = await bulk_connect(port)
         with sock:

@@ -18,6 +18,7 @@ from lanpeer_proto.control import (
     FinishedEvent,
     GameResult,
     GamesResult,
+    KeepEvent,
     LibraryChangedEvent,
     OperationInfo,
     PeerDownEvent,
@@ -307,7 +308,23 @@ def event_line(event: Event) -> str:
         speed = rate(event.bytes / event.seconds) if event.seconds > 0 else "-"
         took = f"{size(event.bytes)} in {event.seconds:.1f} s ({speed})"
         return f"upload     {event.game_id} to {who} finished: {took}"
+    if isinstance(event, KeepEvent):
+        return keep_line(event)
     return finished_line(event)
+
+
+def keep_line(event: KeepEvent) -> str:
+    version = escape(event.version or "?")
+    if event.action == "pin":
+        return f"keep       pinned {event.game_id} at {version}"
+    if event.action == "unpin":
+        return f"keep       unpinned {event.game_id} (was {version})"
+    peer = short(event.peer_id or "")
+    who = f"{escape(event.name)} ({peer})" if event.name else peer
+    if event.action == "follow":
+        then = "" if event.install is not False else ", download only"
+        return f"keep       following {who}{then}"
+    return f"keep       no longer following {who}"
 
 
 def finished_line(event: FinishedEvent) -> str:

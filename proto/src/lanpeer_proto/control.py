@@ -554,8 +554,31 @@ class UploadEvent(_Model):
     seconds: Annotated[float, Field(ge=0)] = 0.0
 
 
+class KeepEvent(_Model):
+    """The keep list changed (SPEC §9a): a game pinned or unpinned, a peer followed or not.
+
+    ``pin`` / ``unpin`` carry ``game_id`` and ``version`` (the pinned one, or the one the pin
+    held); ``follow`` / ``unfollow`` carry ``peer_id`` (in full), its ``name`` and, for
+    ``follow``, ``install`` (whether its games are installed after the download).
+    """
+
+    event: Literal["keep"] = "keep"
+    action: Literal["pin", "unpin", "follow", "unfollow"]
+    game_id: GameId | None = None
+    version: Short | None = None
+    peer_id: Short | None = None
+    name: Short = ""
+    install: bool | None = None
+
+
 Event = Annotated[
-    PeerUpEvent | PeerDownEvent | LibraryChangedEvent | ProgressEvent | FinishedEvent | UploadEvent,
+    PeerUpEvent
+    | PeerDownEvent
+    | LibraryChangedEvent
+    | ProgressEvent
+    | FinishedEvent
+    | UploadEvent
+    | KeepEvent,
     Field(discriminator="event"),
 ]
 
