@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 #: it answers with a refusal, a partial source with the manifest it downloads.
 MAX_MANIFEST_ASKS = 8
 
+#: ``LanpeerError.code`` of a manifest whose content does not hash to its ``manifest_hash``
+#: (``lanpeer.net.errors.ForgedManifest``; matched by code so this layer does not import net).
+FORGED_MANIFEST = "forged_manifest"
+
 ManifestResolver = Callable[[str], Awaitable[Manifest | None]]
 
 
@@ -134,9 +138,16 @@ async def version_manifest(
         try:
             manifest = await directory.fetch_manifest(peer_id, game_id)
         except (LanpeerError, ProtocolError, OSError) as exc:
-            log.debug("%s: no manifest from %s (%s)", game_id, peer_id[:8], exc)
-            continue  # does not have it (now): asked again on a later look
-        if manifest.manifest_hash == manifest_hash and verify_manifest(manifest):
+            if isinstance(exc, LanpeerError) and exc.code == FORGED_MANIFEST:
+                manifest = None  # the fetcher found it forged: refused below
+            else:
+                log.debug("%s: no manifest from %s (%s)", game_id, peer_id[:8], exc)
+                continue  # does not have it (now): asked again on a later look
+        if (
+            manifest is not None
+            and manifest.manifest_hash == manifest_hash
+            and verify_manifest(manifest)
+        ):
             return manifest
         search.refused.add(peer_id)
         log.warning("%s: peer %s sent a manifest that is not %s; refused, asking the next",

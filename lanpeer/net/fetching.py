@@ -1,14 +1,16 @@
 """Requests this node makes to its peers: manifests and chunks, over QUIC or the bulk path.
 
 Owns choosing the chunk path (bulk when both peers offer it and ``bulk='auto'``, else QUIC),
-the per-peer bulk client pools and their tokens, the manifest-hash check against the peer's
-advert, and the download engine's ``ChunkSource`` adapter. Never verifies chunk bytes: the
-caller checks every chunk against the BLAKE3 hash in the manifest.
+the per-peer bulk client pools and their tokens, the manifest checks (its hash against the
+peer's advert, its content against its hash), and the download engine's ``ChunkSource``
+adapter. Never verifies chunk bytes: the caller checks every chunk against the BLAKE3 hash in
+the manifest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -28,8 +30,9 @@ from lanpeer_proto.messages import (
 from lanpeer_proto.version import FEATURE_HASH_STATUS, FEATURE_TCP_BULK
 from pydantic import ValidationError
 
+from lanpeer.library.manifest import verify_manifest
 from lanpeer.net.bulk import BulkClient
-from lanpeer.net.errors import ChunkRefused, PeerUnavailable
+from lanpeer.net.errors import ChunkRefused, ForgedManifest, PeerUnavailable
 from lanpeer.net.identity import short_id
 from lanpeer.net.peers import PeerTable
 from lanpeer.net.session import PeerLink
@@ -52,6 +55,9 @@ class PeerFetcher:
         self._per_peer = per_peer
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._bulk_broken: dict[str, float] = {}  # peer_id -> when to try the bulk path again
+        # Peers that sent a manifest whose content is not its hash (bounded by the peer table:
+        # dropped in ``forget``): asked for no manifest again.
+        self._forgers: set[str] = set()
 
     def link(self, peer_id: str) -> PeerLink:
         record = self._table.get(peer_id)
@@ -64,7 +70,30 @@ class PeerFetcher:
         return peer_id in self._clients
 
     async def manifest(self, peer_id: str, game_id: str) -> Manifest:
-        """The peer's manifest of ``game_id``; its hash must be the one the peer advertises."""
+        """The manifest of ``game_id`` the peer advertises, checked: its ``manifest_hash`` must
+        be the advertised one and its content must hash to it (every chunk is verified against
+        the manifest's chunk hashes, so an unchecked manifest would make that check mean
+        nothing). A peer that sends forged content is banned from manifest requests while it
+        is in the table, and the other connected peers advertising that same hash are asked in
+        its place; ``ForgedManifest`` when none of them gives it either."""
+        try:
+            return await self._checked_manifest(peer_id, game_id)
+        except ForgedManifest as forged:
+            wanted = self._advertised_hash(peer_id, game_id)
+            if wanted is None:
+                raise
+            for other in self._table.records():
+                offer = other.games.get(game_id)
+                if (other.peer_id in self._forgers or not other.connected or offer is None
+                        or offer.manifest_hash != wanted):  # fmt: skip
+                    continue
+                with contextlib.suppress(ChunkRefused, PeerUnavailable):
+                    return await self._checked_manifest(other.peer_id, game_id)
+            raise forged from None
+
+    async def _checked_manifest(self, peer_id: str, game_id: str) -> Manifest:
+        if peer_id in self._forgers:
+            raise ForgedManifest(f"peer {short_id(peer_id)} sent a forged manifest before")
         try:
             request = GetManifest(game_id=game_id)
         except ValidationError as exc:
@@ -72,14 +101,24 @@ class PeerFetcher:
         manifest = await self.link(peer_id).request(request)
         if not isinstance(manifest, Manifest) or manifest.game_id != game_id:
             raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not the manifest asked for")
+        advertised = self._advertised_hash(peer_id, game_id)
+        if advertised not in (None, manifest.manifest_hash):
+            raise ChunkRefused(ErrorCode.STALE_MANIFEST, "manifest changed since it was advertised")
+        if not verify_manifest(manifest):
+            self._forgers.add(peer_id)
+            log.warning("peer %s sent a manifest of %s whose content is not its hash %s; "
+                        "asking it for no manifest again", short_id(peer_id), game_id,
+                        manifest.manifest_hash.hex()[:12])  # fmt: skip
+            raise ForgedManifest(
+                f"peer {short_id(peer_id)} sent a manifest of {game_id} whose content does not "
+                "hash to its manifest_hash"
+            )
+        return manifest
+
+    def _advertised_hash(self, peer_id: str, game_id: str) -> bytes | None:
         record = self._table.get(peer_id)
         advertised = record.games.get(game_id) if record is not None else None
-        if advertised is not None and advertised.manifest_hash not in (
-            None,
-            manifest.manifest_hash,
-        ):
-            raise ChunkRefused(ErrorCode.STALE_MANIFEST, "manifest changed since it was advertised")
-        return manifest
+        return advertised.manifest_hash if advertised is not None else None
 
     async def hash_status(self, peer_id: str, game_id: str) -> HashStatus | None:
         """The peer's hashing progress of ``game_id``; None when it lacks hash-status/1."""
@@ -148,6 +187,7 @@ class PeerFetcher:
     def forget(self, peer_id: str) -> None:
         """The peer left the table: drop its slots and bulk connections."""
         self._slots.pop(peer_id, None)
+        self._forgers.discard(peer_id)
         self._bulk_broken.pop(peer_id, None)
         self._drop_client(peer_id)
 
