@@ -48,7 +48,11 @@ class PeerView(Protocol):
 class PeerDirectory(Protocol):
     def peers(self) -> Sequence[PeerView]: ...
 
-    async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest: ...
+    async def fetch_manifest(
+        self, peer_id: str, game_id: str, manifest_hash: bytes | None = None
+    ) -> Manifest:
+        """Of exactly ``manifest_hash`` when given, else the one the peer advertises."""
+        ...
 
 
 class OfferTable(PeerDirectory, Protocol):
@@ -114,9 +118,10 @@ async def version_manifest(
 ) -> Manifest | None:
     """The manifest that is exactly ``manifest_hash``, or None when no connected peer gave it.
 
-    Asks the peers offering that version first, then connected peers that do not offer the
-    game at all: a partial source answers ``GetManifest`` with the version it downloads (a
-    peer offering another version would answer with that one, so it is not asked); at most
+    Asks for it by hash: the peers offering that version first, then connected peers that do
+    not offer the game at all (a partial source answers with the version it downloads), then
+    peers offering another version (a host updating to it holds it partially; an older peer
+    ignores the hash and answers with its own version, refused as stale); at most
     ``MAX_MANIFEST_ASKS`` per look. Every answer is checked: its ``manifest_hash`` must be the
     one wanted and its content must hash to it. A peer that sends another manifest is refused
     (in ``search``, which the caller keeps across looks) and the next one asked.
@@ -124,19 +129,23 @@ async def version_manifest(
     search = search or ManifestSearch()
     search.looks += 1
     full, others = [], []
+    updating: set[str] = set()  # offer another version: asked after those that offer none
     for peer in directory.peers():
         if not peer.connected or peer.peer_id in search.refused:
             continue
         offer = peer.games.get(game_id)
-        if offer is None:
-            others.append(peer.peer_id)
-        elif offer.manifest_hash == manifest_hash:
+        if offer is not None and offer.manifest_hash == manifest_hash:
             full.append(peer.peer_id)
-    others.sort(key=lambda peer_id: search.asked.get(peer_id, 0))  # stable: table order else
+            continue
+        others.append(peer.peer_id)
+        if offer is not None:
+            updating.add(peer.peer_id)
+    # Stable: table order else.
+    others.sort(key=lambda peer_id: (search.asked.get(peer_id, 0), peer_id in updating))
     for peer_id in (full + others)[:MAX_MANIFEST_ASKS]:
         search.asked[peer_id] = search.looks
         try:
-            manifest = await directory.fetch_manifest(peer_id, game_id)
+            manifest = await directory.fetch_manifest(peer_id, game_id, manifest_hash)
         except (LanpeerError, ProtocolError, OSError) as exc:
             if isinstance(exc, LanpeerError) and exc.code == FORGED_MANIFEST:
                 manifest = None  # the fetcher found it forged: refused below

@@ -69,17 +69,21 @@ class PeerFetcher:
     def uses_bulk(self, peer_id: str) -> bool:
         return peer_id in self._clients
 
-    async def manifest(self, peer_id: str, game_id: str) -> Manifest:
-        """The manifest of ``game_id`` the peer advertises, checked: its ``manifest_hash`` must
-        be the advertised one and its content must hash to it (every chunk is verified against
+    async def manifest(
+        self, peer_id: str, game_id: str, manifest_hash: bytes | None = None
+    ) -> Manifest:
+        """The manifest of ``game_id`` that is ``manifest_hash`` (default: the one the peer
+        advertises; a host serving one version may download another), asked for by that hash
+        and checked: its ``manifest_hash`` must be the one wanted and its content must hash to
+        it (every chunk is verified against
         the manifest's chunk hashes, so an unchecked manifest would make that check mean
         nothing). A peer that sends forged content is banned from manifest requests while it
         is in the table, and the other connected peers advertising that same hash are asked in
         its place; ``ForgedManifest`` when none of them gives it either."""
+        wanted = manifest_hash or self._advertised_hash(peer_id, game_id)
         try:
-            return await self._checked_manifest(peer_id, game_id)
+            return await self._checked_manifest(peer_id, game_id, wanted)
         except ForgedManifest as forged:
-            wanted = self._advertised_hash(peer_id, game_id)
             if wanted is None:
                 raise
             for other in self._table.records():
@@ -88,22 +92,22 @@ class PeerFetcher:
                         or offer.manifest_hash != wanted):  # fmt: skip
                     continue
                 with contextlib.suppress(ChunkRefused, PeerUnavailable):
-                    return await self._checked_manifest(other.peer_id, game_id)
+                    return await self._checked_manifest(other.peer_id, game_id, wanted)
             raise forged from None
 
-    async def _checked_manifest(self, peer_id: str, game_id: str) -> Manifest:
+    async def _checked_manifest(self, peer_id: str, game_id: str, wanted: bytes | None) -> Manifest:
         if peer_id in self._forgers:
             raise ForgedManifest(f"peer {short_id(peer_id)} sent a forged manifest before")
         try:
-            request = GetManifest(game_id=game_id)
+            request = GetManifest(game_id=game_id, manifest_hash=wanted)
         except ValidationError as exc:
             raise invalid_request(exc) from None
         manifest = await self.link(peer_id).request(request)
         if not isinstance(manifest, Manifest) or manifest.game_id != game_id:
             raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not the manifest asked for")
-        advertised = self._advertised_hash(peer_id, game_id)
-        if advertised not in (None, manifest.manifest_hash):
-            raise ChunkRefused(ErrorCode.STALE_MANIFEST, "manifest changed since it was advertised")
+        if wanted not in (None, manifest.manifest_hash):
+            # An older peer ignores the asked hash and answers with its own version.
+            raise ChunkRefused(ErrorCode.STALE_MANIFEST, "answer is not the manifest asked for")
         if not verify_manifest(manifest):
             self._forgers.add(peer_id)
             log.warning("peer %s sent a manifest of %s whose content is not its hash %s; "
