@@ -67,6 +67,40 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
 
 
+def stall_hold(
+    current: Manifest, offered: Manifest, *, own_sources_left: bool, chosen: bool
+) -> str | None:
+    """Why a stalled download of ``current`` must not move to ``offered`` (the newest version
+    the peers offer, another manifest); None when it may (ARCHITECTURE "Stalled downloads").
+
+    It moves only to a newer version, or to the same version string with other content when
+    no source of its own manifest is left and the user did not choose a variant. Anything
+    else would be a silent downgrade or swap: it stays stalled (sources may come back)."""
+    newer = version_key(offered.version) > version_key(current.version)
+    if newer:
+        return None
+    same = version_key(offered.version) == version_key(current.version)
+    if not same:
+        return (
+            f"no connected peer serves {current.version} now; only the older {offered.version} "
+            "is offered, and a download never moves to an older version: it continues when a "
+            f"source of {current.version} returns"
+        )
+    if chosen:
+        return (
+            f"no connected peer serves the chosen variant of {current.version} now; another "
+            f"variant ({offered.manifest_hash.hex()[:12]}) is offered: it continues when a "
+            "source of the chosen one returns"
+        )
+    if own_sources_left:
+        return (
+            f"the sources of this variant of {current.version} do not answer now; another "
+            f"variant ({offered.manifest_hash.hex()[:12]}) is offered: it continues when "
+            "one of them does"
+        )
+    return None
+
+
 def newest_offer(
     peers: Sequence[PeerView], game_id: str, version: str | None = None
 ) -> tuple[str, GameSummary] | None:

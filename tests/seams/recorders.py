@@ -162,6 +162,7 @@ class FakeDownloads:
         *,
         summary: GameSummary | None = None,
         pin: str | None = None,
+        chosen: bool = False,
     ) -> Operation:
         version = summary.version if summary else None
         self.rec.actions.append(f"downloads.submit {game_id} {version} install={then_install}")
