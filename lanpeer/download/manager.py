@@ -276,7 +276,10 @@ class DownloadManager:
             newest = await self._resolver(op.game_id)
             if newest is None or newest.manifest_hash == manifest.manifest_hash:
                 return True
-            own = self.sources.sources_for(op.game_id, manifest.manifest_hash)
+            # Ours: listed by the scheduler (full and partial, not banned) or offered whole.
+            own = op.snapshot(time.monotonic()).sources or self.sources.sources_for(
+                op.game_id, manifest.manifest_hash
+            )
             hold = stall_hold(manifest, newest, own_sources_left=bool(own), chosen=chosen)
             if hold is not None:
                 op.waiting(hold)

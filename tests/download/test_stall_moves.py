@@ -113,3 +113,37 @@ async def test_a_stalled_download_keeps_the_variant_the_user_chose(tmp_path: Pat
     )
     assert tree_bytes(tmp_path / "games" / GAME) == tree_bytes(wanted)
     assert b.bytes_served == 0
+
+
+@pytest.mark.asyncio
+async def test_a_stalled_download_moves_to_another_variant_when_none_of_its_own_is_left(
+    tmp_path: Path,
+) -> None:
+    """The seeder's game changed under the same version string (no variant chosen): once no
+    source of the old content is left, the download restarts on the new content."""
+    wanted_dir = seed(tmp_path, "a", "2.0", salt=0)
+    wanted = manifest_of(wanted_dir, GAME)
+    variant = seed(tmp_path, "b", "2.0", salt=2)
+    offered = manifest_of(variant, GAME)
+    a = GatedSource("A", wanted_dir, wanted.manifest_hash, serve=6)
+    b = DirSource("B", variant, offered.manifest_hash)
+    srcs = SourceSet()
+    srcs.add(GAME, wanted.manifest_hash, a)
+    srcs.add(GAME, offered.manifest_hash, b)
+
+    async def resolver(_game_id: str) -> Manifest:
+        return offered
+
+    async with (
+        open_library(tmp_path / "games") as lib,
+        DownloadManager(lib, srcs, manifest_resolver=resolver, settings=SETTINGS) as mgr,
+    ):
+        op = mgr.submit_download(GAME, wanted)
+        await asyncio.wait_for(a.holding.wait(), 10)
+        srcs.remove("A")
+        a.alive = False
+        a.gate.set()
+        async with asyncio.timeout(20):
+            await op.wait_finished()
+        assert op.state == "done", op.error
+    assert tree_bytes(tmp_path / "games" / GAME) == tree_bytes(variant)
