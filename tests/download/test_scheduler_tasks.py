@@ -30,6 +30,7 @@ class HangingSource:
         self.peer_id, self.want = peer_id, want
         self.started = asyncio.Event()
         self.asked = 0
+        self.tasks: list[asyncio.Task[object]] = []  # the request tasks that asked
         self.cancelled = 0
         self.ended = 0
 
@@ -37,6 +38,9 @@ class HangingSource:
         self, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
     ) -> bytes:
         self.asked += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.append(task)
         if self.asked >= self.want:
             self.started.set()
         try:
@@ -111,10 +115,19 @@ async def test_an_endgame_copy_is_cancelled_when_the_first_copy_verifies() -> No
     # A short poll too: the loop learns a request went out (``Planner.asked``) only on its next
     # wake, so the endgame timer of a lone first request waits for the poll.
     settings = SchedulerSettings(endgame_after=0.01, sources_poll=0.05)
-    sched = scheduler(1, Directory([hang, answers]), settings)
+    told: list[int] = []  # per copy still out when the chunk is reported: cancel requests
+
+    def on_chunk(chunk: ChunkRef, peer_id: str) -> None:
+        told.extend(task.cancelling() for task in hang.tasks)
+
+    sched = ChunkScheduler(
+        GAME, VERSION, chunks(1), Directory([hang, answers]), store,
+        on_chunk=on_chunk, settings=settings,
+    )  # fmt: skip
     async with asyncio.timeout(WAIT):
         await sched.run()
     assert sched.counters.chunks_by_peer == {"b": 1}
+    assert told == [1]  # cancelled as the first copy verified, not only when ``run`` ends
     assert hang.asked == hang.cancelled == 1
 
 
