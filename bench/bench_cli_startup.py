@@ -2,7 +2,8 @@
 
 Starts one lanpeerd on loopback (mDNS off, empty library), then interleaves runs of: a bare
 interpreter, the quick road (``lanpeer_cli.entry``, stdlib only), the full CLI
-(``LANPEER_CLI_QUICK=0``: typer + pydantic models) and ``peer-cli --version``. Reports median,
+(``LANPEER_CLI_QUICK=0``: typer + pydantic models), ``peer-cli --version`` and TAB completion
+of a game id in bash, zsh and fish, quick road and typer. Reports median,
 best and p90 wall time of each, and each minus the bare interpreter. Wall time on a shared
 machine is noisy: read the columns side by side, not alone. Writes JSON under bench/out/.
 
@@ -34,6 +35,8 @@ def start_daemon(home: Path) -> subprocess.Popen[bytes]:
             "--state", str(home / "state"), "--socket", str(sock), "--port", "0",
             "--bind", "127.0.0.1", "--no-mdns", "--name", "bench"]  # fmt: skip
     (home / "games").mkdir(parents=True)
+    for game_id in ("bench-alpha", "bench-beta", "other-game"):  # ids for TAB to complete
+        (home / "games" / game_id).mkdir()
     proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -80,6 +83,18 @@ def measure(sock: Path, runs: int) -> dict[str, list[float]]:
         ),
         "peer-cli --version": ([cli, "--version"], env),
     }
+    # TAB after `install ` (game ids from `games`), as each shell's typer script asks it.
+    line = f"peer-cli --socket {sock} install "
+    bash = {"COMP_WORDS": line, "COMP_CWORD": "4"}
+    typer_line = {"_TYPER_COMPLETE_ARGS": line}
+    fish = {**typer_line, "_TYPER_COMPLETE_FISH_ACTION": "get-args"}
+    for shell, asked in (("bash", bash), ("zsh", typer_line), ("fish", fish)):
+        shell_env = {**env, **asked, "_PEER_CLI_COMPLETE": f"complete_{shell}"}
+        cases[f"TAB {shell} (quick road)"] = ([cli], shell_env)
+        cases[f"TAB {shell}, typer (no quick road)"] = (
+            [cli],
+            {**shell_env, "LANPEER_CLI_QUICK": "0"},
+        )
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(runs):
         order = list(cases.items())
@@ -91,14 +106,14 @@ def measure(sock: Path, runs: int) -> dict[str, list[float]]:
 
 def report(times: dict[str, list[float]], runs: int) -> None:
     base = statistics.median(times["python -c pass"])
-    print(f"{'case':34} {'median':>8} {'best':>8} {'p90':>8} {'- python':>9}   ({runs} runs)")
+    print(f"{'case':36} {'median':>8} {'best':>8} {'p90':>8} {'- python':>9}   ({runs} runs)")
     results = {}
     for name, values in times.items():
         values.sort()
         median = statistics.median(values)
         p90 = values[int(0.9 * (len(values) - 1))]
         print(
-            f"{name:34} {median * 1000:6.0f}ms {values[0] * 1000:6.0f}ms {p90 * 1000:6.0f}ms "
+            f"{name:36} {median * 1000:6.0f}ms {values[0] * 1000:6.0f}ms {p90 * 1000:6.0f}ms "
             f"{(median - base) * 1000:7.0f}ms"
         )
         results[name] = {"median_s": median, "best_s": values[0], "p90_s": p90}

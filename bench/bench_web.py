@@ -31,6 +31,8 @@ import aiohttp
 import psutil
 from lanpeer_proto import control as c
 
+from lanpeer.demo import DaemonRefused, ask
+
 MIB = 1 << 20
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -57,23 +59,12 @@ class Daemon:
         self.ps = psutil.Process(self.proc.pid)
 
     async def ask(self, request: Any) -> Any:
-        reader, writer = await asyncio.open_unix_connection(
-            str(self.socket), limit=c.MAX_SERVER_LINE
-        )
-        try:
-            writer.write(c.encode_request(request))
-            answer = c.decode_server_message(await reader.readline())
-        finally:
-            writer.close()
-        if isinstance(answer, c.ErrorMessage):
-            raise RuntimeError(answer.message)  # noqa: TRY004 - a daemon's refusal, not a type
-        assert isinstance(answer, c.ResultMessage)
-        return answer.result
+        return await ask(self.socket, request)
 
     async def wait_until(self, what: str, check: Any, limit: float = 120.0) -> Any:
         async with asyncio.timeout(limit):
             while True:
-                with contextlib.suppress(OSError, RuntimeError):
+                with contextlib.suppress(OSError, DaemonRefused):
                     if value := await check():
                         return value
                 if self.proc.poll() is not None:

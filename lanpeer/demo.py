@@ -71,18 +71,10 @@ class DemoPeer:
         log.close()
 
     async def ask(self, request: Any) -> Any:
-        reader, writer = await asyncio.open_unix_connection(
-            str(self.socket), limit=c.MAX_SERVER_LINE
-        )
         try:
-            writer.write(c.encode_request(request))
-            answer = c.decode_server_message(await reader.readline())
-        finally:
-            writer.close()
-        if isinstance(answer, c.ErrorMessage):
-            raise DemoFailed(f"{self.name}: {answer.message}")
-        assert isinstance(answer, c.ResultMessage)
-        return answer.result
+            return await ask(self.socket, request)
+        except DaemonRefused as exc:
+            raise DemoFailed(f"{self.name}: {exc}") from None
 
     async def wait_ready(self) -> None:
         while True:
@@ -114,6 +106,26 @@ class DemoPeer:
 
 class DemoFailed(Exception):
     """A step of the demo did not happen; the message says which."""
+
+
+class DaemonRefused(Exception):
+    """lanpeerd answered a control request with an error; the message is the daemon's."""
+
+
+async def ask(socket: Path, request: Any) -> Any:
+    """One request on a lanpeerd control socket (a connection of its own): the result.
+
+    Also the benches' way to drive their daemons (``bench/bench_web.py``)."""
+    reader, writer = await asyncio.open_unix_connection(str(socket), limit=c.MAX_SERVER_LINE)
+    try:
+        writer.write(c.encode_request(request))
+        answer = c.decode_server_message(await reader.readline())
+    finally:
+        writer.close()
+    if isinstance(answer, c.ErrorMessage):
+        raise DaemonRefused(answer.message)
+    assert isinstance(answer, c.ResultMessage)
+    return answer.result
 
 
 def free_port() -> int:

@@ -16,7 +16,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import libarchive  # noqa: F401  (imported here, before any test's guard: see below)
 import pytest
+
+# libarchive-c looks for its shared library on import with ``ctypes.util.find_library``, which
+# runs ``/sbin/ldconfig -p``: a process. Imported here, at collection and outside every test, a
+# fast test that is the first to import ``lanpeer.install`` (a lazy import in its body, or the
+# only test selected) is not refused its import by ``process_guard``, whose rule stays whole.
 
 PROCESS_HINT = "this test starts a process: mark it @pytest.mark.process (see tests/conftest.py)"
 

@@ -55,14 +55,13 @@ from lanpeer_proto.control import (
     UploadsResult,
     WatchRequest,
 )
-from lanpeer_proto.errors import ProtocolError
-from lanpeer_proto.messages import GameSummary, Manifest
+from lanpeer_proto.messages import GameSummary
 
 from lanpeer import doctor
 from lanpeer.control import peer_commands, views
+from lanpeer.control.offers import StillHashing, wait_hashed_offer, wait_offer
 from lanpeer.control.update_plan import plan_update
 from lanpeer.download.operations import Operation, OpKind
-from lanpeer.download.resolve import OfferTable, PeerView, newest_offer
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from lanpeer.library.disk import read_installed_version
 from lanpeer.library.state import LocalGame
@@ -184,7 +183,8 @@ class ControlCommands:
         local, peers = self._parts.library.local_games(), self._parts.node.peers()
         installed = await asyncio.to_thread(installed_versions, local)
         self._remember(peers)
-        games = views.merge_games(local, peers, busy, installed, self._known, partial)
+        holders = self._parts.node.swarm.partial_holders()
+        games = views.merge_games(local, peers, busy, installed, self._known, partial, holders)
         return GamesResult(games=views.with_pins(games, self._parts.keep.keep.pins))
 
     def _remember(self, peers: Sequence[PeerInfo]) -> None:
@@ -472,69 +472,6 @@ def installed_versions(local_games: Sequence[LocalGame]) -> dict[str, str | None
 
 #: Games whose name and size are remembered: ten times a big party's library.
 MAX_KNOWN_GAMES = 10_000
-#: How often a download waiting for a hash looks again without a peer event (hash done is one).
-HASH_RETRY = 2.0
-
-
-class StillHashing(LanpeerError):
-    """Peers offer the game but have no manifest hash for it yet."""
-
-
-# Peers hash a new game in the background; a download asked for right after they start waits
-# this long in the request for the first hash (a small game), then as a stalled operation.
-HASH_WAIT = 5.0
-
-
-async def wait_offer(
-    node: OfferTable, game_id: str, version: str | None
-) -> tuple[str, GameSummary]:
-    """``choose_offer``, waiting up to HASH_WAIT while the peers are still hashing."""
-    deadline = asyncio.get_running_loop().time() + HASH_WAIT
-    while True:
-        try:
-            return choose_offer(node.peers(), game_id, version)
-        except StillHashing:
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                raise
-            await node.wait_sources_changed(min(left, 1.0))
-
-
-async def wait_hashed_offer(
-    node: OfferTable, game_id: str, version: str | None, op: Operation
-) -> tuple[Manifest, GameSummary]:
-    """Until a peer offers ``game_id`` hashed (then its manifest); ``op.reason`` says why not."""
-    while True:
-        try:
-            peer_id, summary = choose_offer(node.peers(), game_id, version)
-            return await node.fetch_manifest(peer_id, game_id), summary
-        except StillHashing:
-            hashing = [p.peer_id[:8] for p in node.peers() if p.connected and game_id in p.games]
-            op.reason = f"waiting for peer(s) {', '.join(sorted(hashing))} to finish hashing it"
-        except UnknownGameError:
-            op.reason = "no connected peer offers it now; it starts when one does"
-        except (LanpeerError, ProtocolError, OSError) as exc:
-            op.reason = f"the manifest could not be fetched ({exc}); retrying"
-        await node.wait_sources_changed(HASH_RETRY)
-
-
-def choose_offer(
-    peers: Sequence[PeerView], game_id: str, version: str | None
-) -> tuple[str, GameSummary]:
-    """(peer_id, summary) of the newest (or named) hashed version connected peers offer.
-
-    The download part's ``newest_offer`` decides (ties go to the content most peers share, so
-    the download has the most sources); this adds the errors a person needs.
-    """
-    offers = [peer.games[game_id] for peer in peers if peer.connected and game_id in peer.games]
-    if not offers:
-        raise UnknownGameError(f"no connected peer offers {game_id} (see `peer-cli games`)")
-    if version is not None and all(summary.version != version for summary in offers):
-        raise UnknownGameError(f"no connected peer offers {game_id} version {version}")
-    offer = newest_offer(peers, game_id, version)
-    if offer is None:
-        raise StillHashing(f"the peers offering {game_id} are still hashing it; retry in a moment")
-    return offer
 
 
 _NEEDS: dict[OpKind, tuple[bool | None, bool | None]] = {

@@ -65,6 +65,8 @@ _HINTS: tuple[tuple[Callable[[str, str], bool], str], ...] = (
      "its owner for a good copy"),
     (lambda code, text: code == "encrypted_archive",
      "ask the game's owner for an unencrypted copy"),
+    (lambda code, text: "stopped hashing" in text or "before it finished hashing" in text,
+     "check lanpeerd on that host (`peer-cli doctor` there), then download again"),
     (lambda code, text: "hashing" in text,
      "the seeder is still hashing the game: retry when `peer-cli games` shows it ready"),
     (lambda code, text: "no connected peer" in text or "no sources" in text,

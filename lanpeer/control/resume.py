@@ -1,7 +1,8 @@
 """Resume at startup: every download a previous run left staged is queued again (SPEC §7).
 
 Owns choosing which offer a resumed download continues with (the staged version while a
-connected peer offers it, else the newest, as ``download`` picks) and waiting for one. Never
+connected peer offers it, or a partial source downloads it, else the newest, as ``download``
+picks) and waiting for one. Never
 touches the staging itself: the download manager loads, keeps or wipes it.
 """
 
@@ -14,7 +15,13 @@ from lanpeer_proto.errors import ProtocolError
 from lanpeer_proto.messages import GameSummary, Manifest
 
 from lanpeer.download.manager import DownloadManager, OfferFinder
-from lanpeer.download.resolve import OfferTable, PeerView, newest_offer
+from lanpeer.download.resolve import (
+    ManifestSearch,
+    OfferTable,
+    PeerView,
+    newest_offer,
+    version_manifest,
+)
 from lanpeer.errors import LanpeerError
 
 log = logging.getLogger(__name__)
@@ -48,9 +55,16 @@ def _finder(offers: OfferTable, game_id: str, staged: bytes, pin: str | None) ->
 async def wait_resume_offer(
     offers: OfferTable, game_id: str, staged: bytes, pin: str | None = None
 ) -> tuple[Manifest, GameSummary | None]:
-    """The manifest to continue with, waiting (until cancelled) for a peer that offers it."""
+    """The manifest to continue with, waiting (until cancelled) for a peer that offers it.
+    With no full source of the staged version, a partial source's manifest of it will do (the
+    download then goes on from partial sources; SPEC §7a)."""
+    search = ManifestSearch()  # who sent a wrong manifest, who was asked when
     while True:
         offer = resume_offer(offers.peers(), game_id, staged, pin)
+        if offer is None or offer[1].manifest_hash != staged:
+            manifest = await version_manifest(offers, game_id, staged, search)
+            if manifest is not None:
+                return manifest, None
         if offer is not None:
             peer_id, summary = offer
             try:

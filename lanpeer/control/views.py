@@ -14,6 +14,7 @@ from lanpeer_proto.control import (
     Event,
     FinishedEvent,
     GameEntry,
+    HashingInfo,
     LibraryChangedEvent,
     OperationInfo,
     PeerDownEvent,
@@ -29,10 +30,12 @@ from lanpeer_proto.control import (
 from lanpeer_proto.messages import GameSummary
 
 from lanpeer.download import progress
+from lanpeer.download.hash_wait import PeerHashing
 from lanpeer.download.progress import OperationStatus
 from lanpeer.download.resolve import version_key  # one order for `games` and for `download`
 from lanpeer.library.state import LocalGame
 from lanpeer.net.peers import PeerEvent, PeerEventKind, PeerInfo
+from lanpeer.net.swarm import PartialHolder
 from lanpeer.net.uploads import UploadNotice, UploadSession
 from lanpeer.share.server import ShareDownload
 
@@ -95,6 +98,7 @@ def merge_games(
     installed_versions: Mapping[str, str | None] | None = None,
     known: Mapping[str, tuple[str, int]] | None = None,
     partial: Mapping[str, list[str]] | None = None,
+    holders: Sequence[PartialHolder] = (),
 ) -> list[GameEntry]:
     """One entry per game id, local facts first, then what connected peers offer.
 
@@ -103,6 +107,8 @@ def merge_games(
     ``known``: (name, size) of games seen before, for a download whose peers left meanwhile
     (a stalled one's row once lost both).
     ``partial``: per game, the partial sources our download of it uses (SPEC §7a).
+    ``holders``: what the partial sources of our downloads hold; each is a ``sources`` row
+    (``partial``, with its chunks and bytes) and one of ``partial_peers``.
     """
     installed = installed_versions or {}
     partial = partial or {}
@@ -124,10 +130,28 @@ def merge_games(
         )
         for game_id in sorted(set(local) | set(offers))
     ]
-    return [
-        e.model_copy(update={"partial_peers": sorted(partial[e.id])}) if partial.get(e.id) else e
-        for e in entries
+    return [_with_partial(e, partial.get(e.id, []), holders) for e in entries]
+
+
+def _with_partial(
+    entry: GameEntry, used: Sequence[str], holders: Sequence[PartialHolder]
+) -> GameEntry:
+    mine = [h for h in holders if h.game_id == entry.id]
+    if not used and not mine:
+        return entry
+    rows = [
+        SourceEntry(
+            peer_id=h.peer_id,
+            version=h.version[:256],
+            manifest_hash=h.manifest_hash.hex(),
+            partial=True,
+            held_chunks=h.chunks,
+            held_bytes=h.bytes,
+        )
+        for h in mine
     ]
+    peers = sorted({*used, *(h.peer_id for h in mine)})
+    return entry.model_copy(update={"partial_peers": peers, "sources": [*entry.sources, *rows]})
 
 
 def with_pins(games: list[GameEntry], pins: Mapping[str, str]) -> list[GameEntry]:
@@ -198,7 +222,6 @@ def _source(peer_id: str, summary: GameSummary) -> SourceEntry:
         peer_id=peer_id,
         version=str(summary.version),
         manifest_hash=digest.hex() if digest is not None else None,
-        partial=bool(getattr(summary, "partial", False)),  # swarm sources, when they exist
     )
 
 
@@ -248,6 +271,19 @@ def operation_info(status: OperationStatus) -> OperationInfo:
         sources=list(status.sources),
         partial_sources=list(status.partial_sources),
         reason=status.reason,
+        hashing=hashing_info(status.hashing),
+    )
+
+
+def hashing_info(hashing: PeerHashing | None) -> HashingInfo | None:
+    if hashing is None:
+        return None
+    return HashingInfo(
+        peer_id=hashing.peer_id,
+        name=hashing.name[:256],
+        hashed_bytes=hashing.hashed_bytes,
+        total_bytes=hashing.total_bytes,
+        queued=hashing.queued,
     )
 
 
@@ -296,6 +332,8 @@ def download_event(event: progress.ProgressEvent) -> Event:
         rate=max(0.0, float(event.rate)),
         eta=_eta(event.eta),
         peer_rates={str(k): float(v) for k, v in event.peers.items()},
+        reason=event.reason,
+        hashing=hashing_info(event.hashing),
     )
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +162,7 @@ class DownloadManager:
                 if op.cancel_requested:
                     await self._discard_leftovers(game_id, unfinished.game_dir)
                 raise
+            op.started = time.monotonic()  # the download's time, not the wait for a source
             await self._download(op, manifest, unfinished.then_install, summary, unfinished.pin)
 
         async def cancel_queued() -> None:
@@ -182,7 +184,8 @@ class DownloadManager:
         async def body(op: Operation) -> None:
             op.move(OpState.STALLED)
             manifest, summary = await find(op)
-            op.reason = None
+            op.waiting(None)
+            op.started = time.monotonic()  # the download's time, not the wait for a hash
             await self._download(op, manifest, then_install, summary, pin)
 
         async def cancel_queued() -> None:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Protocol
 
+from lanpeer.download.hash_wait import PeerHashing
 from lanpeer.download.progress import (
     OperationStatus,
     ProgressEvent,
@@ -132,6 +133,7 @@ class Operation:
         self.error: str | None = None
         self.error_code: str | None = None
         self.reason: str | None = None  # why a stalled operation waits, for people
+        self.hashing: PeerHashing | None = None  # stalled for a seeder's hash: how far it got
         self.started: float | None = None
         self.finished: float | None = None
         self.task: asyncio.Task[None] | None = None
@@ -208,7 +210,16 @@ class Operation:
             partial_sources=list(snap.partial_sources),
             error=self.error,
             reason=self.reason if self._state is OpState.STALLED else None,
+            hashing=self.hashing if self._state is OpState.STALLED else None,
         )
+
+    def waiting(self, reason: str | None, hashing: PeerHashing | None = None) -> None:
+        """Say why the (stalled) operation waits; a change is a progress event."""
+        if (reason, hashing) == (self.reason, self.hashing):
+            return
+        self.reason, self.hashing = reason, hashing
+        if self._state is OpState.STALLED:
+            self._publish(self, "progress")
 
     def event(self, event: str) -> ProgressEvent:
         now = time.monotonic()
@@ -230,6 +241,8 @@ class Operation:
             bytes_from_partial=self.counters.bytes_from_partial,
             bytes_by_peer=dict(self.counters.bytes_by_peer),
             bytes_fetched=self.counters.bytes_fetched,
+            reason=self.reason if self._state is OpState.STALLED else None,
+            hashing=self.hashing if self._state is OpState.STALLED else None,
         )
 
 

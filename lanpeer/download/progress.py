@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from lanpeer.download.hash_wait import PeerHashing
+
 
 class RateWindow:
     """Bytes per second over the last ``window`` seconds."""
@@ -93,6 +95,8 @@ class ProgressEvent:
     bytes_from_partial: int = 0  # fetched bytes other downloaders served (SPEC §7a)
     bytes_by_peer: dict[str, int] = field(default_factory=dict)  # fetched bytes per source
     bytes_fetched: int = 0  # of bytes_done, what crossed the network (the rest: delta, resume)
+    reason: str | None = None  # why a stalled operation waits, in words
+    hashing: PeerHashing | None = None  # waiting for a seeder to hash the game: how far it got
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,7 @@ class OperationStatus:
     partial_sources: list[str] = field(default_factory=list)  # of sources: other downloaders
     error: str | None = None
     reason: str | None = None  # why it waits (stalled), in words
+    hashing: PeerHashing | None = None  # waiting for a seeder to hash the game: how far it got
 
 
 def eta_seconds(remaining: int, rate: float) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +23,16 @@ from lanpeer.download.sources import SourceDirectory
 def numbered_chunks(manifest: Manifest) -> list[ChunkRef]:
     """Every chunk of the manifest; its position is its number in have-sets."""
     return [c for f in manifest.files for c in file_chunks(f)]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFiles:
+    """Files a delta update leaves as they are in the game dir (``DownloadPlan.kept``): the
+    installed version ``manifest_hash`` has them with the same size and chunk hashes, so its
+    chunks of them are chunks of the new version too, read where the library serves them."""
+
+    manifest_hash: bytes  # the installed (old) version, as the library serves it
+    paths: frozenset[str]
 
 
 class SwarmMember(Protocol):
@@ -48,7 +59,9 @@ class Swarm(Protocol):
         part_dir: Path,
         verified: Iterable[ChunkRef],
         full_sources: SourceDirectory,
+        live: LiveFiles | None = None,
     ) -> AbstractAsyncContextManager[SwarmMember]:
         """Take part while the context is open; on exit the host stops serving at once.
-        The member's directory lists ``full_sources`` and the partial sources it found."""
+        The member's directory lists ``full_sources`` and the partial sources it found.
+        ``live``: unchanged files of a delta update, held (and served) from the start."""
         ...

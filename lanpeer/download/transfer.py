@@ -2,7 +2,8 @@
 
 Owns the order of steps: plan, resume state, free-space check, local (delta) copies, the chunk
 scheduler, checkpoints, final flush. Every byte is BLAKE3-verified before it counts. It never
-touches the game's live files except to read old-version chunks for the delta copy.
+touches the game's live files except to read old-version chunks for the delta copy (and names
+the unchanged ones to the swarm, which serves them through the library).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lanpeer.download.progress import RateWindow, TransferCounters, TransferSnap
 from lanpeer.download.scheduler import ChunkMismatch, ChunkScheduler, SchedulerSettings
 from lanpeer.download.sources import SourceDirectory
 from lanpeer.download.staging import PartDir, VerifiedChunks
-from lanpeer.download.swarm import Swarm, SwarmMember
+from lanpeer.download.swarm import LiveFiles, Swarm, SwarmMember
 from lanpeer.errors import DiskFullError
 from lanpeer.ratelimit import TokenBucket
 
@@ -79,6 +80,7 @@ class GameDownload:
     ) -> None:
         self.manifest, self.game_dir = manifest, game_dir
         self.plan: DownloadPlan = make_plan(manifest, old_manifest)
+        self._old_hash = old_manifest.manifest_hash if old_manifest is not None else None
         self.part = PartDir(game_dir)
         self.counters = TransferCounters(bytes_total=self.plan.staged_bytes)
         self.rate = RateWindow()
@@ -103,7 +105,9 @@ class GameDownload:
         else:
             verified = self._verified
             held = [c for c in self.plan.chunks() if verified.has(c)]  # resume: advertise them
-            joined = self._swarm.join(self.manifest, self.part.dir, held, self._directory)
+            joined = self._swarm.join(
+                self.manifest, self.part.dir, held, self._directory, self._live_files()
+            )
             async with joined as member:
                 self._member = member
                 try:
@@ -121,6 +125,13 @@ class GameDownload:
             version_ini,
             self.counters,
         )
+
+    def _live_files(self) -> LiveFiles | None:
+        """The unchanged files of a delta update: never in the part dir, served from the game
+        dir as the installed version (the library's checks) while this download runs."""
+        if self._old_hash is None or not self.plan.kept:
+            return None
+        return LiveFiles(self._old_hash, frozenset(self.plan.kept))
 
     def snapshot(self, now: float) -> TransferSnapshot:
         scheduler = self.scheduler

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 #: Called before each step with (operation, path); a test hook may raise or kill the process.
@@ -97,15 +98,40 @@ def replace_durably(path: Path, tmp: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def rmtree(path: Path, on_child: Callable[[str], None] | None = None) -> None:
+def rmtree(path: Path, on_file: Callable[[str, int], None] | None = None) -> None:
     """Delete a directory one top-level child per step, so a crash can leave it half gone;
-    ``on_child(name)`` after each child is gone (progress)."""
+    ``on_file(child, size)`` after each file is gone (``child``: the top-level entry it was in;
+    ``size``: its lstat size), for progress."""
     for child in sorted(os.scandir(path), key=lambda e: e.name):
         step("rmtree", child.path)
-        if child.is_dir(follow_symlinks=False):
+        if not child.is_dir(follow_symlinks=False):
+            size = child.stat(follow_symlinks=False).st_size
+            os.unlink(child.path)
+            if on_file is not None:
+                on_file(child.name, size)
+        elif on_file is None:
             shutil.rmtree(child.path)
         else:
-            os.unlink(child.path)
-        if on_child is not None:
-            on_child(child.name)
+            _rmtree_by_file(child.path, partial(on_file, child.name))
     rmdir(path)
+
+
+def _rmtree_by_file(top: str, on_file: Callable[[int], None]) -> None:
+    """``shutil.rmtree`` file by file, ``on_file(size)`` after each; never follows a link."""
+    for directory, dirs, files in os.walk(top, topdown=False, onerror=_raise):
+        for name in files:  # files and links to files
+            path = os.path.join(directory, name)
+            size = os.lstat(path).st_size
+            os.unlink(path)
+            on_file(size)
+        for name in dirs:  # emptied already (bottom-up), or a link to a directory
+            path = os.path.join(directory, name)
+            if os.path.islink(path):
+                os.unlink(path)
+            else:
+                os.rmdir(path)
+    os.rmdir(top)
+
+
+def _raise(error: OSError) -> None:
+    raise error

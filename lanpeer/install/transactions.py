@@ -83,7 +83,7 @@ def update_game(
 
 def uninstall_game(game_dir: Path, *, progress: Progress | None = None) -> None:
     """Delete ``local/`` (moved to ``.local.backup/`` first, so a crash never leaves half);
-    ``progress(done, total)`` in bytes deleted, after each top-level entry."""
+    ``progress(done, total)`` in bytes deleted of the installed size, after each file."""
     paths = GamePaths(game_dir)
     require_idle(paths)
     if not is_real_dir(paths.local):
@@ -177,16 +177,19 @@ def _offset_by(progress: Progress, before: int, total: int) -> Callable[[int], N
     return lambda done: progress(min(before + done, total), total)
 
 
-def _deletion_progress(top: Path, progress: Progress | None) -> Callable[[str], None] | None:
-    """Bytes of each top-level entry (walked once, before), reported as each one goes."""
+def _deletion_progress(top: Path, progress: Progress | None) -> Callable[[str, int], None] | None:
+    """The installed size (walked once, before; our marker left out), then the bytes deleted
+    of it as each file goes."""
     if progress is None:
         return None
-    sizes = {e.name: _tree_bytes(Path(e.path)) for e in os.scandir(top) if e.name != MARKER}
-    total, done = sum(sizes.values()), [0]
+    total = sum(_tree_bytes(Path(e.path)) for e in os.scandir(top) if e.name != MARKER)
+    done = [0]
+    progress(0, total)
 
-    def gone(name: str) -> None:
-        done[0] += sizes.get(name, 0)
-        progress(done[0], total)
+    def gone(child: str, size: int) -> None:
+        if child != MARKER:
+            done[0] = min(done[0] + size, total)
+            progress(done[0], total)
 
     return gone
 

@@ -75,6 +75,7 @@ class GameHasher:
         self._failed: dict[str, tuple[GameRecord, ServeRefused]] = {}
         self._wanted = asyncio.Event()  # set when a game may need hashing
         self.files_hashed = 0  # files read and hashed (not reused from the index)
+        self._bytes_hashed_done = 0  # bytes of hashes that ended (any game, any outcome)
 
     def want(self) -> None:
         """A game may need hashing now: the background loop looks at the records again."""
@@ -82,6 +83,12 @@ class GameHasher:
 
     def progress(self, game_id: str) -> scanner.HashProgress | None:
         return self._progress.get(game_id)
+
+    @property
+    def bytes_hashed(self) -> int:
+        """Bytes hashed since start, every game (only grows): a waiting peer tells a game
+        queued behind another one from a hasher that is stuck."""
+        return self._bytes_hashed_done + sum(p.done for p in self._progress.values())
 
     def forget(self, game_id: str) -> None:
         """The game's record changed: drop its cached manifest."""
@@ -204,6 +211,7 @@ class GameHasher:
             raise self._fail(record, f"{record.game_id} is too large for a manifest") from exc
         finally:
             self._progress.pop(record.game_id, None)
+            self._bytes_hashed_done += progress.done
 
     def _fail(self, record: GameRecord, why: str) -> ServeRefused:
         log.warning("%s; not hashed again until it changes", why)

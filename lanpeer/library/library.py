@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
 from lanpeer_proto.errors import ErrorCode
-from lanpeer_proto.messages import GameSummary, LibraryDelta, Manifest
+from lanpeer_proto.messages import GameSummary, HashStatus, LibraryDelta, Manifest
 from lanpeer_proto.paths import is_game_id, path_problem
 
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
@@ -245,6 +245,27 @@ class GameLibrary:
     def files_hashed(self) -> int:
         """Files read and hashed since start (cached chunk hashes not counted)."""
         return self._hasher.files_hashed if self._hasher else 0
+
+    def hash_status(self, game_id: str) -> HashStatus:
+        """How far hashing the served game ``game_id`` has got (a waiting peer asks).
+
+        Raises ServeRefused (NOT_FOUND, BUSY) when it is not served here."""
+        record = self._state.served(game_id)
+        hasher = self._started().hasher
+        progress = hasher.progress(game_id)
+        hashed = record.manifest_hash is not None
+        if hashed or progress is None:  # done, or waiting for its turn in the hasher
+            done, total = (record.size if hashed else 0), record.size
+        else:
+            done = progress.done  # the thread sets the total as it starts
+            total = max(progress.total or record.size, done)
+        return HashStatus(
+            game_id=game_id,
+            hashed=hashed,
+            hashed_bytes=done,
+            total_bytes=total,
+            host_hashed_bytes=hasher.bytes_hashed,
+        )
 
     def local_games(self) -> list[LocalGame]:
         records = self._state.records

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,18 @@ class RootScan:
     problem: str | None = None  # why the root is unavailable; None when it was read
 
 
+#: Fault injection for the tests only ("a cold disk"): with this set to a number of bytes per
+#: second in its environment, a daemon hashes no faster than that.
+HASH_RATE_ENV = "LANPEER_FAULT_HASH_RATE"
+#: A throttled hash sleeps in steps this long, so a cancel stops it promptly.
+_THROTTLE_STEP = 0.1
+
+
+def _fault_hash_rate() -> float | None:
+    value = os.environ.get(HASH_RATE_ENV)
+    return float(value) if value else None
+
+
 @dataclass
 class HashProgress:
     """Bytes hashed of a game so far; written by the hashing thread, read by the loop."""
@@ -43,11 +56,26 @@ class HashProgress:
     done: int = 0
     total: int = 0
     cancelled: bool = False
+    rate: float | None = field(default_factory=_fault_hash_rate)  # bytes/s; None: as fast as
+    _started: float | None = field(default=None, repr=False)
 
     def add(self, n: int) -> None:
         if self.cancelled:
             raise HashCancelled("hashing cancelled")
         self.done += n
+        if self.rate:
+            self._throttle(self.rate)
+
+    def _throttle(self, rate: float) -> None:
+        """Sleep (in the hashing thread) until ``done`` bytes took ``done / rate`` seconds."""
+        now = time.monotonic()
+        if self._started is None:
+            self._started = now
+        wake = self._started + self.done / rate
+        while (left := wake - time.monotonic()) > 0:
+            if self.cancelled:
+                raise HashCancelled("hashing cancelled")
+            time.sleep(min(left, _THROTTLE_STEP))
 
 
 class HashCancelled(Exception):

@@ -16,8 +16,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lanpeer_proto.errors import ErrorCode
-from lanpeer_proto.messages import BulkToken, BulkTokenRequest, GetChunk, GetManifest, Manifest
-from lanpeer_proto.version import FEATURE_TCP_BULK
+from lanpeer_proto.messages import (
+    BulkToken,
+    BulkTokenRequest,
+    GetChunk,
+    GetHashStatus,
+    GetManifest,
+    HashStatus,
+    Manifest,
+)
+from lanpeer_proto.version import FEATURE_HASH_STATUS, FEATURE_TCP_BULK
 from pydantic import ValidationError
 
 from lanpeer.net.bulk import BulkClient
@@ -72,6 +80,20 @@ class PeerFetcher:
         ):
             raise ChunkRefused(ErrorCode.STALE_MANIFEST, "manifest changed since it was advertised")
         return manifest
+
+    async def hash_status(self, peer_id: str, game_id: str) -> HashStatus | None:
+        """The peer's hashing progress of ``game_id``; None when it lacks hash-status/1."""
+        link = self.link(peer_id)
+        if FEATURE_HASH_STATUS not in link.facts.shared_features:
+            return None
+        try:
+            request = GetHashStatus(game_id=game_id)
+        except ValidationError as exc:
+            raise invalid_request(exc) from None
+        status = await link.request(request)
+        if not isinstance(status, HashStatus) or status.game_id != game_id:
+            raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not the hash status asked for")
+        return status
 
     async def chunk(self, peer_id: str, request: GetChunk) -> bytes:
         slots = self._slots.setdefault(peer_id, asyncio.Semaphore(self._per_peer))

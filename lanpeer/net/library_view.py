@@ -7,9 +7,9 @@ Never holds state: it is a typing Protocol.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from lanpeer_proto.messages import GameSummary, LibraryDelta, Manifest
+from lanpeer_proto.messages import GameSummary, HashStatus, LibraryDelta, Manifest
 
 
 class LibraryView(Protocol):
@@ -33,4 +33,14 @@ class LibraryView(Protocol):
 
     def open_served_file(self, game_id: str, manifest_hash: bytes, path: str) -> int:
         """An O_RDONLY fd of a served file; raises an error carrying an ErrorCode if refused."""
+        ...
+
+
+@runtime_checkable
+class HashStatusSource(Protocol):
+    """A library that can say how far its hashing of an advertised game has got (the answer
+    to GetHashStatus, feature ``hash-status/1``)."""
+
+    def hash_status(self, game_id: str) -> HashStatus:
+        """Raises an error carrying an ErrorCode when the game is not served here."""
         ...

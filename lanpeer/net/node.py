@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lanpeer_proto.messages import (
+    HashStatus,
     Hello,
     LibrarySummary,
     Manifest,
@@ -25,6 +26,7 @@ from lanpeer_proto.messages import (
 from lanpeer_proto.session import SessionTimers
 from lanpeer_proto.version import (
     FEATURE_DELTAS,
+    FEATURE_HASH_STATUS,
     FEATURE_SWARM,
     FEATURE_TCP_BULK,
     PROTOCOL_MAJOR,
@@ -43,7 +45,7 @@ from lanpeer.net.handshake import (
     wait_handshake,
 )
 from lanpeer.net.identity import Identity, short_id
-from lanpeer.net.library_view import LibraryView
+from lanpeer.net.library_view import HashStatusSource, LibraryView
 from lanpeer.net.peers import MAX_LIBRARY_RECORDS, PeerEvent, PeerEventKind, PeerInfo, PeerTable
 from lanpeer.net.quic import (
     QuicListener,
@@ -144,6 +146,7 @@ class PeerNode:
         self.swarm = SwarmHost(self._table, self._fetcher, self, serve=swarm, limits=swarm_limits)
         self._served = SwarmView(library, self.swarm)  # what the QUIC and bulk paths read
         self._upload_limiter = upload_limiter
+        self._hashing = library if isinstance(library, HashStatusSource) else None
         self._responder: Responder | None = None  # built once the listeners are bound
         self._listeners: list[Callable[[PeerEvent], None]] = []
         self._sources_changed = asyncio.Event()  # replaced (after set) on every peer event
@@ -195,7 +198,7 @@ class PeerNode:
         self.listen = self._quic.address
         bulk_port = self._open_bulk(self._tokens) if self._tokens is not None else None
         self._responder = Responder(self._served, self._uploads, self._tokens, bulk_port,
-                                    self._upload_limiter, self.swarm)  # fmt: skip
+                                    self._upload_limiter, self.swarm, self._hashing)  # fmt: skip
 
     def _open_bulk(self, tokens: BulkSecrets) -> int:
         bulk = BulkServer(self._served, tokens, self._uploads, self._upload_limiter,
@@ -306,6 +309,11 @@ class PeerNode:
         """The peer's manifest of ``game_id``; its hash must be the one the peer advertises."""
         return await self._fetcher.manifest(peer_id, game_id)
 
+    async def fetch_hash_status(self, peer_id: str, game_id: str) -> HashStatus | None:
+        """How far the peer's hashing of ``game_id`` has got; None when it cannot say (a peer
+        without feature hash-status/1). Raises PeerUnavailable/ChunkRefused."""
+        return await self._fetcher.hash_status(peer_id, game_id)
+
     async def fetch_chunk(
         self, peer_id: str, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
     ) -> bytes:
@@ -364,7 +372,8 @@ class PeerNode:
 
     def _features(self) -> list[str]:
         bulk = [FEATURE_TCP_BULK] if self._tokens is not None else []
-        return [FEATURE_DELTAS, FEATURE_SWARM, *bulk]
+        hashing = [FEATURE_HASH_STATUS] if self._hashing is not None else []
+        return [FEATURE_DELTAS, FEATURE_SWARM, *bulk, *hashing]
 
     def _accepted(self, conn: QuicPeerConnection) -> None:
         """A TLS handshake finished on our listener: its first stream is the control stream."""

@@ -20,6 +20,7 @@ from lanpeer_proto.messages import (
     BulkTokenRequest,
     ChunkHeader,
     GetChunk,
+    GetHashStatus,
     GetHaves,
     GetManifest,
     LibraryDeltaRequest,
@@ -28,12 +29,13 @@ from lanpeer_proto.messages import (
 )
 
 from lanpeer.net.bulk import BulkSecrets
-from lanpeer.net.library_view import LibraryView
+from lanpeer.net.library_view import HashStatusSource, LibraryView
 from lanpeer.net.quic import QuicStream
 from lanpeer.net.serving import (
     Limiter,
     ServeError,
     UploadSlots,
+    hash_status_for,
     manifest_for,
     open_chunk,
     sync_answer,
@@ -57,6 +59,7 @@ class Responder:
     bulk_port: int | None  # the bound TCP bulk listener's port; None: no bulk path
     limiter: Limiter | None = None
     swarm: SwarmHost | None = None  # answers GetHaves (feature swarm/1)
+    hashing: HashStatusSource | None = None  # answers GetHashStatus (feature hash-status/1)
 
     async def answer(self, session: PeerLink, stream: QuicStream) -> None:
         try:
@@ -85,6 +88,8 @@ class Responder:
             answer = await manifest_for(self.library, request)
         elif isinstance(request, GetHaves) and self.swarm is not None:
             answer = await self.swarm.answer(session.peer_id, request)
+        elif isinstance(request, GetHashStatus) and self.hashing is not None:
+            answer = hash_status_for(self.hashing, request)
         elif isinstance(request, BulkTokenRequest):
             answer = self._bulk_token(session)
         else:

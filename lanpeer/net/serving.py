@@ -1,4 +1,4 @@
-"""Answers to other peers' requests: library sync, manifests and chunk reads.
+"""Answers to other peers' requests: library sync, manifests, hash status and chunk reads.
 
 Owns the SPEC §4 checks a remote request must pass (served game, safe path, range) and their
 typed refusals; both the QUIC streams and the TCP bulk path open chunks through here.
@@ -16,7 +16,9 @@ from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import (
     Error,
     GetChunk,
+    GetHashStatus,
     GetManifest,
+    HashStatus,
     LibraryDelta,
     LibraryDeltaRequest,
     LibrarySnapshot,
@@ -25,7 +27,7 @@ from lanpeer_proto.messages import (
 )
 from lanpeer_proto.paths import path_problem
 
-from lanpeer.net.library_view import LibraryView
+from lanpeer.net.library_view import HashStatusSource, LibraryView
 from lanpeer.net.uploads import UploadLedger
 
 log = logging.getLogger(__name__)
@@ -113,10 +115,16 @@ def _check_range(size: int, request: GetChunk) -> None:
 
 
 def _open_served(library: LibraryView, request: GetChunk) -> int:
+    return open_served_file(library, request.game_id, request.manifest_hash, request.path)
+
+
+def open_served_file(library: LibraryView, game_id: str, manifest_hash: bytes, path: str) -> int:
+    """The library's fd of a file of a served version (its path, stat and busy checks), or
+    ``ServeError`` with the library's refusal."""
     try:
-        return library.open_served_file(request.game_id, request.manifest_hash, request.path)
+        return library.open_served_file(game_id, manifest_hash, path)
     except (OSError, LookupError) as exc:
-        raise ServeError(ErrorCode.NOT_FOUND, f"{request.path}: not served") from exc
+        raise ServeError(ErrorCode.NOT_FOUND, f"{path}: not served") from exc
     except Exception as exc:
         code = refusal_code(exc)
         if code is None:
@@ -140,6 +148,16 @@ async def manifest_for(library: LibraryView, request: GetManifest) -> Manifest:
         return await library.wait_manifest(request.game_id)
     except LookupError as exc:
         raise ServeError(ErrorCode.NOT_FOUND, f"game {request.game_id!r}: no manifest") from exc
+    except Exception as exc:
+        code = refusal_code(exc)
+        if code is None:
+            raise
+        raise ServeError(code, str(exc)) from exc
+
+
+def hash_status_for(library: HashStatusSource, request: GetHashStatus) -> HashStatus:
+    try:
+        return library.hash_status(request.game_id)
     except Exception as exc:
         code = refusal_code(exc)
         if code is None:

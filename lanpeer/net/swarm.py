@@ -37,16 +37,20 @@ from lanpeer_proto.version import FEATURE_SWARM
 from lanpeer.download.plan import ChunkRef
 from lanpeer.download.planner import HaveSet
 from lanpeer.download.sources import ChunkSource, SourceDirectory
-from lanpeer.download.swarm import numbered_chunks
+from lanpeer.download.swarm import LiveFiles, numbered_chunks
 from lanpeer.net.errors import ChunkRefused, PeerUnavailable
 from lanpeer.net.fetching import PeerChunkSource, PeerFetcher
 from lanpeer.net.identity import short_id
 from lanpeer.net.library_view import LibraryView
 from lanpeer.net.peers import PeerTable
-from lanpeer.net.serving import ServeError
+from lanpeer.net.serving import ServeError, open_served_file
 from lanpeer.tasks import OwnedTasks, wait_first
 
 log = logging.getLogger(__name__)
+
+#: How a holding opens an unchanged file of a delta update: (game_id, installed version's
+#: manifest_hash, path) -> fd, or ``ServeError`` (the library's refusal).
+OpenLive = Callable[[str, bytes, str], int]
 
 #: Fault injection for the scenario tests only ("a partial source that serves corrupt bytes"):
 #: with this set to 1 in its environment a daemon flips one byte of every partial chunk it serves.
@@ -71,6 +75,18 @@ class SwarmLimits:
     retry_after: float = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class PartialHolder:
+    """What one peer holds of the version one of our downloads fetches (``game GAME``)."""
+
+    peer_id: str
+    game_id: str
+    version: str
+    manifest_hash: bytes
+    chunks: int
+    bytes: int
+
+
 # -- serving ---------------------------------------------------------------------------------
 
 
@@ -87,6 +103,9 @@ class Holding:
     log: list[tuple[int, int]] = field(default_factory=list)  # (seq, chunk number), seq sorted
     seq: int = 0  # also bumped when ``fetching`` changes
     fetching: list[int] = field(default_factory=list)  # numbers with requests out now
+    #: Unchanged files of a delta update, held from the start and read from the game dir as
+    #: the installed version ``live.manifest_hash`` (never staged in the part dir).
+    live: LiveFiles | None = None
 
     @property
     def count(self) -> int:
@@ -119,6 +138,7 @@ class SwarmHost:
         self._seq = 0  # one counter for every holding: a later holding's seqs are all larger
         self._changed = asyncio.Event()
         self._watching: dict[str, int] = {}  # asking peer -> GetHaves held for it now
+        self._members: set[Member] = set()  # our downloads in the swarm now
         self._corrupt = os.environ.get(CORRUPT_ENV) == "1"
 
     # -- serving side ---------------------------------------------------------------------------
@@ -129,9 +149,11 @@ class SwarmHost:
     def holdings(self) -> list[Holding]:
         return list(self._holdings.values()) if self.serve else []
 
-    def open_partial(self, request: GetChunk) -> int | None:
+    def open_partial(self, request: GetChunk, open_live: OpenLive | None = None) -> int | None:
         """An fd of a verified staged chunk, None when we do not download that version, or
-        ``ServeError`` when we do but do not hold that chunk."""
+        ``ServeError`` when we do but do not hold that chunk. A chunk of an unchanged file of
+        a delta update is opened with ``open_live`` (the library's file of the installed
+        version)."""
         holding = self.holding(request.manifest_hash)
         if holding is None or holding.manifest.game_id != request.game_id:
             return None
@@ -140,6 +162,9 @@ class SwarmHost:
             raise ServeError(ErrorCode.BAD_RANGE, "not a chunk of the version being downloaded")
         if not holding.has(holding.numbers[chunk]):
             raise ServeError(ErrorCode.NOT_FOUND, f"{request.path}: chunk not verified here yet")
+        if holding.live is not None and request.path in holding.live.paths:
+            fd = self._open_live(holding, holding.live, request.path, open_live)
+            return _corrupted(fd, request) if self._corrupt else fd
         try:
             # The fd stays valid if a commit moves the file or a cancel deletes it: it still
             # reads the verified bytes. A request after leave() gets the library's refusal.
@@ -149,6 +174,24 @@ class SwarmHost:
         except OSError as exc:
             raise ServeError(ErrorCode.NOT_FOUND, f"{request.path}: not staged here") from exc
         return _corrupted(fd, request) if self._corrupt else fd
+
+    def _open_live(
+        self, holding: Holding, live: LiveFiles, path: str, open_live: OpenLive | None
+    ) -> int:
+        """The installed version's file, as the library serves it: the library checks the
+        path (fd-relative, no symlinks), the busy mark and that the file's size, mtime and
+        inode are the ones it hashed, so its chunks hash to the manifest's chunk hashes (the
+        old and new manifests list the same ones). Refused: that file is no longer held."""
+        game_id = holding.manifest.game_id
+        if open_live is None:  # a caller without the library: nothing of the game dir
+            raise ServeError(ErrorCode.NOT_FOUND, f"{path}: not readable here")
+        try:
+            return open_live(game_id, live.manifest_hash, path)
+        except ServeError as exc:
+            log.info("%s: %s of the installed version no longer served (%s); unlisted",
+                     game_id, path, exc.message)  # fmt: skip
+            self._unhold_file(holding, path)
+            raise ServeError(ErrorCode.NOT_FOUND, f"{path}: not held here any more") from exc
 
     def partial_manifest(self, game_id: str) -> Manifest | None:
         for holding in self.holdings():
@@ -214,7 +257,9 @@ class SwarmHost:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _start_holding(self, manifest: Manifest, part_dir: Path) -> Holding | None:
+    def _start_holding(
+        self, manifest: Manifest, part_dir: Path, live: LiveFiles | None = None
+    ) -> Holding | None:
         chunks = numbered_chunks(manifest)
         if len(chunks) > MAX_HAVE_BYTES * 8 or manifest.manifest_hash in self._holdings:
             return None  # too big for a have-set, or another download of it (cannot happen)
@@ -227,8 +272,13 @@ class SwarmHost:
             at={(c.path, c.offset): c for c in chunks},
             held=bytearray((len(chunks) + 7) // 8),
             seq=self._seq,
+            live=live,
         )
         self._holdings[manifest.manifest_hash] = holding
+        if live is not None:
+            for chunk in chunks:
+                if chunk.path in live.paths:
+                    self._hold(holding, chunk)
         return holding
 
     def _hold(self, holding: Holding, chunk: ChunkRef) -> None:
@@ -250,6 +300,20 @@ class SwarmHost:
         holding.seq = self._seq
         self._notify()
 
+    def _unhold_file(self, holding: Holding, path: str) -> None:
+        """Stop holding every chunk of ``path`` (an unchanged file that changed or went): a
+        have-set only grows, so every asker gets the whole set again (a new ``base_seq``)."""
+        if holding.live is None or path not in holding.live.paths:
+            return
+        holding.live = LiveFiles(holding.live.manifest_hash, holding.live.paths - {path})
+        dropped = {n for c, n in holding.numbers.items() if c.path == path}
+        for number in dropped:
+            holding.held[number >> 3] &= ~(1 << (number & 7)) & 0xFF
+        holding.log = [(seq, n) for seq, n in holding.log if n not in dropped]
+        self._seq += 1
+        holding.base_seq = holding.seq = self._seq
+        self._notify()
+
     def _stop_holding(self, holding: Holding) -> None:
         if self._holdings.get(holding.manifest.manifest_hash) is holding:
             del self._holdings[holding.manifest.manifest_hash]
@@ -264,20 +328,28 @@ class SwarmHost:
         part_dir: Path,
         verified: Iterable[ChunkRef],
         full_sources: SourceDirectory,
+        live: LiveFiles | None = None,
     ) -> AsyncIterator[Member]:
-        holding = self._start_holding(manifest, part_dir)
+        holding = self._start_holding(manifest, part_dir, live)
         # The member's tasks live as long as this block; the download's own errors reach its
         # caller unwrapped (OwnedTasks, not a TaskGroup around the body).
         async with OwnedTasks(log) as tasks:
             member = Member(self, manifest, holding, full_sources, tasks)
             for chunk in verified:
                 member.holds(chunk)
+            self._members.add(member)
             tasks.spawn(member.keep_watching(), "have-set watching")
             try:
                 yield member
             finally:
+                self._members.discard(member)
                 if holding is not None:
                     self._stop_holding(holding)  # at once: later requests get a typed refusal
+
+    def partial_holders(self) -> list[PartialHolder]:
+        """Per download of ours, the peers serving part of its version and what they hold
+        (as their last have-set said); peers holding nothing yet are not listed."""
+        return [holder for member in self._members for holder in member.holders()]
 
     def connected(self, peer_id: str) -> bool:
         record = self._table.get(peer_id)
@@ -307,10 +379,20 @@ class PartialSource:
 
     inner: PeerChunkSource
     haves: HaveSet
+    _summed: int = 0  # chunks of ``haves.order`` in ``_bytes``
+    _bytes: int = 0
 
     @property
     def peer_id(self) -> str:
         return self.inner.peer_id
+
+    def held_bytes(self) -> int:
+        """Bytes of the chunks held; sums only what arrived since the last call
+        (``haves.order`` only grows), so ``game GAME`` stays cheap for big have-sets."""
+        order = self.haves.order
+        self._bytes += sum(c.length for c in order[self._summed :])
+        self._summed = len(order)
+        return self._bytes
 
     async def fetch_chunk(
         self, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int
@@ -348,6 +430,21 @@ class Member:
     def fetching(self, chunks: frozenset[ChunkRef]) -> None:
         if self._holding is not None:
             self._host._fetch_hint(self._holding, chunks)
+
+    def holders(self) -> list[PartialHolder]:
+        m = self._manifest
+        return [
+            PartialHolder(
+                peer_id,
+                m.game_id,
+                m.version,
+                m.manifest_hash,
+                len(source.haves),
+                source.held_bytes(),
+            )
+            for peer_id, source in sorted(self.partials.items())
+            if source.haves
+        ]
 
     # SourceDirectory ----------------------------------------------------------------------------
     def sources_for(self, game_id: str, manifest_hash: bytes) -> Sequence[ChunkSource]:
@@ -436,9 +533,10 @@ class Member:
         if answer.bits is not None:
             bits = answer.bits
             current = HaveSet(
-                chunks[i] for i in range(min(len(chunks), len(bits) * 8))
+                chunks[i]
+                for i in range(min(len(chunks), len(bits) * 8))
                 if bits[i >> 3] & (1 << (i & 7))
-            )  # fmt: skip
+            )
             inner = PeerChunkSource(self._host._fetcher, peer_id)
             self.partials[peer_id] = PartialSource(inner, current)
         elif current is None:
@@ -486,7 +584,10 @@ class SwarmView:
         return self._library.open_served_file(game_id, manifest_hash, path)
 
     def open_partial(self, request: GetChunk) -> int | None:
-        return self.swarm.open_partial(request)
+        return self.swarm.open_partial(request, self._open_live)
+
+    def _open_live(self, game_id: str, manifest_hash: bytes, path: str) -> int:
+        return open_served_file(self._library, game_id, manifest_hash, path)
 
     def partial_manifest(self, game_id: str) -> Manifest | None:
         return self.swarm.partial_manifest(game_id)

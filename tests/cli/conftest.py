@@ -1,15 +1,24 @@
-"""Fixtures that start real lanpeerd processes (the daemon tests' harness and fixtures)."""
+"""Fixtures that start real lanpeerd processes (the daemon tests' harness and fixtures), and
+``party``: the two daemons the peer-cli modules share (each module names its seeder's games)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NamedTuple
 
 import pytest
 
 from tests.daemon.conftest import daemon, daemons
-from tests.daemon.harness import Lanpeerd
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
 
 __all__ = ["daemon", "daemons"]  # fixtures shared with the daemon tests
+
+DEADLINE = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -18,3 +27,87 @@ def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lanpeerd
     running = Lanpeerd(tmp_path_factory.mktemp("shared")).start()
     yield running
     running.kill()
+
+
+def raw(daemon: Lanpeerd, **request: Any) -> Any:
+    """One control request as JSON fields, its answer as a document (no peer-cli involved)."""
+    return json.loads(ask_raw(daemon.socket, json.dumps(request).encode() + b"\n"))
+
+
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.05)  # poll interval; the deadline bounds the loop
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class SampleGame(NamedTuple):
+    """A game the party's seeder offers (``lanpeer.library.samples.generate_game``)."""
+
+    game_id: str
+    size: int
+    seed: int
+    archives: int = 3
+
+
+@dataclass(frozen=True)
+class Party:
+    seeder: Lanpeerd
+    leecher: Lanpeerd
+    seeder_id: str
+    first_event: dict[str, Any]  # the leecher's first `watch` event after add-peer
+
+
+@pytest.fixture(scope="module")
+def party_games() -> list[SampleGame]:
+    """What the seeder offers: a module that uses ``party`` defines its own."""
+    pytest.fail("a module using the `party` fixture defines `party_games`")
+
+
+@pytest.fixture(scope="module")
+def party(
+    tmp_path_factory: pytest.TempPathFactory, party_games: list[SampleGame]
+) -> Iterator[Party]:
+    """A seeder with ``party_games`` and a leecher (download capped at 4 MiB/s, auto-update off:
+    tests drive `update` by hand) that finds it through `add-peer` while watched; yielded once
+    every game is offered and hashed."""
+    from lanpeer.library.samples import generate_game, write_catalog
+
+    home = tmp_path_factory.mktemp("party")
+    games = home / "seeder" / "games"
+    games.mkdir(parents=True)
+    for game in party_games:
+        generate_game(games, game.game_id, game.size, seed=game.seed, archives=game.archives)
+    write_catalog(games / "catalog.toml", [game.game_id for game in party_games])
+    seeder = Lanpeerd(home / "seeder", name="seeder").start()
+    leecher = Lanpeerd(
+        home / "leecher", name="leecher",
+        extra=["--max-download", "4MiB/s", "--auto-update", "off"],
+    ).start()  # fmt: skip
+    watch = subprocess.Popen(
+        [PEER_CLI, "--socket", str(leecher.socket), "--json", "watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        wait_until("watch subscribed", lambda: raw(leecher, cmd="status")["result"]["subscribers"])
+        added = leecher.cli("add-peer", f"127.0.0.1:{seeder.port}")
+        assert added.rc == 0, added.err
+        assert watch.stdout is not None
+        first = json.loads(watch.stdout.readline())  # blocks until the first event
+        watch.terminate()
+        for game in party_games:
+            wait_until(f"{game.game_id} offered and hashed", partial(_ready, leecher, game.game_id))
+        seeder_id = raw(seeder, cmd="status")["result"]["peer_id"]
+        yield Party(seeder, leecher, seeder_id, first)
+    finally:
+        watch.kill()
+        watch.communicate(timeout=5)  # also closes the pipe
+        seeder.kill()
+        leecher.kill()
+
+
+def _ready(daemon: Lanpeerd, game_id: str) -> bool:
+    games = raw(daemon, cmd="games")["result"]["games"]
+    return any(g["id"] == game_id and g["ready_peers"] for g in games)

@@ -230,6 +230,54 @@ def test_tab_completes_game_ids_from_the_daemon(shared_daemon: Lanpeerd) -> None
     assert "QUICK" in quick.stderr
 
 
+_QUICK_OR_TYPER = (
+    "import sys\n"
+    "from lanpeer_cli.entry import main\n"
+    "try:\n"
+    "    main()\n"
+    "except SystemExit as exit:\n"
+    "    code = exit.code\n"
+    "print('TYPER' if 'typer' in sys.modules else 'QUICK', file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+@pytest.mark.process
+@pytest.mark.parametrize(
+    ("shell", "action", "typed"),
+    [
+        ("zsh", None, "install comp"),
+        ("zsh", None, "game zzz"),  # nothing matches: zsh completes files
+        ("fish", "get-args", "--json remove comp"),
+        ("fish", "is-args", "download zzz"),  # nothing matches: exit 1, fish completes files
+    ],
+)
+def test_zsh_and_fish_tab_complete_game_ids_without_typer_as_typer_does(
+    shared_daemon: Lanpeerd, shell: str, action: str | None, typed: str
+) -> None:
+    """Once: zsh and fish completion went through typer (~0.5 s); bash alone took the quick
+    road. The quick answer is byte for byte what typer answers (LANPEER_CLI_QUICK=0)."""
+    for game_id in ("comp-alpha", "comp-beta", "other-game"):
+        (shared_daemon.games / game_id).mkdir(exist_ok=True)
+    assert shared_daemon.cli("rescan").rc == 0
+    env = {
+        **os.environ,
+        "_PEER_CLI_COMPLETE": f"complete_{shell}",
+        "_TYPER_COMPLETE_ARGS": f"peer-cli --socket {shared_daemon.socket} {typed}",
+        **({"_TYPER_COMPLETE_FISH_ACTION": action} if action else {}),
+    }
+    quick = subprocess.run([sys.executable, "-c", _QUICK_OR_TYPER], env=env,
+                           capture_output=True, text=True, timeout=30)  # fmt: skip
+    full = subprocess.run([PEER_CLI], env={**env, "LANPEER_CLI_QUICK": "0"},
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert "QUICK" in quick.stderr
+    assert (quick.returncode, quick.stdout) == (full.returncode, full.stdout)
+    if "comp" in typed:
+        assert "comp-alpha" in quick.stdout
+        assert "comp-beta" in quick.stdout
+        assert "other-game" not in quick.stdout
+
+
 @pytest.mark.process
 def test_install_reports_progress_in_bytes_of_the_total(shared_daemon: Lanpeerd) -> None:
     """Once: installs showed `0 B/0 B` and a bar frozen at 100 %."""

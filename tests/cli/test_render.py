@@ -93,3 +93,33 @@ def test_a_game_being_hashed_shows_its_percentage() -> None:
     game = _game("neon-racer", state="hashing", hashed_bytes=25, hash_total=100)
     render.games(console, c.GamesResult(games=[game]))
     assert "hashing 25%" in out.getvalue()
+
+
+def test_a_download_waiting_for_its_seeders_hash_shows_that_progress() -> None:
+    console, out = _console()
+    hashing = c.HashingInfo(
+        peer_id="A" * 52, name="seeder", hashed_bytes=8_200_000_000, total_bytes=20_000_000_000
+    )
+    reason = "waiting for seeder (AAAAAAAA) to hash it: 41 % (8.2 GB of 20.0 GB)"
+    event = c.ProgressEvent(
+        game_id="g", kind="download", state="stalled", bytes_done=0, bytes_total=0,
+        reason=reason, hashing=hashing,
+    )  # fmt: skip
+    assert render.event_line(event) == f"progress   g download stalled: {reason}"
+    list(render.progress_bars(console, [event]))
+    assert "8.2/20.0 GB" in out.getvalue()
+    assert "waiting for seeder to hash it" in out.getvalue()
+
+
+def test_ops_shows_how_far_the_seeder_of_a_waiting_download_has_hashed() -> None:
+    console, out = _console()
+    hashing = c.HashingInfo(peer_id="A" * 52, name="seeder", hashed_bytes=41, total_bytes=100)
+    op = c.OperationInfo(
+        game_id=LONG_ID, kind="download", state="stalled", lane="download", eta=0.0,
+        reason="waiting for seeder (AAAAAAAA) to hash it: 41 % (41 B of 100 B)", hashing=hashing,
+    )  # fmt: skip
+    render.ops(console, [op])
+    row = next(line for line in out.getvalue().splitlines() if LONG_ID in line)
+    assert "hash 41%" in row
+    assert "0:00:00" not in row  # once: a stalled wait showed an ETA of zero
+    assert "to hash it: 41 %" in out.getvalue()

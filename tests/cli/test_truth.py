@@ -9,33 +9,18 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
+from tests.cli.conftest import Party, SampleGame, raw, wait_until
+from tests.daemon.harness import PEER_CLI, Lanpeerd
 from tests.daemon.readonly import ReadOnlyRootLanpeerd, needs_mount
 
 pytestmark = pytest.mark.process
 
 MIB = 1 << 20
-DEADLINE = 30.0
-
-
-def raw(daemon: Lanpeerd, **request: Any) -> Any:
-    return json.loads(ask_raw(daemon.socket, json.dumps(request).encode() + b"\n"))
-
-
-def wait_until(what: str, predicate: Any, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)  # poll interval; the deadline bounds the loop
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def game_doc(daemon: Lanpeerd, game_id: str) -> Any:
@@ -56,36 +41,20 @@ def ready(daemon: Lanpeerd, game_id: str, version: str | None = None) -> Any:
     return wait_until(f"{game_id} offered", offered)
 
 
-def seed(games: Path) -> None:
-    from lanpeer.library.samples import generate_game, write_catalog
-
-    games.mkdir(parents=True, exist_ok=True)
-    generate_game(games, "slow-game", 48 * MIB, seed=2, archives=1)
-    generate_game(games, "tiny-tanks", MIB, seed=3, archives=2)
-    generate_game(games, "neon-racer", 2 * MIB, seed=5, archives=2)
-    write_catalog(games / "catalog.toml", ["slow-game", "tiny-tanks", "neon-racer"])
+@pytest.fixture(scope="module")
+def party_games() -> list[SampleGame]:
+    # The leecher's 4 MiB/s cap keeps slow-game (48 MiB) downloading for ~12 s: time to
+    # interrupt and cancel it.
+    return [
+        SampleGame("slow-game", 48 * MIB, seed=2, archives=1),
+        SampleGame("tiny-tanks", MIB, seed=3, archives=2),
+        SampleGame("neon-racer", 2 * MIB, seed=5, archives=2),
+    ]
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lanpeerd, Lanpeerd]]:
-    home = tmp_path_factory.mktemp("truth")
-    seed(home / "seeder" / "games")
-    seeder = Lanpeerd(home / "seeder", name="seeder").start()
-    # The cap keeps slow-game (48 MiB) downloading for ~12 s: time to interrupt and cancel it.
-    # Auto-update off: these tests drive `update` by hand (test_keep_in_step covers auto-update).
-    leecher = Lanpeerd(
-        home / "leecher", name="leecher",
-        extra=["--max-download", "4MiB/s", "--auto-update", "off"],
-    ).start()  # fmt: skip
-    try:
-        added = leecher.cli("add-peer", f"127.0.0.1:{seeder.port}")
-        assert added.rc == 0, added.err
-        for game in ("slow-game", "tiny-tanks", "neon-racer"):
-            ready(leecher, game)
-        yield seeder, leecher
-    finally:
-        seeder.kill()
-        leecher.kill()
+def pair(party: Party) -> tuple[Lanpeerd, Lanpeerd]:
+    return party.seeder, party.leecher
 
 
 def test_ctrl_c_on_download_wait_says_the_download_goes_on(pair: tuple[Lanpeerd, Lanpeerd]) -> None:

@@ -7,85 +7,36 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
+from tests.cli.conftest import Party, SampleGame
+from tests.cli.conftest import raw as _raw
+from tests.cli.conftest import wait_until as _wait_until
+from tests.daemon.harness import PEER_CLI, Lanpeerd
 
 MIB = 1 << 20
-DEADLINE = 30.0
-
 
 pytestmark = pytest.mark.process
 
 
-def _seed(games: Path) -> None:
-    from lanpeer.library.samples import generate_game, write_catalog
-
-    games.mkdir(parents=True, exist_ok=True)
-    generate_game(games, "space-race", 6 * MIB, seed=1)
-    generate_game(games, "slow-game", 64 * MIB, seed=2, archives=1)
-    generate_game(games, "tiny-tanks", MIB, seed=3, archives=2)
-    write_catalog(games / "catalog.toml", ["space-race", "slow-game", "tiny-tanks"])
-
-
-def _raw(daemon: Lanpeerd, **request: Any) -> Any:
-    return json.loads(ask_raw(daemon.socket, json.dumps(request).encode() + b"\n"))
-
-
-def _wait_until(what: str, predicate: Any, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)  # poll interval; the deadline bounds the loop
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _offered(daemon: Lanpeerd, game_id: str) -> bool:
-    games = _raw(daemon, cmd="games")["result"]["games"]
-    return any(g["id"] == game_id and g["peers"] for g in games)
+@pytest.fixture(scope="module")
+def party_games() -> list[SampleGame]:
+    # The leecher's 4 MiB/s cap keeps slow-game (64 MiB) downloading for ~16 s: time to
+    # collide with and cancel it.
+    return [
+        SampleGame("space-race", 6 * MIB, seed=1),
+        SampleGame("slow-game", 64 * MIB, seed=2, archives=1),
+        SampleGame("tiny-tanks", MIB, seed=3, archives=2),
+    ]
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A seeder with two games and a leecher that finds it through `add-peer` while watched."""
-    home = tmp_path_factory.mktemp("pair")
-    _seed(home / "seeder" / "games")
-    seeder = Lanpeerd(home / "seeder", name="seeder").start()
-    # The cap keeps slow-game (64 MiB) downloading for ~16 s: time to collide with and cancel it.
-    # Auto-update off: these tests drive `update` by hand (test_keep_in_step covers auto-update).
-    leecher = Lanpeerd(
-        home / "leecher", name="leecher",
-        extra=["--max-download", "4MiB/s", "--auto-update", "off"],
-    ).start()  # fmt: skip
-    watch = subprocess.Popen(
-        [PEER_CLI, "--socket", str(leecher.socket), "--json", "watch"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        _wait_until(
-            "watch subscribed", lambda: _raw(leecher, cmd="status")["result"]["subscribers"]
-        )
-        added = leecher.cli("add-peer", f"127.0.0.1:{seeder.port}")
-        assert added.rc == 0, added.err
-        assert watch.stdout is not None
-        first = json.loads(watch.stdout.readline())  # blocks until the first event
-        watch.terminate()
-        _wait_until(
-            "both games offered",
-            lambda: all(_offered(leecher, g) for g in ("space-race", "slow-game", "tiny-tanks")),
-        )
-        seeder_id = _raw(seeder, cmd="status")["result"]["peer_id"]
-        yield {"seeder": seeder, "leecher": leecher, "seeder_id": seeder_id, "first_event": first}
-    finally:
-        watch.kill()
-        watch.communicate(timeout=5)  # also closes the pipe
-        seeder.kill()
-        leecher.kill()
+def pair(party: Party) -> dict[str, Any]:
+    """The party as these tests read it; ``first_event`` is the seeder's ``peer_up``."""
+    return {"seeder": party.seeder, "leecher": party.leecher, "seeder_id": party.seeder_id,
+            "first_event": party.first_event}  # fmt: skip
 
 
 def _download(daemon: Lanpeerd, *args: str) -> Any:

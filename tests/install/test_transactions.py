@@ -72,6 +72,31 @@ def test_failed_update_restores_the_previous_install(tmp_path: Path) -> None:
     assert after == before
 
 
+def test_uninstall_reports_bytes_deleted_of_the_installed_size_file_by_file(
+    tmp_path: Path,
+) -> None:
+    """Once: one report per top-level entry, so a game in one folder jumped 0 -> 100 %."""
+    game = make_game(tmp_path / "quake", "1.0")
+    install_game(game)
+    (game / "local" / "maps" / "deep" / "more").mkdir()
+    (game / "local" / "maps" / "deep" / "more" / "c.map").write_bytes(b"c" * 4000)
+    (game / "local" / "maps" / "link").symlink_to(game)  # deleted, never followed
+    files = [p for p in (game / "local").rglob("*") if p.is_file() and not p.is_symlink()]
+    in_maps = sum(p.stat().st_size for p in files if "maps" in p.parts)
+    total = sum(p.stat().st_size for p in files)
+    reports: list[tuple[int, int]] = []
+    uninstall_game(game, progress=lambda done, of: reports.append((done, of)))
+    assert {of for _, of in reports} == {total}
+    done = [d for d, _ in reports]
+    assert done == sorted(done)
+    assert (done[0], done[-1]) == (0, total)
+    # maps/ goes last (name order): some report falls partway through it, not only after it
+    assert any(total - in_maps < d < total for d in done)
+    assert len(reports) >= len(files) + 1  # the start, then every file
+    assert not (game / "local").exists()
+    assert (game / "data2.eti").is_file()  # what the link pointed at is still there
+
+
 def test_uninstall_deletes_local_only(tmp_path: Path) -> None:
     game = make_game(tmp_path / "quake", "1.0")
     install_game(game)

@@ -8,7 +8,7 @@ from lanpeer_proto import codec
 from lanpeer_proto.codec import UnknownMessageType
 from lanpeer_proto.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from lanpeer_proto.framing import FrameDecoder, encode_frame
-from lanpeer_proto.messages import MESSAGE_TYPES, Error, Message
+from lanpeer_proto.messages import MESSAGE_TYPES, Error, HashStatus, Message
 from proto_corpus import DIGEST, all_messages, game
 
 MESSAGES = all_messages()
@@ -53,6 +53,22 @@ def test_unknown_fields_are_ignored_for_newer_minor_versions() -> None:
 def test_unknown_error_code_from_a_newer_minor_version_decodes() -> None:
     message = codec.decode(raw(type="error", code="quota_exceeded", message="later"))
     assert message == Error(code=ErrorCode.INTERNAL, message="later")
+
+
+def test_hash_status_from_a_peer_a_minor_version_newer_decodes() -> None:
+    fields = {"game_id": "quake", "hashed": False, "hashed_bytes": 5, "total_bytes": 9}
+    message = codec.decode(raw(type="hash_status", host_hashed_bytes=7, eta=3.0, **fields))
+    assert message == HashStatus(host_hashed_bytes=7, **fields)  # type: ignore[arg-type]
+
+
+def test_hash_status_claiming_more_hashed_than_the_game_holds_is_refused() -> None:
+    payload = raw(
+        type="hash_status", game_id="quake", hashed=False, hashed_bytes=10, total_bytes=9,
+        host_hashed_bytes=10,
+    )  # fmt: skip
+    with pytest.raises(RemoteProtocolError) as caught:
+        codec.decode(payload)
+    assert caught.value.code is ErrorCode.BAD_MESSAGE
 
 
 @pytest.mark.parametrize(

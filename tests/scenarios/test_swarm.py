@@ -5,7 +5,8 @@ host on its own eth0), so the seeder's uplink is the scarce resource and the lee
 are what a swarm adds. Games are small (32-48 MiB) so each scenario is link-bound and short.
 
 Scenarios: 1 seeder + 5 leechers started together; a partial source that serves corrupt bytes;
-a partial source killed with -9 mid-way; one that cancels; a late joiner.
+a partial source killed with -9 mid-way; one that cancels; a late joiner; what `game`, `ops`
+and `uploads` say of partial sources while everyone downloads.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from lanpeer.net.swarm import CORRUPT_ENV
 from tests.scenarios.gamefiles import leftovers, seed, tree_hash
-from tests.scenarios.harness import Peer, finished_line, wait_until
+from tests.scenarios.harness import EventStream, Peer, finished_line, wait_until
 from tests.scenarios.world import World
 
 pytestmark = pytest.mark.process
@@ -35,7 +36,7 @@ def cap_every_link(lan: World, rate: str = CAP) -> None:
 
 
 def start_lan(
-    world: Any, game: Any, leechers: int, mib: int, corrupt: str | None = None
+    world: Any, game: Any, leechers: int, mib: int, corrupt: str | None = None, cap: str = CAP
 ) -> tuple[Peer, list[Peer]]:
     """A seeder and ``leechers`` in a full mesh, every link capped; ``corrupt`` names a
     leecher whose daemon serves corrupt partial chunks (the CORRUPT_ENV fault)."""
@@ -55,7 +56,7 @@ def start_lan(
                timeout=60, what="a full mesh")  # fmt: skip
     for leecher in others:
         leecher.wait_sees_game("swarmquest", timeout=30)
-    cap_every_link(lan)
+    cap_every_link(lan, cap)
     return s, others
 
 
@@ -133,3 +134,69 @@ def test_a_late_joiner_gets_most_bytes_from_partial_sources(world, game) -> None
     assert fetched > 0
     assert from_seeder < fetched / 2, last  # most came from the other downloaders
     assert last["bytes_from_partial"] > 0, last
+
+
+def test_the_cli_shows_partial_sources_and_what_they_upload(world, game) -> None:
+    # 3 MB/s links, 24 MiB: ~8 s of downloading for both, time for a few peer-cli calls.
+    s, (l1, l2) = start_lan(world, game, 2, 24, cap="24mbit")
+    s_id = s.status()["peer_id"]
+    l1_events = l1.watch()
+    waiting = [leecher.download_waiting("swarmquest") for leecher in (l1, l2)]
+    try:
+        row, op, up = watch_partial_sources(s_id, l1, l2, l1_events)
+    except BaseException:
+        for proc in waiting:  # a failed look must not leave `download --wait` behind
+            proc.kill()
+            proc.communicate(timeout=5)
+        raise
+    results = [finished_line(done, timeout=150) for done in waiting]
+    check_copies(s, [l1, l2], results)
+    print("cli partial sources:", row, op["sources"], up)
+
+
+def watch_partial_sources(
+    s_id: str, l1: Peer, l2: Peer, l1_events: EventStream
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """While both download: l2's `game` and `ops` name l1 as a partial source; l1's events
+    say it started uploading to l2 before its own download ended (one stream, so the order is
+    exact), and its `uploads` names l2."""
+    l1_id, l2_id = l1.status()["peer_id"], l2.status()["peer_id"]
+
+    def partial_rows() -> dict[str, Any] | None:
+        doc = l2.cli("game", "swarmquest").doc
+        rows = [r for r in doc["game"]["sources"] if r["partial"] and r["held_chunks"]]
+        return doc if rows and doc["operation"] is not None else None
+
+    doc = wait_until(partial_rows, timeout=30, what="l2's `game` listing a partial source")
+    full = [r for r in doc["game"]["sources"] if not r["partial"]]
+    (row,) = [r for r in doc["game"]["sources"] if r["partial"]]
+    assert [r["peer_id"] for r in full] == [s_id]
+    assert (full[0]["held_chunks"], full[0]["held_bytes"]) == (None, None)
+    assert row["peer_id"] == l1_id
+    assert (row["version"], row["manifest_hash"]) == (full[0]["version"], full[0]["manifest_hash"])
+    assert 0 < row["held_bytes"] < 24 << 20
+    assert doc["game"]["partial_peers"] == [l1_id]
+    assert doc["game"]["peers"] == [s_id]
+
+    def l2_op() -> dict[str, Any] | None:
+        ops = [o for o in l2.cli("ops").doc if o["game_id"] == "swarmquest"]
+        return ops[0] if ops and ops[0]["partial_sources"] else None
+
+    op = wait_until(l2_op, timeout=30, what="l2's `ops` row naming a partial source")
+    assert op["partial_sources"] == [l1_id]
+    assert set(op["sources"]) == {s_id, l1_id}
+
+    l1_events.wait_event(lambda e: e.get("event") == "upload" and e["state"] == "started"
+                         and e["peer_id"] == l2_id, timeout=30,
+                         what="l1 uploading to l2")  # fmt: skip
+    l1_events.wait_event(lambda e: e.get("event") == "progress" and e["game_id"] == "swarmquest"
+                         and e["state"] == "downloading", timeout=30,
+                         what="l1 still downloading after that")  # fmt: skip
+
+    def l1_uploads() -> list[dict[str, Any]] | None:
+        ups = [u for u in l1.cli("uploads").doc if u["peer_id"] == l2_id and u["bytes"] > 0]
+        return ups or None
+
+    (up,) = wait_until(l1_uploads, timeout=30, what="l1's `uploads` naming l2")
+    assert up["game_id"] == "swarmquest"
+    return row, op, up

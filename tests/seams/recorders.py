@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lanpeer_proto.messages import GameSummary, Manifest
+from lanpeer_proto.messages import GameSummary, HashStatus, Manifest
 
 from lanpeer.config import DaemonConfig
 from lanpeer.control.commands import ControlCommands
@@ -22,6 +22,7 @@ from lanpeer.library.state import LocalGame
 from lanpeer.net.node import MdnsStatus
 from lanpeer.net.peers import PeerInfo
 from lanpeer.net.static_peers import StaticPeer
+from lanpeer.net.swarm import PartialHolder
 from lanpeer.net.uploads import UploadLedger
 from lanpeer.parts import Parts
 from lanpeer.pins import KeepList
@@ -80,6 +81,16 @@ class FakeLibrary:
         self.rec.actions.append(f"library.rescan {game_id}")
 
 
+class FakeSwarm:
+    """``SwarmHost`` as the control views read it: the partial sources our downloads see."""
+
+    def __init__(self) -> None:
+        self.holders: list[PartialHolder] = []
+
+    def partial_holders(self) -> list[PartialHolder]:
+        return list(self.holders)
+
+
 class FakeNode:
     def __init__(self, rec: Recorder, peers: list[PeerInfo]) -> None:
         self.rec, self._peers = rec, peers
@@ -87,6 +98,10 @@ class FakeNode:
         self.after_wait: list[PeerInfo] | None = None  # the peers once sources changed
         self.dial_error: str | None = None  # what the first dial of a static peer says
         self.uploads = UploadLedger()  # real: nothing uploads in these tests
+        #: What each peer answers to GetHashStatus, one answer per ask (the last one repeats);
+        #: a peer absent here cannot say (no feature hash-status/1).
+        self.hash_statuses: dict[str, list[HashStatus]] = {}
+        self.swarm = FakeSwarm()
 
     def peers(self) -> list[PeerInfo]:
         return list(self._peers)
@@ -94,6 +109,13 @@ class FakeNode:
     async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest:
         self.rec.actions.append(f"node.fetch_manifest {peer_id} {game_id}")
         return manifest(game_id)
+
+    async def fetch_hash_status(self, peer_id: str, game_id: str) -> HashStatus | None:
+        self.rec.actions.append(f"node.fetch_hash_status {peer_id} {game_id}")
+        answers = self.hash_statuses.get(peer_id)
+        if not answers:
+            return None
+        return answers.pop(0) if len(answers) > 1 else answers[0]
 
     async def wait_sources_changed(self, timeout: float) -> None:  # noqa: ASYNC109 - seam
         self.rec.actions.append("node.wait_sources_changed")

@@ -18,7 +18,7 @@ from lanpeer_proto.control import (
     UpdateRequest,
 )
 
-from lanpeer.control import commands as commands_module
+from lanpeer.control import offers
 from lanpeer.download.operations import OpKind
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
 from tests.seams.recorders import build, local_game, peer, summary
@@ -77,7 +77,7 @@ async def test_still_hashing_after_the_hash_wait_queues_a_waiting_download(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Once: it failed after a fixed 30 s, and a cold 20 GiB game always takes longer."""
-    monkeypatch.setattr(commands_module, "HASH_WAIT", 0.0)
+    monkeypatch.setattr(offers, "HASH_WAIT", 0.0)
     d = build([], [peer("A", summary("doom", "1.9", manifest_hash=None))])
     answer = await d.commands.answer(DownloadRequest(game_id="doom"))
     assert d.rec.actions == ["downloads.submit_when_offered doom install=True"]
@@ -204,7 +204,11 @@ async def test_a_waiting_download_says_why_until_the_hash_is_there() -> None:
         await real_wait(timeout)
 
     d.node.wait_sources_changed = wait_and_note  # type: ignore[method-assign]
-    manifest, offer = await commands_module.wait_hashed_offer(d.node, "doom", None, op)  # type: ignore[arg-type]
-    assert reasons == ["waiting for peer(s) A to finish hashing it"]
+    manifest, offer = await offers.wait_hashed_offer(d.node, "doom", None, op)  # type: ignore[arg-type]
+    assert reasons == ["waiting for host-A (A) to finish hashing it (that peer cannot say how far)"]
     assert (manifest.game_id, offer.version) == ("doom", "1.9")
-    assert d.rec.actions == ["node.wait_sources_changed", "node.fetch_manifest A doom"]
+    assert d.rec.actions == [
+        "node.fetch_hash_status A doom",
+        "node.wait_sources_changed",
+        "node.fetch_manifest A doom",
+    ]

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import sys
 from collections.abc import Sequence
+
+from lanpeer_proto.paths import is_game_id
 
 from lanpeer_cli.sockpath import default_socket
 
@@ -54,19 +57,25 @@ def hoist_global_options(argv: Sequence[str]) -> list[str]:
     return hoisted + rest
 
 
-#: Commands whose first argument is a game id: bash TAB completion answers them here.
+#: Commands whose first argument is a game id: TAB completion answers them here.
 GAME_COMMANDS = frozenset(
     {"download", "install", "update", "uninstall", "remove", "cancel", "rescan", "game"}
 )
+#: The variable typer's completion scripts set to what they ask (``complete_bash`` ...).
+COMPLETE_ENV = "_PEER_CLI_COMPLETE"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    if os.environ.get("_PEER_CLI_COMPLETE") == "complete_bash":
-        quick_completion()
+    quick = os.environ.get("LANPEER_CLI_QUICK", "1") == "1"
+    instruction = os.environ.get(COMPLETE_ENV)
+    if quick and instruction:
+        code = quick_completion(instruction)
+        if code is not None:
+            sys.exit(code)
     args = hoist_global_options(sys.argv[1:] if argv is None else argv)
     if args == ["--version"] or args == ["-V"]:
         sys.exit(print_version())
-    if os.environ.get("LANPEER_CLI_QUICK", "1") == "1":
+    if quick:
         code = quick_document(args)
         if code is not None:
             sys.exit(code)
@@ -75,31 +84,74 @@ def main(argv: Sequence[str] | None = None) -> None:
     run(args)
 
 
-def quick_completion() -> None:
-    """bash TAB on a game id: the ids of ``games``, without loading typer (0.5 s otherwise).
+def quick_completion(instruction: str) -> int | None:
+    """TAB on a game id (bash, zsh, fish): the ids of ``games``, without loading typer (0.5 s
+    otherwise). The exit status when answered here; None leaves it to typer.
 
-    Same protocol as typer's bash completion (``COMP_WORDS``, ``COMP_CWORD``, one value a line);
-    anything but a game id right after its command is left to typer."""
-    words = os.environ.get("COMP_WORDS", "").split()
-    try:
-        cword = int(os.environ.get("COMP_CWORD", ""))
-    except ValueError:
-        return
-    args = hoist_global_options(words[1:cword])
+    The protocol of typer's completion scripts: bash sets ``COMP_WORDS`` and ``COMP_CWORD`` and
+    reads one value a line; zsh and fish set ``_TYPER_COMPLETE_ARGS`` (the line up to the
+    cursor). zsh reads an ``_arguments`` spec (``_files`` when nothing matches); fish asks
+    twice, ``is-args`` (exit 0: values follow, 1: complete files) then ``get-args`` (one value
+    a line). Anything but a game id right after its command is left to typer."""
+    asked = _completion_words(instruction)
+    if asked is None:
+        return None
+    words, incomplete = asked
+    ids = _completed_game_ids(words, incomplete)
+    if ids is None:
+        return None
+    if instruction == "complete_zsh":
+        values = "\n".join(f'"{i}"' for i in ids)  # ids need no quoting inside "..."
+        print(f"_arguments '*: :(({values}))'" if ids else "_files")
+    elif instruction == "complete_fish":
+        action = os.environ.get("_TYPER_COMPLETE_FISH_ACTION", "")
+        if action == "is-args":
+            return 0 if ids else 1
+        if action != "get-args":
+            return None
+        print("\n".join(ids))
+    else:
+        print("\n".join(ids))
+    return 0
+
+
+def _completion_words(instruction: str) -> tuple[list[str], str] | None:
+    """(the words before the one being completed, that word so far), as the shell sent them."""
+    if instruction == "complete_bash":
+        words = os.environ.get("COMP_WORDS", "").split()
+        try:
+            cword = int(os.environ.get("COMP_CWORD", ""))
+        except ValueError:
+            return None
+        return words[1:cword], words[cword] if cword < len(words) else ""
+    if instruction in ("complete_zsh", "complete_fish"):
+        line = os.environ.get("_TYPER_COMPLETE_ARGS", "")
+        try:
+            words = shlex.split(line)[1:]
+        except ValueError:  # an open quote: the full CLI's parser copes
+            return None
+        if words and not line.endswith(" "):
+            return words[:-1], words[-1]
+        return words, ""
+    return None
+
+
+def _completed_game_ids(words: list[str], incomplete: str) -> list[str] | None:
+    """The game ids starting with ``incomplete`` when ``words`` are a game command (global
+    options aside); None when it is not that, or when the daemon gives no list."""
+    args = hoist_global_options(words)
     path = os.environ.get("LANPEER_SOCKET") or str(default_socket())
     while args[:1] == ["--json"] or (args[:1] == ["--socket"] and len(args) >= 2):
         if args[0] == "--socket":
             path = args[1]
         args = args[2:] if args[0] == "--socket" else args[1:]
     if len(args) != 1 or args[0] not in GAME_COMMANDS:
-        return
-    incomplete = words[cword] if cword < len(words) else ""
+        return None
     games = ask_document(path, "games")
     if not isinstance(games, list):
-        return
+        return None
     ids = [g.get("id") for g in games if isinstance(g, dict)]
-    print("\n".join(i for i in ids if isinstance(i, str) and i.startswith(incomplete)))
-    sys.exit(0)
+    return [i for i in ids if isinstance(i, str) and is_game_id(i) and i.startswith(incomplete)]
 
 
 def print_version() -> int:

@@ -18,6 +18,7 @@ from lanpeer_proto.control import (
     FinishedEvent,
     GameResult,
     GamesResult,
+    HashingInfo,
     KeepEvent,
     LibraryChangedEvent,
     OperationInfo,
@@ -26,6 +27,7 @@ from lanpeer_proto.control import (
     PeerUpEvent,
     ProgressEvent,
     ShareResult,
+    SourceEntry,
     StatusResult,
     UploadEvent,
     UploadsResult,
@@ -197,11 +199,13 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
         state = op.state if op.queue_position is None else f"queued #{op.queue_position}"
         done = progress_text(op.bytes_done, op.bytes_total)
         sources = " ".join(short(s) for s in op.sources) or "-"
+        speed, left = rate(op.rate), eta(op.eta)
         if op.finished_at is not None:
             state = f"{op.state} {ago(op.finished_at)}"
             done = size(op.bytes_done) if op.ok else "-"
-        rows.append([op.game_id, op.kind, state, done, rate(op.rate), eta(op.eta), sources,
-                     op.lane])  # fmt: skip
+        elif op.hashing is not None:  # waiting for a seeder's hash: how far it has got
+            done, speed, left = f"hash {_percent(op.hashing)}%", "-", eta(None)
+        rows.append([op.game_id, op.kind, state, done, speed, left, sources, op.lane])
     console.print(fitted(console, cols, rows))
     for op in operations:
         if op.reason and op.finished_at is None:
@@ -210,6 +214,10 @@ def ops(console: Console, operations: list[OperationInfo]) -> None:
             console.print(f"{op.game_id}: {escape(op.error or 'failed')}", highlight=False)
             if op.hint:
                 console.print(f"  -> {escape(op.hint)}", highlight=False)
+
+
+def _percent(hashing: HashingInfo) -> int:
+    return 100 * hashing.hashed_bytes // hashing.total_bytes if hashing.total_bytes else 0
 
 
 def game(console: Console, doc: GameResult) -> None:
@@ -234,7 +242,7 @@ def game(console: Console, doc: GameResult) -> None:
     if g.sources:
         cols = [Col("source", key=True), Col("version", 5), Col("manifest", 3), Col("partial", 1)]
         rows = [[short(s.peer_id), escape(s.version), (s.manifest_hash or "hashing")[:16],
-                 "yes" if s.partial else "no"] for s in g.sources]  # fmt: skip
+                 _partial(s)] for s in g.sources]  # fmt: skip
         console.print(fitted(console, cols, rows))
     for v in g.variants:
         peers = ", ".join(short(p) for p in v.peers)
@@ -299,6 +307,8 @@ def event_line(event: Event) -> str:
         who = short(event.peer_id) if event.peer_id else "local"
         return f"library    {who} rev {event.library_rev}"
     if isinstance(event, ProgressEvent):
+        if event.reason:  # stalled: why, e.g. how far its seeder's hashing has got
+            return f"progress   {event.game_id} {event.kind} {event.state}: {escape(event.reason)}"
         done = progress_text(event.bytes_done, event.bytes_total)
         return f"progress   {event.game_id} {event.kind} {event.state} {done} {rate(event.rate)}"
     if isinstance(event, UploadEvent):
@@ -365,11 +375,18 @@ def _update(bars: Progress, tasks: dict[str, TaskID], event: ProgressEvent) -> N
         "eta": eta(event.eta),
         "state": event.state,
     }
+    done, total = event.bytes_done, event.bytes_total
+    if event.hashing is not None:  # the bar is the seeder's hashing until the download starts
+        done, total = event.hashing.hashed_bytes, event.hashing.total_bytes
+        who = escape(event.hashing.name) or short(event.hashing.peer_id)
+        fields.update(speed="-", eta=eta(None), state=f"waiting for {who} to hash it")
     if event.game_id not in tasks:
         tasks[event.game_id] = bars.add_task(f"{event.game_id} {event.kind}", total=None, **fields)
-    bars.update(
-        tasks[event.game_id],
-        completed=event.bytes_done,
-        total=event.bytes_total or None,
-        **fields,
-    )
+    bars.update(tasks[event.game_id], completed=done, total=total or None, **fields)
+
+
+def _partial(source: SourceEntry) -> str:
+    """``no`` for a full copy; a partial source with what it holds, when known."""
+    if not source.partial:
+        return "no"
+    return f"yes, {size(source.held_bytes)}" if source.held_bytes is not None else "yes"

@@ -261,6 +261,17 @@ TRANSACTION_REQUESTS = (InstallRequest, UpdateRequest, UninstallRequest, RemoveR
 # ---------------------------------------------------------------- documents (stable JSON fields)
 
 
+class HashingInfo(_Model):
+    """A download waiting for a seeder to hash the game: how far that seeder has got (SPEC §9a
+    ``hashing``; the seeder furthest along when several hash it)."""
+
+    peer_id: Short
+    name: Short = ""
+    hashed_bytes: Count
+    total_bytes: Count
+    queued: bool = False  # that host hashes other games first; this one has not started
+
+
 class OperationInfo(_Model):
     """One queued or running operation (SPEC §9 ``ops``)."""
 
@@ -276,6 +287,7 @@ class OperationInfo(_Model):
     sources: list[Short] = Field(default_factory=list)  # peer ids
     partial_sources: list[Short] = Field(default_factory=list)  # of sources: downloaders too
     reason: Text | None = None  # why a stalled operation waits
+    hashing: HashingInfo | None = None  # stalled until a seeder has hashed the game
     # finished operations only (``ops --all``, and a failure until the game's next success):
     finished_at: float | None = None  # seconds since the epoch
     ok: bool | None = None
@@ -306,6 +318,9 @@ class SourceEntry(_Model):
     version: Short
     manifest_hash: Short | None = None  # hex; None while that peer still hashes it
     partial: bool = False  # a swarm source holding only part of it
+    # Of a partial source: what its last have-set said it holds (None: a full copy).
+    held_chunks: Count | None = None
+    held_bytes: Count | None = None
 
 
 class VariantEntry(_Model):
@@ -523,6 +538,8 @@ class ProgressEvent(_Model):
     rate: Annotated[float, Field(ge=0)] = 0.0
     eta: Annotated[float, Field(ge=0)] | None = None
     peer_rates: dict[Short, float] = Field(default_factory=dict)
+    reason: Text | None = None  # why a stalled operation waits
+    hashing: HashingInfo | None = None  # stalled until a seeder has hashed the game
 
 
 class FinishedEvent(_Model):

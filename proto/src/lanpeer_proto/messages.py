@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.paths import GAME_ID_RE, path_problem
@@ -250,6 +257,36 @@ class Haves(_Message):
                         Field(max_length=MAX_HAVE_ADDED)] = []  # fmt: skip
 
 
+class GetHashStatus(_Message):
+    """How far have you got hashing ``game_id``? (Feature ``hash-status/1``.)
+
+    Asked by a download waiting for a game its seeder advertises without a manifest hash yet.
+    """
+
+    type: Literal["get_hash_status"] = "get_hash_status"
+    game_id: GameId
+
+
+class HashStatus(_Message):
+    """The answer to GetHashStatus: ``hashed_bytes`` of ``total_bytes`` of that game are hashed;
+    ``hashed`` once its manifest is ready. ``host_hashed_bytes`` counts every byte this host has
+    hashed since it started (any game): it grows while the game waits behind another one, so
+    the asker can tell "queued" from "stuck"."""
+
+    type: Literal["hash_status"] = "hash_status"
+    game_id: GameId
+    hashed: bool
+    hashed_bytes: Size
+    total_bytes: Size
+    host_hashed_bytes: Rev
+
+    @model_validator(mode="after")
+    def _done_within_total(self) -> HashStatus:
+        if self.hashed_bytes > self.total_bytes:
+            raise ValueError("hashed_bytes is more than total_bytes")
+        return self
+
+
 class BulkTokenRequest(_Message):
     type: Literal["bulk_token_request"] = "bulk_token_request"
 
@@ -326,6 +363,8 @@ Message = (
     | ChunkHeader
     | GetHaves
     | Haves
+    | GetHashStatus
+    | HashStatus
     | BulkTokenRequest
     | BulkToken
     | BulkChallenge
@@ -341,7 +380,8 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
     for cls in (
         Hello, HelloAck, AuthProof, AuthOk, LibrarySummary, LibrarySnapshotRequest,
         LibrarySnapshot, LibraryDeltaRequest, LibraryDelta, GetManifest, Manifest, GetChunk,
-        ChunkHeader, GetHaves, Haves, BulkTokenRequest, BulkToken, BulkChallenge, BulkHello,
+        ChunkHeader, GetHaves, Haves, GetHashStatus, HashStatus, BulkTokenRequest, BulkToken,
+        BulkChallenge, BulkHello,
         Ping, Pong, Goodbye, Error,
     )
 }  # fmt: skip

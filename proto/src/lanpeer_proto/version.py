@@ -18,6 +18,8 @@ FEATURE_TCP_BULK = "tcp-bulk"
 FEATURE_DELTAS = "deltas"
 #: Understands GetHaves/Haves (SPEC §7a): may ask for and answer partial-source have-sets.
 FEATURE_SWARM = "swarm/1"
+#: Answers GetHashStatus: how far its hashing of a game it advertises unhashed has got.
+FEATURE_HASH_STATUS = "hash-status/1"
 
 
 def is_compatible(major: int) -> bool:
