@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.errors import ErrorCode, ProtocolError
 from lanpeer_proto.messages import (
     BulkToken,
     BulkTokenRequest,
@@ -30,6 +30,7 @@ from lanpeer_proto.messages import (
 from lanpeer_proto.version import FEATURE_HASH_STATUS, FEATURE_TCP_BULK
 from pydantic import ValidationError
 
+from lanpeer.errors import LanpeerError
 from lanpeer.library.manifest import verify_manifest
 from lanpeer.net.bulk import BulkClient
 from lanpeer.net.errors import ChunkRefused, ForgedManifest, PeerUnavailable
@@ -41,6 +42,9 @@ BulkMode = Literal["auto", "quic"]
 #: After the bulk path to a peer fails while its QUIC session works, QUIC carries its chunks
 #: for this long before the bulk path is tried again.
 BULK_RETRY_AFTER = 60.0
+#: Other peers advertising the same hash asked, one after another, in place of a peer that
+#: sent a forged manifest (each ask bounded by the request timeout).
+MAX_MANIFEST_FALLBACKS = 8
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +79,28 @@ class PeerFetcher:
         """The manifest of ``game_id`` that is ``manifest_hash`` (default: the one the peer
         advertises; a host serving one version may download another), asked for by that hash
         and checked: its ``manifest_hash`` must be the one wanted and its content must hash to
-        it (every chunk is verified against
-        the manifest's chunk hashes, so an unchecked manifest would make that check mean
-        nothing). A peer that sends forged content is banned from manifest requests while it
-        is in the table, and the other connected peers advertising that same hash are asked in
-        its place; ``ForgedManifest`` when none of them gives it either."""
+        it (every chunk is verified against the manifest's chunk hashes, so an unchecked
+        manifest would make that check mean nothing). A peer that sends forged content is
+        banned from manifest requests while it is in the table, and other connected peers
+        advertising that same hash are asked in its place (at most
+        ``MAX_MANIFEST_FALLBACKS``); ``ForgedManifest`` when none of them gives it either."""
         wanted = manifest_hash or self._advertised_hash(peer_id, game_id)
         try:
             return await self._checked_manifest(peer_id, game_id, wanted)
         except ForgedManifest as forged:
             if wanted is None:
                 raise
-            for other in self._table.records():
-                offer = other.games.get(game_id)
-                if (other.peer_id in self._forgers or not other.connected or offer is None
-                        or offer.manifest_hash != wanted):  # fmt: skip
-                    continue
-                with contextlib.suppress(ChunkRefused, PeerUnavailable):
-                    return await self._checked_manifest(other.peer_id, game_id, wanted)
+            others = [
+                record.peer_id
+                for record in self._table.records()
+                if record.peer_id not in self._forgers
+                and record.connected
+                and (offer := record.games.get(game_id)) is not None
+                and offer.manifest_hash == wanted
+            ]
+            for other in others[:MAX_MANIFEST_FALLBACKS]:
+                with contextlib.suppress(LanpeerError, ProtocolError, OSError):
+                    return await self._checked_manifest(other, game_id, wanted)
             raise forged from None
 
     async def _checked_manifest(self, peer_id: str, game_id: str, wanted: bytes | None) -> Manifest:
