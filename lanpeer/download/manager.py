@@ -326,7 +326,8 @@ class DownloadManager:
             except BaseException as exc:
                 await self._discard_after(op, job, created, exc)
                 raise
-            log.info("%s: source content changed; restarting with the new version", op.game_id)
+            log.info("%s: source content changed; restarting with the new version (%s, was %s)",
+                     op.game_id, newer.version, job.manifest.version)  # fmt: skip
             await asyncio.to_thread(job.part.close)
             then_install, pin = job.part.then_install, job.part.pin
             job = self._job(op, newer, game_dir, old, pin, chosen)  # load() wipes the old staging
