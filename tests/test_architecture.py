@@ -146,7 +146,8 @@ def test_lanpeer_cli_source_never_imports_lanpeer(path: Path) -> None:
 # 5. Source: each third-party I/O library is imported only by its glue (``THIRD_PARTY_OWNERS``).
 
 THIRD_PARTY_OWNERS = {
-    "aioquic": ("lanpeer.net.quic", "lanpeer.net.quic_*", "lanpeer.net.quic.*"),
+    # The QUIC glue, named one by one: endpoints, one connection, the internals it reads.
+    "aioquic": ("lanpeer.net.quic", "lanpeer.net.quic_connection", "lanpeer.net.quic_compat"),
     "zeroconf": ("lanpeer.net.discovery",),
     "watchdog": ("lanpeer.library.watcher",),
     "libarchive": ("lanpeer.install.archive",),
@@ -318,19 +319,11 @@ def test_the_glue_check_fails_on_a_stray_import(tmp_path: Path) -> None:
 #    ``async with TaskGroup() as NAME``, assigned ``TaskGroup()``, or annotated (variable,
 #    attribute or parameter) with a type naming ``TaskGroup``. Any other ``create_task``
 #    (``asyncio.create_task``, ``loop.create_task``, ``get_running_loop().create_task``) and
-#    every ``ensure_future`` is a bare task unless ``BARE_TASKS_ALLOWED`` names it with why.
+#    every ``ensure_future`` is a bare task, and there are none (no allowlist: the last
+#    bare tasks, the chunk scheduler's, now belong to its ``OwnedTasks``).
 #    ``OwnedTasks`` (lanpeer.tasks) is how an object owns tasks for its lifetime and
 #    ``wait_first`` how two waits race. Not asserted: tasks that ``asyncio.gather`` or
 #    ``asyncio.wait_for`` make of coroutines they await in place (awaited where started).
-
-#: (module, callee as written) -> why this bare task is allowed. Keep it short.
-BARE_TASKS_ALLOWED = {
-    ("lanpeer.download.scheduler", "asyncio.create_task"): (
-        "one task per chunk request, whose outcome is data (``_settle`` reads each result, "
-        "failures included) and the source watcher; all cancelled and awaited in ``run``'s "
-        "finally. A logging task group would hide the outcomes; the scheduler is issue 14's."
-    ),
-}
 
 
 def _task_group_names(tree: ast.AST) -> set[str]:
@@ -371,18 +364,8 @@ def bare_tasks(root: Path) -> list[tuple[str, int, str]]:
     return sorted(found)
 
 
-def not_allowed(found: list[tuple[str, int, str]]) -> list[str]:
-    return [f"{m}:{line} {callee}" for m, line, callee in found
-            if (m, callee) not in BARE_TASKS_ALLOWED]  # fmt: skip
-
-
 def test_every_task_is_started_by_a_task_group() -> None:
-    assert not_allowed(bare_tasks(LANPEER_ROOT)) == []
-
-
-def test_every_allowed_bare_task_still_exists() -> None:
-    """An allowlist entry whose bare task is gone is removed, not kept "just in case"."""
-    assert {(m, callee) for m, _, callee in bare_tasks(LANPEER_ROOT)} == set(BARE_TASKS_ALLOWED)
+    assert [f"{m}:{line} {callee}" for m, line, callee in bare_tasks(LANPEER_ROOT)] == []
 
 
 def test_the_task_check_fails_on_an_added_bare_task(tmp_path: Path) -> None:
@@ -400,7 +383,7 @@ def test_the_task_check_fails_on_an_added_bare_task(tmp_path: Path) -> None:
     for rel, text in added.items():
         path = copy / rel
         path.write_text(path.read_text() + f"\n{text}\n")
-    found = [f.split(":")[0] + " " + f.split(" ", 1)[1] for f in not_allowed(bare_tasks(copy))]
+    found = [f"{module} {callee}" for module, _line, callee in bare_tasks(copy)]
     assert found == [
         "lanpeer.download.plan loop.create_task",
         "lanpeer.library.index asyncio.create_task",

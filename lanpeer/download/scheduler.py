@@ -4,7 +4,8 @@ The I/O half of the download engine: it turns the ``Planner``'s decisions (which
 source, backoff, bans, endgame, rarest first) into request tasks and feeds their outcomes back.
 It owns the tasks, the bandwidth cap, the `stalled` state and its timeout. It never writes files
 itself: ``store`` verifies and writes a chunk (in a worker thread) and raises ``ChunkMismatch``
-for bytes failing BLAKE3. Every task it starts is awaited before ``run`` returns.
+for bytes failing BLAKE3. Its tasks belong to one ``OwnedTasks`` that lives as long as ``run``:
+none outlives it, and a request's failure is data (an ``Outcome``), never raised into the group.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from lanpeer.download.operations import OpState
 from lanpeer.download.plan import ChunkRef
@@ -28,6 +30,7 @@ from lanpeer.download.sources import (
 )
 from lanpeer.errors import LanpeerError
 from lanpeer.ratelimit import TokenBucket
+from lanpeer.tasks import OwnedTasks
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,15 @@ class SourceVersionGone(LanpeerError):
 
 Store = Callable[[ChunkRef, bytes], Awaitable[None]]
 OnChunk = Callable[[ChunkRef, str], None]
+
+
+@dataclass(slots=True, eq=False)
+class _Request:
+    """One chunk asked of one lane, and how it ended: ``error`` None if it was stored."""
+
+    chunk: ChunkRef
+    lane: Lane
+    error: Exception | None = None
 
 
 class ChunkScheduler:
@@ -83,7 +95,8 @@ class ChunkScheduler:
         self._still_current = still_current
         self._next_version_check = 0.0
         self._sources: dict[str, ChunkSource] = {}
-        self._tasks: dict[asyncio.Task[None], tuple[ChunkRef, Lane]] = {}
+        self._owned = OwnedTasks(log)  # the watcher and every request; open only in ``run``
+        self._tasks: dict[asyncio.Task[None], _Request] = {}  # requests on the wire now
         self._finished: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._sources_dirty = True
@@ -111,14 +124,10 @@ class ChunkScheduler:
         """Fetch until every chunk is verified; raise NoSourcesError / SourceVersionGone / I/O."""
         if not self.planner.remaining:
             return
-        watcher = asyncio.create_task(self._watch_sources())
-        try:
+        # Leaving the block (done, failed or cancelled) cancels and awaits every task at once.
+        async with self._owned:
+            self._owned.spawn(self._watch_sources(), f"{self.game_id}: the source watcher")
             await self._drive()
-        finally:
-            tasks = list(self._tasks)
-            for t in [*tasks, watcher]:
-                t.cancel()
-            await asyncio.gather(*tasks, watcher, return_exceptions=True)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -183,9 +192,11 @@ class ChunkScheduler:
         self.planner.set_sources(haves, fresh)
 
     def _start(self, lane: Lane, chunk: ChunkRef) -> None:
-        source = self._sources[lane.peer_id]
-        task = asyncio.create_task(self._fetch(source, chunk))
-        self._tasks[task] = (chunk, lane)
+        request = _Request(chunk, lane)
+        task = self._owned.spawn(
+            self._request(self._sources[lane.peer_id], request), f"{self.game_id}: a chunk request"
+        )
+        self._tasks[task] = request
         self.counters.requests += 1
         task.add_done_callback(self._on_done)
 
@@ -196,6 +207,14 @@ class ChunkScheduler:
     def _take_finished(self) -> list[asyncio.Task[None]]:
         done, self._finished = self._finished, []
         return done
+
+    async def _request(self, source: ChunkSource, request: _Request) -> None:
+        """Fetch and store one chunk. Its failure is kept for ``_settle``, not raised: one
+        request failing is an ``Outcome`` for the planner, not a reason to cancel the others."""
+        try:
+            await self._fetch(source, request.chunk)
+        except Exception as exc:
+            request.error = exc
 
     async def _fetch(self, source: ChunkSource, chunk: ChunkRef) -> None:
         if self._limiter is not None:
@@ -218,13 +237,13 @@ class ChunkScheduler:
     # -- outcomes ------------------------------------------------------------------------------
 
     async def _settle(self, task: asyncio.Task[None]) -> None:
-        chunk, lane = self._tasks.pop(task)
+        request = self._tasks.pop(task)
+        chunk, lane, exc = request.chunk, request.lane, request.error
         now = self._clock()
         if task.cancelled():
             # Another copy won, or a banned peer's other requests: someone else fetches them.
             self.planner.done(lane, chunk, Outcome.CANCELLED, now)
             return
-        exc = task.exception()
         if exc is None:
             self._verified(lane, chunk, now)
         elif isinstance(exc, _Redundant):
@@ -253,8 +272,8 @@ class ChunkScheduler:
         bytes_by_peer[lane.peer_id] = bytes_by_peer.get(lane.peer_id, 0) + chunk.length
         if lane.partial:
             counters.bytes_from_partial += chunk.length
-        for other, (c, _) in self._tasks.items():
-            if c == chunk:
+        for other, request in self._tasks.items():
+            if request.chunk == chunk:
                 other.cancel()  # endgame copies still on the wire
         if self._on_chunk is not None:
             self._on_chunk(chunk, lane.peer_id)
@@ -265,8 +284,8 @@ class ChunkScheduler:
         log.warning(
             "%s: peer %s %s; dropped for this download", self.game_id, lane.peer_id, lane.banned
         )
-        for t, (_, owner) in self._tasks.items():
-            if owner is lane:
+        for t, request in self._tasks.items():
+            if request.lane is lane:
                 t.cancel()
 
     def _failed(self, lane: Lane, chunk: ChunkRef, exc: BaseException, now: float) -> None:

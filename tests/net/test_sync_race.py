@@ -18,15 +18,8 @@ import pytest
 from lanpeer_proto.messages import Hello
 
 from lanpeer.net.identity import Identity
-from lanpeer.net.quic import (
-    MAX_HELD_STREAM_BYTES,
-    MAX_HELD_STREAMS,
-    QuicPeerConnection,
-    QuicSettings,
-    QuicStream,
-    dial,
-    listen,
-)
+from lanpeer.net.quic import QuicPeerConnection, QuicSettings, QuicStream, dial, listen
+from lanpeer.net.quic_connection import MAX_HELD_STREAM_BYTES, MAX_HELD_STREAMS
 from tests.net.conftest import FAST, poll_until, running_node, wait_for
 from tests.net.dirlibrary import DirLibrary
 
