@@ -305,8 +305,9 @@ class ControlCommands:
             return here
         manifest = await node.fetch_manifest(peer_id, request.game_id)
         operation = downloads.submit_download(
-            request.game_id, manifest, request.install, summary=summary, pin=version
-        )
+            request.game_id, manifest, request.install, summary=summary, pin=version,
+            chosen=bool(request.variant or request.from_peer),
+        )  # fmt: skip
         log.info("download of %s %s%s queued", request.game_id, summary.version, which)
         return AcceptedResult(
             message=f"download of {request.game_id} {summary.version}{which} queued",

@@ -27,7 +27,12 @@ from lanpeer.download.operations import (
     OpState,
 )
 from lanpeer.download.progress import OperationStatus
-from lanpeer.download.resolve import ManifestResolver, PeerDirectory, peer_manifest_resolver
+from lanpeer.download.resolve import (
+    ManifestResolver,
+    PeerDirectory,
+    peer_manifest_resolver,
+    stall_hold,
+)
 from lanpeer.download.scheduler import NoSourcesError, SchedulerSettings, SourceVersionGone
 from lanpeer.download.sources import SourceDirectory
 from lanpeer.download.staging import PART_DIR, PartDir
@@ -92,6 +97,9 @@ class DownloadManager:
             manifest_resolver = peer_manifest_resolver(offers)
         self._installer = installer
         self._resolver = manifest_resolver
+        # game_id -> the version a stalled download may move to (``stall_hold``), taken by
+        # ``_stage`` when it restarts: at most one per game.
+        self._moves: dict[str, Manifest] = {}
         self._group: asyncio.TaskGroup | None = None  # ``async with``: the queue runs in it
         self._runner: asyncio.Task[None] | None = None
 
@@ -134,13 +142,16 @@ class DownloadManager:
         *,
         summary: GameSummary | None = None,
         pin: str | None = None,
+        chosen: bool = False,
     ) -> Operation:
         """``pin``: the version the user named; kept across restarts, never swapped for a
-        newer one mid-download (without it, a source's newer content restarts the download)."""
+        newer one mid-download (without it, a source's newer content restarts the download).
+        ``chosen``: the user chose this variant (``--variant``/``--from``): a stall never
+        swaps it for another variant of the same version (``stall_hold``)."""
         self._require_installer(then_install)
 
         async def body(op: Operation) -> None:
-            await self._download(op, manifest, then_install, summary, pin)
+            await self._download(op, manifest, then_install, summary, pin, chosen)
 
         async def cancel_queued() -> None:
             await self._discard_leftovers(game_id)
@@ -232,14 +243,15 @@ class DownloadManager:
         then_install: bool,
         summary: GameSummary | None,
         pin: str | None = None,
+        chosen: bool = False,
     ) -> None:
         game_dir, created = self._game_dir(op.game_id)
         old = await self._old_manifest(op.game_id, game_dir)
         if old is not None and old.manifest_hash == manifest.manifest_hash:
             return  # already this exact version
-        job = self._job(op, manifest, game_dir, old, pin)
+        job = self._job(op, manifest, game_dir, old, pin, chosen)
         job.part.then_install, job.part.pin = then_install, pin  # recorded with the resume state
-        staged = await self._stage(op, job, game_dir, created, old)
+        staged = await self._stage(op, job, game_dir, created, old, chosen)
         summary = summary or self._offered_summary(op.game_id, staged)
         await self._commit_shielded(op, game_dir, staged, summary)
         if then_install:
@@ -254,12 +266,26 @@ class DownloadManager:
         game_dir: Path,
         old: Manifest | None,
         pin: str | None = None,
+        chosen: bool = False,
     ) -> GameDownload:
         async def still_current() -> bool:
+            """Asked while stalled: False moves the download to the version the resolver
+            offers, only where ``stall_hold`` allows it; else it says why it stays."""
             if self._resolver is None or pin is not None:  # a pinned version is never swapped
                 return True
             newest = await self._resolver(op.game_id)
-            return newest is None or newest.manifest_hash == manifest.manifest_hash
+            if newest is None or newest.manifest_hash == manifest.manifest_hash:
+                return True
+            # Ours: listed by the scheduler (full and partial, not banned) or offered whole.
+            own = op.snapshot(time.monotonic()).sources or self.sources.sources_for(
+                op.game_id, manifest.manifest_hash
+            )
+            hold = stall_hold(manifest, newest, own_sources_left=bool(own), chosen=chosen)
+            if hold is not None:
+                op.waiting(hold)
+                return True
+            self._moves[op.game_id] = newest  # what _stage restarts with
+            return False
 
         job = GameDownload(
             manifest,
@@ -278,7 +304,13 @@ class DownloadManager:
         return job
 
     async def _stage(
-        self, op: Operation, job: GameDownload, game_dir: Path, created: bool, old: Manifest | None
+        self,
+        op: Operation,
+        job: GameDownload,
+        game_dir: Path,
+        created: bool,
+        old: Manifest | None,
+        chosen: bool = False,
     ) -> StagedDownload:
         """Stage the newest version; a failure closes the staging (and cleans up as it should)."""
         while True:
@@ -294,13 +326,17 @@ class DownloadManager:
             except BaseException as exc:
                 await self._discard_after(op, job, created, exc)
                 raise
-            log.info("%s: source content changed; restarting with the new version", op.game_id)
+            log.info("%s: source content changed; restarting with the new version (%s, was %s)",
+                     op.game_id, newer.version, job.manifest.version)  # fmt: skip
             await asyncio.to_thread(job.part.close)
             then_install, pin = job.part.then_install, job.part.pin
-            job = self._job(op, newer, game_dir, old, pin)  # its load() wipes the old staging
+            job = self._job(op, newer, game_dir, old, pin, chosen)  # load() wipes the old staging
             job.part.then_install, job.part.pin = then_install, pin
 
     async def _newer_version(self, op: Operation, job: GameDownload) -> Manifest:
+        newer = self._moves.pop(op.game_id, None)  # the move still_current allowed
+        if newer is not None:
+            return newer
         chase = self._resolver is not None and job.part.pin is None
         newer = await self._resolver(op.game_id) if chase and self._resolver else None
         if newer is None or newer.manifest_hash == job.manifest.manifest_hash:

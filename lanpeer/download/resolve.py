@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 #: it answers with a refusal, a partial source with the manifest it downloads.
 MAX_MANIFEST_ASKS = 8
 
+#: ``LanpeerError.code`` of a manifest whose content does not hash to its ``manifest_hash``
+#: (``lanpeer.net.errors.ForgedManifest``; matched by code so this layer does not import net).
+FORGED_MANIFEST = "forged_manifest"
+
 ManifestResolver = Callable[[str], Awaitable[Manifest | None]]
 
 
@@ -44,7 +48,11 @@ class PeerView(Protocol):
 class PeerDirectory(Protocol):
     def peers(self) -> Sequence[PeerView]: ...
 
-    async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest: ...
+    async def fetch_manifest(
+        self, peer_id: str, game_id: str, manifest_hash: bytes | None = None
+    ) -> Manifest:
+        """Of exactly ``manifest_hash`` when given, else the one the peer advertises."""
+        ...
 
 
 class OfferTable(PeerDirectory, Protocol):
@@ -57,6 +65,40 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     """Natural order: "1.10" > "1.9" > "1.9b"; numbers sort below text at the same position."""
     parts = re.findall(r"\d+|[^\d.\-_ ]+", version.lower())
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def stall_hold(
+    current: Manifest, offered: Manifest, *, own_sources_left: bool, chosen: bool
+) -> str | None:
+    """Why a stalled download of ``current`` must not move to ``offered`` (the newest version
+    the peers offer, another manifest); None when it may (ARCHITECTURE "Stalled downloads").
+
+    It moves only to a newer version, or to the same version string with other content when
+    no source of its own manifest is left and the user did not choose a variant. Anything
+    else would be a silent downgrade or swap: it stays stalled (sources may come back)."""
+    newer = version_key(offered.version) > version_key(current.version)
+    if newer:
+        return None
+    same = version_key(offered.version) == version_key(current.version)
+    if not same:
+        return (
+            f"no connected peer serves {current.version} now; only the older {offered.version} "
+            "is offered, and a download never moves to an older version: it continues when a "
+            f"source of {current.version} returns"
+        )
+    if chosen:
+        return (
+            f"no connected peer serves the chosen variant of {current.version} now; another "
+            f"variant ({offered.manifest_hash.hex()[:12]}) is offered: it continues when a "
+            "source of the chosen one returns"
+        )
+    if own_sources_left:
+        return (
+            f"the sources of this variant of {current.version} do not answer now; another "
+            f"variant ({offered.manifest_hash.hex()[:12]}) is offered: it continues when "
+            "one of them does"
+        )
+    return None
 
 
 def newest_offer(
@@ -110,9 +152,10 @@ async def version_manifest(
 ) -> Manifest | None:
     """The manifest that is exactly ``manifest_hash``, or None when no connected peer gave it.
 
-    Asks the peers offering that version first, then connected peers that do not offer the
-    game at all: a partial source answers ``GetManifest`` with the version it downloads (a
-    peer offering another version would answer with that one, so it is not asked); at most
+    Asks for it by hash: the peers offering that version first, then connected peers that do
+    not offer the game at all (a partial source answers with the version it downloads), then
+    peers offering another version (a host updating to it holds it partially; an older peer
+    ignores the hash and answers with its own version, refused as stale); at most
     ``MAX_MANIFEST_ASKS`` per look. Every answer is checked: its ``manifest_hash`` must be the
     one wanted and its content must hash to it. A peer that sends another manifest is refused
     (in ``search``, which the caller keeps across looks) and the next one asked.
@@ -120,23 +163,34 @@ async def version_manifest(
     search = search or ManifestSearch()
     search.looks += 1
     full, others = [], []
+    updating: set[str] = set()  # offer another version: asked after those that offer none
     for peer in directory.peers():
         if not peer.connected or peer.peer_id in search.refused:
             continue
         offer = peer.games.get(game_id)
-        if offer is None:
-            others.append(peer.peer_id)
-        elif offer.manifest_hash == manifest_hash:
+        if offer is not None and offer.manifest_hash == manifest_hash:
             full.append(peer.peer_id)
-    others.sort(key=lambda peer_id: search.asked.get(peer_id, 0))  # stable: table order else
+            continue
+        others.append(peer.peer_id)
+        if offer is not None:
+            updating.add(peer.peer_id)
+    # Stable: table order else.
+    others.sort(key=lambda peer_id: (search.asked.get(peer_id, 0), peer_id in updating))
     for peer_id in (full + others)[:MAX_MANIFEST_ASKS]:
         search.asked[peer_id] = search.looks
         try:
-            manifest = await directory.fetch_manifest(peer_id, game_id)
+            manifest = await directory.fetch_manifest(peer_id, game_id, manifest_hash)
         except (LanpeerError, ProtocolError, OSError) as exc:
-            log.debug("%s: no manifest from %s (%s)", game_id, peer_id[:8], exc)
-            continue  # does not have it (now): asked again on a later look
-        if manifest.manifest_hash == manifest_hash and verify_manifest(manifest):
+            if isinstance(exc, LanpeerError) and exc.code == FORGED_MANIFEST:
+                manifest = None  # the fetcher found it forged: refused below
+            else:
+                log.debug("%s: no manifest from %s (%s)", game_id, peer_id[:8], exc)
+                continue  # does not have it (now): asked again on a later look
+        if (
+            manifest is not None
+            and manifest.manifest_hash == manifest_hash
+            and verify_manifest(manifest)
+        ):
             return manifest
         search.refused.add(peer_id)
         log.warning("%s: peer %s sent a manifest that is not %s; refused, asking the next",

@@ -349,7 +349,9 @@ class BulkClient:
     ``recv(length, MSG_WAITALL)`` (the kernel copies straight into the returned bytes, no event
     loop round per segment, the GIL released meanwhile). Kernel timeouts bound every call; a
     cancelled fetch shuts its socket down so the thread returns at once. A typed refusal keeps
-    the connection (the server goes on reading requests).
+    the connection (the server goes on reading requests). ``close`` closes the idle sockets;
+    a fetch or connect still running on another socket closes that one when it ends (it is
+    never pooled again), so a fetch in flight when a token is renewed still completes.
     """
 
     def __init__(
@@ -366,28 +368,49 @@ class BulkClient:
         self._server_id = server_id
         self._secret = secret
         self._idle: list[socket.socket] = []
+        self._closed = False
         self._slots = asyncio.Semaphore(max_connections)
         self._threads = ThreadPoolExecutor(max_connections, thread_name_prefix="lanpeer-bulk")
 
     async def fetch(self, request: GetChunk) -> bytes:
         async with self._slots:
+            self._check_open()
             sock = self._idle.pop() if self._idle else await self._connect()
-            work = self._threads.submit(_exchange, sock, request, f"{self.host}:{self.port}")
+            if self._closed:  # closed while we connected
+                sock.close()
+                self._check_open()
+            try:
+                work = self._threads.submit(_exchange, sock, request, f"{self.host}:{self.port}")
+            except BaseException:
+                sock.close()
+                raise
             try:
                 data = await asyncio.wrap_future(work)
             except ChunkRefused as exc:
                 if exc.wire_code in (ErrorCode.BAD_TOKEN, ErrorCode.BAD_FRAME):
                     sock.close()  # the server ends the connection after these
                 else:
-                    self._idle.append(sock)  # a typed refusal: the connection goes on
+                    self._put_back(sock)  # a typed refusal: the connection goes on
                 raise
             except BaseException:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)  # wakes the thread if it still waits
                 work.add_done_callback(lambda _: sock.close())
                 raise
-            self._idle.append(sock)
+            self._put_back(sock)
             return data
+
+    def _check_open(self) -> None:
+        if self._closed:
+            # BAD_TOKEN: the fetcher tries once more on a fresh client (its token renewed).
+            raise ChunkRefused(ErrorCode.BAD_TOKEN, "this bulk connection pool was closed")
+
+    def _put_back(self, sock: socket.socket) -> None:
+        """Pool a socket whose exchange ended cleanly; after ``close``, close it instead."""
+        if self._closed:
+            sock.close()
+        else:
+            self._idle.append(sock)
 
     async def _connect(self) -> socket.socket:
         loop = asyncio.get_running_loop()
@@ -416,6 +439,10 @@ class BulkClient:
         return sock
 
     def close(self) -> None:
+        """Close the idle sockets; each busy one is closed by its fetch when its exchange ends
+        (bounded by the kernel timeouts; closing an fd a worker thread still reads could close
+        a reused one)."""
+        self._closed = True
         for sock in self._idle:
             with contextlib.suppress(OSError):
                 sock.close()

@@ -32,6 +32,15 @@ class ChunkRefused(LanpeerError):
         return cls(ErrorCode.UNEXPECTED, f"the peer answered with {got}")
 
 
+class ForgedManifest(ChunkRefused):
+    """The peer sent a manifest whose content does not hash to its ``manifest_hash`` field:
+    hostile or broken. The fetcher asks that peer for no manifest again while it is known.
+    ``code`` is what layers that do not import net match on (``download.resolve``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.BAD_MESSAGE, message)
+
+
 class HandshakeRefused(LanpeerError):
     """The handshake failed: bad proof, party key, version. The connection is dropped."""
 

@@ -1,21 +1,23 @@
 """Requests this node makes to its peers: manifests and chunks, over QUIC or the bulk path.
 
 Owns choosing the chunk path (bulk when both peers offer it and ``bulk='auto'``, else QUIC),
-the per-peer bulk client pools and their tokens, the manifest-hash check against the peer's
-advert, and the download engine's ``ChunkSource`` adapter. Never verifies chunk bytes: the
-caller checks every chunk against the BLAKE3 hash in the manifest.
+the per-peer bulk client pools and their tokens, the manifest checks (its hash against the
+peer's advert, its content against its hash), and the download engine's ``ChunkSource``
+adapter. Never verifies chunk bytes: the caller checks every chunk against the BLAKE3 hash in
+the manifest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from lanpeer_proto.errors import ErrorCode
+from lanpeer_proto.errors import ErrorCode, ProtocolError
 from lanpeer_proto.messages import (
     BulkToken,
     BulkTokenRequest,
@@ -28,8 +30,10 @@ from lanpeer_proto.messages import (
 from lanpeer_proto.version import FEATURE_HASH_STATUS, FEATURE_TCP_BULK
 from pydantic import ValidationError
 
+from lanpeer.errors import LanpeerError
+from lanpeer.library.manifest import verify_manifest
 from lanpeer.net.bulk import BulkClient
-from lanpeer.net.errors import ChunkRefused, PeerUnavailable
+from lanpeer.net.errors import ChunkRefused, ForgedManifest, PeerUnavailable
 from lanpeer.net.identity import short_id
 from lanpeer.net.peers import PeerTable
 from lanpeer.net.session import PeerLink
@@ -38,6 +42,9 @@ BulkMode = Literal["auto", "quic"]
 #: After the bulk path to a peer fails while its QUIC session works, QUIC carries its chunks
 #: for this long before the bulk path is tried again.
 BULK_RETRY_AFTER = 60.0
+#: Other peers advertising the same hash asked, one after another, in place of a peer that
+#: sent a forged manifest (each ask bounded by the request timeout).
+MAX_MANIFEST_FALLBACKS = 8
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,9 @@ class PeerFetcher:
         self._per_peer = per_peer
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._bulk_broken: dict[str, float] = {}  # peer_id -> when to try the bulk path again
+        # Peers that sent a manifest whose content is not its hash (bounded by the peer table:
+        # dropped in ``forget``): asked for no manifest again.
+        self._forgers: set[str] = set()
 
     def link(self, peer_id: str) -> PeerLink:
         record = self._table.get(peer_id)
@@ -63,23 +73,64 @@ class PeerFetcher:
     def uses_bulk(self, peer_id: str) -> bool:
         return peer_id in self._clients
 
-    async def manifest(self, peer_id: str, game_id: str) -> Manifest:
-        """The peer's manifest of ``game_id``; its hash must be the one the peer advertises."""
+    async def manifest(
+        self, peer_id: str, game_id: str, manifest_hash: bytes | None = None
+    ) -> Manifest:
+        """The manifest of ``game_id`` that is ``manifest_hash`` (default: the one the peer
+        advertises; a host serving one version may download another), asked for by that hash
+        and checked: its ``manifest_hash`` must be the one wanted and its content must hash to
+        it (every chunk is verified against the manifest's chunk hashes, so an unchecked
+        manifest would make that check mean nothing). A peer that sends forged content is
+        banned from manifest requests while it is in the table, and other connected peers
+        advertising that same hash are asked in its place (at most
+        ``MAX_MANIFEST_FALLBACKS``); ``ForgedManifest`` when none of them gives it either."""
+        wanted = manifest_hash or self._advertised_hash(peer_id, game_id)
         try:
-            request = GetManifest(game_id=game_id)
+            return await self._checked_manifest(peer_id, game_id, wanted)
+        except ForgedManifest as forged:
+            if wanted is None:
+                raise
+            others = [
+                record.peer_id
+                for record in self._table.records()
+                if record.peer_id not in self._forgers
+                and record.connected
+                and (offer := record.games.get(game_id)) is not None
+                and offer.manifest_hash == wanted
+            ]
+            for other in others[:MAX_MANIFEST_FALLBACKS]:
+                with contextlib.suppress(LanpeerError, ProtocolError, OSError):
+                    return await self._checked_manifest(other, game_id, wanted)
+            raise forged from None
+
+    async def _checked_manifest(self, peer_id: str, game_id: str, wanted: bytes | None) -> Manifest:
+        if peer_id in self._forgers:
+            raise ForgedManifest(f"peer {short_id(peer_id)} sent a forged manifest before")
+        try:
+            request = GetManifest(game_id=game_id, manifest_hash=wanted)
         except ValidationError as exc:
             raise invalid_request(exc) from None
         manifest = await self.link(peer_id).request(request)
         if not isinstance(manifest, Manifest) or manifest.game_id != game_id:
             raise ChunkRefused(ErrorCode.UNEXPECTED, "answer is not the manifest asked for")
+        if wanted not in (None, manifest.manifest_hash):
+            # An older peer ignores the asked hash and answers with its own version.
+            raise ChunkRefused(ErrorCode.STALE_MANIFEST, "answer is not the manifest asked for")
+        if not verify_manifest(manifest):
+            self._forgers.add(peer_id)
+            log.warning("peer %s sent a manifest of %s whose content is not its hash %s; "
+                        "asking it for no manifest again", short_id(peer_id), game_id,
+                        manifest.manifest_hash.hex()[:12])  # fmt: skip
+            raise ForgedManifest(
+                f"peer {short_id(peer_id)} sent a manifest of {game_id} whose content does not "
+                "hash to its manifest_hash"
+            )
+        return manifest
+
+    def _advertised_hash(self, peer_id: str, game_id: str) -> bytes | None:
         record = self._table.get(peer_id)
         advertised = record.games.get(game_id) if record is not None else None
-        if advertised is not None and advertised.manifest_hash not in (
-            None,
-            manifest.manifest_hash,
-        ):
-            raise ChunkRefused(ErrorCode.STALE_MANIFEST, "manifest changed since it was advertised")
-        return manifest
+        return advertised.manifest_hash if advertised is not None else None
 
     async def hash_status(self, peer_id: str, game_id: str) -> HashStatus | None:
         """The peer's hashing progress of ``game_id``; None when it lacks hash-status/1."""
@@ -148,6 +199,7 @@ class PeerFetcher:
     def forget(self, peer_id: str) -> None:
         """The peer left the table: drop its slots and bulk connections."""
         self._slots.pop(peer_id, None)
+        self._forgers.discard(peer_id)
         self._bulk_broken.pop(peer_id, None)
         self._drop_client(peer_id)
 

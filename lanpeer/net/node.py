@@ -305,9 +305,12 @@ class PeerNode:
                 return static.error
         return None
 
-    async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest:
-        """The peer's manifest of ``game_id``; its hash must be the one the peer advertises."""
-        return await self._fetcher.manifest(peer_id, game_id)
+    async def fetch_manifest(
+        self, peer_id: str, game_id: str, manifest_hash: bytes | None = None
+    ) -> Manifest:
+        """The peer's manifest of ``game_id`` that is ``manifest_hash`` (default: the one it
+        advertises), checked against that hash and its content (``PeerFetcher.manifest``)."""
+        return await self._fetcher.manifest(peer_id, game_id, manifest_hash)
 
     async def fetch_hash_status(self, peer_id: str, game_id: str) -> HashStatus | None:
         """How far the peer's hashing of ``game_id`` has got; None when it cannot say (a peer

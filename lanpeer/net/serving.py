@@ -81,7 +81,9 @@ class PartialChunks(Protocol):
         downloaded here; ``ServeError`` when it is but that chunk is not held."""
         ...
 
-    def partial_manifest(self, game_id: str) -> Manifest | None: ...
+    def partial_manifest(
+        self, game_id: str, manifest_hash: bytes | None = None
+    ) -> Manifest | None: ...
 
 
 def open_chunk(library: LibraryView, request: GetChunk) -> OpenChunk:
@@ -133,19 +135,25 @@ def open_served_file(library: LibraryView, game_id: str, manifest_hash: bytes, p
 
 
 async def manifest_for(library: LibraryView, request: GetManifest) -> Manifest:
+    """The manifest the request asks for: of exactly ``request.manifest_hash`` when given (the
+    served version or one we download: SPEC §7a), else of the served version, else of the
+    version we download. ``ServeError`` NOT_FOUND / STALE_MANIFEST when we hold no such one."""
+    wanted = request.manifest_hash
+    partial = (
+        library.partial_manifest(request.game_id, wanted)
+        if isinstance(library, PartialChunks)
+        else None
+    )
     if request.game_id not in _served_ids(library):
         # A partial source hands out the manifest of the version it downloads; the asker
         # checks it against the manifest_hash it wants (SPEC §7a).
-        partial = (
-            library.partial_manifest(request.game_id)
-            if isinstance(library, PartialChunks)
-            else None
-        )
         if partial is not None:
             return partial
         raise ServeError(ErrorCode.NOT_FOUND, f"game {request.game_id!r} is not served here")
+    if wanted is not None and partial is not None:
+        return partial  # updating: the version asked for is the one we download, not the served
     try:
-        return await library.wait_manifest(request.game_id)
+        manifest = await library.wait_manifest(request.game_id)
     except LookupError as exc:
         raise ServeError(ErrorCode.NOT_FOUND, f"game {request.game_id!r}: no manifest") from exc
     except Exception as exc:
@@ -153,6 +161,13 @@ async def manifest_for(library: LibraryView, request: GetManifest) -> Manifest:
         if code is None:
             raise
         raise ServeError(code, str(exc)) from exc
+    if wanted is not None and manifest.manifest_hash != wanted:
+        raise ServeError(
+            ErrorCode.STALE_MANIFEST,
+            f"game {request.game_id!r}: manifest {wanted.hex()[:12]} is not held here "
+            f"(this host serves version {manifest.version})",
+        )
+    return manifest
 
 
 def hash_status_for(library: HashStatusSource, request: GetHashStatus) -> HashStatus:

@@ -193,9 +193,14 @@ class SwarmHost:
             self._unhold_file(holding, path)
             raise ServeError(ErrorCode.NOT_FOUND, f"{path}: not held here any more") from exc
 
-    def partial_manifest(self, game_id: str) -> Manifest | None:
+    def partial_manifest(self, game_id: str, manifest_hash: bytes | None = None) -> Manifest | None:
+        """The manifest of a version of ``game_id`` we are downloading (of exactly
+        ``manifest_hash`` when given); None when we download no such version."""
         for holding in self.holdings():
-            if holding.manifest.game_id == game_id:
+            if holding.manifest.game_id == game_id and manifest_hash in (
+                None,
+                holding.manifest.manifest_hash,
+            ):
                 return holding.manifest
         return None
 
@@ -589,8 +594,8 @@ class SwarmView:
     def _open_live(self, game_id: str, manifest_hash: bytes, path: str) -> int:
         return open_served_file(self._library, game_id, manifest_hash, path)
 
-    def partial_manifest(self, game_id: str) -> Manifest | None:
-        return self.swarm.partial_manifest(game_id)
+    def partial_manifest(self, game_id: str, manifest_hash: bytes | None = None) -> Manifest | None:
+        return self.swarm.partial_manifest(game_id, manifest_hash)
 
 
 def _corrupted(fd: int, request: GetChunk) -> int:

@@ -99,6 +99,7 @@ def all_messages() -> list[Message]:
             removed=["doom"],
         ),
         GetManifest(game_id="quake"),
+        GetManifest(game_id="quake", manifest_hash=DIGEST),
         Manifest(game_id="quake", version="1.0 (GOTY)", manifest_hash=DIGEST, files=files),
         GetChunk(
             game_id="quake", manifest_hash=DIGEST, path="data1.eti", offset=4 << 20, length=4 << 20

@@ -8,7 +8,7 @@ from lanpeer_proto import codec
 from lanpeer_proto.codec import UnknownMessageType
 from lanpeer_proto.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from lanpeer_proto.framing import FrameDecoder, encode_frame
-from lanpeer_proto.messages import MESSAGE_TYPES, Error, HashStatus, Message
+from lanpeer_proto.messages import MESSAGE_TYPES, Error, GetManifest, HashStatus, Message
 from proto_corpus import DIGEST, all_messages, game
 
 MESSAGES = all_messages()
@@ -55,6 +55,15 @@ def test_unknown_error_code_from_a_newer_minor_version_decodes() -> None:
     assert message == Error(code=ErrorCode.INTERNAL, message="later")
 
 
+def test_get_manifest_names_a_version_by_hash_and_an_old_peer_sends_none() -> None:
+    old = codec.decode(raw(type="get_manifest", game_id="quake"))
+    assert old == GetManifest(game_id="quake")  # manifest_hash None: today's answer
+    new = codec.decode(raw(type="get_manifest", game_id="quake", manifest_hash=DIGEST))
+    assert new == GetManifest(game_id="quake", manifest_hash=DIGEST)
+    # An older peer (no field) reads the new request as today's: the field is ignored.
+    assert "manifest_hash" in msgpack.unpackb(codec.encode(new))
+
+
 def test_hash_status_from_a_peer_a_minor_version_newer_decodes() -> None:
     fields = {"game_id": "quake", "hashed": False, "hashed_bytes": 5, "total_bytes": 9}
     message = codec.decode(raw(type="hash_status", host_hashed_bytes=7, eta=3.0, **fields))
@@ -82,6 +91,7 @@ def test_hash_status_claiming_more_hashed_than_the_game_holds_is_refused() -> No
         (raw(type="ping", seq=1) + b"\x00", "trailing"),
         (raw(type="ping", seq="1"), "invalid ping"),  # strict: no str -> int coercion
         (raw(type="get_manifest", game_id="Quake!"), "invalid get_manifest"),
+        (raw(type="get_manifest", game_id="quake", manifest_hash=b"short"), "invalid get_manifest"),
         (raw(type="bulk_token", secret=b"t" * 32, port=1, ttl_seconds=float("nan")), "invalid"),
         (b"\xd7\xff" + b"\x00" * 8, "malformed"),  # ext type (msgpack timestamp)
         (b"\x91" * 100 + b"\xc0", "nested too deeply"),

@@ -106,7 +106,9 @@ class FakeNode:
     def peers(self) -> list[PeerInfo]:
         return list(self._peers)
 
-    async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest:
+    async def fetch_manifest(
+        self, peer_id: str, game_id: str, manifest_hash: bytes | None = None
+    ) -> Manifest:
         self.rec.actions.append(f"node.fetch_manifest {peer_id} {game_id}")
         return manifest(game_id)
 
@@ -160,6 +162,7 @@ class FakeDownloads:
         *,
         summary: GameSummary | None = None,
         pin: str | None = None,
+        chosen: bool = False,
     ) -> Operation:
         version = summary.version if summary else None
         self.rec.actions.append(f"downloads.submit {game_id} {version} install={then_install}")

@@ -75,7 +75,9 @@ class Offers:
         self.calls.append("peers")
         return [Offer("A", {GAME: self.summary})]
 
-    async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest:
+    async def fetch_manifest(
+        self, peer_id: str, game_id: str, manifest_hash: bytes | None = None
+    ) -> Manifest:
         self.calls.append(f"fetch_manifest {peer_id} {game_id}")
         return self.manifest
 
@@ -86,7 +88,9 @@ class SourcesThatLookLikeAPeerTable(SourceSet):
     def peers(self) -> list[Offer]:
         raise AssertionError("the sources were taken for the peer table")
 
-    async def fetch_manifest(self, peer_id: str, game_id: str) -> Manifest:
+    async def fetch_manifest(
+        self, peer_id: str, game_id: str, manifest_hash: bytes | None = None
+    ) -> Manifest:
         raise AssertionError("the sources were taken for the peer table")
 
 

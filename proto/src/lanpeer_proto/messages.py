@@ -175,8 +175,14 @@ class LibraryDelta(_Message):
 
 
 class GetManifest(_Message):
+    """The manifest of ``game_id``: of exactly ``manifest_hash`` when given (a host may serve
+    one version whole while it downloads another), else of the version the peer serves.
+    A peer that does not hold that hash refuses (``not_found`` / ``stale_manifest``); an
+    older peer ignores the field and answers with its version, which the asker checks."""
+
     type: Literal["get_manifest"] = "get_manifest"
     game_id: GameId
+    manifest_hash: Digest | None = None
 
 
 class ManifestFile(_Message):
