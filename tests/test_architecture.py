@@ -390,3 +390,29 @@ def test_the_task_check_fails_on_an_added_bare_task(tmp_path: Path) -> None:
         "lanpeer.net.peers asyncio.get_running_loop().create_task",
         "lanpeer.ratelimit ensure_future",
     ]
+
+
+# ------------------------------------------------------------------ module size (STYLE.md)
+
+#: STYLE.md: modules "none above ~500" lines. Split along a seam rather than raise this.
+MAX_MODULE_LINES = 500
+#: Over the limit today and being changed by other work; remove an entry once it is split.
+OVERSIZED_FOR_NOW = {"lanpeer/net/node.py", "lanpeer/net/swarm.py"}
+REPO_ROOT = LANPEER_ROOT.parent
+
+
+def oversized_modules(repo: Path) -> list[str]:
+    """``path: lines`` of every package module above ``MAX_MODULE_LINES``, by repo path."""
+    found = []
+    for package_dir in (repo / "lanpeer", repo / "proto" / "src", repo / "cli" / "src"):
+        for path in sorted(package_dir.rglob("*.py")):
+            lines = len(path.read_text().splitlines())
+            if lines > MAX_MODULE_LINES:
+                found.append(f"{path.relative_to(repo).as_posix()}: {lines}")
+    return found
+
+
+def test_no_module_is_above_the_style_size() -> None:
+    found = oversized_modules(REPO_ROOT)
+    unexpected = [entry for entry in found if entry.split(":")[0] not in OVERSIZED_FOR_NOW]
+    assert unexpected == [], "split these along a seam (STYLE.md: modules of ~500 lines at most)"

@@ -1,10 +1,10 @@
 """``GameLibrary``: the games of this host, as the daemon and peers see them (SPEC §3, §6).
 
-Owns the lifecycle (index, watcher, worker tasks), the advertised library and its rev, the event
-worker that turns watcher events into rescans (per-game gating, rescan-pending), busy marks and
-the catalog. All state changes happen on the event loop; disk work runs in one ordered scan
-thread, hashing in ``GameHasher``'s threads. Never drops a game because its root could not be
-read.
+Owns the lifecycle (index, watcher, worker tasks), the advertised library and its rev, busy marks,
+the catalog and what is served; ``LibraryRescans`` (``rescans``) owns the rescans and the event
+worker that turns watcher events into them. All state changes happen on the event loop; disk
+work runs in one ordered scan thread, hashing in ``GameHasher``'s threads. Never drops a game
+because its root could not be read.
 """
 
 from __future__ import annotations
@@ -16,29 +16,22 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import GameSummary, HashStatus, LibraryDelta, Manifest
 from lanpeer_proto.paths import is_game_id, path_problem
 
 from lanpeer.errors import ConflictError, LanpeerError, UnknownGameError
-from lanpeer.library import scanner
 from lanpeer.library.catalog import CatalogEntry, add_entry, catalog_stamp, load_catalog
 from lanpeer.library.disk import FileStat
 from lanpeer.library.errors import CatalogError, ServeRefused
-from lanpeer.library.events import (
-    EVENT_QUEUE_SIZE,
-    CatalogChanged,
-    EventQueue,
-    GameChanged,
-    LibraryEvent,
-    ScanAll,
-)
+from lanpeer.library.events import EVENT_QUEUE_SIZE, GameChanged, LibraryEvent
 from lanpeer.library.hashing import GameHasher
-from lanpeer.library.index import GameRecord, LibraryIndex
+from lanpeer.library.index import LibraryIndex
 from lanpeer.library.manifest import CHUNK_SIZE
 from lanpeer.library.manifest_store import LibraryManifests
+from lanpeer.library.rescans import LibraryRescans, Running
 from lanpeer.library.revisions import DEFAULT_HISTORY, RevisionLog
 from lanpeer.library.serving import ServedFiles
 from lanpeer.library.state import LibraryState, LocalGame
@@ -75,18 +68,13 @@ class GameLibrary:
         self.roots = [Path(os.path.abspath(r)) for r in roots]
         self.catalog_path = Path(os.path.abspath(catalog_path or self.roots[0] / "catalog.toml"))
         self._state_dir = state_dir
-        self._full_scan_interval = full_scan_interval
-        self._debounce = debounce
         self._history = history
         self._watch = watch
         self._background_hashing = background_hashing
         # Manifest chunk size; tests pass small ones so small games still span many chunks.
         self._chunk_size = chunk_size
         self._state = LibraryState()
-        self._rescans: dict[str, asyncio.Future[None]] = {}
-        self._rescan_pending: set[str] = set()
         self._listeners: list[Callable[[int], None]] = []
-        self._events = EventQueue(event_queue_size)
         self._group: asyncio.TaskGroup | None = None  # every task of the library runs in it
         self._tasks: set[asyncio.Task[None]] = set()  # the group's tasks, to cancel at close
         self._write_lock = asyncio.Lock()
@@ -99,8 +87,12 @@ class GameLibrary:
         self._watching = asyncio.Event()  # set once the watcher is up (or will never be)
         self._publish_timer: asyncio.TimerHandle | None = None
         self._catalog_stamp: tuple[int, int, int] | None = None  # of the catalog last read
-        self.game_scans = 0  # games inspected since start (tests and benchmarks read it)
-        self.full_scans = 0
+        self._rescans = LibraryRescans(
+            self.roots, self._state, started=self._started, in_scan_thread=self._in_scan_thread,
+            write_lock=self._write_lock, reload_catalog=self._reload_catalog,
+            watch_new_roots=self._watch_new_roots, settled=self._settled, debounce=debounce,
+            full_scan_interval=full_scan_interval, event_queue_size=event_queue_size,
+        )  # fmt: skip
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -141,8 +133,8 @@ class GameLibrary:
             self._spawn(self._start_watcher, self._watcher)
         else:
             self._watching.set()
-        self._spawn(self._consume_events)
-        self._spawn(self._request_full_scans)
+        self._spawn(self._rescans.consume_events)
+        self._spawn(self._rescans.request_full_scans)
         if self._background_hashing:
             self._spawn(self._hasher.run_in_background)
 
@@ -190,10 +182,10 @@ class GameLibrary:
     async def _in_scan_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._scan_pool, fn, *args)
 
-    def _started(self) -> _Running:
+    def _started(self) -> Running:
         if self._index is None or self._hasher is None or self._served is None:
             raise LanpeerError("the game library is not started")
-        return _Running(self._index, self._hasher, self._served)
+        return Running(self._index, self._hasher, self._served)
 
     # -- advertised library ----------------------------------------------------------------
 
@@ -322,145 +314,37 @@ class GameLibrary:
         else:
             self._catalog_stamp = stamp
 
-    # -- scanning ----------------------------------------------------------------------------
+    # -- rescans (``LibraryRescans``) ---------------------------------------------------------
 
     async def rescan(self, game_id: str | None = None) -> None:
         """Look at the disk again: one game (full walk) or the catalog and every root."""
-        if game_id is None:
-            await self._reload_catalog()
-            await self._scan_all()
-        else:
-            await self._rescan_game(game_id)
-        self._publish()
-        self._started().hasher.want()
+        await self._rescans.rescan(game_id)
 
-    async def _scan_all(self) -> None:
-        self.full_scans += 1
-        index, _, _ = self._started()
-        scans = await self._in_scan_thread(
-            lambda: [scanner.scan_root(root, index) for root in self.roots]
-        )
-        unavailable = self._state.unavailable = {s.root: s.problem for s in scans if s.problem}
-        for problem in unavailable.values():
-            log.warning("%s; its games are kept as they were", problem)
+    @property
+    def game_scans(self) -> int:
+        """Games inspected since start (tests and benchmarks read it)."""
+        return self._rescans.game_scans
+
+    @property
+    def full_scans(self) -> int:
+        return self._rescans.full_scans
+
+    async def _watch_new_roots(self) -> None:
+        """After a full scan: watch roots that have appeared (once the watcher is up)."""
         if self._watching.is_set() and self._watcher is not None:
             try:
                 await self._in_scan_thread(self._watcher.watch_new_roots)
             except OSError as exc:
                 log.warning("cannot watch a game root (%s); the periodic scan covers it", exc)
-        found: dict[str, Path] = {}
-        for scan in scans:
-            for game_id in scan.game_ids:
-                found.setdefault(game_id, scan.root)
-        gone = [
-            g
-            for g, r in self._state.records.items()
-            if g not in found and r.root not in unavailable
-        ]
-        await self._refresh(found, force=False, gone=gone)
-
-    async def _rescan_game(self, game_id: str) -> None:
-        """Rescan one game; a request during a rescan sets rescan-pending and loops once more."""
-        running = self._rescans.get(game_id)
-        if running is not None:
-            self._rescan_pending.add(game_id)
-            await asyncio.shield(running)
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._rescans[game_id] = done
-        try:
-            while True:
-                self._rescan_pending.discard(game_id)
-                await self._rescan_once(game_id)
-                if game_id not in self._rescan_pending:
-                    break
-        finally:
-            del self._rescans[game_id]
-            done.set_result(None)
-
-    async def _rescan_once(self, game_id: str) -> None:
-        if not is_game_id(game_id):
-            return
-        unavailable = self._state.unavailable
-        available = [r for r in self.roots if r not in unavailable]
-        root = await self._in_scan_thread(scanner.locate_game, available, game_id)
-        record = self._state.records.get(game_id)
-        if root is None and record is not None and not await self._root_available(record.root):
-            return  # its root is unavailable: keep the game as it was
-        found = {} if root is None else {game_id: root}
-        await self._refresh(found, force=True, gone=[] if root else [game_id])
-
-    async def _root_available(self, root: Path) -> bool:
-        """Asked afresh before dropping a game: a root may have gone since the last full scan."""
-        if root in self._state.unavailable:
-            return False
-        index = self._started().games_index
-        problem = await self._in_scan_thread(scanner.root_problem, root, index)
-        if problem is not None:
-            log.warning("%s; its games are kept as they were", problem)
-            self._state.unavailable[root] = problem
-        return problem is None
-
-    async def _refresh(self, found: dict[str, Path], *, force: bool, gone: list[str]) -> None:
-        index, _, _ = self._started()
-        async with self._write_lock:
-            before = dict(self._state.records)
-            changed = await self._in_scan_thread(
-                lambda: scanner.refresh_games(found, before, index, force=force)
-            )
-            gone = [g for g in gone if g in self._state.records]
-            if gone:
-                await self._in_scan_thread(index.delete_games, gone)
-            self.game_scans += len(found)
-            for game_id, record in [*changed.items(), *((g, None) for g in gone)]:
-                self._apply(game_id, record)
-
-    def _apply(self, game_id: str, record: GameRecord | None) -> None:
-        _, hasher, served = self._started()
-        self._state.records.pop(game_id, None)
-        if record is not None:
-            self._state.records[game_id] = record
-        else:
-            hasher.cancel(game_id)
-        hasher.forget(game_id)
-        served.forget(game_id)
-
-    # -- events ------------------------------------------------------------------------------
 
     def _post(self, event: LibraryEvent) -> None:
-        """Queue an event (on the loop) unless its game is busy or already being rescanned."""
-        if isinstance(event, GameChanged):
-            if event.game_id in self._state.busy:
-                return  # gated: the operation's owner rescans when it ends
-            if event.game_id in self._rescans:
-                self._rescan_pending.add(event.game_id)
-                return
-        self._events.put(event)
+        """A watcher or serving event: queued for the event worker (unless gated)."""
+        self._rescans.post(event)
 
-    async def _consume_events(self) -> None:
-        while True:
-            batch = await self._events.wait_batch(self._debounce)
-            try:
-                await self._handle(batch)
-            except Exception:  # the worker must outlive any one bad game dir
-                log.exception("library rescan failed; the next event or full scan retries")
-
-    async def _handle(self, batch: list[LibraryEvent]) -> None:
-        if any(isinstance(e, ScanAll) for e in batch):
-            await self.rescan()
-            return
-        if any(isinstance(e, CatalogChanged) for e in batch):
-            await self._reload_catalog()
-        for event in batch:
-            if isinstance(event, GameChanged) and event.game_id not in self._state.busy:
-                await self._rescan_game(event.game_id)
+    def _settled(self) -> None:
+        """After a rescan: publish what changed and let the hasher pick up new work."""
         self._publish()
         self._started().hasher.want()
-
-    async def _request_full_scans(self) -> None:
-        while True:
-            await asyncio.sleep(self._full_scan_interval)
-            self._post(ScanAll("periodic fallback scan"))
 
     # -- busy gating -------------------------------------------------------------------------
 
@@ -520,14 +404,6 @@ class GameLibrary:
         st = os.fstat(fd)
         stat = FileStat(path, st.st_size, st.st_mtime_ns, st.st_ino)
         return self._started().games_index.put_crc32(game_id, stat, crc32)
-
-
-class _Running(NamedTuple):
-    """The parts a started library has (``GameLibrary._started``)."""
-
-    games_index: LibraryIndex
-    hasher: GameHasher
-    served: ServedFiles
 
 
 class GameOperation:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
@@ -14,11 +13,9 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests.daemon.conftest import daemon, daemons
-from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_json, wait_until
 
 __all__ = ["daemon", "daemons"]  # fixtures shared with the daemon tests
-
-DEADLINE = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +24,6 @@ def shared_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lanpeerd
     running = Lanpeerd(tmp_path_factory.mktemp("shared")).start()
     yield running
     running.kill()
-
-
-def raw(daemon: Lanpeerd, **request: Any) -> Any:
-    """One control request as JSON fields, its answer as a document (no peer-cli involved)."""
-    return json.loads(ask_raw(daemon.socket, json.dumps(request).encode() + b"\n"))
-
-
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)  # poll interval; the deadline bounds the loop
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class SampleGame(NamedTuple):
@@ -91,7 +74,9 @@ def party(
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
-        wait_until("watch subscribed", lambda: raw(leecher, cmd="status")["result"]["subscribers"])
+        wait_until(
+            "watch subscribed", lambda: ask_json(leecher, cmd="status")["result"]["subscribers"]
+        )
         added = leecher.cli("add-peer", f"127.0.0.1:{seeder.port}")
         assert added.rc == 0, added.err
         assert watch.stdout is not None
@@ -99,7 +84,7 @@ def party(
         watch.terminate()
         for game in party_games:
             wait_until(f"{game.game_id} offered and hashed", partial(_ready, leecher, game.game_id))
-        seeder_id = raw(seeder, cmd="status")["result"]["peer_id"]
+        seeder_id = ask_json(seeder, cmd="status")["result"]["peer_id"]
         yield Party(seeder, leecher, seeder_id, first)
     finally:
         watch.kill()
@@ -109,5 +94,5 @@ def party(
 
 
 def _ready(daemon: Lanpeerd, game_id: str) -> bool:
-    games = raw(daemon, cmd="games")["result"]["games"]
+    games = ask_json(daemon, cmd="games")["result"]["games"]
     return any(g["id"] == game_id and g["ready_peers"] for g in games)

@@ -20,25 +20,12 @@ import libarchive
 import pytest
 
 from lanpeer.library.samples import generate_game, payload_bytes, write_catalog, write_version_ini
-from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_json, wait_until
 
 pytestmark = pytest.mark.process
 
 MIB = 1 << 20
 DEADLINE = 60.0  # a loaded 2-core box: a download + update of a few MiB takes seconds
-
-
-def _raw(daemon: Lanpeerd, **request: Any) -> Any:
-    return json.loads(ask_raw(daemon.socket, json.dumps(request).encode() + b"\n"))
-
-
-def _wait_until(what: str, predicate: Callable[[], Any], timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)  # poll interval; the deadline bounds the loop
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Watch:
@@ -52,7 +39,11 @@ class Watch:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100_000)
         self.seen: list[dict[str, Any]] = []
         threading.Thread(target=self._read, daemon=True).start()
-        _wait_until("watch subscribed", lambda: _raw(daemon, cmd="status")["result"]["subscribers"])
+        wait_until(
+            "watch subscribed",
+            lambda: ask_json(daemon, cmd="status")["result"]["subscribers"],
+            timeout=DEADLINE,
+        )
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -105,11 +96,11 @@ def _download(daemon: Lanpeerd, *args: str) -> Any:
         result = daemon.cli("download", *args, timeout=60)
         return None if result.rc == 1 and "hashing" in result.err else result
 
-    return _wait_until("the seeder to finish hashing", attempt)
+    return wait_until("the seeder to finish hashing", attempt, timeout=DEADLINE)
 
 
 def _offered(daemon: Lanpeerd, game_id: str, version: str, peers: int = 1) -> bool:
-    games = _raw(daemon, cmd="games")["result"]["games"]
+    games = ask_json(daemon, cmd="games")["result"]["games"]
     return any(
         g["id"] == game_id and g["newest_version"] == version and len(g["ready_peers"]) >= peers
         for g in games
@@ -150,7 +141,7 @@ def party(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     watch: Watch | None = None
     try:
         for game in ("neon", "pinned", "busy", "broken"):
-            _wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"))  # type: ignore[misc]
+            wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"), timeout=DEADLINE)  # type: ignore[misc]
             done = _download(host, game, "--wait")
             assert done.rc == 0, done.err
         pinned = host.cli("pin", "pinned")
@@ -178,7 +169,7 @@ def party(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         with (games / "broken" / "data01.eti").open("r+b") as tar:
             tar.write(bytes(4096))
         for game in ("neon", "pinned", "busy", "broken"):
-            assert _raw(seeder, cmd="rescan", game_id=game)["type"] == "result"
+            assert ask_json(seeder, cmd="rescan", game_id=game)["type"] == "result"
         yield {"seeder": seeder, "host": host, "watch": watch, "holder": holder,
                "scratch": scratch}  # fmt: skip
     finally:
@@ -270,7 +261,7 @@ def test_a_failed_auto_update_backs_off_and_shows_in_ops_and_doctor(party: dict[
         rows = [op for op in host.cli("ops").doc if op["game_id"] == "broken"]
         return next((op for op in rows if op["lane"] == "auto" and op.get("error")), None)
 
-    row = _wait_until("the failed auto-update in ops", retry_row)
+    row = wait_until("the failed auto-update in ops", retry_row, timeout=DEADLINE)
     assert (row["kind"], row["lane"], row["state"]) == ("update", "auto", "retry in 30s")
     assert 0 < row["retry_in"] <= 30
     assert failed["error"] in row["error"]
@@ -329,7 +320,7 @@ def test_download_all_from_a_peer_stops_at_the_disk_limit_and_follow_adds_new_ga
     try:
         host.start()
         for game in [*sizes, "elsewhere"]:
-            _wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"))  # type: ignore[misc]
+            wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"), timeout=DEADLINE)  # type: ignore[misc]
         watch = Watch(host)
         mirrored = host.cli("download", "--all", "--from", "a", "--no-install")
         assert mirrored.rc == 0, mirrored.err
@@ -349,7 +340,7 @@ def test_download_all_from_a_peer_stops_at_the_disk_limit_and_follow_adds_new_ga
         followed = host.cli("follow", "a", "--no-install")
         assert followed.rc == 0, followed.err
         generate_game(games, "late", 3 * MIB, seed=7, archives=1)
-        assert _raw(a, cmd="rescan")["type"] == "result"  # a new dir: rescan the library
+        assert ask_json(a, cmd="rescan")["type"] == "result"  # a new dir: rescan the library
         done = watch.wait_for("late downloaded by follow", _finished("late", "download"))
         assert done["ok"], done
         assert "version=1.0" in _version(small_disk / "late")
@@ -380,8 +371,8 @@ def test_two_variants_of_one_version_are_listed_and_the_popular_one_uses_both_so
     watch = None
     try:
         host.start()
-        ids = {s.name: _raw(s, cmd="status")["result"]["peer_id"] for s in seeders}
-        _wait_until("three offers", lambda: _offered(host, "twin", "1.0", peers=3))
+        ids = {s.name: ask_json(s, cmd="status")["result"]["peer_id"] for s in seeders}
+        wait_until("three offers", lambda: _offered(host, "twin", "1.0", peers=3), timeout=DEADLINE)
         (game,) = host.cli("games").doc
         variants = {tuple(v["peers"]): v for v in game["variants"]}
         assert set(variants) == {tuple(sorted([ids["s1"], ids["s2"]])), (ids["s3"],)}
@@ -423,7 +414,7 @@ def test_a_peer_that_connects_with_a_newer_version_brings_the_update(tmp_path: P
     watch = None
     try:
         host.start()
-        _wait_until("1.0 offered", lambda: _offered(host, "late-party", "1.0"))
+        wait_until("1.0 offered", lambda: _offered(host, "late-party", "1.0"), timeout=DEADLINE)
         first = _download(host, "late-party", "--wait")
         assert first.rc == 0, first.err
         watch = Watch(host)
@@ -453,11 +444,11 @@ def test_an_update_left_waiting_at_shutdown_is_finished_after_a_restart(tmp_path
     host = Lanpeerd(tmp_path / "host", name="host", extra=["--peer", peer, "--auto-update", "off"])
     try:
         host.start()
-        _wait_until("1.0 offered", lambda: _offered(host, "resumed", "1.0"))
+        wait_until("1.0 offered", lambda: _offered(host, "resumed", "1.0"), timeout=DEADLINE)
         assert _download(host, "resumed", "--wait").rc == 0
         generate_game(seeder.games, "resumed", MIB, seed=6, archives=1, version="1.1")
-        assert _raw(seeder, cmd="rescan", game_id="resumed")["type"] == "result"
-        _wait_until("1.1 offered", lambda: _offered(host, "resumed", "1.1"))
+        assert ask_json(seeder, cmd="rescan", game_id="resumed")["type"] == "result"
+        wait_until("1.1 offered", lambda: _offered(host, "resumed", "1.1"), timeout=DEADLINE)
         fetched = _download(host, "resumed", "--no-install", "--wait")
         assert fetched.rc == 0, fetched.err
         game = host.cli("game", "resumed").doc["game"]
@@ -471,7 +462,7 @@ def test_an_update_left_waiting_at_shutdown_is_finished_after_a_restart(tmp_path
             game = host.cli("game", "resumed").doc["game"]
             return bool(game["installed_version"] == "1.1")
 
-        _wait_until("local/ at 1.1 after the restart", updated)
+        wait_until("local/ at 1.1 after the restart", updated, timeout=DEADLINE)
         local = host.games / "resumed" / "local" / "resumed" / "data00.bin"
         assert local.read_bytes() == payload_bytes("6:resumed:1.1:0", local.stat().st_size)
     finally:

@@ -14,16 +14,15 @@ import pytest
 
 from lanpeer.library.samples import generate_game, payload_bytes, write_catalog, write_version_ini
 from tests.cli.test_keep_in_step import (
+    DEADLINE,
     MIB,
     Watch,
     _download,
     _finished,
     _offered,
-    _raw,
     _version,
-    _wait_until,
 )
-from tests.daemon.harness import Lanpeerd
+from tests.daemon.harness import Lanpeerd, ask_json, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -37,8 +36,8 @@ def test_pin_and_follow_show_as_keep_events_in_watch(tmp_path: Path) -> None:
     watch = None
     try:
         host.start()
-        seeder_id = _raw(seeder, cmd="status")["result"]["peer_id"]
-        _wait_until("evt offered", lambda: _offered(host, "evt", "1.0"))
+        seeder_id = ask_json(seeder, cmd="status")["result"]["peer_id"]
+        wait_until("evt offered", lambda: _offered(host, "evt", "1.0"), timeout=DEADLINE)
         watch = Watch(host)  # subscribed before the first command
         for args in (["pin", "evt", "1.0"], ["follow", "seeder", "--no-install"],
                      ["unfollow", "seeder"], ["unpin", "evt"]):  # fmt: skip
@@ -88,7 +87,7 @@ def test_downloaded_mode_updates_a_downloaded_only_game_and_installed_mode_leave
         for host in (eager, plain):
             host.start()
         for host in (eager, plain):
-            _wait_until("dl offered", lambda h=host: _offered(h, "dl", "1.0"))  # type: ignore[misc]
+            wait_until("dl offered", lambda h=host: _offered(h, "dl", "1.0"), timeout=DEADLINE)  # type: ignore[misc]
             done = _download(host, "dl", "--no-install", "--wait")
             assert done.rc == 0, done.err
         done = _download(plain, "inst", "--wait")
@@ -99,7 +98,7 @@ def test_downloaded_mode_updates_a_downloaded_only_game_and_installed_mode_leave
         generate_game(scratch, "dl", 6 * MIB, seed=1, archives=3, version="1.1")
         shutil.copyfile(scratch / "dl" / "data01.eti", games / "dl" / "data01.eti")
         write_version_ini(games / "dl", "dl", "1.1")
-        assert _raw(seeder, cmd="rescan", game_id="dl")["type"] == "result"
+        assert ask_json(seeder, cmd="rescan", game_id="dl")["type"] == "result"
 
         fetched = eager_watch.wait_for("dl downloaded by eager", _finished("dl", "download"))
         assert fetched["ok"], fetched
@@ -113,9 +112,9 @@ def test_downloaded_mode_updates_a_downloaded_only_game_and_installed_mode_leave
         kinds = {op["kind"] for op in eager.cli("ops", "--all").doc if op["game_id"] == "dl"}
         assert not kinds & {"install", "update"}, kinds
 
-        _wait_until("plain sees dl 1.1", lambda: _offered(plain, "dl", "1.1"))
+        wait_until("plain sees dl 1.1", lambda: _offered(plain, "dl", "1.1"), timeout=DEADLINE)
         generate_game(games, "inst", MIB, seed=2, archives=1, version="1.1")
-        assert _raw(seeder, cmd="rescan", game_id="inst")["type"] == "result"
+        assert ask_json(seeder, cmd="rescan", game_id="inst")["type"] == "result"
         updated = plain_watch.wait_for("inst updated by plain", _finished("inst", "update"))
         assert updated["ok"], updated
         assert "version=1.0" in _version(plain.games / "dl")
@@ -146,12 +145,12 @@ def test_a_cancelled_auto_update_is_not_a_failure_and_is_not_retried(tmp_path: P
     try:
         host.start()
         for game in ("slow", "other"):
-            _wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"))  # type: ignore[misc]
+            wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"), timeout=DEADLINE)  # type: ignore[misc]
             done = _download(host, game, "--wait")
             assert done.rc == 0, done.err
         watch = Watch(host)
         generate_game(games, "slow", 6 * MIB, seed=3, archives=1, version="1.1")
-        assert _raw(seeder, cmd="rescan", game_id="slow")["type"] == "result"
+        assert ask_json(seeder, cmd="rescan", game_id="slow")["type"] == "result"
         watch.wait_for(
             "slow downloading",
             lambda e: (e["event"], e.get("game_id"), e.get("kind")) == ("progress", "slow",
@@ -168,7 +167,7 @@ def test_a_cancelled_auto_update_is_not_a_failure_and_is_not_retried(tmp_path: P
             check = {c["name"]: c for c in host.cli("doctor").doc}["auto-update"]
             return retry or (check if "cancelled, not retried" in check["summary"] else None)
 
-        check = _wait_until("the updater to record the cancel", recorded)
+        check = wait_until("the updater to record the cancel", recorded, timeout=DEADLINE)
         assert isinstance(check, dict), check  # (a list: ops shows a failure to retry)
         assert "slow 1.1" in check["summary"]
         assert check["status"] == "ok", check  # not a failure
@@ -177,7 +176,7 @@ def test_a_cancelled_auto_update_is_not_a_failure_and_is_not_retried(tmp_path: P
         assert history[-1]["state"] == "cancelled", history
 
         generate_game(games, "other", MIB // 4, seed=2, archives=1, version="1.1")
-        assert _raw(seeder, cmd="rescan", game_id="other")["type"] == "result"
+        assert ask_json(seeder, cmd="rescan", game_id="other")["type"] == "result"
         updated = watch.wait_for("other updated", _finished("other", "update"))
         assert updated["ok"], updated
         after = [
@@ -209,7 +208,7 @@ def test_cancelling_an_update_that_waits_for_a_running_game_drops_it(tmp_path: P
     try:
         host.start()
         for game in ("held", "other"):
-            _wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"))  # type: ignore[misc]
+            wait_until(f"{game} offered", lambda g=game: _offered(host, g, "1.0"), timeout=DEADLINE)  # type: ignore[misc]
             done = _download(host, game, "--wait")
             assert done.rc == 0, done.err
         local_file = host.games / "held" / "local" / "held" / "data00.bin"
@@ -222,7 +221,7 @@ def test_cancelling_an_update_that_waits_for_a_running_game_drops_it(tmp_path: P
         assert holder.stdout.readline().strip() == "open"
         watch = Watch(host)
         generate_game(games, "held", MIB // 4, seed=3, archives=1, version="1.1")
-        assert _raw(seeder, cmd="rescan", game_id="held")["type"] == "result"
+        assert ask_json(seeder, cmd="rescan", game_id="held")["type"] == "result"
         waiting = watch.wait_for(
             "held waiting: in use",
             lambda e: e.get("game_id") == "held" and e.get("state") == "waiting: in use",
@@ -238,7 +237,7 @@ def test_cancelling_an_update_that_waits_for_a_running_game_drops_it(tmp_path: P
         holder.stdin.close()  # the "game" exits
         holder.wait(10)
         generate_game(games, "other", MIB // 4, seed=2, archives=1, version="1.1")
-        assert _raw(seeder, cmd="rescan", game_id="other")["type"] == "result"
+        assert ask_json(seeder, cmd="rescan", game_id="other")["type"] == "result"
         updated = watch.wait_for("other updated", _finished("other", "update"))
         assert updated["ok"], updated
         after = [

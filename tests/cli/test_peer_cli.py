@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 from lanpeer_cli.main import app
 from typer.testing import CliRunner
 
-from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_raw
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_json, wait_until
 
 pytestmark = pytest.mark.process  # starts processes (see tests/conftest.py)
 
@@ -113,13 +111,11 @@ def test_watch_streams_until_the_daemon_shuts_down(daemon: Lanpeerd) -> None:
 
 def _wait_for_subscriber(daemon: Lanpeerd) -> None:
     """Bounded poll of status until the watch client is subscribed."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        answer = json.loads(ask_raw(daemon.socket, b'{"cmd": "status"}\n'))
-        if answer["result"]["subscribers"] >= 1:
-            return
-        time.sleep(0.02)
-    raise AssertionError("peer-cli watch never subscribed")
+    wait_until(
+        "peer-cli watch to subscribe",
+        lambda: ask_json(daemon, cmd="status")["result"]["subscribers"] >= 1,
+        timeout=20,
+    )
 
 
 def test_shutdown_stops_the_daemon_with_exit_0(daemon: Lanpeerd) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import Party, SampleGame, raw, wait_until
-from tests.daemon.harness import PEER_CLI, Lanpeerd
+from tests.cli.conftest import Party, SampleGame
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_json, wait_until
 from tests.daemon.readonly import ReadOnlyRootLanpeerd, needs_mount
 
 pytestmark = pytest.mark.process
@@ -25,7 +25,7 @@ MIB = 1 << 20
 
 def game_doc(daemon: Lanpeerd, game_id: str) -> Any:
     return next(
-        (g for g in raw(daemon, cmd="games")["result"]["games"] if g["id"] == game_id), None
+        (g for g in ask_json(daemon, cmd="games")["result"]["games"] if g["id"] == game_id), None
     )
 
 
@@ -70,13 +70,13 @@ def test_ctrl_c_on_download_wait_says_the_download_goes_on(pair: tuple[Lanpeerd,
         assert proc.returncode == 130
         assert "goes on in lanpeerd" in err  # once: silence, and people thought it cancelled
         assert "peer-cli cancel slow-game" in err
-        (op,) = raw(leecher, cmd="ops")["result"]["ops"]
+        (op,) = ask_json(leecher, cmd="ops")["result"]["ops"]
         assert op["game_id"] == "slow-game"
     finally:
         proc.kill()
         proc.communicate(timeout=5)
         leecher.cli("cancel", "slow-game")
-        wait_until("ops empty", lambda: raw(leecher, cmd="ops")["result"]["ops"] == [])
+        wait_until("ops empty", lambda: ask_json(leecher, cmd="ops")["result"]["ops"] == [])
 
 
 def test_add_peer_to_a_dead_address_fails_with_a_reason(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
@@ -118,7 +118,7 @@ def _new_version(
     from lanpeer.library.samples import generate_game
 
     generate_game(seeder.games, game_id, MIB, seed=seed, archives=2, version=version)
-    assert raw(seeder, cmd="rescan", game_id=game_id)["type"] == "result"
+    assert ask_json(seeder, cmd="rescan", game_id=game_id)["type"] == "result"
     ready(leecher, game_id, version)
 
 
@@ -161,7 +161,7 @@ def test_update_fetches_the_newer_version_and_installs_it(
     again = leecher.cli("update", "tiny-tanks")  # nothing newer: say so, exit 0, queue nothing
     assert again.rc == 0, again.err
     assert "up to date (1.1)" in again.doc["message"]
-    assert raw(leecher, cmd="ops")["result"]["ops"] == []
+    assert ask_json(leecher, cmd="ops")["result"]["ops"] == []
 
 
 def test_installed_and_downloaded_versions_are_told_apart(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
@@ -228,13 +228,15 @@ def _next_upload_event(watch: subprocess.Popen[str]) -> Any:
 def test_the_seeder_sees_who_downloads_what(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
     """Once: the seeder's ops, status, watch and peers said nothing; its log nothing either."""
     seeder, leecher = pair
-    leecher_id = raw(leecher, cmd="status")["result"]["peer_id"]
+    leecher_id = ask_json(leecher, cmd="status")["result"]["peer_id"]
     watch = subprocess.Popen(
         [PEER_CLI, "--socket", str(seeder.socket), "--json", "watch", "--game", "slow-game"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
-        wait_until("watch subscribed", lambda: raw(seeder, cmd="status")["result"]["subscribers"])
+        wait_until(
+            "watch subscribed", lambda: ask_json(seeder, cmd="status")["result"]["subscribers"]
+        )
         assert leecher.cli("download", "slow-game", "--no-install").rc == 0
         assert watch.stdout is not None
         started = _next_upload_event(watch)
@@ -273,7 +275,7 @@ def test_the_seeder_sees_who_downloads_what(pair: tuple[Lanpeerd, Lanpeerd]) -> 
         watch.kill()
         watch.communicate(timeout=5)
         leecher.cli("cancel", "slow-game")
-        wait_until("ops empty", lambda: raw(leecher, cmd="ops")["result"]["ops"] == [])
+        wait_until("ops empty", lambda: ask_json(leecher, cmd="ops")["result"]["ops"] == [])
 
 
 def test_games_filters_and_totals(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
@@ -302,7 +304,7 @@ def test_games_filters_and_totals(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
 
 def test_game_shows_one_game_in_full(pair: tuple[Lanpeerd, Lanpeerd]) -> None:
     seeder, leecher = pair
-    seeder_id = raw(seeder, cmd="status")["result"]["peer_id"]
+    seeder_id = ask_json(seeder, cmd="status")["result"]["peer_id"]
     assert leecher.cli("download", "tiny-tanks", "--wait").rc == 0
     doc = leecher.cli("game", "tiny-tanks").doc
     game = doc["game"]
@@ -351,7 +353,7 @@ def test_download_of_what_is_here_and_install_during_a_download_say_so(
     again = leecher.cli("download", "tiny-tanks", "--wait")
     assert again.rc == 0, again.err
     assert "already downloaded and installed: nothing to do" in again.doc["message"]
-    assert raw(leecher, cmd="ops")["result"]["ops"] == []
+    assert ask_json(leecher, cmd="ops")["result"]["ops"] == []
     assert leecher.cli("download", "slow-game", "--no-install").rc == 0
     try:
         during = leecher.cli("install", "slow-game")
@@ -359,4 +361,4 @@ def test_download_of_what_is_here_and_install_during_a_download_say_so(
         assert "has a download running" in during.doc["message"]
     finally:
         leecher.cli("cancel", "slow-game")
-        wait_until("ops empty", lambda: raw(leecher, cmd="ops")["result"]["ops"] == [])
+        wait_until("ops empty", lambda: ask_json(leecher, cmd="ops")["result"]["ops"] == [])

@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import Party, SampleGame
-from tests.cli.conftest import raw as _raw
-from tests.cli.conftest import wait_until as _wait_until
-from tests.daemon.harness import PEER_CLI, Lanpeerd
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_json, wait_until
 
 MIB = 1 << 20
 
@@ -46,7 +44,7 @@ def _download(daemon: Lanpeerd, *args: str) -> Any:
         result = daemon.cli("download", *args, timeout=60)
         return None if result.rc == 1 and "hashing" in result.err else result
 
-    return _wait_until("the seeder to finish hashing", attempt)
+    return wait_until("the seeder to finish hashing", attempt)
 
 
 def test_watch_reports_the_peer_found_by_add_peer(pair: dict[str, Any]) -> None:
@@ -99,22 +97,22 @@ def test_download_wait_streams_progress_then_finished_and_installs(pair: dict[st
 
 def test_transactions_and_their_exit_codes(pair: dict[str, Any]) -> None:
     leecher: Lanpeerd = pair["leecher"]
-    _wait_until("space-race installed", lambda: (leecher.games / "space-race" / "local").is_dir())
+    wait_until("space-race installed", lambda: (leecher.games / "space-race" / "local").is_dir())
     assert leecher.cli("install", "space-race").rc == 5  # already installed
-    assert _raw(leecher, cmd="remove", game_id="space-race")["code"] == "conflict"
+    assert ask_json(leecher, cmd="remove", game_id="space-race")["code"] == "conflict"
     uninstall = leecher.cli("uninstall", "space-race")
     assert uninstall.rc == 0, uninstall.err
     assert [line["event"] for line in uninstall.lines][-1] == "finished"
     assert uninstall.lines[-1]["ok"] is True
     assert not (leecher.games / "space-race" / "local").exists()
-    assert _raw(leecher, cmd="uninstall", game_id="space-race")["code"] == "conflict"
+    assert ask_json(leecher, cmd="uninstall", game_id="space-race")["code"] == "conflict"
     removed = leecher.cli("remove", "space-race")
     assert removed.rc == 0, removed.err
     assert not (leecher.games / "space-race" / "version.ini").exists()
     assert leecher.cli("install", "space-race").rc == 4  # no longer on this host
-    assert _raw(leecher, cmd="rescan", game_id="space-race")["code"] == "unknown_game"
-    assert _raw(leecher, cmd="rescan")["type"] == "result"
-    assert _raw(leecher, cmd="download", game_id="no-such-game")["code"] == "unknown_game"
+    assert ask_json(leecher, cmd="rescan", game_id="space-race")["code"] == "unknown_game"
+    assert ask_json(leecher, cmd="rescan")["type"] == "result"
+    assert ask_json(leecher, cmd="download", game_id="no-such-game")["code"] == "unknown_game"
 
 
 def test_queue_conflict_and_cancel(pair: dict[str, Any]) -> None:
@@ -128,13 +126,13 @@ def test_queue_conflict_and_cancel(pair: dict[str, Any]) -> None:
     other = leecher.cli("download", "slow-game", "--version", "9.9")  # a different one
     assert other.rc == 5
     assert other.doc["error"] == "conflict"
-    (op,) = _raw(leecher, cmd="ops")["result"]["ops"]
+    (op,) = ask_json(leecher, cmd="ops")["result"]["ops"]
     assert (op["game_id"], op["kind"], op["lane"]) == ("slow-game", "download", "download")
     cancelled = leecher.cli("cancel", "slow-game")
     assert cancelled.rc == 0, cancelled.err
-    _wait_until("ops empty", lambda: _raw(leecher, cmd="ops")["result"]["ops"] == [])
+    wait_until("ops empty", lambda: ask_json(leecher, cmd="ops")["result"]["ops"] == [])
     assert not (leecher.games / "slow-game" / ".lanpeer.part").exists()
-    assert _raw(leecher, cmd="cancel", game_id="slow-game")["code"] == "unknown_game"
+    assert ask_json(leecher, cmd="cancel", game_id="slow-game")["code"] == "unknown_game"
 
 
 def test_newer_version_on_a_peer_is_an_update(pair: dict[str, Any]) -> None:
@@ -144,14 +142,14 @@ def test_newer_version_on_a_peer_is_an_update(pair: dict[str, Any]) -> None:
     first = _download(leecher, "tiny-tanks", "--wait")
     assert first.rc == 0, first.err
     generate_game(seeder.games, "tiny-tanks", MIB, seed=4, archives=2, version="1.1")
-    assert _raw(seeder, cmd="rescan", game_id="tiny-tanks")["type"] == "result"
+    assert ask_json(seeder, cmd="rescan", game_id="tiny-tanks")["type"] == "result"
 
     def update_offered() -> Any:
-        games = _raw(leecher, cmd="games")["result"]["games"]
+        games = ask_json(leecher, cmd="games")["result"]["games"]
         game = next(g for g in games if g["id"] == "tiny-tanks")
         return game if game["update_available"] and game["ready_peers"] else None
 
-    game = _wait_until("the update to be offered", update_offered)
+    game = wait_until("the update to be offered", update_offered)
     assert (game["version"], game["newest_version"]) == ("1.0", "1.1")
     second = _download(leecher, "tiny-tanks", "--no-install", "--wait")
     assert second.rc == 0, second.err
@@ -169,14 +167,14 @@ def test_sigterm_says_goodbye_and_a_restart_keeps_identity_and_library(
     """Last in this module: it stops the seeder. Goodbye makes the leecher see peer_down at once
     (the stale timeout is 45 s); the restarted seeder has the same peer id and library rev."""
     seeder, leecher = pair["seeder"], pair["leecher"]
-    rev_before = _raw(seeder, cmd="status")["result"]["library_rev"]
+    rev_before = ask_json(seeder, cmd="status")["result"]["library_rev"]
     watch = subprocess.Popen(
         [PEER_CLI, "--socket", str(leecher.socket), "--json", "watch"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
-        _wait_until(
-            "watch subscribed", lambda: _raw(leecher, cmd="status")["result"]["subscribers"]
+        wait_until(
+            "watch subscribed", lambda: ask_json(leecher, cmd="status")["result"]["subscribers"]
         )
         started = time.monotonic()
         assert seeder.stop() == 0
@@ -190,7 +188,7 @@ def test_sigterm_says_goodbye_and_a_restart_keeps_identity_and_library(
     assert not seeder.socket.exists()
     again = Lanpeerd(seeder.home, name="seeder", port=seeder.port).start()
     try:
-        status = _raw(again, cmd="status")["result"]
+        status = ask_json(again, cmd="status")["result"]
         assert status["peer_id"] == pair["seeder_id"]
         assert status["library_rev"] >= rev_before
     finally:

@@ -13,14 +13,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 BIN = Path(sys.executable).parent
 PEER_CLI = str(BIN / "peer-cli")
 READY_TIMEOUT = 20.0
 CLI_TIMEOUT = 30.0
+
+T = TypeVar("T")
 
 
 def ask_raw(sock_path: Path, line: bytes, timeout: float = 5.0) -> bytes:
@@ -36,6 +39,26 @@ def ask_raw(sock_path: Path, line: bytes, timeout: float = 5.0) -> bytes:
                 break
             answer += chunk
         return answer
+
+
+def ask_json(daemon: Lanpeerd, **request: Any) -> Any:
+    """One control request as JSON fields, its answer as a document (no peer-cli involved)."""
+    return json.loads(ask_raw(daemon.socket, json.dumps(request).encode() + b"\n"))
+
+
+#: How long ``wait_until`` waits by default; modules that wait on downloads pass more.
+WAIT_DEADLINE = 30.0
+WAIT_POLL = 0.05  # seconds between checks; the deadline bounds the loop
+
+
+def wait_until(what: str, predicate: Callable[[], T | None], timeout: float = WAIT_DEADLINE) -> T:
+    """Re-check a daemon-side condition until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(WAIT_POLL)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @dataclass

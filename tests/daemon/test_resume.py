@@ -9,34 +9,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lanpeer.library.samples import generate_game, write_catalog
-from tests.daemon.harness import Lanpeerd
+from tests.daemon.harness import Lanpeerd, wait_until
 
 GAME = "resumegame"
 MIB = 1 << 20
 CHUNK = 4 * MIB
 SIZE = 32 * MIB
 DEADLINE = 25.0
-POLL = 0.05  # polling interval of the CLI probes, always bounded by a deadline
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def wait_until(probe: Callable[[], Any], what: str, limit: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(POLL)
-    raise AssertionError(f"timed out after {limit}s waiting for {what}")
 
 
 def game_entry(daemon: Any) -> dict[str, Any] | None:
@@ -80,7 +67,11 @@ def start_pair(tmp_path: Path, daemons: list[Any]) -> tuple[Any, Any]:
         tmp_path / "leecher", name="leecher", extra=["--peer", f"127.0.0.1:{seeder.port}"]
     )
     daemons.append(leecher.start())
-    wait_until(lambda: (g := game_entry(leecher)) and g["ready_peers"], "the hashed offer")
+    wait_until(
+        "the hashed offer",
+        lambda: (g := game_entry(leecher)) and g["ready_peers"],
+        timeout=DEADLINE,
+    )
     return seeder, leecher
 
 
@@ -89,7 +80,7 @@ def kill_at(leecher: Any, fraction: float) -> None:
         op = download_op(leecher)
         return bool(op and op["bytes_total"] and op["bytes_done"] >= fraction * op["bytes_total"])
 
-    wait_until(far_enough, f"{fraction:.0%} of the download")
+    wait_until(f"{fraction:.0%} of the download", far_enough, timeout=DEADLINE)
     leecher.kill()
 
 
@@ -107,10 +98,16 @@ def test_killed_download_resumes_and_installs_without_a_new_command(
 
     leecher.start()
     first = wait_until(
-        lambda: (op := download_op(leecher)) and op["bytes_total"] and op, "progress"
+        "progress",
+        lambda: (op := download_op(leecher)) and op["bytes_total"] and op,
+        timeout=DEADLINE,
     )
     assert first["bytes_done"] >= saved  # continued from the staging, not from zero
-    wait_until(lambda: (g := game_entry(leecher)) and g["state"] == "installed", "installed")
+    wait_until(
+        "installed",
+        lambda: (g := game_entry(leecher)) and g["state"] == "installed",
+        timeout=DEADLINE,
+    )
 
     seeded = seeder.games / GAME
     names = [p.relative_to(seeded).as_posix() for p in seeded.rglob("*") if p.is_file()]
@@ -130,7 +127,7 @@ def test_cancel_of_a_resumed_download_removes_the_staging(
     assert json.loads((part / ".lanpeer.json").read_text())["then_install"] is False
 
     leecher.start()
-    wait_until(lambda: download_op(leecher), "the resumed operation")
+    wait_until("the resumed operation", lambda: download_op(leecher), timeout=DEADLINE)
     answer = leecher.cli("cancel", GAME)
     assert answer.rc == 0, answer.out + answer.err
     assert not part.exists()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import time
 from pathlib import Path
@@ -19,17 +18,13 @@ from lanpeer_proto.framing import HEADER_SIZE
 
 from lanpeer.library.samples import generate_game, write_catalog
 from lanpeer.net.quic import QuicPeerConnection, QuicSettings, dial
-from tests.daemon.harness import Lanpeerd, ask_raw
+from tests.daemon.harness import Lanpeerd, ask_json
 from tests.net.hostile import bulk_connect, drop
 
 pytestmark = pytest.mark.process
 
 MIB = 1 << 20
 FLOODERS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"]
-
-
-def _raw(daemon: Lanpeerd, **request: Any) -> Any:
-    return json.loads(ask_raw(daemon.socket, json.dumps(request).encode() + b"\n"))
 
 
 async def _poll(what: str, predicate: Any, within: float = 30.0) -> None:
@@ -124,7 +119,7 @@ async def test_a_download_completes_over_the_bulk_path_during_a_combined_flood(
         assert leecher.cli("add-peer", f"127.0.0.1:{seeder.port}").rc == 0
 
         def offered() -> bool:
-            games = _raw(leecher, cmd="games")["result"]["games"]
+            games = ask_json(leecher, cmd="games")["result"]["games"]
             return any(g["id"] == "space-race" and g["peers"] for g in games)
 
         await _poll("space-race offered", offered)

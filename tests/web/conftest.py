@@ -7,27 +7,22 @@ by Selenium through the Debian chromedriver: nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.daemon.harness import Lanpeerd, ask_raw
+from tests.daemon.harness import Lanpeerd, ask_json, wait_until
 
 MIB = 1 << 20
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-DEADLINE = 30.0
 SCREENSHOTS = Path(__file__).parents[1] / "out" / "web"
-
-T = TypeVar("T")
 
 
 def tcp_free_port() -> int:
@@ -36,22 +31,8 @@ def tcp_free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until(what: str, predicate: Callable[[], T | None], timeout: float = DEADLINE) -> T:
-    """Poll a daemon-side condition (no browser involved) until true, bounded."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)  # poll interval; the deadline bounds the loop
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def raw(daemon: Lanpeerd, **request: Any) -> Any:
-    return json.loads(ask_raw(daemon.socket, json.dumps(request).encode() + b"\n"))
-
-
 def games_of(daemon: Lanpeerd) -> dict[str, Any]:
-    return {g["id"]: g for g in raw(daemon, cmd="games")["result"]["games"]}
+    return {g["id"]: g for g in ask_json(daemon, cmd="games")["result"]["games"]}
 
 
 def seed_games(games: Path) -> None:

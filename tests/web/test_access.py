@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.web.conftest import games_of, wait_until
+from tests.daemon.harness import wait_until
+from tests.web.conftest import games_of
 
 pytestmark = pytest.mark.process
 

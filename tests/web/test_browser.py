@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.daemon.harness import Lanpeerd
-from tests.web.conftest import SCREENSHOTS, browser_missing, games_of, raw, wait_until
+from tests.daemon.harness import Lanpeerd, ask_json, wait_until
+from tests.web.conftest import SCREENSHOTS, browser_missing, games_of
 
 pytestmark = [
     pytest.mark.process,
@@ -234,7 +234,7 @@ def test_cancel_from_the_task_center_stops_the_download_within_a_second(
     shown = time.monotonic() - clicked
     print(f"cancel shown after {shown:.3f}s")
     assert _one(browser, row) is None
-    assert raw(leecher, cmd="ops")["result"]["ops"] == []
+    assert ask_json(leecher, cmd="ops")["result"]["ops"] == []
     # The bound: the download stops within 1 s of the click (seen by the person).
     assert shown < 1.0, f"cancel took {shown:.2f}s to show"
     assert games_of(leecher)["slow-game"]["downloaded"] is False
@@ -253,7 +253,7 @@ def test_a_failed_download_shows_its_error(browser: Any, lan: dict[str, Any]) ->
     assert outcome.get_attribute("data-ok") == "false"
     assert outcome.get_attribute("data-cancelled") == "false"
     assert "failed" in outcome.text
-    (standing,) = raw(lan["leecher"], cmd="ops")["result"]["ops"]  # stays until a success
+    (standing,) = ask_json(lan["leecher"], cmd="ops")["result"]["ops"]  # stays until a success
     assert standing["state"] == "failed"
     assert failed.find_element("css selector", ".error").text == standing["error"]
     hint = failed.find_element("css selector", ".hint").get_attribute("textContent")
@@ -340,7 +340,9 @@ def test_screenshots_of_every_page(browser: Any, lan: dict[str, Any]) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     wait_until(
         "nothing running",
-        lambda: all(op["finished_at"] for op in raw(lan["leecher"], cmd="ops")["result"]["ops"]),
+        lambda: all(
+            op["finished_at"] for op in ask_json(lan["leecher"], cmd="ops")["result"]["ops"]
+        ),
     )
     written = []
     for width, height in ((1280, 800), (360, 740), (1920, 1080)):
