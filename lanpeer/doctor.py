@@ -22,7 +22,7 @@ from lanpeer_proto.control import DoctorCheck, FinishedEvent
 from lanpeer.config import DaemonConfig
 from lanpeer.control.history import Finished
 from lanpeer.library.diagnose import library_problems
-from lanpeer.net.node import MdnsStatus
+from lanpeer.net.dialling import MdnsStatus
 from lanpeer.net.peers import PeerInfo
 
 # /sys/class/net/*/flags carries the administrative flags only: IFF_RUNNING (0x40) never shows

@@ -1,9 +1,9 @@
 """PeerNode: the peer network as one object the daemon starts and stops.
 
-Owns the composition (QUIC listener, bulk listener, discovery, static dialers, sessions, peer
-table, library sync, stale sweeping) and the public surface: peers(), listeners, fetches and
-the download engine's source directory. Never blocks the loop on disk or hashing and never
-lets one peer's failure stop the node: every task logs and ends on its own.
+Owns the composition (QUIC listener, bulk listener, the ``Dialler`` of static peers and mDNS
+adverts, sessions, peer table, library sync, stale sweeping) and the public surface: peers(),
+listeners, fetches and the download engine's source directory. Never blocks the loop on disk or
+hashing and never lets one peer's failure stop the node: every task logs and ends on its own.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from lanpeer_proto.version import (
 )
 
 from lanpeer.net.bulk import BulkLimits, BulkSecrets, BulkServer
-from lanpeer.net.discovery import Advert, Discovery
-from lanpeer.net.errors import DialledSelf, HandshakeRefused, ListenError
+from lanpeer.net.dialling import Dialler, MdnsStatus
+from lanpeer.net.errors import HandshakeRefused, ListenError
 from lanpeer.net.fetching import PeerChunkSource, PeerFetcher
 from lanpeer.net.handshake import (
     ControlChannel,
@@ -69,13 +69,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 47600
 #: Handshake must finish in this time or the connection is dropped.
 HANDSHAKE_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class MdnsStatus:
-    running: bool  # False: --no-mdns, or no LAN IPv4 address to advertise on
-    own_advert_seen: bool
-    advertised_for: float | None  # seconds since our advert was registered; None while probing
 
 
 @dataclass(frozen=True)
@@ -123,9 +116,6 @@ class PeerNode:
         self.library = library
         self.name = name
         self._bind, self._port = bind, port
-        self._static: dict[tuple[str, int], StaticPeer] = {
-            (host, port): StaticPeer(host, port) for host, port in static_peers
-        }
         self._mdns = mdns
         self._party_key = party_key or None
         self._bulk_mode = bulk
@@ -154,8 +144,8 @@ class PeerNode:
         self._group: asyncio.TaskGroup | None = None
         self._quic: QuicListener | None = None
         self._conns: set[QuicPeerConnection] = set()
-        self._dialling: set[str] = set()
-        self._discovery: Discovery | None = None
+        self._dialler = Dialler(identity.peer_id, self._table, self.timings, static_peers,
+                                self._spawn, self._dial_and_run)  # fmt: skip
         self._push_pending = False
         self.listen: tuple[str, int] = (bind, port)
 
@@ -180,9 +170,9 @@ class PeerNode:
         self._spawn(self._sweep_stale())
         self._spawn(self.uploads.run_sweeps())
         if self._mdns:
-            self._start_discovery()
-        for static in self._static.values():
-            self._spawn(self._keep_dialling(static))
+            self._dialler.start_discovery(self.name, self._advertise, self._bind, self.listen[1],
+                                          self.library.library_rev)  # fmt: skip
+        self._dialler.start_static()
         log.info("peer %s (%s) listening on %s:%d", short_id(self.identity.peer_id), self.name,
                  *self.listen)  # fmt: skip
 
@@ -252,7 +242,7 @@ class PeerNode:
             raise ConnectionError("the peer node is not started")
         return self._responder
 
-    # public surface -----------------------------------------------------------
+    # public surface (static peers and mDNS: see Dialler) ------------------------
     @property
     def bulk_port(self) -> int | None:
         """The TCP bulk listener's port; None with ``bulk="quic"`` or before ``start``."""
@@ -266,41 +256,23 @@ class PeerNode:
         return str(record.name) if record is not None else ""
 
     def mdns_status(self) -> MdnsStatus:
-        """Whether mDNS runs, and whether our own advert has come back through a browse."""
-        found = self._discovery
-        if found is None:
-            return MdnsStatus(running=False, own_advert_seen=False, advertised_for=None)
-        since = found.registered_at
-        return MdnsStatus(
-            running=True,
-            own_advert_seen=found.own_advert_seen,
-            advertised_for=None if since is None else time.monotonic() - since,
-        )
+        return self._dialler.mdns_status()
 
     def add_listener(self, cb: Callable[[PeerEvent], None]) -> None:
         self._listeners.append(cb)
 
     def add_static_peer(self, host: str, port: int) -> StaticPeer:
-        """Dial HOST:PORT now and whenever it is not connected (once per address)."""
-        static = self._static.get((host, port))
-        if static is None or static.removed.is_set():
-            static = self._static[(host, port)] = StaticPeer(host, port)
-            self._spawn(self._keep_dialling(static))
-        return static
+        return self._dialler.add_static_peer(host, port)
 
     def remove_static_peer(self, host: str, port: int) -> StaticPeer | None:
-        """Stop redialling HOST:PORT; None when it was not a static peer."""
-        static = self._static.pop((host, port), None)
-        if static is not None:
-            static.removed.set()
-        return static
+        return self._dialler.remove_static_peer(host, port)
 
     def static_peers(self) -> list[StaticPeer]:
-        return list(self._static.values())
+        return self._dialler.static_peers()
 
     async def wait_static_outcome(self, static: StaticPeer) -> str | None:
         """None once ``static`` is connected, else its next dial error (callers bound the wait)."""
-        while not self._connected_at(static.host, static.port):
+        while not self._dialler.connected_at(static.host, static.port):
             if 1 in await wait_first(self._sources_changed.wait(), static.attempted.wait()):
                 return static.error
         return None
@@ -486,72 +458,6 @@ class PeerNode:
         else:
             log.info("%r: ignoring %s on the control stream", session, message.type)
 
-    # dialling ------------------------------------------------------------------
-    async def _keep_dialling(self, static: StaticPeer) -> None:
-        """Dial a static peer; redial with backoff whenever it is not connected, until removed."""
-        host, port = static.address
-        backoff = self.timings.redial_min
-        while not static.removed.is_set():
-            if not self._connected_at(host, port):
-                try:
-                    await self._dial_and_run(host, port, None, static)
-                    backoff = self.timings.redial_min
-                except DialledSelf as exc:
-                    static.failed(exc)
-                    log.warning(
-                        "static peer %s:%d is this peer itself; not dialling it", host, port
-                    )
-                    return
-                except (HandshakeRefused, ConnectionError, OSError, TimeoutError) as exc:
-                    static.failed(exc)
-                    log.info("static peer %s:%d: %s (retry in %.1f s)", host, port, static.error,
-                             backoff)  # fmt: skip
-            with contextlib.suppress(TimeoutError):  # removal ends the wait at once
-                async with asyncio.timeout(backoff):
-                    await static.removed.wait()
-            backoff = min(backoff * 2, self.timings.redial_max)
-
-    def _connected_at(self, host: str, port: int) -> bool:
-        return any(r.connected and r.address == (host, port) for r in self._table.records())
-
-    def _start_discovery(self) -> None:
-        addresses = self._advertise or ([] if self._bind == "0.0.0.0" else [self._bind])
-        addresses = addresses or _lan_addresses()
-        if not addresses:
-            log.warning("mDNS is off: no LAN IPv4 address to advertise on; use --peer host:port")
-            return
-        self._discovery = Discovery(peer_id=self.identity.peer_id, name=self.name,
-                                    addresses=addresses, port=self.listen[1],
-                                    on_advert=self._advert_seen)  # fmt: skip
-        self._spawn(self._discovery.run(self.library.library_rev))
-
-    def _advert_seen(self, advert: Advert) -> None:
-        record = self._table.get(advert.peer_id)
-        if (record is not None and record.connected) or advert.peer_id in self._dialling:
-            return
-        self._spawn(self._dial_advert(advert))
-
-    async def _dial_advert(self, advert: Advert) -> None:
-        """Dial an advert once; a spoofed id fails the handshake and changes nothing."""
-        self._dialling.add(advert.peer_id)
-        try:
-            if self.identity.peer_id > advert.peer_id:
-                await asyncio.sleep(self.timings.dial_yield)
-                record = self._table.get(advert.peer_id)
-                if record is not None and record.connected:
-                    return  # it dialled us
-            await self._dial_and_run(advert.host, advert.port, advert.peer_id)
-        except (HandshakeRefused, ConnectionError, OSError, TimeoutError) as exc:
-            log.warning(
-                "advert %s at %s:%d failed: %s",
-                short_id(advert.peer_id),
-                advert.host,
-                advert.port,
-                exc,
-            )
-        finally:
-            self._dialling.discard(advert.peer_id)
-
     # library changes and staleness ------------------------------------------------
     def _library_changed(self, rev: int) -> None:
         if not self._push_pending:
@@ -564,8 +470,8 @@ class PeerNode:
         summary = self._summary()
         sessions = [s for r in self._table.records() for s in r.sessions if s.is_open]
         await asyncio.gather(*(s.push(summary) for s in sessions))
-        if self._discovery is not None:
-            await self._discovery.update_rev(summary.library_rev)
+        if self._dialler.discovery is not None:
+            await self._dialler.discovery.update_rev(summary.library_rev)
 
     def _summary(self) -> LibrarySummary:
         return LibrarySummary(
@@ -579,24 +485,10 @@ class PeerNode:
         while True:
             await asyncio.sleep(interval)
             for peer_id in self._table.expire(time.monotonic(), self.timings.stale_timeout):
-                log.info(
-                    "peer %s removed: not seen for %.0f s",
-                    short_id(peer_id),
-                    self.timings.stale_timeout,
-                )
+                log.info("peer %s removed: not seen for %.0f s", short_id(peer_id),
+                         self.timings.stale_timeout)  # fmt: skip
                 self._fetcher.forget(peer_id)
                 self._emit(PeerEventKind.REMOVED, peer_id)
-
-
-def _lan_addresses() -> list[str]:
-    import ifaddr
-
-    found = []
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if isinstance(ip.ip, str) and not ip.ip.startswith("127."):
-                found.append(ip.ip)
-    return found
 
 
 async def _logged(coro: Coroutine[Any, Any, None]) -> None:

@@ -2,7 +2,7 @@
 
 Owns one ``StaticPeer`` record per HOST:PORT: the last dial error in words (never an empty
 reason), the attempt count, and the signals ``add-peer`` waits on and ``remove-peer`` sets.
-Never dials: ``PeerNode`` does, and writes here after each attempt.
+Never dials: ``Dialler`` (``lanpeer.net.dialling``) does, and writes here after each attempt.
 """
 
 from __future__ import annotations

@@ -222,7 +222,7 @@ def test_firewall_reading_of_an_nft_ruleset() -> None:
 
 
 def test_mdns_check_follows_the_node_status() -> None:
-    from lanpeer.net.node import MdnsStatus
+    from lanpeer.net.dialling import MdnsStatus
 
     assert doctor.mdns_check(None).status == "info"  # --no-mdns
     no_lan = MdnsStatus(running=False, own_advert_seen=False, advertised_for=None)

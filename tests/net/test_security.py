@@ -118,7 +118,8 @@ async def test_spoofed_advert_does_not_replace_the_real_peer(tmp_path: Path) -> 
     ):
         await wait_for(a, lambda: any(p.connected for p in a.peers()))
         # an advert claiming beta's id but pointing at gamma's listener
-        a._advert_seen(Advert(b.identity.peer_id, "beta", *c.listen, 0))  # ignored: connected
+        spoof = Advert(b.identity.peer_id, "beta", *c.listen, 0)
+        a._dialler.advert_seen(spoof)  # ignored: connected
         with pytest.raises(HandshakeRefused) as refused:  # dialled anyway: gamma's cert
             await a._dial_and_run(*c.listen, expected_id=b.identity.peer_id)
         assert refused.value.wire_code is ErrorCode.AUTH_FAILED

@@ -19,7 +19,7 @@ from lanpeer.control.keepstep import KeepInStep
 from lanpeer.download.operations import Lane, Operation, OperationQueue, OpKind
 from lanpeer.download.progress import OperationStatus
 from lanpeer.library.state import LocalGame
-from lanpeer.net.node import MdnsStatus
+from lanpeer.net.dialling import MdnsStatus
 from lanpeer.net.peers import PeerInfo
 from lanpeer.net.static_peers import StaticPeer
 from lanpeer.net.swarm import PartialHolder
