@@ -35,7 +35,7 @@ from lanpeer.download.progress import OperationStatus
 from lanpeer.download.resolve import version_key  # one order for `games` and for `download`
 from lanpeer.library.state import LocalGame
 from lanpeer.net.peers import PeerEvent, PeerEventKind, PeerInfo
-from lanpeer.net.swarm import PartialHolder
+from lanpeer.net.swarm_member import PartialHolder
 from lanpeer.net.uploads import UploadNotice, UploadSession
 from lanpeer.share.server import ShareDownload
 

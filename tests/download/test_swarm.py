@@ -25,7 +25,7 @@ from lanpeer.download.staging import PART_DIR, STATE_NAME
 from lanpeer.library.samples import write_catalog
 from lanpeer.net.errors import ChunkRefused
 from lanpeer.net.node import PeerNode
-from lanpeer.net.swarm import PartialHolder
+from lanpeer.net.swarm_member import PartialHolder
 from lanpeer.ratelimit import TokenBucket
 from tests.download.helpers import (
     CHUNK,

@@ -22,7 +22,7 @@ from lanpeer.library.state import LocalGame
 from lanpeer.net.dialling import MdnsStatus
 from lanpeer.net.peers import PeerInfo
 from lanpeer.net.static_peers import StaticPeer
-from lanpeer.net.swarm import PartialHolder
+from lanpeer.net.swarm_member import PartialHolder
 from lanpeer.net.uploads import UploadLedger
 from lanpeer.parts import Parts
 from lanpeer.pins import KeepList

@@ -13,7 +13,7 @@ from lanpeer_proto import units
 from lanpeer_proto.control import GameRequest, GameResult, GamesRequest
 from rich.console import Console
 
-from lanpeer.net.swarm import PartialHolder
+from lanpeer.net.swarm_member import PartialHolder
 from tests.seams.recorders import build, local_game, peer, summary
 
 NEW = b"h" * 32  # the hash ``summary`` gives the offered version
