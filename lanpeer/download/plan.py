@@ -29,11 +29,16 @@ class ChunkRef:
     offset: int
     length: int
     digest: bytes
+    #: ``hash((path, offset))``, computed once: (path, offset) names a chunk of one manifest,
+    #: and building that tuple on every set or dict look-up was the planner's main cost
+    #: (bench/swarm_sim.py profile). Not compared: equality stays the five fields'.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.path, self.offset)))
 
     def __hash__(self) -> int:
-        # (path, offset) names a chunk of one manifest; hashing the 32-byte digest as well
-        # made set look-ups the planner's main cost (bench/swarm_sim.py profile).
-        return hash((self.path, self.offset))
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)

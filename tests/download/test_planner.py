@@ -7,6 +7,7 @@ preferring chunks no partial source holds, partial sources asked only for what t
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -247,3 +248,22 @@ def test_a_partial_source_dropped_or_gone_no_longer_counts_as_a_holder() -> None
     assert p.holders(c[0]) == 0  # so a seeder may be asked for it again
     finish(p, "b", c[1], Outcome.GONE, now)  # a typed refusal: b stopped serving
     assert p.holders(c[1]) == 0
+
+
+def test_chunk_ref_keeps_field_equality_with_its_cached_hash() -> None:
+    """The hash is computed once (a speed-up measured in bench/swarm_sim.py); equality, repr
+    and ``replace`` stay the five fields' and the hash follows ``replace``."""
+    a = ChunkRef("data", 0, 0, CHUNK, bytes(32))
+    same = ChunkRef("data", 0, 0, CHUNK, bytes(32))
+    other_digest = ChunkRef("data", 0, 0, CHUNK, bytes([1]) * 32)
+    assert a == same
+    assert hash(a) == hash(same) == hash(("data", 0))
+    assert a != other_digest
+    assert hash(a) == hash(other_digest)
+    assert "_hash" not in repr(a)
+    assert repr(a).startswith("ChunkRef(path='data', index=0,")
+    moved = dataclasses.replace(a, offset=CHUNK)
+    assert hash(moved) == hash(("data", CHUNK))
+    assert moved != a
+    assert {a: 1}[same] == 1
+    assert len({a, same, moved}) == 2
