@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -13,7 +12,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests.daemon.conftest import daemon, daemons
-from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_json, wait_until
+from tests.daemon.harness import Lanpeerd, ask_json, json_watch, wait_until
 
 __all__ = ["daemon", "daemons"]  # fixtures shared with the daemon tests
 
@@ -69,14 +68,8 @@ def party(
         home / "leecher", name="leecher",
         extra=["--max-download", "4MiB/s", "--auto-update", "off"],
     ).start()  # fmt: skip
-    watch = subprocess.Popen(
-        [PEER_CLI, "--socket", str(leecher.socket), "--json", "watch"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    watch = json_watch(leecher)
     try:
-        wait_until(
-            "watch subscribed", lambda: ask_json(leecher, cmd="status")["result"]["subscribers"]
-        )
         added = leecher.cli("add-peer", f"127.0.0.1:{seeder.port}")
         assert added.rc == 0, added.err
         assert watch.stdout is not None

@@ -9,7 +9,6 @@ import json
 import queue
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,13 @@ import libarchive
 import pytest
 
 from lanpeer.library.samples import generate_game, payload_bytes, write_catalog, write_version_ini
-from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_json, wait_until
+from tests.daemon.harness import (
+    Lanpeerd,
+    ask_json,
+    hold_file_open,
+    json_watch,
+    wait_until,
+)
 
 pytestmark = pytest.mark.process
 
@@ -32,18 +37,10 @@ class Watch:
     """`peer-cli --json watch` of one daemon; one reader thread into a bounded queue."""
 
     def __init__(self, daemon: Lanpeerd) -> None:
-        self.proc = subprocess.Popen(
-            [PEER_CLI, "--socket", str(daemon.socket), "--json", "watch"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+        self.proc = json_watch(daemon, timeout=DEADLINE)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=100_000)
         self.seen: list[dict[str, Any]] = []
         threading.Thread(target=self._read, daemon=True).start()
-        wait_until(
-            "watch subscribed",
-            lambda: ask_json(daemon, cmd="status")["result"]["subscribers"],
-            timeout=DEADLINE,
-        )
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -148,13 +145,7 @@ def party(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         assert pinned.rc == 0, pinned.err
         # A "running game": a child process with a file of busy/local/ open (ended by pid).
         held = host.games / "busy" / "local" / "busy" / "data00.bin"
-        holder = subprocess.Popen(
-            [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'rb'); print('open', "
-             "flush=True); sys.stdin.read()", str(held)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "open"
+        holder = hold_file_open(held)
         watch = Watch(host)
         # 1.1 of neon changes one archive of three; pinned and busy change completely.
         scratch = home / "scratch"

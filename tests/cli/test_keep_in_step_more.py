@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from tests.cli.test_keep_in_step import (
     _offered,
     _version,
 )
-from tests.daemon.harness import Lanpeerd, ask_json, wait_until
+from tests.daemon.harness import Lanpeerd, ask_json, hold_file_open, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -212,13 +211,7 @@ def test_cancelling_an_update_that_waits_for_a_running_game_drops_it(tmp_path: P
             done = _download(host, game, "--wait")
             assert done.rc == 0, done.err
         local_file = host.games / "held" / "local" / "held" / "data00.bin"
-        holder = subprocess.Popen(
-            [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'rb'); print('open', "
-             "flush=True); sys.stdin.read()", str(local_file)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "open"
+        holder = hold_file_open(local_file)
         watch = Watch(host)
         generate_game(games, "held", MIB // 4, seed=3, archives=1, version="1.1")
         assert ask_json(seeder, cmd="rescan", game_id="held")["type"] == "result"

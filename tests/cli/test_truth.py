@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import Party, SampleGame
-from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_json, wait_until
+from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_json, json_watch, wait_until
 from tests.daemon.readonly import ReadOnlyRootLanpeerd, needs_mount
 
 pytestmark = pytest.mark.process
@@ -229,14 +229,8 @@ def test_the_seeder_sees_who_downloads_what(pair: tuple[Lanpeerd, Lanpeerd]) -> 
     """Once: the seeder's ops, status, watch and peers said nothing; its log nothing either."""
     seeder, leecher = pair
     leecher_id = ask_json(leecher, cmd="status")["result"]["peer_id"]
-    watch = subprocess.Popen(
-        [PEER_CLI, "--socket", str(seeder.socket), "--json", "watch", "--game", "slow-game"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    watch = json_watch(seeder, "--game", "slow-game")
     try:
-        wait_until(
-            "watch subscribed", lambda: ask_json(seeder, cmd="status")["result"]["subscribers"]
-        )
         assert leecher.cli("download", "slow-game", "--no-install").rc == 0
         assert watch.stdout is not None
         started = _next_upload_event(watch)

@@ -5,14 +5,13 @@ cancel."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from typing import Any
 
 import pytest
 
 from tests.cli.conftest import Party, SampleGame
-from tests.daemon.harness import PEER_CLI, Lanpeerd, ask_json, wait_until
+from tests.daemon.harness import Lanpeerd, ask_json, json_watch, wait_until
 
 MIB = 1 << 20
 
@@ -168,14 +167,8 @@ def test_sigterm_says_goodbye_and_a_restart_keeps_identity_and_library(
     (the stale timeout is 45 s); the restarted seeder has the same peer id and library rev."""
     seeder, leecher = pair["seeder"], pair["leecher"]
     rev_before = ask_json(seeder, cmd="status")["result"]["library_rev"]
-    watch = subprocess.Popen(
-        [PEER_CLI, "--socket", str(leecher.socket), "--json", "watch"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    watch = json_watch(leecher)
     try:
-        wait_until(
-            "watch subscribed", lambda: ask_json(leecher, cmd="status")["result"]["subscribers"]
-        )
         started = time.monotonic()
         assert seeder.stop() == 0
         assert watch.stdout is not None

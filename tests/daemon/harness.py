@@ -61,6 +61,41 @@ def wait_until(what: str, predicate: Callable[[], T | None], timeout: float = WA
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def json_watch(
+    daemon: Lanpeerd, *args: str, timeout: float = WAIT_DEADLINE
+) -> subprocess.Popen[str]:
+    """``peer-cli --json watch ARGS`` of ``daemon`` (the caller's first watch of it), returned
+    once the daemon counts a subscriber, so no event it should see can come before it."""
+    watch = subprocess.Popen(
+        [PEER_CLI, "--socket", str(daemon.socket), "--json", "watch", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(
+            "watch subscribed",
+            lambda: ask_json(daemon, cmd="status")["result"]["subscribers"],
+            timeout=timeout,
+        )
+    except BaseException:
+        watch.kill()
+        watch.wait()
+        raise
+    return watch
+
+
+def hold_file_open(path: Path) -> subprocess.Popen[str]:
+    """A child process holding ``path`` open (a "running game") until its stdin is closed or it
+    is killed by pid; returned once the file is open."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'rb'); print('open', "
+         "flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "open", f"{path} could not be held open"
+    return holder
+
+
 @dataclass
 class Lanpeerd:
     home: Path
