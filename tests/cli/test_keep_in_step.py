@@ -24,6 +24,7 @@ from tests.daemon.harness import (
     ask_json,
     hold_file_open,
     json_watch,
+    release_file,
     wait_until,
 )
 
@@ -164,13 +165,7 @@ def party(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield {"seeder": seeder, "host": host, "watch": watch, "holder": holder,
                "scratch": scratch}  # fmt: skip
     finally:
-        if holder is not None:
-            if holder.poll() is None:
-                holder.kill()  # by its pid: the process this fixture started
-            holder.wait(5)
-            for pipe in (holder.stdin, holder.stdout):
-                if pipe is not None:
-                    pipe.close()
+        release_file(holder)
         if watch is not None:
             watch.close()
         seeder.kill()

@@ -21,7 +21,7 @@ from tests.cli.test_keep_in_step import (
     _offered,
     _version,
 )
-from tests.daemon.harness import Lanpeerd, ask_json, hold_file_open, wait_until
+from tests.daemon.harness import Lanpeerd, ask_json, hold_file_open, release_file, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -243,13 +243,7 @@ def test_cancelling_an_update_that_waits_for_a_running_game_drops_it(tmp_path: P
         game = host.cli("game", "held").doc["game"]
         assert (game["version"], game["installed_version"]) == ("1.1", "1.0")
     finally:
-        if holder is not None:
-            if holder.poll() is None:
-                holder.kill()  # by its pid: the process this test started
-            holder.wait(5)
-            for pipe in (holder.stdin, holder.stdout):
-                if pipe is not None:
-                    pipe.close()
+        release_file(holder)
         if watch is not None:
             watch.close()
         for daemon in (host, seeder):

@@ -96,6 +96,18 @@ def hold_file_open(path: Path) -> subprocess.Popen[str]:
     return holder
 
 
+def release_file(holder: subprocess.Popen[str] | None) -> None:
+    """End a ``hold_file_open`` child (by its pid: a process the test started) and its pipes."""
+    if holder is None:
+        return
+    if holder.poll() is None:
+        holder.kill()
+    holder.wait(5)
+    for pipe in (holder.stdin, holder.stdout):
+        if pipe is not None:
+            pipe.close()
+
+
 @dataclass
 class Lanpeerd:
     home: Path
