@@ -3,8 +3,9 @@ clock of its own (every call that depends on time takes ``now``), so the schedul
 real requests and ``bench/swarm_sim.py`` drives it with simulated links.
 
 Owns the per-source lanes (pipeline depth from measured throughput, failures, backoff, bans),
-chunk selection (rarest first over the have-sets it is given, random tie-break, faster sources
-choose first), endgame copies and the ``stalled`` clock. Never fetches, verifies or writes.
+chunk selection (rarest first over the have-sets it is given, random tie-break, nearer sources
+choose first, then faster ones), endgame copies and the ``stalled`` clock. Never fetches,
+verifies or writes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from lanpeer.download.plan import ChunkRef
 from lanpeer.download.progress import RateWindow
 
 BACKOFF = (1.0, 2.0, 4.0)  # SPEC §7: transient peer errors back off 1 s, 2 s, 4 s
+#: Round-trip times below this are one tier (the same switch or the next one: LAN noise); see
+#: ``rtt_tiers``.
+NEAR_RTT = 0.002
 
 
 @dataclass(slots=True)
@@ -110,6 +114,7 @@ class Lane:
     # (len(haves.order), requeue generation) when it last held nothing pending: until either
     # moves, it still holds nothing we need (pending only shrinks between requeues).
     dry: tuple[int, int] | None = None
+    rtt: float | None = None  # smoothed round trip in seconds, None: not measured
 
     @property
     def partial(self) -> bool:
@@ -133,6 +138,17 @@ class Lane:
             rate = self.window.rate(now)
         want = math.ceil(rate * s.target_latency / max(chunk_len, 1)) + 1
         return max(s.min_depth, min(s.max_depth, want))
+
+
+def rtt_tiers(rtts: Iterable[float | None]) -> dict[float | None, int]:
+    """Each measured RTT's tier: 0 up to twice the lowest (or ``NEAR_RTT``, if that is more),
+    then one tier per further doubling. Coarse on purpose, so measurement noise between hosts on
+    one LAN changes nothing. An unknown RTT (None, absent) is tier 0: unmeasured is not far."""
+    known = [r for r in rtts if r is not None]
+    if not known:
+        return {}
+    base = max(min(known), NEAR_RTT / 2)
+    return {r: max(0, math.ceil(math.log2(r / base)) - 1) for r in known}
 
 
 class Planner:
@@ -184,6 +200,12 @@ class Planner:
                 lane.gone, lane.failures, lane.retry_at = False, 0, 0.0
         self.sync_haves()
 
+    def set_rtt(self, peer_id: str, rtt: float | None) -> None:
+        """The source's latest smoothed round-trip time (seconds), None when unknown."""
+        lane = self.lanes.get(peer_id)
+        if lane is not None:
+            lane.rtt = rtt if rtt is not None and rtt > 0 else None
+
     def sync_haves(self) -> None:
         """Count the chunks partial sources announced since the last call."""
         for lane in self.lanes.values():
@@ -228,10 +250,17 @@ class Planner:
         budget = self.settings.max_in_flight - self._in_flight
         if budget <= 0:
             return out
-        rated = [(lane.window.rate(now), lane) for lane in self.lanes.values() if lane.usable(now)]
-        rated.sort(key=lambda pair: pair[0], reverse=True)  # fastest picks first
+        usable = [lane for lane in self.lanes.values() if lane.usable(now)]
+        tiers = rtt_tiers(lane.rtt for lane in usable)
+        rated = [(tiers.get(lane.rtt, 0), -lane.window.rate(now), lane) for lane in usable]
+        # Nearest tier picks first, fastest first within a tier (a stable sort: equal lanes keep
+        # their order). Each lane takes the rarest chunk it holds, up to its pipeline depth, so
+        # a chunk two lanes hold goes to the nearer one while it has room, and a far lane still
+        # gets what nearer ones do not hold or have no room for.
+        rated.sort(key=lambda t: t[:2])
         self._aged = None
-        for rate, lane in rated:
+        for _tier, neg_rate, lane in rated:
+            rate = -neg_rate
             depth = lane.depth(now, self.chunk_len, self.settings, rate)
             while lane.in_flight < depth and budget > 0:
                 chunk = self._pick(lane, now)

@@ -2,7 +2,8 @@
 
 Covers SPEC §7 timing (backoff 1/2/4 s, the 4th failure dropping a peer, endgame after 1 s, the
 stall clock) and §7a selection (rarest first over have-sets, random tie-break, full seeders
-preferring chunks no partial source holds, partial sources asked only for what they hold).
+preferring chunks no partial source holds, partial sources asked only for what they hold, the
+nearest holder asked first).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 import pytest
 
 from lanpeer.download.plan import ChunkRef
-from lanpeer.download.planner import HaveSet, Outcome, Planner, SchedulerSettings
+from lanpeer.download.planner import HaveSet, Outcome, Planner, SchedulerSettings, rtt_tiers
 
 CHUNK = 1 << 20
 
@@ -248,6 +249,77 @@ def test_a_partial_source_dropped_or_gone_no_longer_counts_as_a_holder() -> None
     assert p.holders(c[0]) == 0  # so a seeder may be asked for it again
     finish(p, "b", c[1], Outcome.GONE, now)  # a typed refusal: b stopped serving
     assert p.holders(c[1]) == 0
+
+
+def two_holders(rtt_near: float | None, rtt_far: float | None) -> tuple[Planner, list[ChunkRef]]:
+    """Partial sources "near" and "far" both holding c0 and c1 (c0 the rarer: "x" holds c1
+    too); "far" is measured faster, so by rate alone it would choose first."""
+    p, c = planner(2)
+    p.set_sources({"near": HaveSet(c), "far": HaveSet(c), "x": HaveSet([c[1]])})
+    p.lanes["x"].listed = False  # counted as a holder of c1, never asked
+    for peer, mib in (("near", 1), ("far", 8)):
+        lane = p.lanes[peer]
+        lane.window.add(0.0, mib * CHUNK)
+        lane.verified = 1
+    p.set_rtt("near", rtt_near)
+    p.set_rtt("far", rtt_far)
+    return p, c
+
+
+def test_the_nearest_holder_of_a_rare_chunk_is_asked_for_it() -> None:
+    p, c = two_holders(0.0004, 0.012)  # same switch vs across the uplinks
+    p.settings.max_depth = p.settings.min_depth = 1  # one request each
+    assert picks(p, 1.0) == [("near", c[0]), ("far", c[1])]
+
+
+def test_a_far_holder_gets_work_when_the_near_one_is_saturated() -> None:
+    p, c = two_holders(0.0004, 0.012)
+    p.settings.max_depth = p.settings.min_depth = 1
+    p.lanes["near"].in_flight = 1  # its pipeline is full
+    assert picks(p, 1.0) == [("far", c[0])]
+
+
+def test_a_far_full_seeder_that_is_the_only_holder_is_not_starved() -> None:
+    p, c = planner(2)
+    p.set_sources({"near": HaveSet([c[0]]), "seed": None})
+    p.set_rtt("near", 0.0003)
+    p.set_rtt("seed", 0.05)
+    assert dict(picks(p, 0.0)) == {"near": c[0], "seed": c[1]}
+
+
+def test_rtts_in_one_tier_leave_the_rate_order_unchanged() -> None:
+    p, c = two_holders(0.0009, 0.0004)  # LAN noise: both under 2 ms
+    p.settings.max_depth = p.settings.min_depth = 1
+    assert picks(p, 1.0) == [("far", c[0]), ("near", c[1])]  # the faster chooses first
+
+
+def test_no_rtt_known_chooses_exactly_as_before() -> None:
+    def run(rtt: bool) -> list[tuple[str, ChunkRef]]:
+        p, _ = planner(40, seed=7)
+        sources = {f"p{i}": HaveSet(_[i::3]) for i in range(3)} | {"seed": None}
+        p.set_sources(sources)  # type: ignore[arg-type]
+        out = []
+        for step in range(30):
+            now = step * 0.1
+            if rtt:
+                for peer in sources:
+                    p.set_rtt(peer, None)
+            for peer, chunk in picks(p, now):
+                out.append((peer, chunk))
+                finish(p, peer, chunk, Outcome.VERIFIED, now + 0.05)
+        return out
+
+    p, _ = two_holders(None, None)
+    p.settings.max_depth = p.settings.min_depth = 1
+    assert picks(p, 1.0)[0][0] == "far"  # unknown RTT: rate alone decides
+    assert run(rtt=True) == run(rtt=False)
+
+
+def test_rtt_tiers_are_coarse() -> None:
+    assert rtt_tiers([]) == {}
+    assert rtt_tiers([0.0002, 0.0019]) == {0.0002: 0, 0.0019: 0}  # one switch, noise
+    assert rtt_tiers([0.003, 0.0059, 0.0061, 0.013]) == {0.003: 0, 0.0059: 0, 0.0061: 1, 0.013: 2}
+    assert rtt_tiers([None, 0.01]) == {0.01: 0}
 
 
 def test_chunk_ref_keeps_field_equality_with_its_cached_hash() -> None:
