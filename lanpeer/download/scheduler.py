@@ -27,6 +27,7 @@ from lanpeer.download.sources import (
     SourceDirectory,
     refusal_code,
     source_haves,
+    source_rtt,
 )
 from lanpeer.errors import LanpeerError
 from lanpeer.ratelimit import TokenBucket
@@ -136,6 +137,8 @@ class ChunkScheduler:
             now = self._clock()
             if self._sources_dirty:
                 self._refresh_sources()
+            for peer_id, source in self._sources.items():  # RTTs move; a few sources, cheap
+                self.planner.set_rtt(peer_id, source_rtt(source))
             for lane, chunk in self.planner.next_requests(now):
                 self._start(lane, chunk)
             self._tell_fetching()

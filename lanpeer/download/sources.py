@@ -83,3 +83,10 @@ def source_haves(source: ChunkSource) -> HaveSet | None:
     """What a partial source holds (its ``haves``), or None for a source holding everything."""
     haves = getattr(source, "haves", None)
     return haves if isinstance(haves, HaveSet) else None
+
+
+def source_rtt(source: ChunkSource) -> float | None:
+    """A source's smoothed round-trip time in seconds (its ``rtt``), None when it has none:
+    sources that are not peers (tests, the local library) need not say."""
+    rtt = getattr(source, "rtt", None)
+    return rtt if isinstance(rtt, float) else None

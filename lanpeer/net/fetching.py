@@ -70,6 +70,12 @@ class PeerFetcher:
             raise PeerUnavailable(f"peer {short_id(peer_id)} is not connected")
         return link
 
+    def rtt(self, peer_id: str) -> float | None:
+        """Smoothed round-trip time to the peer's live session; None: not connected or not
+        measured yet."""
+        record = self._table.get(peer_id)
+        return record.rtt if record is not None else None
+
     def uses_bulk(self, peer_id: str) -> bool:
         return peer_id in self._clients
 
@@ -251,6 +257,11 @@ class PeerChunkSource:
 
     fetcher: PeerFetcher
     peer_id: str
+
+    @property
+    def rtt(self) -> float | None:
+        """Read live at each call: the planner prefers the nearest holder of a chunk."""
+        return self.fetcher.rtt(self.peer_id)
 
     async def fetch_chunk(
         self, game_id: str, manifest_hash: bytes, path: str, offset: int, length: int

@@ -59,6 +59,7 @@ class PeerInfo:
     last_seen: float  # time.time() of the last message
     games: dict[str, GameSummary]
     connected: bool
+    rtt: float | None = None  # smoothed QUIC round trip of the live session, seconds
 
 
 @dataclass
@@ -81,6 +82,12 @@ class PeerRecord:
         """The newest open session (requests go there)."""
         return next((s for s in reversed(self.sessions) if s.is_open), None)
 
+    @property
+    def rtt(self) -> float | None:
+        """The live session's smoothed round-trip time; None: not connected or not measured."""
+        link = self.live_session()
+        return link.rtt if link is not None else None
+
     def info(self) -> PeerInfo:
         seen = max([self.last_seen, *(s.last_seen for s in self.sessions)])
         wall = time.time() - (time.monotonic() - seen)
@@ -93,6 +100,7 @@ class PeerRecord:
             wall,
             dict(self.games),
             self.connected,
+            self.rtt,
         )
 
 

@@ -1,7 +1,8 @@
 """The aioquic internals lanpeer needs and aioquic has no public API for, in one place.
 
-Owns reading four private fields of ``aioquic.quic.connection.QuicConnection`` (peer
-certificate, unacknowledged stream bytes, close state, received flow-control credit).
+Owns reading five private fields of ``aioquic.quic.connection.QuicConnection`` (peer
+certificate, unacknowledged stream bytes, close state, received flow-control credit, smoothed
+round-trip time).
 ``tests/net/test_quic_compat.py`` fails loudly when an aioquic upgrade moves any of them.
 Never writes to aioquic state.
 """
@@ -36,3 +37,12 @@ def received_credit(quic: QuicConnection) -> int:
     """Connection flow-control credit the peer has used: the sum of every stream's highest
     received offset, hence an upper bound on what aioquic buffers for it, gaps included."""
     return int(quic._local_max_data.used)
+
+
+def smoothed_rtt(quic: QuicConnection) -> float | None:
+    """The connection's smoothed RTT in seconds (RFC 9002 5.3), None before the first sample.
+    aioquic computes it for loss recovery and exposes it only in its qlog events."""
+    loss = quic._loss
+    if not loss._rtt_initialized:
+        return None
+    return float(loss._rtt_smoothed)

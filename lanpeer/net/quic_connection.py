@@ -148,6 +148,11 @@ class QuicPeerConnection:
     def peer_certificate(self) -> x509.Certificate | None:
         return quic_compat.peer_certificate(self._quic)
 
+    @property
+    def rtt(self) -> float | None:
+        """Smoothed round-trip time in seconds; None until the first acknowledgement."""
+        return quic_compat.smoothed_rtt(self._quic)
+
     def mark_authenticated(self) -> None:
         """The session proved the peer: pre-authentication bounds no longer apply."""
         self.authenticated = True

@@ -78,6 +78,11 @@ class PeerLink:
         return not self.conn.is_closing
 
     @property
+    def rtt(self) -> float | None:
+        """The connection's smoothed round-trip time in seconds (None: not measured yet)."""
+        return self.conn.rtt
+
+    @property
     def last_seen(self) -> float:
         """time.monotonic() of the last thing received from the peer."""
         return self._channel.last_seen

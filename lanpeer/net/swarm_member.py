@@ -57,6 +57,10 @@ class PartialSource:
     def peer_id(self) -> str:
         return self.inner.peer_id
 
+    @property
+    def rtt(self) -> float | None:
+        return self.inner.rtt
+
     def held_bytes(self) -> int:
         """Bytes of the chunks held; sums only what arrived since the last call
         (``haves.order`` only grows), so ``game GAME`` stays cheap for big have-sets."""

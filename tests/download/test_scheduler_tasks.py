@@ -146,3 +146,25 @@ async def test_a_failing_source_watcher_is_logged_and_the_download_goes_on(
     assert len(failed) == 1
     assert failed[0].exc_info is not None
     assert str(failed[0].exc_info[1]) == "watch broke"
+
+
+class MeasuredHanging(HangingSource):
+    """A hanging source that reports a round-trip time, as a peer's ``PeerChunkSource`` does."""
+
+    def __init__(self, peer_id: str, rtt: float) -> None:
+        super().__init__(peer_id)
+        self.rtt = rtt
+
+
+@pytest.mark.asyncio
+async def test_the_scheduler_hands_each_sources_rtt_to_the_planner() -> None:
+    far, near = MeasuredHanging("far", 0.030), MeasuredHanging("near", 0.0004)
+    sched = scheduler(1, Directory([far, near]))  # listed first, equal rates: far chose first
+    run = asyncio.create_task(sched.run())
+    async with asyncio.timeout(WAIT):
+        await near.started.wait()
+    assert (far.asked, near.asked) == (0, 1)  # the one chunk went to the nearer holder
+    assert {p: lane.rtt for p, lane in sched.lanes.items()} == {"far": 0.030, "near": 0.0004}
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run

@@ -47,6 +47,7 @@ def test_the_private_fields_lanpeer_reads_still_mean_what_it_assumes(tmp_path: P
     client_config = _configuration(True, 1200, settings)
     client_config.server_name = "lanpeer"
     client = QuicConnection(configuration=client_config)
+    assert quic_compat.smoothed_rtt(client) is None  # no sample before the first ACK
     client.connect(SERVER_ADDR, now=_Clock.now)
     first = client.datagrams_to_send(now=_Clock.now)
     original = client.original_destination_connection_id
@@ -57,6 +58,10 @@ def test_the_private_fields_lanpeer_reads_still_mean_what_it_assumes(tmp_path: P
         server.receive_datagram(data, CLIENT_ADDR, now=_Clock.now)
     _pump(client, server)
     where = f"aioquic {aioquic.__version__}"
+
+    rtt = quic_compat.smoothed_rtt(client)  # sampled from the handshake's acknowledgements
+    assert rtt is not None, where
+    assert 0 < rtt < 1.0, (where, rtt)
 
     cert = quic_compat.peer_certificate(client)  # the server's leaf, on the client
     assert isinstance(cert, x509.Certificate), where
