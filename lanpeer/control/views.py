@@ -66,6 +66,7 @@ def peer_entry(peer: PeerInfo, rate_up: float = 0.0, rate_down: float = 0.0) -> 
         connected=peer.connected,
         rate_up=max(0.0, rate_up),
         rate_down=max(0.0, rate_down),
+        rtt_ms=None if peer.rtt is None else round(max(0.0, peer.rtt) * 1000, 3),
     )
 
 

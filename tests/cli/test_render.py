@@ -60,6 +60,11 @@ def test_peers_table_has_a_connected_column() -> None:
     header, *_ = out.getvalue().strip().splitlines()
     assert "connected" in header
     assert " no " in out.getvalue()
+    assert "rtt" in header
+    assert " - " in out.getvalue()  # not measured
+    console, out = _console(120)
+    render.peers(console, c.PeersResult(peers=[peer.model_copy(update={"rtt_ms": 0.42})]))
+    assert " 0.4 ms " in out.getvalue()
 
 
 def test_one_unit_system_everywhere() -> None:

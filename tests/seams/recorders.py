@@ -44,9 +44,11 @@ def summary(game_id: str, version: str, manifest_hash: bytes | None = b"h" * 32)
                        manifest_hash=manifest_hash, size=10)  # fmt: skip
 
 
-def peer(peer_id: str, *games: GameSummary, connected: bool = True) -> PeerInfo:
+def peer(
+    peer_id: str, *games: GameSummary, connected: bool = True, rtt: float | None = None
+) -> PeerInfo:
     return PeerInfo(peer_id, f"host-{peer_id}", ("10.0.0.2", 47600), "1.0", 3, 0.0,
-                    {g.id: g for g in games}, connected)  # fmt: skip
+                    {g.id: g for g in games}, connected, rtt)  # fmt: skip
 
 
 def manifest(game_id: str) -> Manifest:

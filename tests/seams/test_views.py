@@ -37,3 +37,10 @@ def test_a_game_being_hashed_here_shows_how_far() -> None:
     hashing = replace(local_game("doom"), manifest_hash=None, hashed_bytes=30, hash_total=120)
     (game,) = views.merge_games([hashing], [], set())
     assert (game.state, game.hashed_bytes, game.hash_total) == ("hashing", 30, 120)
+
+
+def test_a_peers_round_trip_time_shows_in_milliseconds() -> None:
+    near = views.peer_entry(peer("A", rtt=0.000_42))
+    assert near.rtt_ms == 0.42
+    assert '"rtt_ms":0.42' in near.model_dump_json()  # what `peer-cli peers --json` prints
+    assert views.peer_entry(peer("B")).rtt_ms is None  # not connected or not measured yet

@@ -119,8 +119,8 @@ def peers(console: Console, doc: PeersResult) -> None:
         console.print("no peers known yet (see `peer-cli doctor`)")
         return
     cols = [Col("peer", key=True), Col("name", 9), Col("address", 8), Col("connected", 10),
-            Col("up", 7), Col("down", 7), Col("games", 6), Col("last seen", 5), Col("rev", 2),
-            Col("proto", 1)]  # fmt: skip
+            Col("up", 7), Col("down", 7), Col("games", 6), Col("rtt", 4), Col("last seen", 5),
+            Col("rev", 2), Col("proto", 1)]  # fmt: skip
     rows = [
         [
             short(p.peer_id),
@@ -130,6 +130,7 @@ def peers(console: Console, doc: PeersResult) -> None:
             rate(p.rate_up),
             rate(p.rate_down),
             str(p.games),
+            "-" if p.rtt_ms is None else f"{p.rtt_ms:.1f} ms",
             ago(p.last_seen),
             str(p.library_rev),
             p.proto_ver,

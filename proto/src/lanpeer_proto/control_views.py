@@ -62,6 +62,8 @@ class PeerEntry(ControlModel):
     connected: bool = True
     rate_up: Annotated[float, Field(ge=0)] = 0.0  # bytes/s we upload to it now
     rate_down: Annotated[float, Field(ge=0)] = 0.0  # bytes/s we download from it now
+    # Smoothed QUIC round trip of the live session; None: not connected or not measured yet.
+    rtt_ms: Annotated[float, Field(ge=0)] | None = None
 
 
 class SourceEntry(ControlModel):
