@@ -293,17 +293,20 @@ def test_rtts_in_one_tier_leave_the_rate_order_unchanged() -> None:
     assert picks(p, 1.0) == [("far", c[0]), ("near", c[1])]  # the faster chooses first
 
 
-def test_no_rtt_known_chooses_exactly_as_before() -> None:
-    def run(rtt: bool) -> list[tuple[str, ChunkRef]]:
+def test_no_rtt_known_or_lan_noise_chooses_exactly_as_before() -> None:
+    def run(rtts: str) -> list[tuple[str, ChunkRef]]:
+        noise = random.Random(3)
         p, _ = planner(40, seed=7)
         sources = {f"p{i}": HaveSet(_[i::3]) for i in range(3)} | {"seed": None}
         p.set_sources(sources)  # type: ignore[arg-type]
         out = []
         for step in range(30):
             now = step * 0.1
-            if rtt:
-                for peer in sources:
+            for peer in sources:
+                if rtts == "unknown":
                     p.set_rtt(peer, None)
+                elif rtts == "noise":  # one LAN: 0.1-2 ms, a new sample every turn
+                    p.set_rtt(peer, noise.uniform(0.0001, 0.002))
             for peer, chunk in picks(p, now):
                 out.append((peer, chunk))
                 finish(p, peer, chunk, Outcome.VERIFIED, now + 0.05)
@@ -312,7 +315,7 @@ def test_no_rtt_known_chooses_exactly_as_before() -> None:
     p, _ = two_holders(None, None)
     p.settings.max_depth = p.settings.min_depth = 1
     assert picks(p, 1.0)[0][0] == "far"  # unknown RTT: rate alone decides
-    assert run(rtt=True) == run(rtt=False)
+    assert run("unknown") == run("never set") == run("noise")
 
 
 def test_rtt_tiers_are_coarse() -> None:
