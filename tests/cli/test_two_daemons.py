@@ -64,6 +64,7 @@ def test_peers_and_games_documents(pair: dict[str, Any]) -> None:
     )
     assert peer["peer_id"] == pair["seeder_id"]
     assert peer["games"] == 3
+    assert 0 < peer["rtt_ms"] < 1000  # the live QUIC session's smoothed RTT, on loopback
     games = {g["id"]: g for g in leecher.cli("games").doc}
     race = games["space-race"]
     assert race["version"] is None
