@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -36,14 +35,12 @@ from lanpeer_proto.control import (
 from lanpeer_proto.errors import RemoteProtocolError
 from lanpeer_proto.paths import GAME_ID_RE
 
-from lanpeer.control.server import error_message
+from lanpeer.control.server import Answer, error_message
 from lanpeer.errors import LanpeerError
 from lanpeer.library import GameLibrary
 from lanpeer.web.live import Throughput
 
 log = logging.getLogger(__name__)
-
-Answer = Callable[[Request], Awaitable[ResultMessage | ErrorMessage]]
 
 # Cover art is a picture at the top of the game dir, served like any file of the game.
 COVER_NAMES = {

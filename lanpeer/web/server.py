@@ -23,9 +23,10 @@ from lanpeer_proto.control import (
 )
 
 from lanpeer.control.events import EventHub
+from lanpeer.control.server import Answer
 from lanpeer.library import GameLibrary
 from lanpeer.web.access import AccessGuard, Handler, load_or_create_token
-from lanpeer.web.api import Answer, WebApi
+from lanpeer.web.api import WebApi
 from lanpeer.web.live import SAMPLE_EVERY, LiveChannel, Throughput
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,7 @@ The seeder hashes no faster than ``LANPEER_FAULT_HASH_RATE`` (read by each hash 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,10 @@ from lanpeer.control.offers import wait_hashed_offer
 from lanpeer.download.hash_wait import HashWaitLimits, SeederStalledError
 from lanpeer.download.operations import OpKind
 from lanpeer.library import GameLibrary
-from lanpeer.library.samples import generate_game, write_catalog
 from lanpeer.library.scanner import HASH_RATE_ENV
 from lanpeer.net.errors import ChunkRefused
 from lanpeer.net.node import PeerNode
+from tests.library.helpers import sample_library
 from tests.net.conftest import running_node, wait_for
 from tests.seams.recorders import Recorder
 
@@ -32,15 +31,10 @@ MIB = 1 << 20
 CHUNK = 64 << 10
 
 
-@asynccontextmanager
-async def library(tmp: Path, name: str, games: dict[str, int]) -> AsyncIterator[GameLibrary]:
-    root = tmp / name / "games"
-    root.mkdir(parents=True)
-    for seed, (game_id, size) in enumerate(games.items()):
-        generate_game(root, game_id, size, seed=seed, archives=1)
-    write_catalog(root / "catalog.toml", list(games))
-    async with GameLibrary([root], tmp / name / "libstate", debounce=0.02, chunk_size=CHUNK) as lib:
-        yield lib
+def library(
+    tmp: Path, name: str, games: dict[str, int]
+) -> AbstractAsyncContextManager[GameLibrary]:
+    return sample_library(tmp, name, games, archives=1, chunk_size=CHUNK)
 
 
 def _offered(node: PeerNode, game_id: str) -> bool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from lanpeer.library import GameLibrary
-from lanpeer.library.samples import write_catalog
+from lanpeer.library.samples import generate_game, write_catalog
 
 
 def make_game(
@@ -55,3 +57,18 @@ class RevWatch:
 
 def catalog(root: Path, *game_ids: str) -> None:
     write_catalog(root / "catalog.toml", list(game_ids))
+
+
+@asynccontextmanager
+async def sample_library(
+    tmp: Path, name: str, games: dict[str, int], *, archives: int = 2, **settings: Any
+) -> AsyncIterator[GameLibrary]:
+    """A running ``GameLibrary`` of generated games (game id -> size) under ``tmp / name``;
+    ``settings`` go to ``GameLibrary`` (e.g. ``chunk_size``)."""
+    root = tmp / name / "games"
+    root.mkdir(parents=True)
+    for seed, (game_id, size) in enumerate(games.items()):
+        generate_game(root, game_id, size, seed=seed, archives=archives)
+    write_catalog(root / "catalog.toml", list(games))
+    async with GameLibrary([root], tmp / name / "libstate", debounce=0.02, **settings) as library:
+        yield library

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import blake3
@@ -11,23 +9,11 @@ import pytest
 from lanpeer_proto.errors import ErrorCode
 from lanpeer_proto.messages import Manifest
 
-from lanpeer.library import GameLibrary
 from lanpeer.library.samples import generate_game, write_catalog
 from lanpeer.net.errors import ChunkRefused
 from lanpeer.net.node import PeerNode
+from tests.library.helpers import sample_library
 from tests.net.conftest import running_node, wait_for
-
-
-@asynccontextmanager
-async def game_library(tmp: Path, name: str, games: dict[str, int]) -> AsyncIterator[GameLibrary]:
-    root = tmp / name / "games"
-    root.mkdir(parents=True)
-    for seed, (game_id, size) in enumerate(games.items()):
-        generate_game(root, game_id, size, seed=seed, archives=2)
-    write_catalog(root / "catalog.toml", list(games))
-    library = GameLibrary([root], tmp / name / "libstate", debounce=0.02)
-    async with library:
-        yield library
 
 
 def _hashed(node: PeerNode, game_id: str) -> bool:
@@ -53,7 +39,7 @@ async def _fetch_all(node: PeerNode, peer_id: str, manifest: Manifest, root: Pat
 @pytest.mark.parametrize("bulk", ["quic", "auto"])
 async def test_real_library_sync_manifest_and_chunks(tmp_path: Path, bulk: str) -> None:
     async with (
-        game_library(tmp_path, "alpha", {"quake": 9 << 20}) as lib_a,
+        sample_library(tmp_path, "alpha", {"quake": 9 << 20}) as lib_a,
         running_node(tmp_path, "alpha", library=lib_a) as a,
         running_node(tmp_path, "beta", static=[a.listen], bulk=bulk) as b,
     ):
@@ -69,7 +55,7 @@ async def test_real_library_sync_manifest_and_chunks(tmp_path: Path, bulk: str) 
 @pytest.mark.asyncio
 async def test_real_library_refusals_keep_the_connection(tmp_path: Path) -> None:
     async with (
-        game_library(tmp_path, "alpha", {"quake": 1 << 20, "doom": 1 << 20}) as lib_a,
+        sample_library(tmp_path, "alpha", {"quake": 1 << 20, "doom": 1 << 20}) as lib_a,
         running_node(tmp_path, "alpha", library=lib_a) as a,
         running_node(tmp_path, "beta", static=[a.listen]) as b,
     ):
@@ -100,7 +86,7 @@ async def test_real_library_refusals_keep_the_connection(tmp_path: Path) -> None
 @pytest.mark.asyncio
 async def test_new_game_is_pushed_to_connected_peer(tmp_path: Path) -> None:
     async with (
-        game_library(tmp_path, "alpha", {"quake": 1 << 20}) as lib_a,
+        sample_library(tmp_path, "alpha", {"quake": 1 << 20}) as lib_a,
         running_node(tmp_path, "alpha", library=lib_a) as a,
         running_node(tmp_path, "beta", static=[a.listen]) as b,
     ):
