@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from typing import Any
 
 import pytest
 
 from lanpeer.net.swarm import CORRUPT_ENV
 from tests.scenarios.gamefiles import leftovers, seed, tree_hash
-from tests.scenarios.harness import EventStream, Peer, finished_line, wait_until
+from tests.scenarios.harness import EventStream, Peer, ScenarioTimeout, finished_line, wait_until
 from tests.scenarios.world import World
 
 pytestmark = pytest.mark.process
@@ -140,10 +141,10 @@ def test_the_cli_shows_partial_sources_and_what_they_upload(world, game) -> None
     # 3 MB/s links, 24 MiB: ~8 s of downloading for both, time for a few peer-cli calls.
     s, (l1, l2) = start_lan(world, game, 2, 24, cap="24mbit")
     s_id = s.status()["peer_id"]
-    l1_events = l1.watch()
+    streams = [l1.watch(), l2.watch()]
     waiting = [leecher.download_waiting("swarmquest") for leecher in (l1, l2)]
     try:
-        row, op, up = watch_partial_sources(s_id, l1, l2, l1_events)
+        row, op, up = watch_partial_sources(s_id, l1, l2, streams)
     except BaseException:
         for proc in waiting:  # a failed look must not leave `download --wait` behind
             proc.kill()
@@ -154,12 +155,32 @@ def test_the_cli_shows_partial_sources_and_what_they_upload(world, game) -> None
     print("cli partial sources:", row, op["sources"], up)
 
 
+def first_upload(
+    candidates: list[tuple[Peer, str, EventStream]], timeout: float
+) -> tuple[Peer, str, EventStream]:
+    """The first (uploader, downloader id, uploader's stream) whose stream says an upload to
+    that downloader started; each stream is read in turn, a short wait each."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for uploader, to_id, events in candidates:
+            event = events.next(0.1)
+            if (
+                event is not None
+                and event.get("event") == "upload"
+                and (event["state"] == "started" and event["peer_id"] == to_id)
+            ):
+                return uploader, to_id, events
+    seen = [events.seen[-3:] for _, _, events in candidates]
+    raise ScenarioTimeout(f"no leecher uploaded to the other within {timeout:.0f}s; saw {seen}")
+
+
 def watch_partial_sources(
-    s_id: str, l1: Peer, l2: Peer, l1_events: EventStream
+    s_id: str, l1: Peer, l2: Peer, streams: list[EventStream]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """While both download: l2's `game` and `ops` name l1 as a partial source; l1's events
-    say it started uploading to l2 before its own download ended (one stream, so the order is
-    exact), and its `uploads` names l2."""
+    """While both download: l2's `game` and `ops` name l1 as a partial source; one leecher's
+    events say it started uploading to the other before its own download ended (one stream, so
+    the order is exact), and its `uploads` names the other. Which one uploads is the swarm's
+    choice: a leecher that stays ahead never needs the other's chunks."""
     l1_id, l2_id = l1.status()["peer_id"], l2.status()["peer_id"]
 
     def partial_rows() -> dict[str, Any] | None:
@@ -186,17 +207,17 @@ def watch_partial_sources(
     assert op["partial_sources"] == [l1_id]
     assert set(op["sources"]) == {s_id, l1_id}
 
-    l1_events.wait_event(lambda e: e.get("event") == "upload" and e["state"] == "started"
-                         and e["peer_id"] == l2_id, timeout=30,
-                         what="l1 uploading to l2")  # fmt: skip
-    l1_events.wait_event(lambda e: e.get("event") == "progress" and e["game_id"] == "swarmquest"
-                         and e["state"] == "downloading", timeout=30,
-                         what="l1 still downloading after that")  # fmt: skip
+    uploader, to_id, events = first_upload(
+        [(l1, l2_id, streams[0]), (l2, l1_id, streams[1])], timeout=30
+    )
+    events.wait_event(lambda e: e.get("event") == "progress" and e["game_id"] == "swarmquest"
+                      and e["state"] == "downloading", timeout=30,
+                      what="the uploader still downloading after that")  # fmt: skip
 
-    def l1_uploads() -> list[dict[str, Any]] | None:
-        ups = [u for u in l1.cli("uploads").doc if u["peer_id"] == l2_id and u["bytes"] > 0]
+    def uploads() -> list[dict[str, Any]] | None:
+        ups = [u for u in uploader.cli("uploads").doc if u["peer_id"] == to_id and u["bytes"] > 0]
         return ups or None
 
-    (up,) = wait_until(l1_uploads, timeout=30, what="l1's `uploads` naming l2")
+    (up,) = wait_until(uploads, timeout=30, what="the uploader's `uploads` naming the other")
     assert up["game_id"] == "swarmquest"
     return row, op, up
